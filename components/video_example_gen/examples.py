@@ -1,0 +1,89 @@
+"""Builds the `tf.Example`s written by the ingest: one per face crop, one per clip.
+
+Pixels are stored as encoded crops without any backbone's normalisation, so one
+dataset serves every model; each model normalises inside its own graph.
+"""
+
+from typing import Iterable, List, Sequence
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from components.video_example_gen.faces import Detection, FaceTrack
+from components.video_example_gen.readers import VideoRecord
+from pipeline import config
+
+
+def encode_image(image: np.ndarray, image_format: str) -> bytes:
+    """Encodes a BGR crop as PNG (lossless) or JPEG (quality 95)."""
+    if image_format == "png":
+        ok, data = cv2.imencode(".png", image)
+    else:
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise ValueError(f"Could not encode a {image.shape} crop as {image_format}")
+    return data.tobytes()
+
+
+def _bytes(values: Iterable[bytes]) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def _ints(values: Iterable[int]) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+
+
+def _floats(values: Iterable[float]) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
+
+
+def _video_features(record: VideoRecord, track_id: int) -> dict:
+    return {
+        config.LABEL_KEY: _ints([record.label]),
+        config.VIDEO_ID_KEY: _bytes([record.video_id.encode()]),
+        config.SOURCE_ID_KEY: _bytes([record.source_id.encode()]),
+        config.DATASET_KEY: _bytes([record.dataset.encode()]),
+        config.MANIPULATION_KEY: _bytes([record.manipulation.encode()]),
+        config.COMPRESSION_KEY: _bytes([record.compression.encode()]),
+        config.TRACK_ID_KEY: _ints([track_id]),
+    }
+
+
+def face_example(
+    record: VideoRecord, detection: Detection, track_id: int, timestamp: float, encoded_crop: bytes
+) -> tf.train.Example:
+    """One face crop with its video's labels and where it was found."""
+    features = _video_features(record, track_id)
+    features.update(
+        {
+            config.IMAGE_KEY: _bytes([encoded_crop]),
+            config.FRAME_INDEX_KEY: _ints([detection.frame_index]),
+            config.TIMESTAMP_KEY: _floats([timestamp]),
+            config.FACE_CONFIDENCE_KEY: _floats([detection.confidence]),
+            config.FACE_BOX_KEY: _ints(detection.box),
+            config.FACE_SIZE_KEY: _ints([min(detection.box[2], detection.box[3])]),
+        }
+    )
+    return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+def clip_windows(track: FaceTrack, clip_length: int) -> List[List[int]]:
+    """Positions of consecutive, non-overlapping windows of `clip_length` faces in a track."""
+    count = len(track.detections) // clip_length
+    return [list(range(i * clip_length, (i + 1) * clip_length)) for i in range(count)]
+
+
+def clip_example(
+    record: VideoRecord, track_id: int, detections: Sequence[Detection], encoded_crops: Sequence[bytes]
+) -> tf.train.Example:
+    """T crops of one face track in time order, for the temporal model."""
+    features = _video_features(record, track_id)
+    features.update(
+        {
+            config.CLIP_FRAMES_KEY: _bytes(encoded_crops),
+            config.CLIP_FRAME_INDICES_KEY: _ints(d.frame_index for d in detections),
+            config.CLIP_LENGTH_KEY: _ints([len(encoded_crops)]),
+        }
+    )
+    return tf.train.Example(features=tf.train.Features(feature=features))

@@ -1,0 +1,114 @@
+"""Ingest of one video: sample, detect, track, crop, and account for the outcome.
+
+`ingest_video` never raises for a bad input: every video ends in exactly one
+status (`ok`, `no_face`, `unreadable`, `rejected`) with a reason, so a run over
+a folder of broken files completes and its report lists each of them.
+"""
+
+import dataclasses
+import logging
+import time
+from typing import List, Optional
+
+import cv2
+
+from components.video_example_gen import examples as examples_lib
+from components.video_example_gen.faces import FaceDetector, build_tracks, crop_face, keep_faces
+from components.video_example_gen.ingest_config import IngestConfig
+from components.video_example_gen.readers import VideoRecord
+from components.video_example_gen.sampling import VideoError, sample_frames
+from components.video_example_gen.splits import assign_split
+from pipeline import config
+
+
+@dataclasses.dataclass
+class VideoResult:
+    """What one video produced: serialized examples and its report row."""
+
+    split: str
+    report: dict
+    face_examples: List[bytes] = dataclasses.field(default_factory=list)
+    clip_examples: List[bytes] = dataclasses.field(default_factory=list)
+
+
+def report_row(record: VideoRecord, split: str, status: str, reason: Optional[str], **counts) -> dict:
+    row = {
+        "video": record.relative_path,
+        "status": status,
+        "reason": reason,
+        "frames_sampled": 0,
+        "faces": 0,
+        "tracks": 0,
+        "clips": 0,
+        "video_id": record.video_id,
+        "source_id": record.source_id,
+        "label": record.label,
+        "dataset": record.dataset,
+        "manipulation": record.manipulation,
+        "split": split,
+    }
+    row.update(counts)
+    return row
+
+
+def ingest_video(record: VideoRecord, detector: FaceDetector, ingest_config: IngestConfig) -> VideoResult:
+    """Turns one video into face and clip examples plus a report row; never raises for bad input."""
+    started = time.monotonic()
+    split = assign_split(record.source_id, ingest_config.split_buckets, record.split)
+    if record.reject_reason:
+        return VideoResult(split, report_row(record, split, config.STATUS_REJECTED, record.reject_reason))
+    try:
+        result = _ingest_readable_video(record, split, detector, ingest_config)
+    except VideoError as e:
+        result = VideoResult(split, report_row(record, split, e.status, e.reason))
+    except (cv2.error, MemoryError, OSError, ValueError) as e:
+        logging.exception("Ingest of %s failed", record.path)
+        result = VideoResult(split, report_row(record, split, config.STATUS_UNREADABLE, f"{type(e).__name__}: {e}"))
+    result.report["seconds"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def _ingest_readable_video(
+    record: VideoRecord, split: str, detector: FaceDetector, ingest_config: IngestConfig
+) -> VideoResult:
+    info, frames = sample_frames(record.path, ingest_config)
+    detections = detector.detect([f.image for f in frames], [f.index for f in frames])
+    kept = [keep_faces(frame_detections, ingest_config.min_confidence_multi) for frame_detections in detections]
+    tracks = build_tracks(kept, ingest_config.track_iou)
+    counts = {
+        "frames_sampled": len(frames),
+        "width": info.width,
+        "height": info.height,
+        "fps": round(info.fps, 3),
+    }
+    if not tracks:
+        found = sum(len(d) for d in detections)
+        reason = f"no face kept in {len(frames)} sampled frames ({found} detections before the keep rule)"
+        return VideoResult(split, report_row(record, split, config.STATUS_NO_FACE, reason, **counts))
+
+    frames_by_index = {f.index: f for f in frames}
+    result = VideoResult(split, {})
+    for track_id, track in enumerate(tracks):
+        crops = []
+        for detection in track.detections:
+            frame = frames_by_index[detection.frame_index]
+            crop = crop_face(frame.image, detection.box, ingest_config.margin, ingest_config.image_size)
+            crops.append(examples_lib.encode_image(crop, ingest_config.image_format))
+            example = examples_lib.face_example(record, detection, track_id, frame.timestamp, crops[-1])
+            result.face_examples.append(example.SerializeToString())
+        for window in examples_lib.clip_windows(track, ingest_config.clip_length):
+            clip = examples_lib.clip_example(
+                record, track_id, [track.detections[i] for i in window], [crops[i] for i in window]
+            )
+            result.clip_examples.append(clip.SerializeToString())
+    result.report = report_row(
+        record,
+        split,
+        config.STATUS_OK,
+        None,
+        faces=len(result.face_examples),
+        tracks=len(tracks),
+        clips=len(result.clip_examples),
+        **counts,
+    )
+    return result

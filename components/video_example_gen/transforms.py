@@ -1,0 +1,122 @@
+"""Beam transforms of the video ingest, shared by the TFX executor and the standalone command.
+
+The driver lists file paths only (a directory walk); the videos themselves are
+read in parallel by the workers after a `Reshuffle`. Each worker builds one
+MTCNN detector in `DoFn.setup` and reuses it for every video it processes.
+"""
+
+import json
+import logging
+import os
+import sys
+from typing import Dict, Iterator, List, Sequence
+
+import apache_beam as beam
+
+from components.video_example_gen.faces import FaceDetector
+from components.video_example_gen.ingest import ingest_video
+from components.video_example_gen.ingest_config import IngestConfig
+from components.video_example_gen.readers import VideoRecord
+from pipeline import config
+
+FACES_TAG = "faces"
+CLIPS_TAG = "clips"
+REPORT_TAG = "report"
+
+
+class IngestVideoDoFn(beam.DoFn):
+    """Ingests one video per element and emits tagged face examples, clip examples and a report row."""
+
+    def __init__(self, ingest_config_json: str, total_videos: int):
+        self._config_json = ingest_config_json
+        self._total = total_videos
+        self._done = 0
+        self._status_counters = {status: beam.metrics.Metrics.counter("video_ingest", status) for status in config.STATUSES}
+        self._faces_counter = beam.metrics.Metrics.counter("video_ingest", "faces")
+
+    def setup(self) -> None:
+        self._config = IngestConfig.from_json(self._config_json)
+        self._detector = FaceDetector(self._config.min_detection_confidence)
+
+    def process(self, record: VideoRecord) -> Iterator[beam.pvalue.TaggedOutput]:
+        result = ingest_video(record, self._detector, self._config)
+        self._done += 1
+        report = result.report
+        self._status_counters[report["status"]].inc()
+        self._faces_counter.inc(report["faces"])
+        _print_progress(self._done, self._total, report)
+        yield beam.pvalue.TaggedOutput(REPORT_TAG, json.dumps(report, sort_keys=True))
+        for example in result.face_examples:
+            yield beam.pvalue.TaggedOutput(FACES_TAG, (result.split, example))
+        for example in result.clip_examples:
+            yield beam.pvalue.TaggedOutput(CLIPS_TAG, (result.split, example))
+
+
+def _print_progress(done: int, total: int, report: dict) -> None:
+    detail = f"{report['faces']} faces" if report["status"] == config.STATUS_OK else report["reason"]
+    message = f"[ingest] {done}/{total} (this worker) {report['video']}: {report['status']} - {detail} in {report['seconds']:.1f}s"
+    print(message, file=sys.stderr, flush=True)
+    logging.info(message)
+
+
+@beam.ptransform_fn
+def IngestVideos(  # noqa: N802 - Beam transforms are named like classes
+    pipeline: beam.Pipeline, records: Sequence[VideoRecord], ingest_config: IngestConfig
+) -> Dict[str, beam.PCollection]:
+    """Videos -> {'faces': (split, example), 'clips': (split, example), 'report': json line}."""
+    outputs = (
+        pipeline
+        | "ListVideos" >> beam.Create(list(records))
+        | "Distribute" >> beam.Reshuffle()
+        | "IngestVideo"
+        >> beam.ParDo(IngestVideoDoFn(ingest_config.to_json(), len(records))).with_outputs(
+            FACES_TAG, CLIPS_TAG, REPORT_TAG
+        )
+    )
+    return {FACES_TAG: outputs[FACES_TAG], CLIPS_TAG: outputs[CLIPS_TAG], REPORT_TAG: outputs[REPORT_TAG]}
+
+
+@beam.ptransform_fn
+def WriteSplits(  # noqa: N802
+    keyed_examples: beam.PCollection, output_dir: str, split_names: Sequence[str] = config.SPLIT_NAMES
+) -> List[beam.pvalue.PDone]:
+    """Writes (split, serialized example) pairs to `output_dir/Split-<name>/` as gzipped TFRecords."""
+    names = list(split_names)
+    partitions = keyed_examples | "BySplit" >> beam.Partition(lambda item, _: names.index(item[0]), len(names))
+    return [
+        partition
+        | f"Drop{name}Key" >> beam.Values()
+        | f"Write{name}"
+        >> beam.io.WriteToTFRecord(
+            os.path.join(output_dir, f"Split-{name}", config.EXAMPLES_FILE_PREFIX), file_name_suffix=".gz"
+        )
+        for name, partition in zip(names, partitions)
+    ]
+
+
+@beam.ptransform_fn
+def WriteReport(report_lines: beam.PCollection, output_dir: str) -> beam.pvalue.PDone:  # noqa: N802
+    """Writes the ingest report as one JSON-lines file, sorted by video path."""
+    return (
+        report_lines
+        | "Gather" >> beam.combiners.ToList()
+        | "Sort" >> beam.FlatMap(lambda lines: sorted(lines, key=lambda line: json.loads(line)["video"]))
+        | "WriteJsonl"
+        >> beam.io.WriteToText(
+            os.path.join(output_dir, config.REPORT_FILE_NAME), shard_name_template="", num_shards=1
+        )
+    )
+
+
+def summarize_report(report_path: str) -> Dict[str, int]:
+    """Counts report rows per status (every status present, zero included)."""
+    counts = {status: 0 for status in config.STATUSES}
+    with open(report_path) as f:
+        for line in f:
+            counts[json.loads(line)["status"]] += 1
+    return counts
+
+
+def summary_line(counts: Dict[str, int]) -> str:
+    total = sum(counts.values())
+    return f"Ingested {total} videos: " + ", ".join(f"{status} {counts[status]}" for status in config.STATUSES)

@@ -1,0 +1,50 @@
+"""Constants shared by the pipeline, its components, the schema and serving.
+
+Every string key (feature names, split names, statuses) is defined once here so
+that the ingest, the curated schema, the trainer and the clients cannot drift.
+"""
+
+PIPELINE_NAME = "deepfake-detection"
+
+# Feature keys of a face example (one face crop of one sampled frame).
+IMAGE_KEY = "image"
+LABEL_KEY = "label"
+VIDEO_ID_KEY = "video_id"
+SOURCE_ID_KEY = "source_id"
+DATASET_KEY = "dataset"
+MANIPULATION_KEY = "manipulation"
+COMPRESSION_KEY = "compression"
+FRAME_INDEX_KEY = "frame_index"
+TIMESTAMP_KEY = "timestamp"
+FACE_CONFIDENCE_KEY = "face_confidence"
+FACE_BOX_KEY = "face_box"
+FACE_SIZE_KEY = "face_size"
+TRACK_ID_KEY = "track_id"
+
+# Extra feature keys of a clip example (T consecutive crops of one face track).
+CLIP_FRAMES_KEY = "frames"
+CLIP_FRAME_INDICES_KEY = "frame_indices"
+CLIP_LENGTH_KEY = "clip_length"
+
+FAKE_LABEL = 1
+REAL_LABEL = 0
+ORIGINAL_MANIPULATION = "original"
+UNKNOWN = "unknown"
+
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+TEST_SPLIT = "test"
+SPLIT_NAMES = (TRAIN_SPLIT, EVAL_SPLIT, TEST_SPLIT)
+DEFAULT_SPLIT_BUCKETS = {TRAIN_SPLIT: 8, EVAL_SPLIT: 1, TEST_SPLIT: 1}
+
+# Final status of every input video in the ingest report.
+STATUS_OK = "ok"
+STATUS_NO_FACE = "no_face"
+STATUS_UNREADABLE = "unreadable"
+STATUS_REJECTED = "rejected"
+STATUSES = (STATUS_OK, STATUS_NO_FACE, STATUS_UNREADABLE, STATUS_REJECTED)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpeg", ".mpg", ".m4v")
+
+REPORT_FILE_NAME = "ingest_report.jsonl"
+EXAMPLES_FILE_PREFIX = "data_tfrecord"

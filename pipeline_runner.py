@@ -1,0 +1,99 @@
+"""Runners of the deepfake detection pipeline: they bind paths, metadata and Beam args.
+
+    python pipeline_runner.py local  [--data-root DIR] [--output-dir DIR]   # the whole pipeline, locally
+    python pipeline_runner.py ingest --input DIR --output DIR [--layout L]  # faces only, no TFX
+
+The graph itself lives in `pipeline.pipeline.create_pipeline`; nothing here
+builds components.
+"""
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from pipeline import config
+
+DEFAULT_OUTPUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "outputs")
+SAMPLE_VIDEOS = 24
+
+
+def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
+    from components.video_example_gen.ingest_config import SAMPLING_MODES
+    from components.video_example_gen.readers import LAYOUT_AUTO, LAYOUTS
+
+    parser.add_argument("--layout", default=LAYOUT_AUTO, choices=(LAYOUT_AUTO,) + LAYOUTS)
+    parser.add_argument("--sampling", choices=SAMPLING_MODES, help="uniform (default) or per_second")
+    parser.add_argument("--frames-per-video", type=int, help="frames spread over each video in uniform mode")
+    parser.add_argument("--image-size", type=int, help="side of the square face crops, in pixels")
+    parser.add_argument("--image-format", choices=("png", "jpeg"))
+    parser.add_argument("--clip-length", type=int, help="faces per clip example")
+    parser.add_argument("--max-file-bytes", type=int)
+    parser.add_argument("--max-duration-s", type=float)
+    parser.add_argument("--max-pixels", type=int)
+    parser.add_argument("--split-buckets", help="split shares, e.g. train:8,eval:1,test:1")
+    parser.add_argument(
+        "--direct-num-workers", type=int, default=1, help="DirectRunner worker processes (0: one per core)"
+    )
+
+
+def _ingest_config(args: argparse.Namespace):
+    from components.video_example_gen.ingest_config import IngestConfig, parse_split_buckets
+
+    names = ("sampling", "frames_per_video", "image_size", "image_format", "clip_length", "max_file_bytes", "max_duration_s", "max_pixels")
+    values = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if args.split_buckets:
+        values["split_buckets"] = parse_split_buckets(args.split_buckets)
+    return IngestConfig(**values)
+
+
+def beam_args(direct_num_workers: int) -> List[str]:
+    """DirectRunner arguments: in one process by default, several processes when asked."""
+    if direct_num_workers == 1:
+        return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={direct_num_workers}"]
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    """Standalone ingest: the VideoExampleGen transforms without TFX or ML Metadata."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from components.video_example_gen import transforms
+    from components.video_example_gen.readers import read_dataset
+
+    ingest_config = _ingest_config(args)
+    records = read_dataset(args.input, args.layout)
+    print(f"Found {len(records)} files under {args.input}", file=sys.stderr, flush=True)
+    if not records:
+        print("Nothing to ingest.", file=sys.stderr)
+        return 1
+    options = PipelineOptions(beam_args(args.direct_num_workers))
+    with beam.Pipeline(options=options) as pipeline:
+        outputs = pipeline | "IngestVideos" >> transforms.IngestVideos(records, ingest_config)
+        _ = outputs[transforms.FACES_TAG] | "WriteFaces" >> transforms.WriteSplits(args.output)
+        _ = outputs[transforms.CLIPS_TAG] | "WriteClips" >> transforms.WriteSplits(os.path.join(args.output, "clips"))
+        _ = outputs[transforms.REPORT_TAG] | "WriteReport" >> transforms.WriteReport(args.output)
+    report_path = os.path.join(args.output, config.REPORT_FILE_NAME)
+    print(f"Examples under {args.output}/Split-*/, clips under {args.output}/clips/, report {report_path}")
+    print(transforms.summary_line(transforms.summarize_report(report_path)))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="extract face examples from a video dataset")
+    ingest.add_argument("--input", required=True, help="dataset folder (layout auto-detected)")
+    ingest.add_argument("--output", required=True, help="folder for Split-*/ TFRecords and the report")
+    _add_ingest_flags(ingest)
+
+    args = parser.parse_args(argv)
+    if args.command == "ingest":
+        return run_ingest(args)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Serving: TensorFlow Serving configuration, model server and clients."""

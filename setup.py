@@ -1,0 +1,22 @@
+"""Installs the deepfake detection pipeline so Beam workers and runners import the same code."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="deepfake-pipeline",
+    version="0.1.0",
+    description="TFX pipeline for deepfake video detection: video ingest, validation, training, serving",
+    python_requires=">=3.10,<3.11",
+    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "serving", "serving.*", "schemas"]),
+    py_modules=["pipeline_runner"],
+    package_data={"schemas": ["*.pbtxt"]},
+    install_requires=[
+        "tfx[kfp]==1.16.0",
+        "apache-beam[gcp]==2.60.0",
+        "mtcnn==1.0.0",
+        "opencv-python-headless==4.10.0.84",
+        "scikit-image==0.25.2",
+        "numpy<2",
+    ],
+    extras_require={"test": ["pytest==9.2.0", "ruff==0.17.6"]},
+)
