@@ -8,6 +8,7 @@ builds components.
 """
 
 import argparse
+import glob
 import os
 import sys
 from typing import List, Optional
@@ -40,7 +41,16 @@ def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
 def _ingest_config(args: argparse.Namespace):
     from components.video_example_gen.ingest_config import IngestConfig, parse_split_buckets
 
-    names = ("sampling", "frames_per_video", "image_size", "image_format", "clip_length", "max_file_bytes", "max_duration_s", "max_pixels")
+    names = (
+        "sampling",
+        "frames_per_video",
+        "image_size",
+        "image_format",
+        "clip_length",
+        "max_file_bytes",
+        "max_duration_s",
+        "max_pixels",
+    )
     values = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if args.split_buckets:
         values["split_buckets"] = parse_split_buckets(args.split_buckets)
@@ -80,6 +90,41 @@ def run_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_local(args: argparse.Namespace) -> int:
+    """The main job: the whole pipeline on LocalDagRunner, SQLite ML Metadata and the DirectRunner."""
+    from tfx import v1 as tfx
+
+    from pipeline import sample_data
+    from pipeline.pipeline import create_pipeline
+    from schemas import FACE_SCHEMA_PATH
+
+    output_dir = os.path.abspath(args.output_dir)
+    data_root = args.data_root or os.path.join(output_dir, "sample_data")
+    if not args.data_root and not os.path.isdir(data_root):
+        print(f"Generating {SAMPLE_VIDEOS} sample videos under {data_root}", flush=True)
+        sample_data.generate(data_root, SAMPLE_VIDEOS, seed=0)
+    pipeline_root = os.path.join(output_dir, "pipeline_root")
+    metadata_path = os.path.join(output_dir, "metadata.sqlite")
+    pipeline = create_pipeline(
+        pipeline_name=config.PIPELINE_NAME,
+        pipeline_root=pipeline_root,
+        data_root=os.path.abspath(data_root),
+        schema_path=FACE_SCHEMA_PATH,
+        ingest_config=_ingest_config(args),
+        layout=args.layout,
+        beam_pipeline_args=beam_args(args.direct_num_workers),
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
+        enable_cache=not args.no_cache,
+    )
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    print(f"Pipeline finished. Artifacts under {pipeline_root}, ML Metadata in {metadata_path}")
+    for report in sorted(
+        glob.glob(os.path.join(pipeline_root, "VideoExampleGen", "ingest_report", "*", config.REPORT_FILE_NAME))
+    ):
+        print(f"Ingest report: {report}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,9 +134,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     ingest.add_argument("--output", required=True, help="folder for Split-*/ TFRecords and the report")
     _add_ingest_flags(ingest)
 
+    local = commands.add_parser("local", help="run the whole pipeline locally (the main job)")
+    local.add_argument("--data-root", help="dataset folder; default: generated sample videos")
+    local.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="where artifacts and metadata go")
+    local.add_argument("--no-cache", action="store_true", help="re-run every component")
+    _add_ingest_flags(local)
+
     args = parser.parse_args(argv)
     if args.command == "ingest":
         return run_ingest(args)
+    if args.command == "local":
+        return run_local(args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -7,7 +7,9 @@ setup(
     version="0.1.0",
     description="TFX pipeline for deepfake video detection: video ingest, validation, training, serving",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "serving", "serving.*", "schemas"]),
+    packages=find_packages(
+        include=["pipeline", "pipeline.*", "components", "components.*", "serving", "serving.*", "schemas"]
+    ),
     py_modules=["pipeline_runner"],
     package_data={"schemas": ["*.pbtxt"]},
     install_requires=[

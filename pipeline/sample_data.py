@@ -101,7 +101,9 @@ class Scene:
         return frame
 
 
-def _swap_face(frame: np.ndarray, box: Tuple[int, int, int, int], new_face: np.ndarray, colour_shift: np.ndarray) -> np.ndarray:
+def _swap_face(
+    frame: np.ndarray, box: Tuple[int, int, int, int], new_face: np.ndarray, colour_shift: np.ndarray
+) -> np.ndarray:
     """Poisson-clones `new_face` into the inner ellipse of `box`, at reduced resolution and shifted colour."""
     x, y, w, h = box
     small = cv2.resize(new_face, (max(8, w // 3), max(8, h // 3)), interpolation=cv2.INTER_AREA)
@@ -118,7 +120,9 @@ def _warp(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.warpAffine(face, matrix, (w, h), borderMode=cv2.BORDER_REFLECT)
 
 
-def render_video(scene: Scene, manipulation: Optional[str], donor: Optional[np.ndarray], rng: np.random.Generator) -> List[np.ndarray]:
+def render_video(
+    scene: Scene, manipulation: Optional[str], donor: Optional[np.ndarray], rng: np.random.Generator
+) -> List[np.ndarray]:
     """Renders the frames (RGB) of a real video, or of a fake made from it."""
     if manipulation == "self_warp":
         donor = _warp(scene.face, rng)

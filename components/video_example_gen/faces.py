@@ -122,8 +122,12 @@ class FaceDetector:
         rgb = [cv2.cvtColor(cv2.resize(f, size) if scale != 1.0 else f, cv2.COLOR_BGR2RGB) for f in frames]
         results = self._mtcnn.detect_faces(rgb, min_face_size=_MTCNN_MIN_FACE_SIZE)
         return [
-            [self._to_detection(face, index, scale, width, height) for face in faces if face["confidence"] >= self._min_confidence]
-            for faces, index in zip(results, frame_indices)
+            [
+                self._to_detection(face, index, scale, width, height)
+                for face in faces
+                if face["confidence"] >= self._min_confidence
+            ]
+            for faces, index in zip(results, frame_indices, strict=True)
         ]
 
     @staticmethod

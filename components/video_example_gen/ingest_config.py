@@ -38,9 +38,7 @@ class IngestConfig:
     max_file_bytes: int = 200 * 1024 * 1024
     max_duration_s: float = 600.0
     max_pixels: int = 3840 * 2160
-    split_buckets: Mapping[str, int] = dataclasses.field(
-        default_factory=lambda: dict(config.DEFAULT_SPLIT_BUCKETS)
-    )
+    split_buckets: Mapping[str, int] = dataclasses.field(default_factory=lambda: dict(config.DEFAULT_SPLIT_BUCKETS))
 
     def __post_init__(self) -> None:
         _require(self.sampling in SAMPLING_MODES, "sampling", self.sampling, f"one of {SAMPLING_MODES}")

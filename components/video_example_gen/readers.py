@@ -25,7 +25,11 @@ LAYOUTS = (LAYOUT_FOLDERS, LAYOUT_DFDC, LAYOUT_FFPP, LAYOUT_CELEBDF)
 _FFPP_ORIGINALS = "original_sequences"
 _FFPP_MANIPULATED = "manipulated_sequences"
 _FFPP_SPLIT_NAMES = {"train": config.TRAIN_SPLIT, "val": config.EVAL_SPLIT, "test": config.TEST_SPLIT}
-_CELEBDF_FOLDERS = {"Celeb-real": config.REAL_LABEL, "YouTube-real": config.REAL_LABEL, "Celeb-synthesis": config.FAKE_LABEL}
+_CELEBDF_FOLDERS = {
+    "Celeb-real": config.REAL_LABEL,
+    "YouTube-real": config.REAL_LABEL,
+    "Celeb-synthesis": config.FAKE_LABEL,
+}
 _CELEBDF_TEST_LIST = "List_of_testing_videos.txt"
 _DFDC_METADATA = "metadata.json"
 _DFDC_LABELS_CSV = "labels.csv"
@@ -160,7 +164,11 @@ def read_dfdc(root: str) -> Iterable[VideoRecord]:
         for path in _walk_files(part):
             name = os.path.relpath(path, part)
             top = name.split(os.sep)[0]
-            if name in listed or name in (_DFDC_METADATA, _DFDC_LABELS_CSV) or os.path.join(part, top) in _dfdc_parts(root):
+            if (
+                name in listed
+                or name in (_DFDC_METADATA, _DFDC_LABELS_CSV)
+                or os.path.join(part, top) in _dfdc_parts(root)
+            ):
                 continue
             yield VideoRecord(
                 path=path,
@@ -192,7 +200,9 @@ def _dfdc_labels(part: str) -> Dict[str, dict]:
         with open(csv_path, newline="") as f:
             for row in csv.DictReader(f):
                 if row.get("label") not in ("0", "1"):
-                    raise ValueError(f"{csv_path}: {row.get('filename')} has label {row.get('label')!r}, expected 0 or 1")
+                    raise ValueError(
+                        f"{csv_path}: {row.get('filename')} has label {row.get('label')!r}, expected 0 or 1"
+                    )
                 labels.setdefault(row["filename"], {"label": int(row["label"])})
     return labels
 

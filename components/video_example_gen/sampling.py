@@ -9,7 +9,7 @@ can be wrong or 0, so the reader counts what it decodes.
 import dataclasses
 import math
 import os
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -136,19 +136,19 @@ def count_frames(path: str, max_frames: int) -> int:
     return count
 
 
-def _read_planned(capture: cv2.VideoCapture, wanted: Sequence[int], fps: float) -> Iterator[Tuple[int, Optional[SampledFrame]]]:
-    """Yields (frames decoded so far, sampled frame or None) walking the video once."""
+def read_planned_frames(capture: cv2.VideoCapture, wanted: Sequence[int], fps: float) -> Tuple[int, List[SampledFrame]]:
+    """Walks the video once up to the last wanted frame; returns (frames decoded, sampled frames)."""
     wanted_set = set(wanted)
     last_wanted = wanted[-1] if wanted else -1
-    index = 0
-    while index <= last_wanted and capture.grab():
-        frame = None
-        if index in wanted_set:
+    frames: List[SampledFrame] = []
+    decoded = 0
+    while decoded <= last_wanted and capture.grab():
+        if decoded in wanted_set:
             ok, image = capture.retrieve()
             if ok and image is not None:
-                frame = SampledFrame(index=index, timestamp=index / fps if fps > 0 else 0.0, image=image)
-        index += 1
-        yield index, frame
+                frames.append(SampledFrame(index=decoded, timestamp=decoded / fps if fps > 0 else 0.0, image=image))
+        decoded += 1
+    return decoded, frames
 
 
 def sample_frames(path: str, ingest_config: IngestConfig) -> Tuple[VideoInfo, List[SampledFrame]]:
@@ -170,11 +170,7 @@ def sample_frames(path: str, ingest_config: IngestConfig) -> Tuple[VideoInfo, Li
                     f"more than {max_frames} frames: over the duration limit of {ingest_config.max_duration_s:.1f}s",
                 )
         wanted = plan_frame_indices(ingest_config.sampling, ingest_config.frames_per_video, frame_count, info.fps)
-        frames: List[SampledFrame] = []
-        decoded = 0
-        for decoded, frame in _read_planned(capture, wanted, info.fps):
-            if frame is not None:
-                frames.append(frame)
+        decoded, frames = read_planned_frames(capture, wanted, info.fps)
     finally:
         capture.release()
     if decoded == 0:

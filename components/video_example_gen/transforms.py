@@ -31,7 +31,9 @@ class IngestVideoDoFn(beam.DoFn):
         self._config_json = ingest_config_json
         self._total = total_videos
         self._done = 0
-        self._status_counters = {status: beam.metrics.Metrics.counter("video_ingest", status) for status in config.STATUSES}
+        self._status_counters = {
+            status: beam.metrics.Metrics.counter("video_ingest", status) for status in config.STATUSES
+        }
         self._faces_counter = beam.metrics.Metrics.counter("video_ingest", "faces")
 
     def setup(self) -> None:
@@ -54,7 +56,10 @@ class IngestVideoDoFn(beam.DoFn):
 
 def _print_progress(done: int, total: int, report: dict) -> None:
     detail = f"{report['faces']} faces" if report["status"] == config.STATUS_OK else report["reason"]
-    message = f"[ingest] {done}/{total} (this worker) {report['video']}: {report['status']} - {detail} in {report['seconds']:.1f}s"
+    message = (
+        f"[ingest] {done}/{total} (this worker) {report['video']}: "
+        f"{report['status']} - {detail} in {report['seconds']:.1f}s"
+    )
     print(message, file=sys.stderr, flush=True)
     logging.info(message)
 
@@ -90,7 +95,7 @@ def WriteSplits(  # noqa: N802
         >> beam.io.WriteToTFRecord(
             os.path.join(output_dir, f"Split-{name}", config.EXAMPLES_FILE_PREFIX), file_name_suffix=".gz"
         )
-        for name, partition in zip(names, partitions)
+        for name, partition in zip(names, partitions, strict=True)
     ]
 
 
@@ -102,9 +107,7 @@ def WriteReport(report_lines: beam.PCollection, output_dir: str) -> beam.pvalue.
         | "Gather" >> beam.combiners.ToList()
         | "Sort" >> beam.FlatMap(lambda lines: sorted(lines, key=lambda line: json.loads(line)["video"]))
         | "WriteJsonl"
-        >> beam.io.WriteToText(
-            os.path.join(output_dir, config.REPORT_FILE_NAME), shard_name_template="", num_shards=1
-        )
+        >> beam.io.WriteToText(os.path.join(output_dir, config.REPORT_FILE_NAME), shard_name_template="", num_shards=1)
     )
 
 

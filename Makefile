@@ -1,0 +1,36 @@
+# The README's two commands: `make run` (the main job) and `make test`.
+# Each one creates the virtual environment with Python 3.10 and installs the
+# pinned stack first when that has not been done yet.
+
+VENV := .venv
+STAMP := $(VENV)/.installed
+# python3.10 from PATH, else a pyenv-installed 3.10 (pyenv's shim refuses when 3.10 is not selected).
+PYTHON310 := $(shell (python3.10 -c 'import sys' >/dev/null 2>&1 && command -v python3.10) || ls -d $$HOME/.pyenv/versions/3.10*/bin/python3.10 2>/dev/null | tail -n 1)
+export PYTHONWARNINGS := ignore::FutureWarning
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 is required: install python3.10 (e.g. pyenv install 3.10)"; exit 1; }
+	@test -x $(VENV)/bin/python || $(PYTHON310) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade "pip==26.3" "setuptools==84.2.1" "wheel==0.48.0"
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/python pipeline_runner.py local
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(VENV)/bin/python -m pytest
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/ingest_bench.py
+
+clean:
+	rm -rf outputs
