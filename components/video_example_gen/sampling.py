@@ -96,7 +96,7 @@ def check_file(path: str, ingest_config: IngestConfig) -> None:
 
 
 def open_video(path: str) -> Tuple[cv2.VideoCapture, VideoInfo]:
-    capture = cv2.VideoCapture(path)
+    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     if not capture.isOpened():
         capture.release()
         raise VideoError(config.STATUS_UNREADABLE, "not a readable video container (OpenCV/FFmpeg cannot open it)")
@@ -126,7 +126,7 @@ def check_limits(info: VideoInfo, ingest_config: IngestConfig) -> None:
 
 def count_frames(path: str, max_frames: int) -> int:
     """Counts decodable frames with `grab()` alone (no colour conversion), stopping at `max_frames`."""
-    capture = cv2.VideoCapture(path)
+    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     count = 0
     try:
         while count <= max_frames and capture.grab():

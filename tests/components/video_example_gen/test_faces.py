@@ -1,0 +1,99 @@
+"""Crop geometry, the keep rule, IoU tracks, and the real MTCNN detector on a real face."""
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from components.video_example_gen.faces import (
+    Detection,
+    FaceDetector,
+    build_tracks,
+    crop_face,
+    iou,
+    keep_faces,
+    margin_crop_box,
+)
+
+
+def test_margin_adds_thirty_percent_on_each_side():
+    assert margin_crop_box((100, 100, 50, 80), 640, 480, 0.3) == (85, 76, 80, 128)
+
+
+def test_margin_is_clipped_at_the_frame_borders():
+    assert margin_crop_box((5, 4, 50, 40), 640, 480, 0.3) == (0, 0, 70, 56)
+    assert margin_crop_box((600, 450, 40, 30), 640, 480, 0.3) == (588, 441, 52, 39)
+
+
+def test_crop_is_resized_to_a_square_of_the_configured_size():
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[100:180, 100:150] = 255
+    crop = crop_face(image, (100, 100, 50, 80), margin=0.0, size=64)
+    assert crop.shape == (64, 64, 3)
+    assert crop.mean() == pytest.approx(255, abs=1)
+
+
+def test_lone_face_is_kept_whatever_its_confidence():
+    alone = [Detection(0, (0, 0, 10, 10), 0.91)]
+    assert keep_faces(alone, 0.95) == alone
+
+
+def test_with_several_faces_only_confident_ones_are_kept():
+    faces = [Detection(0, (0, 0, 10, 10), 0.99), Detection(0, (50, 50, 10, 10), 0.93)]
+    assert keep_faces(faces, 0.95) == faces[:1]
+
+
+def test_iou():
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def test_tracks_follow_people_when_detector_order_swaps():
+    left = [(10 + 2 * t, 10, 40, 40) for t in range(4)]
+    right = [(200 - 2 * t, 20, 60, 60) for t in range(4)]
+    frames = []
+    for t in range(4):
+        pair = [Detection(t, left[t], 0.99), Detection(t, right[t], 0.98)]
+        frames.append(pair if t % 2 else pair[::-1])
+    frames.append([Detection(4, right[3], 0.99)])
+    tracks = build_tracks(frames, min_iou=0.3)
+    assert len(tracks) == 2
+    assert [d.box for d in tracks[0].detections] == right + [right[3]]
+    assert [d.box for d in tracks[1].detections] == left
+
+
+def test_tracks_of_equal_length_are_ordered_by_face_size():
+    frames = [[Detection(0, (0, 0, 10, 10), 0.99), Detection(0, (100, 100, 50, 50), 0.99)]]
+    tracks = build_tracks(frames, min_iou=0.3)
+    assert tracks[0].detections[0].box == (100, 100, 50, 50)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector(min_detection_confidence=0.9)
+
+
+def test_mtcnn_finds_the_astronauts_face(detector):
+    frame = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    [faces] = detector.detect([frame], [0])
+    assert len(faces) == 1
+    x, y, w, h = faces[0].box
+    assert faces[0].confidence > 0.99
+    assert 150 < x < 210 and 40 < y < 90 and 60 < w < 110 and 80 < h < 130
+
+
+def test_boxes_come_back_in_full_frame_pixels_after_rescale(detector):
+    frame = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    small = cv2.resize(frame, (256, 256))
+    [faces] = detector.detect([small], [3])
+    [full] = detector.detect([frame], [0])
+    assert faces[0].frame_index == 3
+    assert iou(tuple(2 * v for v in faces[0].box), full[0].box) > 0.7
+
+
+def test_frames_without_faces_give_empty_lists(detector):
+    blank = np.zeros((240, 320, 3), np.uint8)
+    frame = cv2.cvtColor(cv2.resize(skimage.data.astronaut(), (320, 320))[:240], cv2.COLOR_RGB2BGR)
+    result = detector.detect([blank, frame, blank], [0, 1, 2])
+    assert [len(faces) for faces in result] == [0, 1, 0]
