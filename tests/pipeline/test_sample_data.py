@@ -1,0 +1,54 @@
+"""The sample generator writes a deterministic DFDC-layout dataset that the DFDC reader reads."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+
+from components.video_example_gen.readers import detect_layout, read_dataset
+from pipeline import sample_data
+
+
+def _first_frame(path):
+    capture = cv2.VideoCapture(path)
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    return frame
+
+
+def test_layout_labels_and_links(sample_dataset):
+    assert detect_layout(sample_dataset) == "dfdc"
+    metadata = json.load(open(os.path.join(sample_dataset, sample_data.PART_NAME, "metadata.json")))
+    fakes = {name: entry for name, entry in metadata.items() if entry["label"] == "FAKE"}
+    reals = {name for name, entry in metadata.items() if entry["label"] == "REAL"}
+    assert len(fakes) == 2 and len(reals) == 2
+    assert {entry["original"] for entry in fakes.values()} <= reals
+    assert {entry["manipulation"] for entry in fakes.values()} == set(sample_data.MANIPULATIONS)
+    records = read_dataset(sample_dataset)
+    assert len({r.source_id for r in records}) == 2
+
+
+def test_fakes_differ_from_their_originals_only_around_the_face(sample_dataset):
+    part = os.path.join(sample_dataset, sample_data.PART_NAME)
+    metadata = json.load(open(os.path.join(part, "metadata.json")))
+    for name, entry in metadata.items():
+        if entry["label"] != "FAKE":
+            continue
+        fake = _first_frame(os.path.join(part, name)).astype(int)
+        real = _first_frame(os.path.join(part, entry["original"])).astype(int)
+        changed = np.abs(fake - real).max(axis=2) > 10
+        assert 0.005 < changed.mean() < 0.2, entry["manipulation"]
+        rows, cols = np.nonzero(changed)
+        assert rows.max() - rows.min() < 130 and cols.max() - cols.min() < 130
+
+
+def test_same_seed_same_dataset(tmp_path):
+    first = sample_data.generate(str(tmp_path / "a"), 2, seed=7, seconds=0.4)
+    second = sample_data.generate(str(tmp_path / "b"), 2, seed=7, seconds=0.4)
+    assert sorted(os.listdir(first)) == sorted(os.listdir(second))
+    for name in os.listdir(first):
+        if name.endswith(".mp4"):
+            assert np.array_equal(_first_frame(os.path.join(first, name)), _first_frame(os.path.join(second, name)))
+    assert open(os.path.join(first, "metadata.json")).read() == open(os.path.join(second, "metadata.json")).read()

@@ -1,0 +1,64 @@
+"""The standalone `pipeline_runner.py ingest` command: files, report and summary line."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from components.video_example_gen.readers import read_dataset
+from pipeline import config
+from tests.conftest import BROKEN_FILE_LIMITS, make_broken_files
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_ingest_command_accounts_for_every_file(sample_dataset, tmp_path):
+    data = tmp_path / "data"
+    expected = make_broken_files(str(data / "fake"), sorted(r.path for r in read_dataset(sample_dataset))[0])
+    shutil.copy(sorted(r.path for r in read_dataset(sample_dataset))[1], data / "fake" / "good.mp4")
+    output = tmp_path / "out"
+    limits = [f"--{k.replace('_', '-')}={v}" for k, v in BROKEN_FILE_LIMITS.items()]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "pipeline_runner.py",
+            "ingest",
+            "--input",
+            str(data),
+            "--output",
+            str(output),
+            "--frames-per-video",
+            "4",
+            "--image-size",
+            "64",
+            *limits,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in open(output / config.REPORT_FILE_NAME)]
+    assert sorted(row["video"] for row in rows) == sorted(f"fake/{name}" for name in list(expected) + ["good.mp4"])
+    for row in rows:
+        assert set(row) >= {"video", "status", "reason", "frames_sampled", "faces"}
+    assert f"[ingest] {len(rows)}/{len(rows)}" in result.stderr
+    n_unreadable = sum(1 for s in expected.values() if s == "unreadable")
+    n_rejected = sum(1 for s in expected.values() if s == "rejected")
+    assert f"ok 1, no_face 1, unreadable {n_unreadable}, rejected {n_rejected}" in result.stdout
+    assert {p.name for p in output.iterdir()} >= {"Split-train", "Split-eval", "Split-test", "clips"}
+
+
+def test_ingest_command_names_an_unknown_layout(tmp_path):
+    os.makedirs(tmp_path / "videos")
+    result = subprocess.run(
+        [sys.executable, "pipeline_runner.py", "ingest", "--input", str(tmp_path), "--output", str(tmp_path / "o")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Cannot tell the dataset layout" in result.stderr
