@@ -21,7 +21,7 @@ import numpy as np
 import skimage
 import skimage.data
 
-FRAME_WIDTH, FRAME_HEIGHT = 320, 240
+DEFAULT_FRAME_SIZE = (320, 240)
 FPS = 15
 PART_NAME = "dfdc_train_part_0"
 MANIPULATIONS = ("face_swap", "self_warp")
@@ -62,17 +62,25 @@ def _elliptic_mask(width: int, height: int, shrink: float = 1.0) -> np.ndarray:
 class Scene:
     """A real video's content: a face moving over a slowly panning background."""
 
-    def __init__(self, face: np.ndarray, background: np.ndarray, rng: np.random.Generator, frames: int):
+    def __init__(
+        self,
+        face: np.ndarray,
+        background: np.ndarray,
+        rng: np.random.Generator,
+        frames: int,
+        frame_size: Tuple[int, int] = DEFAULT_FRAME_SIZE,
+    ):
         self.face = face
         self.frames = frames
-        self.face_size = int(rng.integers(80, 110))
+        self.width, self.height = frame_size
+        self.face_size = int(rng.integers(80, 110) * self.height / DEFAULT_FRAME_SIZE[1])
         bg_h, bg_w = background.shape[:2]
-        scale = max((FRAME_WIDTH + 40) / bg_w, (FRAME_HEIGHT + 40) / bg_h)
+        scale = max((self.width + 40) / bg_w, (self.height + 40) / bg_h)
         self.background = cv2.resize(background, (int(bg_w * scale) + 1, int(bg_h * scale) + 1))
         self.pan = rng.uniform(-1, 1, size=2)
         self.phase = rng.uniform(0, 2 * np.pi, size=2)
         self.amplitude = rng.uniform(10, 40, size=2)
-        self.center = np.array([FRAME_WIDTH / 2, FRAME_HEIGHT / 2]) + rng.uniform(-30, 30, size=2)
+        self.center = np.array([self.width / 2, self.height / 2]) + rng.uniform(-30, 30, size=2)
 
     def face_box(self, t: int) -> Tuple[int, int, int, int]:
         """Where the face is at frame t (x, y, width, height)."""
@@ -80,16 +88,16 @@ class Scene:
         cx, cy = self.center + self.amplitude * np.sin(angle)
         height = self.face_size
         width = int(height * self.face.shape[1] / self.face.shape[0])
-        x = int(np.clip(cx - width / 2, 0, FRAME_WIDTH - width))
-        y = int(np.clip(cy - height / 2, 0, FRAME_HEIGHT - height))
+        x = int(np.clip(cx - width / 2, 0, self.width - width))
+        y = int(np.clip(cy - height / 2, 0, self.height - height))
         return x, y, width, height
 
     def background_at(self, t: int) -> np.ndarray:
-        max_dx = self.background.shape[1] - FRAME_WIDTH
-        max_dy = self.background.shape[0] - FRAME_HEIGHT
+        max_dx = self.background.shape[1] - self.width
+        max_dy = self.background.shape[0] - self.height
         dx = int(np.clip(max_dx / 2 + self.pan[0] * t, 0, max_dx))
         dy = int(np.clip(max_dy / 2 + self.pan[1] * t, 0, max_dy))
-        return self.background[dy : dy + FRAME_HEIGHT, dx : dx + FRAME_WIDTH].copy()
+        return self.background[dy : dy + self.height, dx : dx + self.width].copy()
 
     def render(self, t: int) -> np.ndarray:
         frame = self.background_at(t)
@@ -153,7 +161,13 @@ def _video_name(rng: np.random.Generator) -> str:
     return "".join(rng.choice(list(string.ascii_lowercase), size=10)) + ".mp4"
 
 
-def generate(output_dir: str, num_videos: int, seed: int = 0, seconds: float = 2.0) -> str:
+def generate(
+    output_dir: str,
+    num_videos: int,
+    seed: int = 0,
+    seconds: float = 2.0,
+    frame_size: Tuple[int, int] = DEFAULT_FRAME_SIZE,
+) -> str:
     """Writes `num_videos` videos (half real, half fake) and a DFDC `metadata.json`; returns the part folder."""
     if num_videos < 2:
         raise ValueError(f"--videos must be at least 2 (one real and one fake), got {num_videos}")
@@ -171,7 +185,7 @@ def generate(output_dir: str, num_videos: int, seed: int = 0, seconds: float = 2
         scene_seed = int(rng.integers(2**31))
         background = backgrounds[number % len(backgrounds)]
         name = _video_name(rng)
-        scene = Scene(faces[identity], background, np.random.default_rng(scene_seed), frames)
+        scene = Scene(faces[identity], background, np.random.default_rng(scene_seed), frames, frame_size)
         write_video(os.path.join(part_dir, name), render_video(scene, None, None, rng))
         metadata[name] = {"label": "REAL", "split": "train", "original": None}
         originals.append((scene_seed, int(identity), background, name))
@@ -179,7 +193,7 @@ def generate(output_dir: str, num_videos: int, seed: int = 0, seconds: float = 2
         scene_seed, identity, background, original = originals[number % num_originals]
         manipulation = MANIPULATIONS[number % len(MANIPULATIONS)]
         donor = faces[(identity + 1 + int(rng.integers(len(faces) - 1))) % len(faces)]
-        scene = Scene(faces[identity], background, np.random.default_rng(scene_seed), frames)
+        scene = Scene(faces[identity], background, np.random.default_rng(scene_seed), frames, frame_size)
         name = _video_name(rng)
         write_video(os.path.join(part_dir, name), render_video(scene, manipulation, donor, rng))
         metadata[name] = {"label": "FAKE", "split": "train", "original": original, "manipulation": manipulation}
@@ -194,8 +208,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--videos", type=int, default=24, help="number of videos, about half of them fake")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each video")
+    parser.add_argument("--height", type=int, default=DEFAULT_FRAME_SIZE[1], help="frame height (4:3 frames)")
     args = parser.parse_args(argv)
-    part_dir = generate(args.output_dir, args.videos, args.seed, args.seconds)
+    frame_size = (args.height * 4 // 3, args.height)
+    part_dir = generate(args.output_dir, args.videos, args.seed, args.seconds, frame_size)
     print(f"Wrote {args.videos} videos and metadata.json to {part_dir}")
 
 
