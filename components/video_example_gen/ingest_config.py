@@ -34,6 +34,7 @@ class IngestConfig:
     min_confidence_multi: float = 0.95
     min_detection_confidence: float = 0.9
     track_iou: float = 0.3
+    detection_batch_size: int = 8
     clip_length: int = 8
     max_file_bytes: int = 200 * 1024 * 1024
     max_duration_s: float = 600.0
@@ -49,6 +50,7 @@ class IngestConfig:
         for name in ("min_confidence_multi", "min_detection_confidence", "track_iou"):
             value = getattr(self, name)
             _require(0.0 <= value <= 1.0, name, value, "between 0 and 1")
+        _require(self.detection_batch_size >= 1, "detection_batch_size", self.detection_batch_size, ">= 1")
         _require(self.clip_length >= 2, "clip_length", self.clip_length, ">= 2")
         _require(self.max_file_bytes > 0, "max_file_bytes", self.max_file_bytes, "> 0")
         _require(self.max_duration_s > 0, "max_duration_s", self.max_duration_s, "> 0")

@@ -38,7 +38,7 @@ class IngestVideoDoFn(beam.DoFn):
 
     def setup(self) -> None:
         self._config = IngestConfig.from_json(self._config_json)
-        self._detector = FaceDetector(self._config.min_detection_confidence)
+        self._detector = FaceDetector(self._config.min_detection_confidence, self._config.detection_batch_size)
 
     def process(self, record: VideoRecord) -> Iterator[beam.pvalue.TaggedOutput]:
         result = ingest_video(record, self._detector, self._config)

@@ -92,8 +92,9 @@ def test_boxes_come_back_in_full_frame_pixels_after_rescale(detector):
     assert iou(tuple(2 * v for v in faces[0].box), full[0].box) > 0.7
 
 
-def test_frames_without_faces_give_empty_lists(detector):
+def test_frames_without_faces_give_empty_lists_in_any_batching():
     blank = np.zeros((240, 320, 3), np.uint8)
     frame = cv2.cvtColor(cv2.resize(skimage.data.astronaut(), (320, 320))[:240], cv2.COLOR_RGB2BGR)
-    result = detector.detect([blank, frame, blank], [0, 1, 2])
-    assert [len(faces) for faces in result] == [0, 1, 0]
+    for batch_size in (1, 2, 8):
+        result = FaceDetector(0.9, batch_size).detect([blank, frame, blank, frame], [0, 1, 2, 3])
+        assert [[d.frame_index for d in faces] for faces in result] == [[], [1], [], [3]]
