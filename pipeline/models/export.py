@@ -1,0 +1,67 @@
+"""Export of a trained Keras model as a serving-ready SavedModel.
+
+Signatures:
+- `serving_default`: a batch of encoded face images (JPEG/PNG bytes, string
+  tensor `images` [N]) -> `fake_probability` [N]; for the temporal model a
+  batch of clips (`clips` [N, T]).
+- `serving_tf_example`: serialized tf.Examples (`examples` [N]) -> the same
+  output, for TensorFlow Model Analysis.
+Decoding and resizing are the input functions' own (`data.decode_images`), and
+the backbone's normalisation is inside the Keras model, so serving equals training.
+"""
+
+import os
+
+import keras
+import tensorflow as tf
+
+from pipeline import config
+from pipeline.models import data
+
+SERVING_DEFAULT = "serving_default"
+SERVING_TF_EXAMPLE = "serving_tf_example"
+OUTPUT_KEY = "fake_probability"
+KERAS_FILE = "model.keras"
+
+
+def _probabilities(model: keras.Model, pixels: tf.Tensor) -> dict:
+    return {OUTPUT_KEY: tf.reshape(tf.cast(model(pixels, training=False), tf.float32), [-1])}
+
+
+def export_saved_model(model: keras.Model, export_dir: str, clip_length: int = 0) -> None:
+    """Writes the SavedModel with both signatures; `clip_length` > 0 marks a temporal model."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    if clip_length:
+        image_spec = tf.TensorSpec([None, clip_length], tf.string, name="clips")
+        features = data.clip_features(clip_length)
+
+        def pixels_from_bytes(encoded: tf.Tensor) -> tf.Tensor:
+            return data.decode_clips(encoded, clip_length)
+
+        bytes_key = config.CLIP_FRAMES_KEY
+    else:
+        image_spec = tf.TensorSpec([None], tf.string, name="images")
+        features = {config.IMAGE_KEY: data.FACE_FEATURES[config.IMAGE_KEY]}
+        pixels_from_bytes = data.decode_images
+        bytes_key = config.IMAGE_KEY
+
+    @tf.function(input_signature=[image_spec])
+    def serve_images(encoded: tf.Tensor) -> dict:
+        return _probabilities(model, pixels_from_bytes(encoded))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(serialized: tf.Tensor) -> dict:
+        parsed = tf.io.parse_example(serialized, features)
+        return _probabilities(model, pixels_from_bytes(parsed[bytes_key]))
+
+    archive.add_endpoint(SERVING_DEFAULT, serve_images)
+    archive.add_endpoint(SERVING_TF_EXAMPLE, serve_examples)
+    archive.write_out(export_dir, verbose=False)
+
+
+def save_keras(model: keras.Model, model_dir: str) -> str:
+    """Saves the Keras model beside the SavedModel, for the ensemble builder to reload."""
+    path = os.path.join(model_dir, KERAS_FILE)
+    model.save(path)
+    return path

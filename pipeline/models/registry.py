@@ -1,0 +1,18 @@
+"""All backbones by name."""
+
+from typing import Dict
+
+from pipeline.models import applications, compact_cnn, fusion, meso, resnext_lstm
+from pipeline.models.base import Backbone
+
+BACKBONES: Dict[str, Backbone] = {
+    backbone.name: backbone
+    for module in (applications, meso, compact_cnn, resnext_lstm, fusion)
+    for backbone in module.BACKBONES
+}
+
+
+def get_backbone(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise ValueError(f"Unknown backbone {name!r}; expected one of {sorted(BACKBONES)}")
+    return BACKBONES[name]
