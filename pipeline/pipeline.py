@@ -4,15 +4,60 @@ No file or environment reads happen here; runners bind paths, metadata and
 Beam arguments and pass them in.
 """
 
-from typing import List, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.dsl.components.base.base_node import BaseNode
 from tfx.orchestration import data_types
+from tfx.types import BaseChannel
 
 from components.anomaly_gate import AnomalyGate
 from components.video_example_gen import IngestConfig, VideoExampleGen
 from components.video_example_gen.readers import LAYOUT_AUTO
+from pipeline import config
+from pipeline.models.registry import get_backbone
+
+RUN_FN = "pipeline.models.trainer.run_fn"
+TUNER_FN = "pipeline.models.trainer.tuner_fn"
+
+
+def _training_branch(
+    name: str,
+    examples: BaseChannel,
+    clip_examples: BaseChannel,
+    settings: Mapping[str, Any],
+    tuner_trials: int,
+    gate: BaseNode,
+) -> List[BaseNode]:
+    """Tuner (when trials > 0) and Trainer of one backbone, ids suffixed with its name."""
+    inputs = clip_examples if get_backbone(name).temporal else examples
+    custom_config: Dict[str, Any] = {**settings, "backbone": name}
+    train_args = tfx.proto.TrainArgs(splits=[config.TRAIN_SPLIT])
+    eval_args = tfx.proto.EvalArgs(splits=[config.EVAL_SPLIT])
+    nodes = []
+    hyperparameters = None
+    if tuner_trials > 0:
+        tuner = tfx.components.Tuner(
+            examples=inputs,
+            tuner_fn=TUNER_FN,
+            train_args=train_args,
+            eval_args=eval_args,
+            custom_config={**custom_config, "max_trials": tuner_trials},
+        ).with_id(f"Tuner.{name}")
+        tuner.add_upstream_node(gate)
+        hyperparameters = tuner.outputs["best_hyperparameters"]
+        nodes.append(tuner)
+    trainer = tfx.components.Trainer(
+        examples=inputs,
+        run_fn=RUN_FN,
+        hyperparameters=hyperparameters,
+        train_args=train_args,
+        eval_args=eval_args,
+        custom_config=custom_config,
+    ).with_id(f"Trainer.{name}")
+    trainer.add_upstream_node(gate)
+    return nodes + [trainer]
 
 
 def create_pipeline(
@@ -22,14 +67,20 @@ def create_pipeline(
     schema_path: str,
     ingest_config: Optional[IngestConfig] = None,
     layout: str = LAYOUT_AUTO,
+    backbones: Sequence[str] = (),
+    training_settings: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    tuner_trials: int = 0,
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """Videos -> face examples -> statistics -> validation against the curated schema -> gate.
+    """Videos -> face examples -> validation against the curated schema -> gate -> per-backbone training.
 
-    The gate fails the run on any anomaly, naming the feature, so nothing
-    downstream ever consumes examples that break the schema.
+    The gate fails the run on any anomaly, naming the feature, so no backbone
+    ever trains on examples that break the schema. Each backbone in
+    `backbones` gets its own Tuner (when `tuner_trials` > 0) and Trainer;
+    `training_settings[name]` overrides its `TrainingConfig` defaults, and the
+    key "*" applies to every backbone.
     """
     example_gen = VideoExampleGen(input_base=data_root, layout=layout, ingest_config=ingest_config)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
@@ -40,10 +91,26 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    training_settings = training_settings or {}
+    unknown = set(training_settings) - set(backbones) - {"*"}
+    if unknown:
+        raise ValueError(f"training_settings names backbones that are not trained: {sorted(unknown)}")
+    training = [
+        node
+        for name in backbones
+        for node in _training_branch(
+            name,
+            example_gen.outputs["examples"],
+            example_gen.outputs["clip_examples"],
+            {**training_settings.get("*", {}), **training_settings.get(name, {})},
+            tuner_trials,
+            anomaly_gate,
+        )
+    ]
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, schema_gen, statistics_gen, example_validator, anomaly_gate],
+        components=[example_gen, schema_gen, statistics_gen, example_validator, anomaly_gate, *training],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],

@@ -34,7 +34,7 @@ def export_saved_model(model: keras.Model, export_dir: str, clip_length: int = 0
     archive.track(model)
     if clip_length:
         image_spec = tf.TensorSpec([None, clip_length], tf.string, name="clips")
-        features = data.clip_features(clip_length)
+        features = {config.CLIP_FRAMES_KEY: data.clip_features(clip_length)[config.CLIP_FRAMES_KEY]}
 
         def pixels_from_bytes(encoded: tf.Tensor) -> tf.Tensor:
             return data.decode_clips(encoded, clip_length)

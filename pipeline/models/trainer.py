@@ -129,6 +129,14 @@ def _steps_per_epoch(fn_args: FnArgs, training: TrainingConfig, examples: int) -
     return max(1, -(-examples // training.batch_size))
 
 
+def _require_eval_examples(fn_args: FnArgs) -> None:
+    """Early stopping and checkpointing watch the eval split: refuse to train without one."""
+    if sum(data.label_counts(fn_args.eval_files)) == 0:
+        raise ValueError(
+            f"The eval split {fn_args.eval_files} has no examples: ingest more videos or change split_buckets"
+        )
+
+
 def _callbacks(checkpoint_path: str, patience: int) -> list:
     return [
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience, restore_best_weights=True),
@@ -147,6 +155,7 @@ def run_fn(fn_args: FnArgs) -> None:
     strategy = configure_accelerators()
     train, evaluation = _datasets(fn_args, training)
     real, fake = data.label_counts(fn_args.train_files)
+    _require_eval_examples(fn_args)
     logging.info("Training %s on %d real and %d fake examples with %s", training.backbone, real, fake, hparams)
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     checkpoint = os.path.join(fn_args.model_run_dir, "best.weights.h5")
@@ -191,6 +200,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     training = TrainingConfig.from_custom_config(custom_config)
     train, evaluation = _datasets(fn_args, training)
     real, fake = data.label_counts(fn_args.train_files)
+    _require_eval_examples(fn_args)
 
     def build(hp: keras_tuner.HyperParameters) -> keras.Model:
         return build_and_compile(training, {**training.hparams, **search_space(hp)})
@@ -209,7 +219,6 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
         epochs=training.epochs,
         steps_per_epoch=_steps_per_epoch(fn_args, training, real + fake),
         class_weight=None if training.temporal else data.class_weights(real, fake),
-        validation_steps=fn_args.eval_steps,
         verbose=2,
     )
     return TunerFnResult(tuner=tuner, fit_kwargs=fit_kwargs)

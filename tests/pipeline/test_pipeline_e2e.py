@@ -8,25 +8,42 @@ import json
 import os
 
 import pytest
+import tensorflow as tf
 from ml_metadata import metadata_store
 from tfx import v1 as tfx
 
 from components.video_example_gen import IngestConfig
-from pipeline import config
+from pipeline import config, sample_data
 from pipeline.pipeline import create_pipeline
 from schemas import FACE_SCHEMA_PATH
 
-COMPONENTS = {"VideoExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomalyGate"}
+BACKBONES = ("meso4", "compact_cnn")
+COMPONENTS = {"VideoExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomalyGate"} | {
+    f"{kind}.{name}" for kind in ("Tuner", "Trainer") for name in BACKBONES
+}
 
 
-def _run(sample_dataset, root):
+@pytest.fixture(scope="module")
+def e2e_dataset(tmp_path_factory):
+    """8 one-second videos whose 4 identity groups split 3:1 between train and eval (seed 1)."""
+    root = str(tmp_path_factory.mktemp("e2e_dataset"))
+    sample_data.generate(root, num_videos=8, seed=1, seconds=1.0)
+    return root
+
+
+def _run(dataset, root):
     metadata_path = os.path.join(root, "metadata.sqlite")
     pipeline = create_pipeline(
         pipeline_name="e2e-test",
         pipeline_root=os.path.join(root, "pipeline_root"),
-        data_root=sample_dataset,
+        data_root=dataset,
         schema_path=FACE_SCHEMA_PATH,
-        ingest_config=IngestConfig(frames_per_video=4, image_size=64, clip_length=2),
+        ingest_config=IngestConfig(
+            frames_per_video=6, image_size=64, clip_length=2, split_buckets={"train": 1, "eval": 1}
+        ),
+        backbones=BACKBONES,
+        training_settings={"*": {"input_size": 64, "epochs": 1, "batch_size": 8}},
+        tuner_trials=1,
         beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"],
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
     )
@@ -35,8 +52,8 @@ def _run(sample_dataset, root):
 
 
 @pytest.mark.e2e
-def test_pipeline_runs_end_to_end_and_caches(sample_dataset, tmp_path):
-    store = _run(sample_dataset, str(tmp_path))
+def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
+    store = _run(e2e_dataset, str(tmp_path))
     type_names = {t.id: t.name for t in store.get_artifact_types()}
     produced = {type_names[a.type_id] for a in store.get_artifacts()}
     assert {
@@ -54,9 +71,17 @@ def test_pipeline_runs_end_to_end_and_caches(sample_dataset, tmp_path):
 
     [report] = [a for a in store.get_artifacts() if type_names[a.type_id] == "IngestReport"]
     rows = [json.loads(line) for line in open(os.path.join(report.uri, config.REPORT_FILE_NAME))]
-    assert len(rows) == 4 and all(row["status"] == "ok" and row["faces"] > 0 for row in rows)
+    assert len(rows) == 8 and all(row["status"] == "ok" and row["faces"] > 0 for row in rows)
 
-    store = _run(sample_dataset, str(tmp_path))
+    models = [a for a in store.get_artifacts() if type_names[a.type_id] == "Model"]
+    assert len(models) == len(BACKBONES)
+    for model in models:
+        loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
+        face = tf.io.encode_png(tf.zeros((64, 64, 3), tf.uint8))
+        probability = loaded.signatures["serving_default"](images=tf.stack([face]))["fake_probability"]
+        assert 0.0 <= float(probability[0]) <= 1.0
+
+    store = _run(e2e_dataset, str(tmp_path))
     second_run = store.get_executions()[len(COMPONENTS) :]
     assert len(second_run) == len(COMPONENTS)
     assert {e.last_known_state for e in second_run} == {second_run[0].CACHED}
