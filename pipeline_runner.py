@@ -16,7 +16,6 @@ from typing import List, Optional
 from pipeline import config
 
 DEFAULT_OUTPUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "outputs")
-SAMPLE_VIDEOS = 24
 
 
 def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +89,15 @@ def run_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_settings(args: argparse.Namespace) -> dict:
+    settings = {"epochs": args.epochs}
+    if args.weights:
+        settings["weights"] = args.weights
+    if args.input_size:
+        settings["input_size"] = args.input_size
+    return settings
+
+
 def run_local(args: argparse.Namespace) -> int:
     """The main job: the whole pipeline on LocalDagRunner, SQLite ML Metadata and the DirectRunner."""
     from tfx import v1 as tfx
@@ -101,8 +109,8 @@ def run_local(args: argparse.Namespace) -> int:
     output_dir = os.path.abspath(args.output_dir)
     data_root = args.data_root or os.path.join(output_dir, "sample_data")
     if not args.data_root and not os.path.isdir(data_root):
-        print(f"Generating {SAMPLE_VIDEOS} sample videos under {data_root}", flush=True)
-        sample_data.generate(data_root, SAMPLE_VIDEOS, seed=0)
+        print(f"Generating {config.LOCAL_SAMPLE_VIDEOS} sample videos under {data_root}", flush=True)
+        sample_data.generate(data_root, config.LOCAL_SAMPLE_VIDEOS, seed=0)
     pipeline_root = os.path.join(output_dir, "pipeline_root")
     metadata_path = os.path.join(output_dir, "metadata.sqlite")
     pipeline = create_pipeline(
@@ -114,6 +122,9 @@ def run_local(args: argparse.Namespace) -> int:
         layout=args.layout,
         beam_pipeline_args=beam_args(args.direct_num_workers),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
+        backbones=args.backbones.split(","),
+        training_settings={"*": _training_settings(args)},
+        tuner_trials=args.tuner_trials,
         enable_cache=not args.no_cache,
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
@@ -138,6 +149,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     local.add_argument("--data-root", help="dataset folder; default: generated sample videos")
     local.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="where artifacts and metadata go")
     local.add_argument("--no-cache", action="store_true", help="re-run every component")
+    local.add_argument("--backbones", default=",".join(config.LOCAL_BACKBONES), help="comma-separated backbones")
+    local.add_argument("--epochs", type=int, default=config.LOCAL_EPOCHS)
+    local.add_argument("--tuner-trials", type=int, default=config.LOCAL_TUNER_TRIALS, help="0 skips tuning")
+    local.add_argument("--weights", help="backbone weights: imagenet (needs a network) or a local file; default none")
+    local.add_argument("--input-size", type=int, help="override every backbone's input size")
     _add_ingest_flags(local)
 
     args = parser.parse_args(argv)

@@ -6,6 +6,12 @@ that the ingest, the curated schema, the trainer and the clients cannot drift.
 
 PIPELINE_NAME = "deepfake-detection"
 
+# The main job's defaults: cheap backbones that learn from scratch on a CPU.
+LOCAL_BACKBONES = ("meso4", "compact_cnn")
+LOCAL_SAMPLE_VIDEOS = 60
+LOCAL_EPOCHS = 8
+LOCAL_TUNER_TRIALS = 2
+
 # Feature keys of a face example (one face crop of one sampled frame).
 IMAGE_KEY = "image"
 LABEL_KEY = "label"

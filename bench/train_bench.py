@@ -1,0 +1,82 @@
+"""Training throughput: the pipeline's input path against decoded images held in memory.
+
+For each backbone, trains the same number of steps twice in one run:
+- input path: `pipeline.models.data.dataset` over gzipped TFRecords of PNG
+  crops (read, parse, decode, resize in tf.data), as the Trainer does;
+- in memory: `model.fit` on the same crops already decoded into a NumPy array.
+The ratio (input path / in memory) near 1 means the input pipeline is not the
+bottleneck.
+
+    python bench/train_bench.py [--backbones meso4,compact_cnn] [--steps 30] [--batch-size 16]
+"""
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import config
+from pipeline.models import data
+from pipeline.models.trainer import TrainingConfig, build_and_compile
+
+
+def write_examples(path: str, count: int, size: int, seed: int = 0) -> np.ndarray:
+    """Writes `count` PNG face-crop examples of real photo texture; returns their decoded pixels."""
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    photo = skimage.data.astronaut()
+    pixels = []
+    with tf.io.TFRecordWriter(path, "GZIP") as writer:
+        for i in range(count):
+            y, x = rng.integers(0, photo.shape[0] - size, size=2)
+            crop = np.ascontiguousarray(photo[y : y + size, x : x + size])
+            pixels.append(crop)
+            png = tf.io.encode_png(crop).numpy()
+            feature = {
+                config.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
+                config.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    return np.stack(pixels).astype(np.float32)
+
+
+def images_per_second(model, steps: int, batch_size: int, **fit_kwargs) -> float:
+    model.fit(epochs=1, steps_per_epoch=2, verbose=0, **fit_kwargs)  # trace and warm up
+    started = time.perf_counter()
+    model.fit(epochs=1, steps_per_epoch=steps, verbose=0, **fit_kwargs)
+    return steps * batch_size / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbones", default="meso4,compact_cnn,xception")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--examples", type=int, default=256)
+    parser.add_argument("--input-size", type=int, help="override the backbones' input size (default: their own)")
+    args = parser.parse_args()
+    devices = [d.name for d in tf.config.list_physical_devices("GPU")] or ["CPU only"]
+    print(f"devices: {', '.join(devices)}; batch {args.batch_size}; {args.steps} timed steps per measurement")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "faces.gz")
+        pixels = write_examples(path, args.examples, data.CROP_SIZE)
+        labels = (np.arange(args.examples) % 2).astype(np.float32)
+        print(f"{'backbone':<18} {'input path img/s':>17} {'in memory img/s':>16} {'ratio':>6}")
+        for name in args.backbones.split(","):
+            training = TrainingConfig(backbone=name, input_size=args.input_size, batch_size=args.batch_size)
+            model = build_and_compile(training, {})
+            pipeline_rate = images_per_second(
+                model, args.steps, args.batch_size, x=data.dataset([path], args.batch_size, training=True)
+            )
+            memory = tf.data.Dataset.from_tensor_slices((pixels, labels)).shuffle(1024).repeat().batch(args.batch_size)
+            memory_rate = images_per_second(model, args.steps, args.batch_size, x=memory.prefetch(2))
+            print(f"{name:<18} {pipeline_rate:17.1f} {memory_rate:16.1f} {pipeline_rate / memory_rate:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Input functions, class weights and training settings."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import config
+from pipeline.models import data
+from pipeline.models.trainer import TrainingConfig
+
+
+def _write(path, labels, size=40):
+    with tf.io.TFRecordWriter(str(path), "GZIP") as writer:
+        for i, label in enumerate(labels):
+            image = tf.io.encode_png(tf.fill([size, size, 3], tf.constant(i, tf.uint8))).numpy()
+            feature = {
+                config.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+                config.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+def test_eval_dataset_reads_every_example_once_in_order(tmp_path):
+    _write(tmp_path / "a.gz", [0, 1, 1, 1, 0])
+    batches = list(data.dataset([str(tmp_path / "*.gz")], batch_size=2, training=False))
+    pixels = np.concatenate([b[0].numpy() for b in batches])
+    labels = np.concatenate([b[1].numpy() for b in batches])
+    assert pixels.shape == (5, data.CROP_SIZE, data.CROP_SIZE, 3)
+    np.testing.assert_allclose(pixels[:, 0, 0, 0], [0, 1, 2, 3, 4], atol=1e-4)
+    assert labels.tolist() == [0, 1, 1, 1, 0]
+
+
+def test_training_dataset_repeats(tmp_path):
+    _write(tmp_path / "a.gz", [0, 1, 1])
+    batches = list(data.dataset([str(tmp_path / "a.gz")], batch_size=2, training=True).take(5))
+    assert len(batches) == 5
+
+
+def test_label_counts_and_balanced_class_weights(tmp_path):
+    _write(tmp_path / "a.gz", [0, 1, 1, 1])
+    real, fake = data.label_counts([str(tmp_path / "a.gz")])
+    assert (real, fake) == (1, 3)
+    weights = data.class_weights(real, fake)
+    assert weights[0] * real == pytest.approx(weights[1] * fake)
+    with pytest.raises(ValueError, match="both classes"):
+        data.class_weights(0, 3)
+
+
+def test_missing_files_are_named(tmp_path):
+    with pytest.raises(ValueError, match="No example files match"):
+        data.dataset([str(tmp_path / "nothing*")], 2, False)
+
+
+def test_training_config_from_custom_config_validates():
+    training = TrainingConfig.from_custom_config({"backbone": "meso4", "fusion_backbones": ["resnet50", "xception"]})
+    assert training.fusion_backbones == ("resnet50", "xception")
+    assert training.model_settings().input_size == 256
+    with pytest.raises(ValueError, match="Unknown backbone 'vgg'"):
+        TrainingConfig(backbone="vgg")
+    with pytest.raises(ValueError, match="Unknown training setting"):
+        TrainingConfig.from_custom_config({"backbone": "meso4", "epoch": 3})
+    with pytest.raises(ValueError, match="Unknown hyperparameter"):
+        TrainingConfig(backbone="meso4", hparams={"momentum": 0.9})
+    with pytest.raises(ValueError, match="batch_size=0"):
+        TrainingConfig(backbone="meso4", batch_size=0)
