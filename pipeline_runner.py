@@ -90,7 +90,7 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def _training_settings(args: argparse.Namespace) -> dict:
-    settings = {"epochs": args.epochs}
+    settings = {"epochs": args.epochs, "tuning_epochs": args.tuning_epochs}
     if args.weights:
         settings["weights"] = args.weights
     if args.input_size:
@@ -125,6 +125,7 @@ def run_local(args: argparse.Namespace) -> int:
         backbones=args.backbones.split(","),
         training_settings={"*": _training_settings(args)},
         tuner_trials=args.tuner_trials,
+        ensemble_members=args.ensemble.split(",") if args.ensemble else (),
         enable_cache=not args.no_cache,
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
@@ -152,6 +153,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     local.add_argument("--backbones", default=",".join(config.LOCAL_BACKBONES), help="comma-separated backbones")
     local.add_argument("--epochs", type=int, default=config.LOCAL_EPOCHS)
     local.add_argument("--tuner-trials", type=int, default=config.LOCAL_TUNER_TRIALS, help="0 skips tuning")
+    local.add_argument("--tuning-epochs", type=int, default=config.LOCAL_TUNING_EPOCHS, help="epochs per tuner trial")
+    local.add_argument(
+        "--ensemble", default=",".join(config.LOCAL_BACKBONES), help="backbones to ensemble ('' for none)"
+    )
     local.add_argument("--weights", help="backbone weights: imagenet (needs a network) or a local file; default none")
     local.add_argument("--input-size", type=int, help="override every backbone's input size")
     _add_ingest_flags(local)

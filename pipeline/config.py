@@ -8,9 +8,10 @@ PIPELINE_NAME = "deepfake-detection"
 
 # The main job's defaults: cheap backbones that learn from scratch on a CPU.
 LOCAL_BACKBONES = ("meso4", "compact_cnn")
-LOCAL_SAMPLE_VIDEOS = 60
-LOCAL_EPOCHS = 8
+LOCAL_SAMPLE_VIDEOS = 48
+LOCAL_EPOCHS = 6
 LOCAL_TUNER_TRIALS = 2
+LOCAL_TUNING_EPOCHS = 2
 
 # Feature keys of a face example (one face crop of one sampled frame).
 IMAGE_KEY = "image"

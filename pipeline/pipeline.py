@@ -10,9 +10,10 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.dsl.components.base.base_node import BaseNode
 from tfx.orchestration import data_types
-from tfx.types import BaseChannel
+from tfx.types import BaseChannel, channel_utils
 
 from components.anomaly_gate import AnomalyGate
+from components.ensemble import EnsembleTrainer
 from components.video_example_gen import IngestConfig, VideoExampleGen
 from components.video_example_gen.readers import LAYOUT_AUTO
 from pipeline import config
@@ -20,6 +21,21 @@ from pipeline.models.registry import get_backbone
 
 RUN_FN = "pipeline.models.trainer.run_fn"
 TUNER_FN = "pipeline.models.trainer.tuner_fn"
+
+
+def _ensemble(
+    members: Sequence[str], backbones: Sequence[str], training: Sequence[BaseNode], examples: BaseChannel
+) -> List[BaseNode]:
+    if not members:
+        return []
+    invalid = [m for m in members if m not in backbones or get_backbone(m).temporal]
+    if len(members) < 2 or invalid:
+        raise ValueError(
+            f"ensemble_members={list(members)!r}: expected two or more image backbones among {list(backbones)}"
+        )
+    trainers = {node.id: node for node in training}
+    models = channel_utils.union([trainers[f"Trainer.{name}"].outputs["model"] for name in members])
+    return [EnsembleTrainer(models=models, examples=examples)]
 
 
 def _training_branch(
@@ -70,6 +86,7 @@ def create_pipeline(
     backbones: Sequence[str] = (),
     training_settings: Optional[Mapping[str, Mapping[str, Any]]] = None,
     tuner_trials: int = 0,
+    ensemble_members: Sequence[str] = (),
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     enable_cache: bool = True,
@@ -80,7 +97,9 @@ def create_pipeline(
     ever trains on examples that break the schema. Each backbone in
     `backbones` gets its own Tuner (when `tuner_trials` > 0) and Trainer;
     `training_settings[name]` overrides its `TrainingConfig` defaults, and the
-    key "*" applies to every backbone.
+    key "*" applies to every backbone. With two or more `ensemble_members`
+    (image backbones among `backbones`), an EnsembleTrainer fits their weights
+    on the eval split and exports the ensemble as a model of its own.
     """
     example_gen = VideoExampleGen(input_base=data_root, layout=layout, ingest_config=ingest_config)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
@@ -107,6 +126,7 @@ def create_pipeline(
             anomaly_gate,
         )
     ]
+    training += _ensemble(ensemble_members, backbones, training, example_gen.outputs["examples"])
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,

@@ -21,7 +21,8 @@ from pipeline.models import data
 SERVING_DEFAULT = "serving_default"
 SERVING_TF_EXAMPLE = "serving_tf_example"
 OUTPUT_KEY = "fake_probability"
-KERAS_FILE = "model.keras"
+SERVING_DIR = "Format-Serving"  # where TFX's Trainer and Pusher expect the SavedModel
+KERAS_FILE = os.path.join("keras", "model.keras")
 
 
 def _probabilities(model: keras.Model, pixels: tf.Tensor) -> dict:
@@ -60,8 +61,13 @@ def export_saved_model(model: keras.Model, export_dir: str, clip_length: int = 0
     archive.write_out(export_dir, verbose=False)
 
 
-def save_keras(model: keras.Model, model_dir: str) -> str:
-    """Saves the Keras model beside the SavedModel, for the ensemble builder to reload."""
-    path = os.path.join(model_dir, KERAS_FILE)
+def keras_path(model_uri: str) -> str:
+    return os.path.join(model_uri, KERAS_FILE)
+
+
+def save_keras(model: keras.Model, model_uri: str) -> str:
+    """Saves the Keras model beside the SavedModel in the Model artifact, for the ensemble to reload."""
+    path = keras_path(model_uri)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     model.save(path)
     return path

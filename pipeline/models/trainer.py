@@ -30,6 +30,7 @@ class TrainingConfig:
     input_size: Optional[int] = None
     batch_size: int = 16
     epochs: int = 10
+    tuning_epochs: int = 3
     steps_per_epoch: Optional[int] = None
     fine_tune_epochs: int = 5
     early_stopping_patience: int = 5
@@ -45,7 +46,7 @@ class TrainingConfig:
         unknown = set(self.hparams) - set(DEFAULT_HPARAMS)
         if unknown:
             raise ValueError(f"Unknown hyperparameter(s) {sorted(unknown)}; expected among {sorted(DEFAULT_HPARAMS)}")
-        for name in ("batch_size", "epochs", "early_stopping_patience"):
+        for name in ("batch_size", "epochs", "tuning_epochs", "early_stopping_patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Invalid training setting {name}={getattr(self, name)!r}: expected >= 1")
 
@@ -179,7 +180,7 @@ def run_fn(fn_args: FnArgs) -> None:
         model.fit(epochs=training.fine_tune_epochs, **fit)
     model.load_weights(checkpoint)
     export.export_saved_model(model, fn_args.serving_model_dir, training.clip_length if training.temporal else 0)
-    export.save_keras(model, fn_args.model_run_dir)
+    export.save_keras(model, os.path.dirname(fn_args.serving_model_dir))
 
 
 def search_space(hp: keras_tuner.HyperParameters) -> Dict[str, Any]:
@@ -216,7 +217,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     fit_kwargs = dict(
         x=train,
         validation_data=evaluation,
-        epochs=training.epochs,
+        epochs=training.tuning_epochs,
         steps_per_epoch=_steps_per_epoch(fn_args, training, real + fake),
         class_weight=None if training.temporal else data.class_weights(real, fake),
         verbose=2,

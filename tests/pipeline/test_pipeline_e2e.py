@@ -18,9 +18,11 @@ from pipeline.pipeline import create_pipeline
 from schemas import FACE_SCHEMA_PATH
 
 BACKBONES = ("meso4", "compact_cnn")
-COMPONENTS = {"VideoExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomalyGate"} | {
-    f"{kind}.{name}" for kind in ("Tuner", "Trainer") for name in BACKBONES
-}
+COMPONENTS = (
+    {"VideoExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomalyGate"}
+    | {f"{kind}.{name}" for kind in ("Tuner", "Trainer") for name in BACKBONES}
+    | {"EnsembleTrainer"}
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +44,9 @@ def _run(dataset, root):
             frames_per_video=6, image_size=64, clip_length=2, split_buckets={"train": 1, "eval": 1}
         ),
         backbones=BACKBONES,
-        training_settings={"*": {"input_size": 64, "epochs": 1, "batch_size": 8}},
+        training_settings={"*": {"input_size": 64, "epochs": 1, "tuning_epochs": 1, "batch_size": 8}},
         tuner_trials=1,
+        ensemble_members=BACKBONES,
         beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"],
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
     )
@@ -74,7 +77,7 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
     assert len(rows) == 8 and all(row["status"] == "ok" and row["faces"] > 0 for row in rows)
 
     models = [a for a in store.get_artifacts() if type_names[a.type_id] == "Model"]
-    assert len(models) == len(BACKBONES)
+    assert len(models) == len(BACKBONES) + 1
     for model in models:
         loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
         face = tf.io.encode_png(tf.zeros((64, 64, 3), tf.uint8))

@@ -36,3 +36,16 @@ def test_without_trials_there_is_no_tuner():
 def test_settings_for_an_untrained_backbone_are_refused():
     with pytest.raises(ValueError, match="not trained"):
         _pipeline(backbones=["meso4"], training_settings={"xception": {}})
+
+
+def test_ensemble_takes_every_member_model():
+    pipeline = _pipeline(backbones=["meso4", "compact_cnn"], ensemble_members=["meso4", "compact_cnn"])
+    [ensemble] = [n for n in pipeline.components if n.id == "EnsembleTrainer"]
+    producers = {channel.producer_component_id for channel in ensemble.inputs["models"].channels}
+    assert producers == {"Trainer.meso4", "Trainer.compact_cnn"}
+
+
+@pytest.mark.parametrize("members", [["meso4"], ["meso4", "xception"], ["meso4", "resnext_lstm"]])
+def test_ensemble_members_must_be_trained_image_backbones(members):
+    with pytest.raises(ValueError, match="ensemble_members"):
+        _pipeline(backbones=["meso4", "resnext_lstm"], ensemble_members=members)

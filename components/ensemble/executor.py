@@ -1,0 +1,67 @@
+"""Executor of EnsembleTrainer: predict the eval split with each member, fit weights, export."""
+
+import json
+import logging
+import os
+from typing import Any, Dict, List, Tuple
+
+import keras
+import numpy as np
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+
+from components.ensemble.ensemble import build_ensemble, fit_weights, log_loss
+from pipeline import config
+from pipeline.models import data, export
+
+WEIGHTS_FILE = "ensemble_weights.json"
+
+
+def load_member(model_artifact: types.Artifact) -> keras.Model:
+    return keras.models.load_model(export.keras_path(model_artifact.uri))
+
+
+def eval_predictions(
+    members: List[keras.Model], eval_patterns: List[str], batch_size: int
+) -> Tuple[np.ndarray, np.ndarray]:
+    """([members, examples] probabilities, labels) on the eval split, read once."""
+    probabilities = [[] for _ in members]
+    labels = []
+    for pixels, batch_labels in data.dataset(eval_patterns, batch_size, training=False):
+        labels.append(batch_labels.numpy())
+        for row, member in zip(probabilities, members, strict=True):
+            row.append(member(pixels, training=False).numpy().ravel())
+    if not labels:
+        raise ValueError(f"The eval split {eval_patterns} has no examples to fit ensemble weights on")
+    return np.array([np.concatenate(row) for row in probabilities]), np.concatenate(labels)
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(
+        self,
+        input_dict: Dict[str, List[types.Artifact]],
+        output_dict: Dict[str, List[types.Artifact]],
+        exec_properties: Dict[str, Any],
+    ) -> None:
+        members = sorted((load_member(a) for a in input_dict["models"]), key=lambda m: m.name)
+        if len(members) < 2:
+            raise ValueError(f"An ensemble needs at least two member models, got {len(members)}")
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        eval_uri = artifact_utils.get_split_uri([examples], config.EVAL_SPLIT)
+        probabilities, labels = eval_predictions(members, [os.path.join(eval_uri, "*")], exec_properties["batch_size"])
+        weights = fit_weights(probabilities, labels)
+        summary = {
+            "members": [m.name for m in members],
+            "weights": weights.tolist(),
+            "member_eval_log_loss": [log_loss(p, labels) for p in probabilities],
+            "ensemble_eval_log_loss": log_loss(weights @ probabilities, labels),
+            "eval_examples": int(labels.size),
+        }
+        logging.info("Ensemble fitted: %s", summary)
+        model = artifact_utils.get_single_instance(output_dict["model"])
+        ensemble = build_ensemble(members, weights)
+        export.export_saved_model(ensemble, os.path.join(model.uri, export.SERVING_DIR))
+        export.save_keras(ensemble, model.uri)
+        with open(os.path.join(model.uri, WEIGHTS_FILE), "w") as f:
+            json.dump(summary, f, indent=1)
