@@ -1,6 +1,5 @@
 """Executor of EnsembleTrainer: predict the eval split with each member, fit weights, export."""
 
-import json
 import logging
 import os
 from typing import Any, Dict, List, Tuple
@@ -14,8 +13,6 @@ from tfx.types import artifact_utils
 from components.ensemble.ensemble import build_ensemble, fit_weights, log_loss
 from pipeline import config
 from pipeline.models import data, export
-
-WEIGHTS_FILE = "ensemble_weights.json"
 
 
 def load_member(model_artifact: types.Artifact) -> keras.Model:
@@ -51,7 +48,11 @@ class Executor(base_executor.BaseExecutor):
         eval_uri = artifact_utils.get_split_uri([examples], config.EVAL_SPLIT)
         probabilities, labels = eval_predictions(members, [os.path.join(eval_uri, "*")], exec_properties["batch_size"])
         weights = fit_weights(probabilities, labels)
+        auc = keras.metrics.AUC()
+        auc.update_state(labels, weights @ probabilities)
         summary = {
+            "backbone": "ensemble",
+            "auc": float(auc.result()),
             "members": [m.name for m in members],
             "weights": weights.tolist(),
             "member_eval_log_loss": [log_loss(p, labels) for p in probabilities],
@@ -63,5 +64,4 @@ class Executor(base_executor.BaseExecutor):
         ensemble = build_ensemble(members, weights)
         export.export_saved_model(ensemble, os.path.join(model.uri, export.SERVING_DIR))
         export.save_keras(ensemble, model.uri)
-        with open(os.path.join(model.uri, WEIGHTS_FILE), "w") as f:
-            json.dump(summary, f, indent=1)
+        export.write_eval_metrics(model.uri, summary)

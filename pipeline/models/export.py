@@ -10,7 +10,9 @@ Decoding and resizing are the input functions' own (`data.decode_images`), and
 the backbone's normalisation is inside the Keras model, so serving equals training.
 """
 
+import json
 import os
+from typing import Any, Mapping
 
 import keras
 import tensorflow as tf
@@ -23,6 +25,7 @@ SERVING_TF_EXAMPLE = "serving_tf_example"
 OUTPUT_KEY = "fake_probability"
 SERVING_DIR = "Format-Serving"  # where TFX's Trainer and Pusher expect the SavedModel
 KERAS_FILE = os.path.join("keras", "model.keras")
+EVAL_METRICS_FILE = "eval_metrics.json"
 
 
 def _probabilities(model: keras.Model, pixels: tf.Tensor) -> dict:
@@ -71,3 +74,12 @@ def save_keras(model: keras.Model, model_uri: str) -> str:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     model.save(path)
     return path
+
+
+def write_eval_metrics(model_uri: str, metrics: Mapping[str, Any]) -> None:
+    """Records the exported model's metrics on the eval split beside it, for people and runners to read."""
+    values = {
+        k: float(v) if hasattr(v, "__float__") and not isinstance(v, (str, dict)) else v for k, v in metrics.items()
+    }
+    with tf.io.gfile.GFile(os.path.join(model_uri, EVAL_METRICS_FILE), "w") as f:
+        json.dump(values, f, indent=1, sort_keys=True)

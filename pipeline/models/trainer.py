@@ -179,8 +179,11 @@ def run_fn(fn_args: FnArgs) -> None:
         compile_model(model, float(hparams[LEARNING_RATE]) * 0.1)
         model.fit(epochs=training.fine_tune_epochs, **fit)
     model.load_weights(checkpoint)
+    model_uri = os.path.dirname(fn_args.serving_model_dir)
     export.export_saved_model(model, fn_args.serving_model_dir, training.clip_length if training.temporal else 0)
-    export.save_keras(model, os.path.dirname(fn_args.serving_model_dir))
+    export.save_keras(model, model_uri)
+    metrics = model.evaluate(evaluation, return_dict=True, verbose=0)
+    export.write_eval_metrics(model_uri, {"backbone": training.backbone, "hparams": hparams, **metrics})
 
 
 def search_space(hp: keras_tuner.HyperParameters) -> Dict[str, Any]:

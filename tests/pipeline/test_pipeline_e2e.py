@@ -83,6 +83,11 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
         face = tf.io.encode_png(tf.zeros((64, 64, 3), tf.uint8))
         probability = loaded.signatures["serving_default"](images=tf.stack([face]))["fake_probability"]
         assert 0.0 <= float(probability[0]) <= 1.0
+        metrics = json.load(open(os.path.join(model.uri, "eval_metrics.json")))
+        assert 0.0 <= metrics["auc"] <= 1.0
+    assert sorted(json.load(open(os.path.join(m.uri, "eval_metrics.json")))["backbone"] for m in models) == sorted(
+        BACKBONES + ("ensemble",)
+    )
 
     store = _run(e2e_dataset, str(tmp_path))
     second_run = store.get_executions()[len(COMPONENTS) :]
