@@ -112,14 +112,23 @@ class Scene:
 def _swap_face(
     frame: np.ndarray, box: Tuple[int, int, int, int], new_face: np.ndarray, colour_shift: np.ndarray
 ) -> np.ndarray:
-    """Poisson-clones `new_face` into the inner ellipse of `box`, at reduced resolution and shifted colour."""
+    """Poisson-clones `new_face` into the inner ellipse of `box` as a face-swap generator would leave it.
+
+    The face is synthesised at a quarter of the resolution and upsampled with
+    nearest-neighbour steps (the blocky upsampling texture of generators), cloned
+    with Poisson blending, then given the colour mismatch of a swap whose
+    colour correction failed.
+    """
     x, y, w, h = box
-    small = cv2.resize(new_face, (max(8, w // 3), max(8, h // 3)), interpolation=cv2.INTER_AREA)
-    face = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    face = np.clip(face * colour_shift, 0, 255).astype(np.uint8)
+    small = cv2.resize(new_face, (max(8, w // 4), max(8, h // 4)), interpolation=cv2.INTER_AREA)
+    face = cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
     mask = _elliptic_mask(w, h, shrink=0.8)
     centre = (x + w // 2, y + h // 2)
-    return cv2.seamlessClone(face, frame, mask, centre, cv2.NORMAL_CLONE)
+    cloned = cv2.seamlessClone(face, frame, mask, centre, cv2.NORMAL_CLONE).astype(np.float32)
+    alpha = np.zeros(frame.shape[:2], np.float32)
+    alpha[y : y + h, x : x + w] = cv2.GaussianBlur(mask.astype(np.float32) / 255, (5, 5), 0)
+    shifted = np.clip(cloned * colour_shift, 0, 255)
+    return (alpha[..., None] * shifted + (1 - alpha[..., None]) * cloned).astype(np.uint8)
 
 
 def _warp(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -63,3 +63,20 @@ def test_training_config_from_custom_config_validates():
         TrainingConfig(backbone="meso4", hparams={"momentum": 0.9})
     with pytest.raises(ValueError, match="batch_size=0"):
         TrainingConfig(backbone="meso4", batch_size=0)
+
+
+def test_tuned_hyperparameters_override_defaults_and_settings():
+    import keras_tuner
+    from tfx.components.trainer.fn_args_utils import FnArgs
+
+    from pipeline.models.trainer import _hparams, search_space
+
+    hp = keras_tuner.HyperParameters()
+    search_space(hp)
+    hp.values["learning_rate"] = 3e-5
+    training = TrainingConfig(backbone="meso4", hparams={"dropout": 0.3, "head_units": 256})
+    tuned = _hparams(FnArgs(hyperparameters=hp.get_config()), training)
+    assert tuned["learning_rate"] == 3e-5
+    assert tuned["dropout"] == 0.5  # the tuner's value wins over the configured one
+    untuned = _hparams(FnArgs(hyperparameters=None), training)
+    assert untuned == {"learning_rate": 2e-4, "dropout": 0.3, "head_units": 256, "fine_tune_layers": 0}
