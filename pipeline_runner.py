@@ -158,7 +158,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--ensemble", default=",".join(config.LOCAL_BACKBONES), help="backbones to ensemble ('' for none)"
     )
     local.add_argument("--weights", help="backbone weights: imagenet (needs a network) or a local file; default none")
-    local.add_argument("--input-size", type=int, help="override every backbone's input size")
+    local.add_argument(
+        "--input-size", type=int, default=config.LOCAL_INPUT_SIZE, help="every backbone's input size (0: its own)"
+    )
     _add_ingest_flags(local)
 
     args = parser.parse_args(argv)

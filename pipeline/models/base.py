@@ -161,7 +161,8 @@ class Backbone:
     """A named model builder and its defaults.
 
     `base_layer` names the pretrained sub-model that two-phase fine-tuning
-    freezes and then partly unfreezes; `temporal` models take clips.
+    freezes and then partly unfreezes; `temporal` models take clips;
+    `learning_rate` is the default the tuner searches around.
     """
 
     name: str
@@ -169,3 +170,7 @@ class Backbone:
     input_size: int
     base_layer: Optional[str] = None
     temporal: bool = False
+    learning_rate: float = DEFAULT_HPARAMS[LEARNING_RATE]
+
+    def default_hparams(self) -> Dict[str, Any]:
+        return {**DEFAULT_HPARAMS, LEARNING_RATE: self.learning_rate}

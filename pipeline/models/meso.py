@@ -61,4 +61,8 @@ def build_mesoinception4(settings: ModelSettings, hparams: Mapping[str, Any]) ->
     return keras.Model(images, _meso_head(x, hparams), name="mesoinception4")
 
 
-BACKBONES = [Backbone("meso4", build_meso4, 256), Backbone("mesoinception4", build_mesoinception4, 256)]
+# Trained from scratch with Adam at 1e-3, as in the Meso paper.
+BACKBONES = [
+    Backbone("meso4", build_meso4, 256, learning_rate=1e-3),
+    Backbone("mesoinception4", build_mesoinception4, 256, learning_rate=1e-3),
+]

@@ -93,7 +93,7 @@ def build_and_compile(training: TrainingConfig, hparams: Mapping[str, Any]) -> k
     model = backbone.build(training.model_settings(), hparams)
     if backbone.base_layer and training.weights:
         set_trainable_tail(model.get_layer(backbone.base_layer), 0)
-    compile_model(model, float(hparams.get(LEARNING_RATE, DEFAULT_HPARAMS[LEARNING_RATE])))
+    compile_model(model, float(hparams.get(LEARNING_RATE, backbone.learning_rate)))
     return model
 
 
@@ -107,7 +107,7 @@ def compile_model(model: keras.Model, learning_rate: float) -> None:
 
 
 def _hparams(fn_args: FnArgs, training: TrainingConfig) -> Dict[str, Any]:
-    values = dict(DEFAULT_HPARAMS)
+    values = get_backbone(training.backbone).default_hparams()
     values.update(training.hparams)
     if fn_args.hyperparameters:
         tuned = keras_tuner.HyperParameters.from_config(fn_args.hyperparameters)
@@ -186,10 +186,12 @@ def run_fn(fn_args: FnArgs) -> None:
     export.write_eval_metrics(model_uri, {"backbone": training.backbone, "hparams": hparams, **metrics})
 
 
-def search_space(hp: keras_tuner.HyperParameters) -> Dict[str, Any]:
-    """Learning rate, dropout, head width and fine-tune depth."""
+def search_space(hp: keras_tuner.HyperParameters, learning_rate: float) -> Dict[str, Any]:
+    """Learning rate (a tenth to five times the backbone's default), dropout, head width, fine-tune depth."""
     return {
-        LEARNING_RATE: hp.Float(LEARNING_RATE, 1e-5, 1e-3, sampling="log", default=DEFAULT_HPARAMS[LEARNING_RATE]),
+        LEARNING_RATE: hp.Float(
+            LEARNING_RATE, learning_rate / 10, learning_rate * 5, sampling="log", default=learning_rate
+        ),
         "dropout": hp.Choice("dropout", [0.3, 0.5], default=DEFAULT_HPARAMS["dropout"]),
         "head_units": hp.Choice("head_units", [256, 512], default=DEFAULT_HPARAMS["head_units"]),
         FINE_TUNE_LAYERS: hp.Choice(FINE_TUNE_LAYERS, [0, 20, 50], default=DEFAULT_HPARAMS[FINE_TUNE_LAYERS]),
@@ -202,12 +204,13 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     custom_config = dict(fn_args.custom_config or {})
     max_trials = int(custom_config.pop("max_trials", 4))
     training = TrainingConfig.from_custom_config(custom_config)
+    backbone = get_backbone(training.backbone)
     train, evaluation = _datasets(fn_args, training)
     real, fake = data.label_counts(fn_args.train_files)
     _require_eval_examples(fn_args)
 
     def build(hp: keras_tuner.HyperParameters) -> keras.Model:
-        return build_and_compile(training, {**training.hparams, **search_space(hp)})
+        return build_and_compile(training, {**training.hparams, **search_space(hp, backbone.learning_rate)})
 
     tuner = keras_tuner.RandomSearch(
         build,

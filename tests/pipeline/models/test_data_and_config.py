@@ -72,11 +72,11 @@ def test_tuned_hyperparameters_override_defaults_and_settings():
     from pipeline.models.trainer import _hparams, search_space
 
     hp = keras_tuner.HyperParameters()
-    search_space(hp)
-    hp.values["learning_rate"] = 3e-5
+    search_space(hp, 1e-3)
+    hp.values["learning_rate"] = 3e-4
     training = TrainingConfig(backbone="meso4", hparams={"dropout": 0.3, "head_units": 256})
     tuned = _hparams(FnArgs(hyperparameters=hp.get_config()), training)
-    assert tuned["learning_rate"] == 3e-5
+    assert tuned["learning_rate"] == 3e-4
     assert tuned["dropout"] == 0.5  # the tuner's value wins over the configured one
     untuned = _hparams(FnArgs(hyperparameters=None), training)
-    assert untuned == {"learning_rate": 2e-4, "dropout": 0.3, "head_units": 256, "fine_tune_layers": 0}
+    assert untuned == {"learning_rate": 1e-3, "dropout": 0.3, "head_units": 256, "fine_tune_layers": 0}
