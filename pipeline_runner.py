@@ -9,6 +9,7 @@ builds components.
 
 import argparse
 import glob
+import json
 import os
 import sys
 from typing import List, Optional
@@ -134,7 +135,28 @@ def run_local(args: argparse.Namespace) -> int:
         glob.glob(os.path.join(pipeline_root, "VideoExampleGen", "ingest_report", "*", config.REPORT_FILE_NAME))
     ):
         print(f"Ingest report: {report}")
+    print_model_metrics(pipeline_root)
     return 0
+
+
+def print_model_metrics(pipeline_root: str) -> None:
+    """One line per trained model of the latest run: eval AUC, accuracy, log loss and where it is."""
+    from pipeline.models import export
+
+    latest = {}
+    for path in glob.glob(os.path.join(pipeline_root, "*", "model", "*", export.EVAL_METRICS_FILE)):
+        component, _, execution = path.split(os.sep)[-4:-1]
+        if int(execution) >= latest.get(component, (-1, ""))[0]:
+            latest[component] = (int(execution), path)
+    for component, (_, path) in sorted(latest.items()):
+        with open(path) as f:
+            metrics = json.load(f)
+        loss = metrics.get("loss", metrics.get("ensemble_eval_log_loss"))
+        accuracy = f"{metrics['accuracy']:.3f}" if "accuracy" in metrics else "  -  "
+        print(
+            f"{component:<24} eval AUC {metrics['auc']:.3f}  accuracy {accuracy}  log loss {loss:.3f}  "
+            f"model {os.path.dirname(path)}"
+        )
 
 
 def main(argv: Optional[List[str]] = None) -> int:
