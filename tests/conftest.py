@@ -89,5 +89,17 @@ def make_broken_files(folder: str, good_video: str) -> dict:
     return expected
 
 
+def make_artifact(artifact_type, uri: str, splits=None):
+    """A TFX artifact of `artifact_type` at `uri` (created), for executor tests."""
+    from tfx.types import artifact_utils
+
+    artifact = artifact_type()
+    artifact.uri = uri
+    os.makedirs(uri, exist_ok=True)
+    if splits:
+        artifact.split_names = artifact_utils.encode_split_names(list(splits))
+    return artifact
+
+
 # Limits under which the files of `make_broken_files` are rejected and a 1 s 320x240 sample video is not.
 BROKEN_FILE_LIMITS = {"max_file_bytes": 400_000, "max_duration_s": 3.0, "max_pixels": 320 * 240}

@@ -12,12 +12,13 @@ import pytest
 import tensorflow as tf
 from tfx.components.example_validator import executor as validator_executor
 from tfx.components.statistics_gen import executor as statistics_executor
-from tfx.types import artifact_utils, standard_artifacts
+from tfx.types import standard_artifacts
 
 from components.anomaly_gate import DataValidationResult
 from components.anomaly_gate.executor import RESULT_FILE_NAME, Executor
 from components.anomaly_gate.gate import DataAnomaliesError
 from schemas import FACE_SCHEMA_PATH
+from tests.conftest import make_artifact
 
 
 def _example(label=0, manipulation=b"original", with_image=True):
@@ -41,34 +42,25 @@ def _example(label=0, manipulation=b"original", with_image=True):
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def _artifact(artifact_type, uri, splits=None):
-    artifact = artifact_type()
-    artifact.uri = uri
-    os.makedirs(uri, exist_ok=True)
-    if splits:
-        artifact.split_names = artifact_utils.encode_split_names(splits)
-    return artifact
-
-
 def _validate(tmp_path, examples_by_split):
     """Runs the real StatisticsGen and ExampleValidator executors, then the gate."""
-    examples = _artifact(standard_artifacts.Examples, str(tmp_path / "examples"), list(examples_by_split))
+    examples = make_artifact(standard_artifacts.Examples, str(tmp_path / "examples"), list(examples_by_split))
     for split, serialized in examples_by_split.items():
         os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
         with tf.io.TFRecordWriter(os.path.join(examples.uri, f"Split-{split}", "data.gz"), "GZIP") as writer:
             for record in serialized:
                 writer.write(record)
-    schema = _artifact(standard_artifacts.Schema, str(tmp_path / "schema"))
+    schema = make_artifact(standard_artifacts.Schema, str(tmp_path / "schema"))
     tf.io.gfile.copy(FACE_SCHEMA_PATH, os.path.join(schema.uri, "schema.pbtxt"))
-    statistics = _artifact(standard_artifacts.ExampleStatistics, str(tmp_path / "statistics"))
+    statistics = make_artifact(standard_artifacts.ExampleStatistics, str(tmp_path / "statistics"))
     statistics_executor.Executor().Do(
         {"examples": [examples], "schema": [schema]}, {"statistics": [statistics]}, {"exclude_splits": "[]"}
     )
-    anomalies = _artifact(standard_artifacts.ExampleAnomalies, str(tmp_path / "anomalies"))
+    anomalies = make_artifact(standard_artifacts.ExampleAnomalies, str(tmp_path / "anomalies"))
     validator_executor.Executor().Do(
         {"statistics": [statistics], "schema": [schema]}, {"anomalies": [anomalies]}, {"exclude_splits": "[]"}
     )
-    result = _artifact(DataValidationResult, str(tmp_path / "result"))
+    result = make_artifact(DataValidationResult, str(tmp_path / "result"))
     try:
         Executor().Do({"anomalies": [anomalies]}, {"result": [result]}, {})
     finally:

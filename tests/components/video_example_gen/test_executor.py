@@ -10,19 +10,13 @@ from tfx.types import artifact_utils, standard_artifacts
 from components.video_example_gen import IngestConfig, IngestReport
 from components.video_example_gen.executor import Executor
 from pipeline import config
-
-
-def _artifact(artifact_type, uri):
-    artifact = artifact_type()
-    artifact.uri = uri
-    os.makedirs(uri, exist_ok=True)
-    return artifact
+from tests.conftest import make_artifact
 
 
 def test_do_writes_examples_clips_and_report(sample_dataset, tmp_path):
-    examples = _artifact(standard_artifacts.Examples, str(tmp_path / "examples"))
-    clips = _artifact(standard_artifacts.Examples, str(tmp_path / "clips"))
-    report = _artifact(IngestReport, str(tmp_path / "report"))
+    examples = make_artifact(standard_artifacts.Examples, str(tmp_path / "examples"))
+    clips = make_artifact(standard_artifacts.Examples, str(tmp_path / "clips"))
+    report = make_artifact(IngestReport, str(tmp_path / "report"))
     exec_properties = {
         "input_base": sample_dataset,
         "layout": "auto",
@@ -43,9 +37,9 @@ def test_do_writes_examples_clips_and_report(sample_dataset, tmp_path):
 def test_do_refuses_an_empty_dataset(tmp_path):
     os.makedirs(tmp_path / "data" / "real")
     outputs = {
-        "examples": [_artifact(standard_artifacts.Examples, str(tmp_path / "e"))],
-        "clip_examples": [_artifact(standard_artifacts.Examples, str(tmp_path / "c"))],
-        "ingest_report": [_artifact(IngestReport, str(tmp_path / "r"))],
+        "examples": [make_artifact(standard_artifacts.Examples, str(tmp_path / "e"))],
+        "clip_examples": [make_artifact(standard_artifacts.Examples, str(tmp_path / "c"))],
+        "ingest_report": [make_artifact(IngestReport, str(tmp_path / "r"))],
     }
     properties = {"input_base": str(tmp_path / "data"), "layout": "auto", "ingest_config": IngestConfig().to_json()}
     with pytest.raises(ValueError, match="No input files"):
