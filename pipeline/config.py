@@ -29,6 +29,10 @@ FACE_CONFIDENCE_KEY = "face_confidence"
 FACE_BOX_KEY = "face_box"
 FACE_SIZE_KEY = "face_size"
 TRACK_ID_KEY = "track_id"
+FACE_SIZE_BUCKET_KEY = "face_size_bucket"
+
+# Face-size buckets for sliced evaluation: the face box's shorter side, in source pixels.
+FACE_SIZE_BUCKETS = ((64, "under_64"), (128, "64_to_127"), (256, "128_to_255"), (None, "256_and_over"))
 
 # Extra feature keys of a clip example (T consecutive crops of one face track).
 CLIP_FRAMES_KEY = "frames"
@@ -44,6 +48,8 @@ TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
 TEST_SPLIT = "test"
 SPLIT_NAMES = (TRAIN_SPLIT, EVAL_SPLIT, TEST_SPLIT)
+# Training watches `eval` (early stopping, checkpoints, ensemble weights); models are judged on `test`.
+EVALUATION_SPLIT = TEST_SPLIT
 DEFAULT_SPLIT_BUCKETS = {TRAIN_SPLIT: 8, EVAL_SPLIT: 1, TEST_SPLIT: 1}
 
 # Final status of every input video in the ingest report.
@@ -54,6 +60,14 @@ STATUS_REJECTED = "rejected"
 STATUSES = (STATUS_OK, STATUS_NO_FACE, STATUS_UNREADABLE, STATUS_REJECTED)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpeg", ".mpg", ".m4v")
+
+# Signatures and tensor names of every exported model, shared by the export, evaluator and clients.
+SERVING_DEFAULT = "serving_default"
+SERVING_TF_EXAMPLE = "serving_tf_example"
+IMAGES_INPUT = "images"
+CLIPS_INPUT = "clips"
+EXAMPLES_INPUT = "examples"
+OUTPUT_KEY = "fake_probability"
 
 REPORT_FILE_NAME = "ingest_report.jsonl"
 EXAMPLES_FILE_PREFIX = "data_tfrecord"

@@ -12,14 +12,8 @@ import numpy as np
 import scipy.optimize
 import tensorflow as tf
 
+from pipeline.evaluation.video_scores import log_loss
 from pipeline.models.base import image_input
-
-_EPSILON = 1e-7
-
-
-def log_loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    p = np.clip(probabilities, _EPSILON, 1 - _EPSILON)
-    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
 
 
 def fit_weights(member_probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -10,8 +10,9 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from components.ensemble.ensemble import build_ensemble, fit_weights, log_loss
+from components.ensemble.ensemble import build_ensemble, fit_weights
 from pipeline import config
+from pipeline.evaluation.video_scores import log_loss
 from pipeline.models import data, export
 
 

@@ -50,11 +50,20 @@ def _video_features(record: VideoRecord, track_id: int) -> dict:
     }
 
 
+def face_size_bucket(face_size: int) -> str:
+    """The evaluation slice of a face by its shorter side in source pixels."""
+    for upper, name in config.FACE_SIZE_BUCKETS:
+        if upper is None or face_size < upper:
+            return name
+    raise AssertionError("the last face-size bucket is open-ended")
+
+
 def face_example(
     record: VideoRecord, detection: Detection, track_id: int, timestamp: float, encoded_crop: bytes
 ) -> tf.train.Example:
     """One face crop with its video's labels and where it was found."""
     features = _video_features(record, track_id)
+    face_size = min(detection.box[2], detection.box[3])
     features.update(
         {
             config.IMAGE_KEY: _bytes([encoded_crop]),
@@ -62,7 +71,8 @@ def face_example(
             config.TIMESTAMP_KEY: _floats([timestamp]),
             config.FACE_CONFIDENCE_KEY: _floats([detection.confidence]),
             config.FACE_BOX_KEY: _ints(detection.box),
-            config.FACE_SIZE_KEY: _ints([min(detection.box[2], detection.box[3])]),
+            config.FACE_SIZE_KEY: _ints([face_size]),
+            config.FACE_SIZE_BUCKET_KEY: _bytes([face_size_bucket(face_size).encode()]),
         }
     )
     return tf.train.Example(features=tf.train.Features(feature=features))

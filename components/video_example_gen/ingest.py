@@ -8,15 +8,15 @@ a folder of broken files completes and its report lists each of them.
 import dataclasses
 import logging
 import time
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import cv2
 
 from components.video_example_gen import examples as examples_lib
-from components.video_example_gen.faces import FaceDetector, build_tracks, crop_face, keep_faces
+from components.video_example_gen.faces import FaceDetector, FaceTrack, build_tracks, crop_face, keep_faces
 from components.video_example_gen.ingest_config import IngestConfig
 from components.video_example_gen.readers import VideoRecord
-from components.video_example_gen.sampling import VideoError, sample_frames
+from components.video_example_gen.sampling import SampledFrame, VideoError, sample_frames
 from components.video_example_gen.splits import assign_split
 from pipeline import config
 
@@ -68,33 +68,55 @@ def ingest_video(record: VideoRecord, detector: FaceDetector, ingest_config: Ing
     return result
 
 
+@dataclasses.dataclass
+class FacesFound:
+    """The kept faces of a run of frames: tracks (largest first) and each track's encoded crops."""
+
+    tracks: List[FaceTrack]
+    crops: List[List[bytes]]
+    detections_before_keep: int
+
+
+def find_faces(frames: Sequence[SampledFrame], detector: FaceDetector, ingest_config: IngestConfig) -> FacesFound:
+    """Detection, the keep rule, tracks and margin crops: the one face path of ingest and serving."""
+    detections = detector.detect([f.image for f in frames], [f.index for f in frames])
+    kept = [keep_faces(frame_detections, ingest_config.min_confidence_multi) for frame_detections in detections]
+    tracks = build_tracks(kept, ingest_config.track_iou)
+    images = {f.index: f.image for f in frames}
+    crops = [
+        [
+            examples_lib.encode_image(
+                crop_face(images[d.frame_index], d.box, ingest_config.margin, ingest_config.image_size),
+                ingest_config.image_format,
+            )
+            for d in track.detections
+        ]
+        for track in tracks
+    ]
+    return FacesFound(tracks, crops, sum(len(d) for d in detections))
+
+
 def _ingest_readable_video(
     record: VideoRecord, split: str, detector: FaceDetector, ingest_config: IngestConfig
 ) -> VideoResult:
     info, frames = sample_frames(record.path, ingest_config)
-    detections = detector.detect([f.image for f in frames], [f.index for f in frames])
-    kept = [keep_faces(frame_detections, ingest_config.min_confidence_multi) for frame_detections in detections]
-    tracks = build_tracks(kept, ingest_config.track_iou)
+    found = find_faces(frames, detector, ingest_config)
     counts = {
         "frames_sampled": len(frames),
         "width": info.width,
         "height": info.height,
         "fps": round(info.fps, 3),
     }
-    if not tracks:
-        found = sum(len(d) for d in detections)
-        reason = f"no face kept in {len(frames)} sampled frames ({found} detections before the keep rule)"
+    if not found.tracks:
+        before = found.detections_before_keep
+        reason = f"no face kept in {len(frames)} sampled frames ({before} detections before the keep rule)"
         return VideoResult(split, report_row(record, split, config.STATUS_NO_FACE, reason, **counts))
 
-    frames_by_index = {f.index: f for f in frames}
+    timestamps = {f.index: f.timestamp for f in frames}
     result = VideoResult(split, {})
-    for track_id, track in enumerate(tracks):
-        crops = []
-        for detection in track.detections:
-            frame = frames_by_index[detection.frame_index]
-            crop = crop_face(frame.image, detection.box, ingest_config.margin, ingest_config.image_size)
-            crops.append(examples_lib.encode_image(crop, ingest_config.image_format))
-            example = examples_lib.face_example(record, detection, track_id, frame.timestamp, crops[-1])
+    for track_id, (track, crops) in enumerate(zip(found.tracks, found.crops, strict=True)):
+        for detection, crop in zip(track.detections, crops, strict=True):
+            example = examples_lib.face_example(record, detection, track_id, timestamps[detection.frame_index], crop)
             result.face_examples.append(example.SerializeToString())
         for window in examples_lib.clip_windows(track, ingest_config.clip_length):
             clip = examples_lib.clip_example(
@@ -107,7 +129,7 @@ def _ingest_readable_video(
         config.STATUS_OK,
         None,
         faces=len(result.face_examples),
-        tracks=len(tracks),
+        tracks=len(found.tracks),
         clips=len(result.clip_examples),
         **counts,
     )

@@ -8,6 +8,8 @@ Signatures:
   output, for TensorFlow Model Analysis.
 Decoding and resizing are the input functions' own (`data.decode_images`), and
 the backbone's normalisation is inside the Keras model, so serving equals training.
+Warm-up requests (one grey face, or one clip of them) are stored in
+`assets.extra/` for TensorFlow Serving to replay before a version takes traffic.
 """
 
 import json
@@ -15,14 +17,16 @@ import os
 from typing import Any, Mapping
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from pipeline import config
 from pipeline.models import data
+from serving import warmup
 
-SERVING_DEFAULT = "serving_default"
-SERVING_TF_EXAMPLE = "serving_tf_example"
-OUTPUT_KEY = "fake_probability"
+SERVING_DEFAULT = config.SERVING_DEFAULT
+SERVING_TF_EXAMPLE = config.SERVING_TF_EXAMPLE
+OUTPUT_KEY = config.OUTPUT_KEY
 SERVING_DIR = "Format-Serving"  # where TFX's Trainer and Pusher expect the SavedModel
 KERAS_FILE = os.path.join("keras", "model.keras")
 EVAL_METRICS_FILE = "eval_metrics.json"
@@ -37,7 +41,7 @@ def export_saved_model(model: keras.Model, export_dir: str, clip_length: int = 0
     archive = keras.export.ExportArchive()
     archive.track(model)
     if clip_length:
-        image_spec = tf.TensorSpec([None, clip_length], tf.string, name="clips")
+        image_spec = tf.TensorSpec([None, clip_length], tf.string, name=config.CLIPS_INPUT)
         features = {config.CLIP_FRAMES_KEY: data.clip_features(clip_length)[config.CLIP_FRAMES_KEY]}
 
         def pixels_from_bytes(encoded: tf.Tensor) -> tf.Tensor:
@@ -45,7 +49,7 @@ def export_saved_model(model: keras.Model, export_dir: str, clip_length: int = 0
 
         bytes_key = config.CLIP_FRAMES_KEY
     else:
-        image_spec = tf.TensorSpec([None], tf.string, name="images")
+        image_spec = tf.TensorSpec([None], tf.string, name=config.IMAGES_INPUT)
         features = {config.IMAGE_KEY: data.FACE_FEATURES[config.IMAGE_KEY]}
         pixels_from_bytes = data.decode_images
         bytes_key = config.IMAGE_KEY
@@ -54,7 +58,7 @@ def export_saved_model(model: keras.Model, export_dir: str, clip_length: int = 0
     def serve_images(encoded: tf.Tensor) -> dict:
         return _probabilities(model, pixels_from_bytes(encoded))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=config.EXAMPLES_INPUT)])
     def serve_examples(serialized: tf.Tensor) -> dict:
         parsed = tf.io.parse_example(serialized, features)
         return _probabilities(model, pixels_from_bytes(parsed[bytes_key]))
@@ -62,6 +66,9 @@ def export_saved_model(model: keras.Model, export_dir: str, clip_length: int = 0
     archive.add_endpoint(SERVING_DEFAULT, serve_images)
     archive.add_endpoint(SERVING_TF_EXAMPLE, serve_examples)
     archive.write_out(export_dir, verbose=False)
+    grey_face = tf.io.encode_png(tf.fill([data.CROP_SIZE, data.CROP_SIZE, 3], tf.constant(128, tf.uint8))).numpy()
+    sample = np.array([[grey_face] * clip_length] if clip_length else [grey_face], dtype=object)
+    warmup.write_warmup_requests(export_dir, [warmup.predict_request("", SERVING_DEFAULT, {image_spec.name: sample})])
 
 
 def keras_path(model_uri: str) -> str:

@@ -34,6 +34,7 @@ def _example(label=0, manipulation=b"original", with_image=True):
         "face_confidence": tf.train.Feature(float_list=tf.train.FloatList(value=[0.99])),
         "face_box": tf.train.Feature(int64_list=tf.train.Int64List(value=[1, 2, 30, 40])),
         "face_size": tf.train.Feature(int64_list=tf.train.Int64List(value=[30])),
+        "face_size_bucket": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"under_64"])),
         "track_id": tf.train.Feature(int64_list=tf.train.Int64List(value=[0])),
     }
     if with_image:

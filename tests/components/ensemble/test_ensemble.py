@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from components.ensemble.ensemble import build_ensemble, fit_weights, log_loss
+from components.ensemble.ensemble import build_ensemble, fit_weights
+from pipeline.evaluation.video_scores import log_loss
 from pipeline.models.base import ModelSettings
 from pipeline.models.registry import get_backbone
 

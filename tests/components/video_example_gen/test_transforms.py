@@ -28,6 +28,7 @@ FACE_FEATURES = {
     "timestamp",
     "face_box",
     "face_size",
+    "face_size_bucket",
     "track_id",
 }
 SMALL = {"frames_per_video": 6, "image_size": 64, "clip_length": 3}

@@ -1,0 +1,1 @@
+"""Evaluation: video-level scoring rules, the TFMA video metric, and the blessing EvalConfig."""

@@ -1,0 +1,1 @@
+"""A local model server speaking TensorFlow Serving's REST and gRPC protocols, for machines without it."""

@@ -1,0 +1,148 @@
+"""A video or image in, a verdict out: the ingest's own face path, then the model server in batches.
+
+Frames are sampled, faces detected, kept, tracked and cropped by the same
+code as the pipeline's ingest (`find_faces`), so serving sees exactly the
+crops training saw. Face scores are turned into one video score by a rule of
+`video_scores`; a video without faces gets the verdict `no_face`, not a score.
+"""
+
+import dataclasses
+import time
+from typing import Callable, Dict, List, Optional, Protocol, Sequence
+
+import cv2
+import numpy as np
+
+from components.video_example_gen.faces import FaceDetector
+from components.video_example_gen.ingest import FacesFound, find_faces
+from components.video_example_gen.ingest_config import IngestConfig
+from components.video_example_gen.sampling import SampledFrame, VideoError, sample_frames
+from pipeline import config
+from pipeline.evaluation import video_scores
+
+VERDICT_FAKE = "fake"
+VERDICT_REAL = "real"
+VERDICT_NO_FACE = "no_face"
+
+
+class FaceModel(Protocol):
+    def predict(self, images: Sequence[bytes]):  # noqa: ANN201 - returns a clients.Prediction
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceScore:
+    frame_index: int
+    timestamp: float
+    track_id: int
+    box: Sequence[int]
+    confidence: float
+    fake_probability: float
+
+
+@dataclasses.dataclass
+class Verdict:
+    verdict: str
+    fake_probability: Optional[float]
+    rule: str
+    threshold: float
+    frames_analysed: int
+    faces: List[FaceScore]
+    model_version: Optional[int]
+    timings_s: Dict[str, float]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def decide(probability: Optional[float], threshold: float) -> str:
+    if probability is None:
+        return VERDICT_NO_FACE
+    return VERDICT_FAKE if probability >= threshold else VERDICT_REAL
+
+
+def read_image(path: str) -> List[SampledFrame]:
+    """An image file as one frame; raises VideoError when it does not decode."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise VideoError(config.STATUS_UNREADABLE, "not a decodable image")
+    return [SampledFrame(0, 0.0, image)]
+
+
+class VideoAnalyzer:
+    """Holds one face detector and a model client; analyses videos and images one at a time."""
+
+    def __init__(
+        self,
+        model: FaceModel,
+        ingest_config: Optional[IngestConfig] = None,
+        rule: str = video_scores.RULE_MEAN,
+        threshold: float = 0.5,
+        batch_size: int = 32,
+        detector: Optional[FaceDetector] = None,
+    ):
+        self.model = model
+        self.ingest_config = ingest_config or IngestConfig()
+        self.rule = video_scores.check_rule(rule)
+        self.threshold = threshold
+        self.batch_size = batch_size
+        self.detector = detector or FaceDetector(self.ingest_config.min_detection_confidence)
+
+    def analyse_video(self, path: str) -> Verdict:
+        """Raises VideoError (unreadable or rejected, with the reason) for a file that cannot be analysed."""
+        return self._analyse(lambda: sample_frames(path, self.ingest_config)[1])
+
+    def analyse_image(self, path: str) -> Verdict:
+        return self._analyse(lambda: read_image(path))
+
+    def _analyse(self, read_frames: Callable[[], List[SampledFrame]]) -> Verdict:
+        timings: Dict[str, float] = {}
+        started = time.perf_counter()
+        frames = read_frames()
+        timings["decode"] = time.perf_counter() - started
+        found = find_faces(frames, self.detector, self.ingest_config)
+        timings["detection"] = time.perf_counter() - started - timings["decode"]
+        model_started = time.perf_counter()
+        probabilities, version = self._score(found)
+        timings["model"] = time.perf_counter() - model_started
+        faces = _face_scores(found, {f.index: f.timestamp for f in frames}, probabilities)
+        by_track: Dict[int, List[float]] = {}
+        for face in faces:
+            by_track.setdefault(face.track_id, []).append(face.fake_probability)
+        probability = video_scores.video_score(by_track, self.rule)
+        timings["total"] = time.perf_counter() - started
+        return Verdict(
+            verdict=decide(probability, self.threshold),
+            fake_probability=probability,
+            rule=self.rule,
+            threshold=self.threshold,
+            frames_analysed=len(frames),
+            faces=faces,
+            model_version=version,
+            timings_s={k: round(v, 4) for k, v in timings.items()},
+        )
+
+    def _score(self, found: FacesFound):  # noqa: ANN202 - (probabilities, model version)
+        crops = [crop for track in found.crops for crop in track]
+        scores: List[np.ndarray] = []
+        version = None
+        for start in range(0, len(crops), self.batch_size):
+            prediction = self.model.predict(crops[start : start + self.batch_size])
+            scores.append(np.asarray(prediction.probabilities, np.float64).ravel())
+            version = prediction.model_version
+        return (np.concatenate(scores) if scores else np.zeros(0)), version
+
+
+def _face_scores(found: FacesFound, timestamps: Dict[int, float], probabilities: np.ndarray) -> List[FaceScore]:
+    detections = [(track_id, d) for track_id, track in enumerate(found.tracks) for d in track.detections]
+    return [
+        FaceScore(
+            frame_index=d.frame_index,
+            timestamp=round(timestamps[d.frame_index], 4),
+            track_id=track_id,
+            box=list(d.box),
+            confidence=round(d.confidence, 4),
+            fake_probability=float(p),
+        )
+        for (track_id, d), p in zip(detections, probabilities, strict=True)
+    ]
