@@ -57,6 +57,18 @@ class ModelTarget:
             raise ValueError("Pin a version or a label, not both")
 
 
+class InProcessModel:
+    """The exported SavedModel called in this process: the same signature, no server in between."""
+
+    def __init__(self, saved_model_dir: str, target: Optional[ModelTarget] = None):
+        self.target = target or ModelTarget(saved_model_dir)
+        self._signature = tf.saved_model.load(saved_model_dir).signatures[self.target.signature_name]
+
+    def predict(self, images: Sequence[bytes]) -> Prediction:
+        outputs = self._signature(**{self.target.input_name: tf.constant(list(images), tf.string)})
+        return Prediction(outputs[config.OUTPUT_KEY].numpy(), None)
+
+
 class RestClient:
     """TF Serving's REST API: `POST /v1/models/<name>[/versions/N|/labels/L]:predict`, images as b64."""
 

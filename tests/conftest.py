@@ -5,8 +5,11 @@ import struct
 import wave
 
 import cv2
+import keras
 import numpy as np
 import pytest
+import skimage.data
+import tensorflow as tf
 
 from pipeline import sample_data
 
@@ -103,3 +106,22 @@ def make_artifact(artifact_type, uri: str, splits=None):
 
 # Limits under which the files of `make_broken_files` are rejected and a 1 s 320x240 sample video is not.
 BROKEN_FILE_LIMITS = {"max_file_bytes": 400_000, "max_duration_s": 3.0, "max_pixels": 320 * 240}
+
+
+def face_crops(count: int) -> list:
+    """Real face crops (the astronaut, shifted and flipped) encoded as PNG and JPEG."""
+    face = skimage.data.astronaut()[30:230, 140:320]
+    crops = [np.roll(face, 7 * i, axis=1)[:, :: (-1 if i % 2 else 1)] for i in range(count)]
+    return [tf.io.encode_png(c).numpy() if i % 2 else tf.io.encode_jpeg(c).numpy() for i, c in enumerate(crops)]
+
+
+def spread_outputs(model, pixels) -> None:
+    """Sets the output layer so an untrained model's scores on `pixels` spread over (0, 1) instead of
+    all sitting near 0.5, where agreement to 1e-5 would prove nothing."""
+    layer = model.get_layer("fake_probability")
+    features = keras.Model(model.inputs, layer.input)(pixels, training=False).numpy()
+    kernel = np.random.default_rng(0).normal(size=(features.shape[1], 1)).astype("float32")
+    logits = features @ kernel
+    assert logits.std() > 0, "the features before the output layer do not depend on the input"
+    kernel *= 2.0 / logits.std()
+    layer.set_weights([kernel, np.array([-float((features @ kernel).mean())], "float32")])

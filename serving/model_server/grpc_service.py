@@ -23,7 +23,13 @@ from tensorflow_serving.apis import (
 )
 
 from serving.model_server import monitoring
-from serving.model_server.servables import LoadedVersion, ModelRegistry, NotFoundError, model_spec
+from serving.model_server.servables import (
+    LoadedVersion,
+    ModelRegistry,
+    NotFoundError,
+    SignatureNotFoundError,
+    model_spec,
+)
 
 # TF Serving accepts messages up to 2 GiB; limits on uploads belong in front of it.
 MAX_MESSAGE_BYTES = 2**31 - 1
@@ -37,6 +43,8 @@ def _abort_on_error(context: grpc.ServicerContext, call: Callable[[], Response])
         return call()
     except NotFoundError as e:
         context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+    except SignatureNotFoundError as e:
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
     except ValueError as e:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
     except Exception as e:  # noqa: BLE001 - any failure answers INTERNAL and the server goes on

@@ -31,6 +31,10 @@ class NotFoundError(LookupError):
     """An unknown model, version, label or signature; answered with 404 / NOT_FOUND."""
 
 
+class SignatureNotFoundError(ValueError):
+    """A signature the model does not have: 400 / FAILED_PRECONDITION, as TF Serving answers."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Signature:
     inputs: Mapping[str, tf.TensorSpec]
@@ -59,9 +63,7 @@ class LoadedVersion:
     def signature(self, name: str) -> Signature:
         key = name or DEFAULT_SIGNATURE
         if key not in self.signatures:
-            raise NotFoundError(
-                f'Serving signature name: "{key}" not found in signature def; have {sorted(self.signatures)}'
-            )
+            raise SignatureNotFoundError(f'Serving signature key "{key}" not found; have {sorted(self.signatures)}')
         return self.signatures[key]
 
     def predict(
@@ -194,6 +196,7 @@ class ServedModel:
             entry = response.model_version_status.add(version=v)
             if v in self.versions:
                 entry.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+                entry.status.SetInParent()
             else:
                 entry.state = get_model_status_pb2.ModelVersionStatus.END
                 entry.status.error_code = 13  # INTERNAL

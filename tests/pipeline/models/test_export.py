@@ -10,13 +10,7 @@ from pipeline import config
 from pipeline.models import data, export
 from pipeline.models.base import ModelSettings
 from pipeline.models.registry import get_backbone
-
-
-def _faces(count):
-    """Real face crops (the astronaut, shifted and flipped) encoded as PNG and JPEG."""
-    face = skimage.data.astronaut()[30:230, 140:320]
-    crops = [np.roll(face, 7 * i, axis=1)[:, :: (-1 if i % 2 else 1)] for i in range(count)]
-    return [tf.io.encode_png(c).numpy() if i % 2 else tf.io.encode_jpeg(c).numpy() for i, c in enumerate(crops)]
+from tests.conftest import face_crops, spread_outputs
 
 
 def _example(encoded):
@@ -24,24 +18,12 @@ def _example(encoded):
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def _spread_outputs(model, pixels):
-    """Sets the output layer so an untrained model's scores on `pixels` spread over (0, 1) instead of
-    all sitting near 0.5, where agreement to 1e-5 would prove nothing."""
-    layer = model.get_layer("fake_probability")
-    features = keras.Model(model.inputs, layer.input)(pixels, training=False).numpy()
-    kernel = np.random.default_rng(0).normal(size=(features.shape[1], 1)).astype("float32")
-    logits = features @ kernel
-    assert logits.std() > 0, "the features before the output layer do not depend on the input"
-    kernel *= 2.0 / logits.std()
-    layer.set_weights([kernel, np.array([-float((features @ kernel).mean())], "float32")])
-
-
 @pytest.mark.parametrize("name", ["meso4", "xception"])
 def test_image_model_signatures_agree_with_keras(name, tmp_path):
     keras.utils.set_random_seed(0)
     model = get_backbone(name).build(ModelSettings(input_size=71), {"head_units": 64})
-    images = _faces(5)
-    _spread_outputs(model, data.decode_images(tf.constant(images)))
+    images = face_crops(5)
+    spread_outputs(model, data.decode_images(tf.constant(images)))
     expected = model(data.decode_images(tf.constant(images)), training=False).numpy().ravel()
     export.export_saved_model(model, str(tmp_path))
 
@@ -58,9 +40,9 @@ def test_temporal_model_takes_a_batch_of_clips(tmp_path):
     keras.utils.set_random_seed(0)
     settings = ModelSettings(input_size=32, clip_length=3, lstm_units=4)
     model = get_backbone("resnext_lstm").build(settings, {})
-    clips = np.array(_faces(6), dtype=object).reshape(2, 3)
+    clips = np.array(face_crops(6), dtype=object).reshape(2, 3)
     pixels = data.decode_clips(tf.constant(clips), 3)
-    _spread_outputs(model, pixels)
+    spread_outputs(model, pixels)
     expected = model(pixels, training=False).numpy().ravel()
     export.export_saved_model(model, str(tmp_path), clip_length=3)
 

@@ -1,0 +1,106 @@
+"""A model server (the real TF Serving binary when installed, else the local one) over freshly pushed models.
+
+Models: `faces` (latest version), `pinned` (versions 1 and 2 under the labels
+`stable` and `canary`) and `swap` (for the hot-swap test, which pushes a
+version 2 while requests stream in).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import keras
+import pytest
+import tensorflow as tf
+
+from pipeline.models import data, export
+from pipeline.models.base import ModelSettings
+from pipeline.models.registry import get_backbone
+from serving import launch, model_config
+from tests.conftest import face_crops, spread_outputs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def export_face_model(export_dir: str, seed: int) -> None:
+    """A Meso-4 at 64 px whose untrained scores spread over (0, 1), exported with its signatures."""
+    keras.utils.set_random_seed(seed)
+    model = get_backbone("meso4").build(ModelSettings(input_size=64), {})
+    spread_outputs(model, data.decode_images(tf.constant(face_crops(6))))
+    export.export_saved_model(model, export_dir)
+
+
+def push(saved_model_dir: str, base_path: str, version: int) -> str:
+    """Copies a SavedModel to `<base_path>/<version>` through a temporary folder and one rename."""
+    target = os.path.join(base_path, str(version))
+    staging = os.path.join(base_path, f".staging-{version}")
+    shutil.copytree(saved_model_dir, staging)
+    os.rename(staging, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def exported_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exports")
+    paths = {}
+    for seed in (1, 2):
+        paths[seed] = str(root / f"seed{seed}")
+        export_face_model(paths[seed], seed)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def model_server(tmp_path_factory, exported_models):
+    base = tmp_path_factory.mktemp("serving_models")
+    push(exported_models[1], str(base / "faces"), 1)
+    push(exported_models[1], str(base / "pinned"), 1)
+    push(exported_models[2], str(base / "pinned"), 2)
+    push(exported_models[1], str(base / "swap"), 1)
+    models = [
+        model_config.ServingModel("faces", str(base / "faces")),
+        model_config.release("pinned", str(base / "pinned"), stable=1, canary=2),
+        model_config.ServingModel("swap", str(base / "swap")),
+    ]
+    configs = model_config.write_serving_configs(str(tmp_path_factory.mktemp("serving_config")), models)
+    grpc_port, rest_port = free_port(), free_port()
+    command = launch.model_server_command(
+        configs[model_config.MODELS_CONFIG_FILE],
+        grpc_port,
+        rest_port,
+        monitoring_config=configs[model_config.MONITORING_FILE],
+        poll_seconds=0.5,
+    )
+    log = open(tmp_path_factory.mktemp("logs") / "model_server.log", "w")
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": os.getcwd()}
+    )
+    rest_url = f"http://127.0.0.1:{rest_port}"
+    try:
+        for model in models:
+            launch.wait_until_available(rest_url, model.name, process)
+        yield SimpleNamespace(
+            rest_url=rest_url,
+            grpc_address=f"127.0.0.1:{grpc_port}",
+            base=str(base),
+            exported=exported_models,
+            local=os.path.basename(command[0]) != launch.TF_SERVING_BINARY,
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+        if process.returncode not in (0, -15):
+            sys.stderr.write(open(log.name).read())
+
+
+@pytest.fixture(scope="session")
+def in_process(exported_models):
+    """The exported models called in this process: the reference every served answer must match."""
+    return {seed: tf.saved_model.load(path) for seed, path in exported_models.items()}
