@@ -4,6 +4,7 @@ No file or environment reads happen here; runners bind paths, metadata and
 Beam arguments and pass them in.
 """
 
+import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from ml_metadata.proto import metadata_store_pb2
@@ -17,9 +18,12 @@ from components.ensemble import EnsembleTrainer
 from components.video_example_gen import IngestConfig, VideoExampleGen
 from components.video_example_gen.readers import LAYOUT_AUTO
 from pipeline import config
+from pipeline.evaluation.eval_config import BlessingConfig, build_eval_config
 from pipeline.models.registry import get_backbone
 
 RUN_FN = "pipeline.models.trainer.run_fn"
+ENSEMBLE = "ensemble"
+ENSEMBLE_TRAINER_ID = "EnsembleTrainer"
 TUNER_FN = "pipeline.models.trainer.tuner_fn"
 
 
@@ -35,7 +39,61 @@ def _ensemble(
         )
     trainers = {node.id: node for node in training}
     models = channel_utils.union([trainers[f"Trainer.{name}"].outputs["model"] for name in members])
-    return [EnsembleTrainer(models=models, examples=examples)]
+    return [EnsembleTrainer(models=models, examples=examples).with_id(ENSEMBLE_TRAINER_ID)]
+
+
+def _model_name(trainer_id: str) -> str:
+    """The model's name in serving and in component ids: the backbone, or `ensemble`."""
+    return ENSEMBLE if trainer_id == ENSEMBLE_TRAINER_ID else trainer_id.split(".", 1)[1]
+
+
+def _temporal(trainer_id: str) -> bool:
+    return trainer_id != ENSEMBLE_TRAINER_ID and get_backbone(_model_name(trainer_id)).temporal
+
+
+def _evaluation_branch(
+    name: str,
+    trainer: BaseNode,
+    examples: BaseChannel,
+    blessing: BlessingConfig,
+    evaluation_split: str,
+    serving_model_dir: Optional[str],
+) -> List[BaseNode]:
+    """Baseline resolver, Evaluator and (with a serving directory) Pusher of one model, ids suffixed with its name.
+
+    The baseline is the latest model of the same producer that this model's
+    own Evaluator blessed, so backbones never compare against each other.
+    """
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.Model, producer_component_id=trainer.id, output_key="model"
+        ),
+        model_blessing=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.ModelBlessing,
+            producer_component_id=f"Evaluator.{name}",
+            output_key="blessing",
+        ),
+    ).with_id(f"LatestBlessedModel.{name}")
+    model = trainer.outputs["model"]
+    evaluator = tfx.components.Evaluator(
+        examples=examples,
+        model=model,
+        baseline_model=baseline.outputs["model"],
+        eval_config=build_eval_config(blessing, temporal=_temporal(trainer.id)),
+        example_splits=[evaluation_split],
+    ).with_id(f"Evaluator.{name}")
+    nodes: List[BaseNode] = [baseline, evaluator]
+    if serving_model_dir:
+        destination = tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=os.path.join(serving_model_dir, name))
+        )
+        nodes.append(
+            tfx.components.Pusher(
+                model=model, model_blessing=evaluator.outputs["blessing"], push_destination=destination
+            ).with_id(f"Pusher.{name}")
+        )
+    return nodes
 
 
 def _training_branch(
@@ -87,11 +145,14 @@ def create_pipeline(
     training_settings: Optional[Mapping[str, Mapping[str, Any]]] = None,
     tuner_trials: int = 0,
     ensemble_members: Sequence[str] = (),
+    blessing: Optional[BlessingConfig] = None,
+    evaluation_split: str = config.EVALUATION_SPLIT,
+    serving_model_dir: Optional[str] = None,
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """Videos -> face examples -> validation against the curated schema -> gate -> per-backbone training.
+    """Videos -> face examples -> validation -> gate -> per-backbone training -> evaluation -> push.
 
     The gate fails the run on any anomaly, naming the feature, so no backbone
     ever trains on examples that break the schema. Each backbone in
@@ -99,8 +160,13 @@ def create_pipeline(
     `training_settings[name]` overrides its `TrainingConfig` defaults, and the
     key "*" applies to every backbone. With two or more `ensemble_members`
     (image backbones among `backbones`), an EnsembleTrainer fits their weights
-    on the eval split and exports the ensemble as a model of its own.
+    on the eval split and exports the ensemble as a model of its own. Every
+    model is evaluated on `evaluation_split` against its latest blessed
+    predecessor under `blessing`, and, given `serving_model_dir`, pushed to
+    `<serving_model_dir>/<name>/<version>/` when blessed.
     """
+    if evaluation_split not in config.SPLIT_NAMES:
+        raise ValueError(f"evaluation_split={evaluation_split!r}: expected one of {list(config.SPLIT_NAMES)}")
     example_gen = VideoExampleGen(input_base=data_root, layout=layout, ingest_config=ingest_config)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     statistics_gen = tfx.components.StatisticsGen(
@@ -114,23 +180,45 @@ def create_pipeline(
     unknown = set(training_settings) - set(backbones) - {"*"}
     if unknown:
         raise ValueError(f"training_settings names backbones that are not trained: {sorted(unknown)}")
+    examples, clip_examples = example_gen.outputs["examples"], example_gen.outputs["clip_examples"]
     training = [
         node
         for name in backbones
         for node in _training_branch(
             name,
-            example_gen.outputs["examples"],
-            example_gen.outputs["clip_examples"],
+            examples,
+            clip_examples,
             {**training_settings.get("*", {}), **training_settings.get(name, {})},
             tuner_trials,
             anomaly_gate,
         )
     ]
-    training += _ensemble(ensemble_members, backbones, training, example_gen.outputs["examples"])
+    training += _ensemble(ensemble_members, backbones, training, examples)
+    evaluation = [
+        node
+        for trainer in training
+        if trainer.id.startswith("Trainer.") or trainer.id == ENSEMBLE_TRAINER_ID
+        for node in _evaluation_branch(
+            _model_name(trainer.id),
+            trainer,
+            clip_examples if _temporal(trainer.id) else examples,
+            blessing or BlessingConfig(),
+            evaluation_split,
+            serving_model_dir,
+        )
+    ]
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, schema_gen, statistics_gen, example_validator, anomaly_gate, *training],
+        components=[
+            example_gen,
+            schema_gen,
+            statistics_gen,
+            example_validator,
+            anomaly_gate,
+            *training,
+            *evaluation,
+        ],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],

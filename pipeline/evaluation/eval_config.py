@@ -1,9 +1,11 @@
 """The TFMA EvalConfig of every model: sliced frame and video metrics, and the blessing thresholds.
 
-A model is blessed when its AUC reaches `min_auc` (overall, and on each slice
-named in `slice_min_auc`) and, once a blessed model of the same backbone
-exists, when its AUC is not lower than that baseline's by more than
+A model is blessed when its overall AUC reaches `min_auc`, when every slice
+threshold of `slice_thresholds` holds, and, once a blessed model of the same
+backbone exists, when its AUC is not lower than that baseline's by more than
 `max_auc_drop`. TFX's Evaluator skips the change threshold on the first run.
+Slices by manipulation hold one class only (fakes of one method, or the
+originals), so their AUC is undefined: threshold their accuracy or recall.
 """
 
 import dataclasses
@@ -20,7 +22,14 @@ BASELINE = "baseline"
 MODEL_TYPE = "tf_generic"  # a Keras 3 export archive, called through its signatures
 SLICE_FEATURES = (config.MANIPULATION_KEY, config.DATASET_KEY, config.COMPRESSION_KEY, config.FACE_SIZE_BUCKET_KEY)
 CLIP_SLICE_FEATURES = (config.MANIPULATION_KEY, config.DATASET_KEY, config.COMPRESSION_KEY)
-AUC_METRIC = "auc"
+# Metrics a slice threshold may name: {TFMA metric name: class name}.
+SLICE_METRICS = {
+    "auc": "AUC",
+    "binary_accuracy": "BinaryAccuracy",
+    "precision": "Precision",
+    "recall": "Recall",
+    "f1_score": "F1Score",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +38,7 @@ class BlessingConfig:
 
     min_auc: float = 0.7
     max_auc_drop: float = 0.0
-    slice_min_auc: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    slice_thresholds: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
     min_video_auc: Optional[float] = None
     decision_threshold: float = 0.5
     video_rule: str = video_scores.RULE_MEAN
@@ -42,10 +51,15 @@ class BlessingConfig:
             _require_probability("min_video_auc", self.min_video_auc)
         if not 0.0 <= self.max_auc_drop <= 1.0:
             raise ValueError(f"Invalid blessing setting max_auc_drop={self.max_auc_drop!r}: expected within [0, 1]")
-        for feature, value in self.slice_min_auc.items():
+        for feature, bounds in self.slice_thresholds.items():
             if feature not in SLICE_FEATURES:
-                raise ValueError(f"slice_min_auc names {feature!r}; slices are {list(SLICE_FEATURES)}")
-            _require_probability(f"slice_min_auc[{feature!r}]", value)
+                raise ValueError(f"slice_thresholds names {feature!r}; slices are {list(SLICE_FEATURES)}")
+            for metric, value in bounds.items():
+                if metric not in SLICE_METRICS:
+                    raise ValueError(
+                        f"slice_thresholds[{feature!r}] names {metric!r}; expected one of {list(SLICE_METRICS)}"
+                    )
+                _require_probability(f"slice_thresholds[{feature!r}][{metric!r}]", value)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "BlessingConfig":
@@ -61,50 +75,71 @@ def _require_probability(name: str, value: float) -> None:
         raise ValueError(f"Invalid blessing setting {name}={value!r}: expected within [0, 1]")
 
 
-def _auc_threshold(lower_bound: float, max_drop: Optional[float]) -> tfma.MetricThreshold:
-    threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound}))
-    if max_drop is not None:
-        threshold.change_threshold.CopyFrom(
-            tfma.GenericChangeThreshold(
-                direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -max_drop - 1e-10}
-            )
+def _lower_bound(value: float) -> tfma.MetricThreshold:
+    return tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": value}))
+
+
+def _overall(threshold: tfma.MetricThreshold) -> tfma.PerSliceMetricThreshold:
+    """A threshold on the overall slice only (a plain `threshold` would apply to every slice)."""
+    return tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)
+
+
+def _auc_threshold(blessing: BlessingConfig) -> tfma.MetricThreshold:
+    threshold = _lower_bound(blessing.min_auc)
+    threshold.change_threshold.CopyFrom(
+        tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -blessing.max_auc_drop - 1e-10}
         )
+    )
     return threshold
 
 
-def _auc_config(blessing: BlessingConfig) -> tfma.MetricConfig:
-    metric = tfma.MetricConfig(class_name="AUC", threshold=_auc_threshold(blessing.min_auc, blessing.max_auc_drop))
-    for feature, lower_bound in sorted(blessing.slice_min_auc.items()):
-        metric.per_slice_thresholds.append(
-            tfma.PerSliceMetricThreshold(
-                slicing_specs=[tfma.SlicingSpec(feature_keys=[feature])],
-                threshold=_auc_threshold(lower_bound, None),
+def _add_slice_thresholds(metrics: Mapping[str, tfma.MetricConfig], blessing: BlessingConfig) -> None:
+    for feature, bounds in sorted(blessing.slice_thresholds.items()):
+        for metric, value in sorted(bounds.items()):
+            metrics[SLICE_METRICS[metric]].per_slice_thresholds.append(
+                tfma.PerSliceMetricThreshold(
+                    slicing_specs=[tfma.SlicingSpec(feature_keys=[feature])], threshold=_lower_bound(value)
+                )
             )
+
+
+def _video_configs(blessing: BlessingConfig) -> List[tfma.MetricConfig]:
+    configs = []
+    for statistic in video_metrics.STATISTICS:
+        metric = tfma.MetricConfig(
+            class_name=video_metrics.VideoLevelMetric.__name__,
+            module=video_metrics.__name__,
+            config=json.dumps(
+                {"statistic": statistic, "rule": blessing.video_rule, "threshold": blessing.decision_threshold}
+            ),
         )
-    return metric
-
-
-def _video_config(blessing: BlessingConfig) -> tfma.MetricConfig:
-    metric = tfma.MetricConfig(
-        class_name=video_metrics.VideoLevelMetrics.__name__,
-        module=video_metrics.__name__,
-        config=json.dumps({"rule": blessing.video_rule, "threshold": blessing.decision_threshold}),
-    )
-    if blessing.min_video_auc is not None:
-        metric.threshold.CopyFrom(_auc_threshold(blessing.min_video_auc, None))
-    return metric
+        if statistic == video_metrics.AUC and blessing.min_video_auc is not None:
+            metric.per_slice_thresholds.append(_overall(_lower_bound(blessing.min_video_auc)))
+        configs.append(metric)
+    return configs
 
 
 def _metric_configs(blessing: BlessingConfig) -> List[tfma.MetricConfig]:
-    at_threshold = json.dumps({"thresholds": [blessing.decision_threshold]})
-    thresholded = ("BinaryAccuracy", "Precision", "Recall", "F1Score", "ConfusionMatrixAtThresholds")
-    return [
-        tfma.MetricConfig(class_name="ExampleCount"),
-        _auc_config(blessing),
-        *(tfma.MetricConfig(class_name=name, config=at_threshold) for name in thresholded),
-        *(tfma.MetricConfig(class_name=name) for name in ("BinaryCrossEntropy", "Calibration", "CalibrationPlot")),
-        _video_config(blessing),
-    ]
+    threshold = blessing.decision_threshold
+    metrics = {
+        "ExampleCount": tfma.MetricConfig(class_name="ExampleCount"),
+        "AUC": tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[_overall(_auc_threshold(blessing))]),
+        "BinaryAccuracy": tfma.MetricConfig(class_name="BinaryAccuracy", config=json.dumps({"threshold": threshold})),
+        **{
+            name: tfma.MetricConfig(class_name=name, config=json.dumps({"thresholds": threshold}))
+            for name in ("Precision", "Recall", "F1Score")
+        },
+        "ConfusionMatrixAtThresholds": tfma.MetricConfig(
+            class_name="ConfusionMatrixAtThresholds", config=json.dumps({"thresholds": [threshold]})
+        ),
+        **{
+            name: tfma.MetricConfig(class_name=name)
+            for name in ("BinaryCrossEntropy", "Calibration", "CalibrationPlot")
+        },
+    }
+    _add_slice_thresholds(metrics, blessing)
+    return [*metrics.values(), *_video_configs(blessing)]
 
 
 def build_eval_config(blessing: BlessingConfig, temporal: bool = False) -> tfma.EvalConfig:

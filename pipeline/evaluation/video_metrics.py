@@ -18,32 +18,51 @@ from pipeline import config
 from pipeline.evaluation import video_scores
 
 VIDEO_METRICS_NAME = "video"
-AUC_SUFFIX = "_auc"
-LOG_LOSS_SUFFIX = "_log_loss"
-ACCURACY_SUFFIX = "_accuracy"
-COUNT_SUFFIX = "_count"
-SUFFIXES = (AUC_SUFFIX, LOG_LOSS_SUFFIX, ACCURACY_SUFFIX, COUNT_SUFFIX)
+AUC = "auc"
+LOG_LOSS = "log_loss"
+ACCURACY = "accuracy"
+COUNT = "count"
+STATISTICS = (AUC, LOG_LOSS, ACCURACY, COUNT)
 
 
-class VideoLevelMetrics(metric_types.Metric):
-    """`<name>_auc`, `<name>_log_loss`, `<name>_accuracy` and `<name>_count` over videos.
+def metric_name(statistic: str) -> str:
+    """`video_auc`, `video_log_loss`, `video_accuracy`, `video_count`."""
+    return f"{VIDEO_METRICS_NAME}_{statistic}"
 
-    `rule` is one of `video_scores.RULES`; `threshold` decides the verdict for
-    the accuracy. Needs the `video_id` and `track_id` features.
+
+class VideoLevelMetric(metric_types.Metric):
+    """One video-level statistic (`auc`, `log_loss`, `accuracy` or `count`) under the name `video_<statistic>`.
+
+    One metric per statistic, so a blessing threshold can name each; `rule` is
+    one of `video_scores.RULES` and `threshold` decides the verdict for the
+    accuracy. Needs the `video_id` and `track_id` features.
     """
 
-    def __init__(self, name: str = VIDEO_METRICS_NAME, rule: str = video_scores.RULE_MEAN, threshold: float = 0.5):
+    def __init__(
+        self,
+        statistic: str = AUC,
+        rule: str = video_scores.RULE_MEAN,
+        threshold: float = 0.5,
+        name: Optional[str] = None,
+    ):
+        if statistic not in STATISTICS:
+            raise ValueError(f"Unknown video statistic {statistic!r}; expected one of {list(STATISTICS)}")
         video_scores.check_rule(rule)
         super().__init__(
-            metric_util.merge_per_key_computations(_video_metrics), name=name, rule=rule, threshold=threshold
+            metric_util.merge_per_key_computations(_video_metric),
+            name=name or metric_name(statistic),
+            statistic=statistic,
+            rule=rule,
+            threshold=threshold,
         )
 
 
-metric_types.register_metric(VideoLevelMetrics)
+metric_types.register_metric(VideoLevelMetric)
 
 
-def _video_metrics(
-    name: str = VIDEO_METRICS_NAME,
+def _video_metric(
+    name: str,
+    statistic: str = AUC,
     rule: str = video_scores.RULE_MEAN,
     threshold: float = 0.5,
     eval_config: Optional[config_pb2.EvalConfig] = None,
@@ -51,17 +70,14 @@ def _video_metrics(
     output_name: str = "",
     example_weighted: bool = False,
 ) -> metric_types.MetricComputations:
-    keys = {
-        suffix: metric_types.MetricKey(
-            name=name + suffix, model_name=model_name, output_name=output_name, example_weighted=example_weighted
-        )
-        for suffix in SUFFIXES
-    }
+    key = metric_types.MetricKey(
+        name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
+    )
     return [
         metric_types.MetricComputation(
-            keys=list(keys.values()),
+            keys=[key],
             preprocessors=[metric_types.FeaturePreprocessor(feature_keys=[config.VIDEO_ID_KEY, config.TRACK_ID_KEY])],
-            combiner=_VideoCombiner(keys, eval_config, model_name, output_name, rule, threshold),
+            combiner=_VideoCombiner(key, statistic, eval_config, model_name, output_name, rule, threshold),
         )
     ]
 
@@ -82,14 +98,16 @@ def _first(values: np.ndarray):
 class _VideoCombiner(beam.CombineFn):
     def __init__(
         self,
-        keys: Dict[str, metric_types.MetricKey],
+        key: metric_types.MetricKey,
+        statistic: str,
         eval_config: Optional[config_pb2.EvalConfig],
         model_name: str,
         output_name: str,
         rule: str,
         threshold: float,
     ):
-        self._keys = keys
+        self._key = key
+        self._statistic = statistic
         self._eval_config = eval_config
         self._model_name = model_name
         self._output_name = output_name
@@ -121,12 +139,14 @@ class _VideoCombiner(beam.CombineFn):
     def extract_output(self, videos: Dict[str, _Video]) -> Dict[metric_types.MetricKey, float]:
         labels = np.array([v.label for v in videos.values()])
         scores = np.array([video_scores.video_score(v.tracks, self._rule) for v in videos.values()], np.float64)
-        empty = labels.size == 0
-        return {
-            self._keys[AUC_SUFFIX]: video_scores.roc_auc(labels, scores),
-            self._keys[LOG_LOSS_SUFFIX]: float("nan") if empty else video_scores.log_loss(scores, labels),
-            self._keys[ACCURACY_SUFFIX]: float("nan")
-            if empty
-            else float(((scores > self._threshold) == labels).mean()),
-            self._keys[COUNT_SUFFIX]: float(labels.size),
-        }
+        if self._statistic == COUNT:
+            value = float(labels.size)
+        elif labels.size == 0:
+            value = float("nan")
+        elif self._statistic == AUC:
+            value = video_scores.roc_auc(labels, scores)
+        elif self._statistic == LOG_LOSS:
+            value = video_scores.log_loss(scores, labels)
+        else:
+            value = float(((scores >= self._threshold) == labels).mean())
+        return {self._key: value}

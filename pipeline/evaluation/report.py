@@ -1,0 +1,79 @@
+"""What an Evaluator run found, in a few lines a person can read: metrics, blessing and why."""
+
+import math
+import os
+from typing import Dict, List
+
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+
+from pipeline.evaluation import video_metrics
+from pipeline.evaluation.eval_config import CANDIDATE
+
+BLESSED_FILE = "BLESSED"
+FRAME_METRICS = ("auc", "binary_accuracy", "binary_crossentropy", "precision", "recall", "f1_score", "example_count")
+VIDEO_METRICS = tuple(video_metrics.metric_name(statistic) for statistic in video_metrics.STATISTICS)
+
+
+def overall_metrics(evaluation_uri: str, model_name: str = CANDIDATE) -> Dict[str, float]:
+    """The overall slice's frame and video metrics of one model of the evaluation."""
+    for metrics in tfma.load_metrics(evaluation_uri):
+        if metrics.slice_key.single_slice_keys:
+            continue
+        values = {}
+        for item in metrics.metric_keys_and_values:
+            key = item.key
+            if key.model_name not in (model_name, "") or key.HasField("sub_key") or key.is_diff:
+                continue
+            if key.name in FRAME_METRICS + VIDEO_METRICS and item.value.HasField("double_value"):
+                values[key.name] = item.value.double_value.value
+        return values
+    return {}
+
+
+def _slice_text(slice_key: tfma.proto.metrics_for_slice_pb2.SliceKey) -> str:
+    parts = [f"{k.column}={k.bytes_value.decode() or k.int64_value}" for k in slice_key.single_slice_keys]
+    return ", ".join(parts) or "overall"
+
+
+def blessing_failures(evaluation_uri: str) -> List[str]:
+    """Why the model was not blessed: one line per failed threshold; empty when it was blessed."""
+    result = tfma.load_validation_result(evaluation_uri)
+    if result.validation_ok:
+        return []
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            value = failure.metric_value.double_value.value
+            bound = failure.metric_threshold
+            name = failure.metric_key.name + (" change vs. baseline" if failure.metric_key.is_diff else "")
+            lines.append(f"{name} = {value:.4f} on {_slice_text(per_slice.slice_key)} fails {_threshold_text(bound)}")
+    lines.extend(
+        f"no examples in the slice {list(spec.feature_keys)} that a threshold names" for spec in result.missing_slices
+    )
+    return lines or ["validation failed (see the Evaluator's validations file)"]
+
+
+def _threshold_text(threshold: tfma.MetricThreshold) -> str:
+    if threshold.HasField("value_threshold"):
+        return f"lower bound {threshold.value_threshold.lower_bound.value:g}"
+    if threshold.HasField("change_threshold"):
+        return f"allowed change {threshold.change_threshold.absolute.value:+.4g}"
+    return str(threshold).replace("\n", " ")
+
+
+def is_blessed(blessing_uri: str) -> bool:
+    return tf.io.gfile.exists(os.path.join(blessing_uri, BLESSED_FILE))
+
+
+def format_metrics(values: Dict[str, float]) -> str:
+    def show(name: str) -> str:
+        value = values.get(name, float("nan"))
+        return "-" if math.isnan(value) else f"{value:.3f}"
+
+    video = video_metrics.VIDEO_METRICS_NAME
+    return (
+        f"AUC {show('auc')}  accuracy {show('binary_accuracy')}  log loss {show('binary_cross_entropy')}  "
+        f"F1 {show('f1_score')}  | video AUC {show(video + '_auc')}  video log loss {show(video + '_log_loss')}  "
+        f"({int(values.get(video + '_count', 0))} videos, {int(values.get('example_count', 0))} faces)"
+    )
