@@ -2,21 +2,23 @@
 
     python pipeline_runner.py local  [--data-root DIR] [--output-dir DIR]   # the whole pipeline, locally
     python pipeline_runner.py ingest --input DIR --output DIR [--layout L]  # faces only, no TFX
+    python pipeline_runner.py serve  [--serving-dir DIR] [--pin M=V]         # serve the pushed models
 
 The graph itself lives in `pipeline.pipeline.create_pipeline`; nothing here
 builds components.
 """
 
 import argparse
-import glob
 import json
 import os
 import sys
 from typing import List, Optional
 
 from pipeline import config
+from pipeline.evaluation import video_scores
 
 DEFAULT_OUTPUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "outputs")
+SERVING_MODELS_DIR = "serving_models"
 
 
 def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
@@ -104,6 +106,8 @@ def run_local(args: argparse.Namespace) -> int:
     from tfx import v1 as tfx
 
     from pipeline import sample_data
+    from pipeline.evaluation import report
+    from pipeline.evaluation.eval_config import BlessingConfig
     from pipeline.pipeline import create_pipeline
     from schemas import FACE_SCHEMA_PATH
 
@@ -114,6 +118,7 @@ def run_local(args: argparse.Namespace) -> int:
         sample_data.generate(data_root, config.LOCAL_SAMPLE_VIDEOS, seed=0)
     pipeline_root = os.path.join(output_dir, "pipeline_root")
     metadata_path = os.path.join(output_dir, "metadata.sqlite")
+    serving_dir = os.path.abspath(args.serving_dir or os.path.join(output_dir, SERVING_MODELS_DIR))
     pipeline = create_pipeline(
         pipeline_name=config.PIPELINE_NAME,
         pipeline_root=pipeline_root,
@@ -127,28 +132,46 @@ def run_local(args: argparse.Namespace) -> int:
         training_settings={"*": _training_settings(args)},
         tuner_trials=args.tuner_trials,
         ensemble_members=args.ensemble.split(",") if args.ensemble else (),
+        blessing=BlessingConfig(min_auc=args.min_auc, max_auc_drop=args.max_auc_drop, video_rule=args.video_rule),
+        evaluation_split=args.evaluation_split,
+        serving_model_dir=serving_dir,
         enable_cache=not args.no_cache,
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
     print(f"Pipeline finished. Artifacts under {pipeline_root}, ML Metadata in {metadata_path}")
-    for report in sorted(
-        glob.glob(os.path.join(pipeline_root, "VideoExampleGen", "ingest_report", "*", config.REPORT_FILE_NAME))
-    ):
-        print(f"Ingest report: {report}")
+    for report_dir in report.latest_output_dirs(pipeline_root, "ingest_report", "VideoExampleGen").values():
+        print(f"Ingest report: {os.path.join(report_dir, config.REPORT_FILE_NAME)}")
+    print("Training (eval split, early stopping and checkpoints watched it):")
     print_model_metrics(pipeline_root)
+    print(f"Evaluation on the {args.evaluation_split} split (frame metrics | video metrics, rule {args.video_rule}):")
+    for line in report.evaluation_lines(pipeline_root, serving_dir):
+        print(line)
+    no_face = [r["video"] for r in _report_rows(pipeline_root) if r["status"] == config.STATUS_NO_FACE]
+    if no_face:
+        print(f"{len(no_face)} videos had no face and are not scored (see the ingest report): {', '.join(no_face[:5])}")
+    print(f"Serve the pushed models with: python pipeline_runner.py serve --serving-dir {serving_dir}")
     return 0
+
+
+def _report_rows(pipeline_root: str) -> List[dict]:
+    from pipeline.evaluation import report
+
+    rows = []
+    for report_dir in report.latest_output_dirs(pipeline_root, "ingest_report", "VideoExampleGen").values():
+        with open(os.path.join(report_dir, config.REPORT_FILE_NAME)) as f:
+            rows.extend(json.loads(line) for line in f)
+    return rows
 
 
 def print_model_metrics(pipeline_root: str) -> None:
     """One line per trained model of the latest run: eval AUC, accuracy, log loss and where it is."""
+    from pipeline.evaluation import report
     from pipeline.models import export
 
-    latest = {}
-    for path in glob.glob(os.path.join(pipeline_root, "*", "model", "*", export.EVAL_METRICS_FILE)):
-        component, _, execution = path.split(os.sep)[-4:-1]
-        if int(execution) >= latest.get(component, (-1, ""))[0]:
-            latest[component] = (int(execution), path)
-    for component, (_, path) in sorted(latest.items()):
+    for component, model_uri in report.latest_output_dirs(pipeline_root, "model").items():
+        path = os.path.join(model_uri, export.EVAL_METRICS_FILE)
+        if not os.path.exists(path):
+            continue
         with open(path) as f:
             metrics = json.load(f)
         loss = metrics.get("loss", metrics.get("ensemble_eval_log_loss"))
@@ -157,6 +180,56 @@ def print_model_metrics(pipeline_root: str) -> None:
             f"{component:<24} eval AUC {metrics['auc']:.3f}  accuracy {accuracy}  log loss {loss:.3f}  "
             f"model {os.path.dirname(path)}"
         )
+
+
+def _versions_by_model(pairs: List[str], flag: str) -> dict:
+    values = {}
+    for pair in pairs:
+        name, _, version = pair.partition("=")
+        if not name or not version.isdigit():
+            raise SystemExit(f"{flag} {pair!r}: expected MODEL=VERSION, e.g. meso4=1732000000")
+        values[name] = int(version)
+    return values
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serves every model pushed under the serving directory: TF Serving when installed, else the local server."""
+    from serving import launch, model_config
+
+    serving_dir = os.path.abspath(args.serving_dir)
+    names = model_config.discover_models(serving_dir)
+    if not names:
+        print(f"No pushed model under {serving_dir}: run `python pipeline_runner.py local` first.", file=sys.stderr)
+        return 1
+    pins = _versions_by_model(args.pin, "--pin")
+    canaries = _versions_by_model(args.canary, "--canary")
+    unknown = sorted((set(pins) | set(canaries)) - set(names))
+    if unknown:
+        print(f"--pin/--canary name unknown models {unknown}; pushed models are {names}", file=sys.stderr)
+        return 1
+    models = []
+    for name in names:
+        base_path = os.path.join(serving_dir, name)
+        if name in pins:
+            models.append(model_config.release(name, base_path, stable=pins[name], canary=canaries.get(name)))
+        elif name in canaries:
+            print(f"--canary {name} needs --pin {name}=STABLE_VERSION beside it", file=sys.stderr)
+            return 1
+        else:
+            models.append(model_config.ServingModel(name, base_path))
+    batching = model_config.BatchingSettings(num_batch_threads=os.cpu_count() or 1)
+    paths = model_config.write_serving_configs(os.path.abspath(args.config_dir), models, batching)
+    command = launch.model_server_command(
+        paths[model_config.MODELS_CONFIG_FILE],
+        args.grpc_port,
+        args.rest_port,
+        monitoring_config=paths[model_config.MONITORING_FILE],
+        batching_parameters=paths[model_config.BATCHING_FILE],
+    )
+    print(f"Serving {names} from {serving_dir}: gRPC :{args.grpc_port}, REST :{args.rest_port}", flush=True)
+    print(" ".join(command), flush=True)
+    os.execvp(command[0], command)  # the server takes over this process, and its signals
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -183,9 +256,30 @@ def main(argv: Optional[List[str]] = None) -> int:
     local.add_argument(
         "--input-size", type=int, default=config.LOCAL_INPUT_SIZE, help="every backbone's input size (0: its own)"
     )
+    local.add_argument(
+        "--serving-dir", help="TF Serving model base paths of pushed models; default OUTPUT/serving_models"
+    )
+    local.add_argument("--evaluation-split", default=config.EVALUATION_SPLIT, choices=config.SPLIT_NAMES)
+    local.add_argument("--min-auc", type=float, default=config.LOCAL_MIN_AUC, help="blessing: lowest test AUC")
+    local.add_argument(
+        "--max-auc-drop", type=float, default=0.0, help="blessing: how far below the last blessed model's AUC"
+    )
+    local.add_argument("--video-rule", default=video_scores.RULE_MEAN, choices=sorted(video_scores.RULES))
     _add_ingest_flags(local)
 
+    serve = commands.add_parser(
+        "serve", help="serve the pushed models (TF Serving if installed, else the local server)"
+    )
+    serve.add_argument("--serving-dir", default=os.path.join(DEFAULT_OUTPUT_DIR, SERVING_MODELS_DIR))
+    serve.add_argument("--config-dir", default=os.path.join(DEFAULT_OUTPUT_DIR, "serving_config"))
+    serve.add_argument("--grpc-port", type=int, default=8500)
+    serve.add_argument("--rest-port", type=int, default=8501)
+    serve.add_argument("--pin", action="append", default=[], help="MODEL=VERSION: serve only this version (rollback)")
+    serve.add_argument("--canary", action="append", default=[], help="MODEL=VERSION: also serve as canary beside --pin")
+
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return run_serve(args)
     if args.command == "ingest":
         return run_ingest(args)
     if args.command == "local":

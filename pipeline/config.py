@@ -14,6 +14,7 @@ LOCAL_SAMPLE_VIDEOS = 48
 LOCAL_EPOCHS = 20
 LOCAL_TUNER_TRIALS = 2
 LOCAL_TUNING_EPOCHS = 2
+LOCAL_MIN_AUC = 0.7
 
 # Feature keys of a face example (one face crop of one sampled frame).
 IMAGE_KEY = "image"

@@ -11,8 +11,9 @@ The same files drive the real `tensorflow_model_server` and the local one.
 import dataclasses
 import os
 import re
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -59,6 +60,26 @@ class BatchingSettings:
     batch_timeout_micros: int = 0
     num_batch_threads: int = 4
     max_enqueued_batches: int = 100
+
+
+def available_versions(base_path: str) -> List[int]:
+    """Integer-named subfolders of a base path that hold a saved_model.pb, in ascending order."""
+    if not tf.io.gfile.isdir(base_path):
+        return []
+    versions = []
+    for entry in tf.io.gfile.listdir(base_path):
+        entry = entry.rstrip("/")
+        if entry.isdigit() and tf.io.gfile.exists(os.path.join(base_path, entry, "saved_model.pb")):
+            versions.append(int(entry))
+    return sorted(versions)
+
+
+def discover_models(serving_dir: str) -> List[str]:
+    """Names of the models pushed under `serving_dir` (folders holding at least one version)."""
+    if not tf.io.gfile.isdir(serving_dir):
+        return []
+    names = [entry.rstrip("/") for entry in tf.io.gfile.listdir(serving_dir)]
+    return sorted(n for n in names if available_versions(os.path.join(serving_dir, n)))
 
 
 def model_server_config(models: Sequence[ServingModel]) -> model_server_config_pb2.ModelServerConfig:

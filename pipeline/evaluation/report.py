@@ -77,3 +77,35 @@ def format_metrics(values: Dict[str, float]) -> str:
         f"F1 {show('f1_score')}  | video AUC {show(video + '_auc')}  video log loss {show(video + '_log_loss')}  "
         f"({int(values.get(video + '_count', 0))} videos, {int(values.get('example_count', 0))} faces)"
     )
+
+
+def latest_output_dirs(pipeline_root: str, output_key: str, component_prefix: str = "") -> Dict[str, str]:
+    """{component id: its latest execution's `output_key` folder} under a local pipeline root."""
+    latest: Dict[str, tuple] = {}
+    for path in tf.io.gfile.glob(os.path.join(pipeline_root, f"{component_prefix}*", output_key, "*")):
+        component, _, execution = path.rstrip("/").split("/")[-3:]
+        if execution.isdigit() and int(execution) >= latest.get(component, (-1, ""))[0]:
+            latest[component] = (int(execution), path)
+    return {component: path for component, (_, path) in sorted(latest.items())}
+
+
+def evaluation_lines(pipeline_root: str, serving_model_dir: str = "") -> List[str]:
+    """Per evaluated model: its test metrics, whether it was blessed (and why not), and where it was pushed."""
+    blessings = latest_output_dirs(pipeline_root, "blessing", "Evaluator.")
+    pushes = latest_output_dirs(pipeline_root, "pushed_model", "Pusher.")
+    lines = []
+    for component, evaluation_uri in latest_output_dirs(pipeline_root, "evaluation", "Evaluator.").items():
+        name = component.split(".", 1)[1]
+        lines.append(f"{name:<16} {format_metrics(overall_metrics(evaluation_uri))}")
+        blessing_uri = blessings.get(component)
+        if blessing_uri and is_blessed(blessing_uri):
+            pushed = pushes.get(f"Pusher.{name}")
+            where = os.path.join(serving_model_dir, name) if serving_model_dir else ""
+            if pushed and tf.io.gfile.listdir(pushed):
+                lines.append(f"{'':<16} blessed; pushed to {where}")
+            else:
+                lines.append(f"{'':<16} blessed; not pushed (no serving directory)")
+        else:
+            reasons = "; ".join(blessing_failures(evaluation_uri))
+            lines.append(f"{'':<16} NOT blessed, not pushed: {reasons}")
+    return lines

@@ -21,6 +21,7 @@ from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
 from serving import warmup
+from serving.model_config import available_versions
 
 DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 # TF Serving's --max_num_load_retries: a version caught half-copied by a push loads on a later poll.
@@ -105,18 +106,6 @@ def _signature_defs(path: str) -> Dict[str, meta_graph_pb2.SignatureDef]:
         saved_model.ParseFromString(f.read())
     meta_graph = saved_model.meta_graphs[0]
     return {key: meta_graph.signature_def[key] for key in meta_graph.signature_def if not key.startswith("__")}
-
-
-def available_versions(base_path: str) -> List[int]:
-    """Integer-named subfolders of a base path that hold a saved_model.pb, in ascending order."""
-    if not tf.io.gfile.isdir(base_path):
-        return []
-    versions = []
-    for entry in tf.io.gfile.listdir(base_path):
-        entry = entry.rstrip("/")
-        if entry.isdigit() and tf.io.gfile.exists(os.path.join(base_path, entry, "saved_model.pb")):
-            versions.append(int(entry))
-    return sorted(versions)
 
 
 def wanted_versions(

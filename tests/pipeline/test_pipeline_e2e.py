@@ -14,14 +14,18 @@ from tfx import v1 as tfx
 
 from components.video_example_gen import IngestConfig
 from pipeline import config, sample_data
+from pipeline.evaluation import report
+from pipeline.evaluation.eval_config import BlessingConfig
 from pipeline.pipeline import create_pipeline
 from schemas import FACE_SCHEMA_PATH
 
 BACKBONES = ("meso4", "compact_cnn")
+MODELS = BACKBONES + ("ensemble",)
 COMPONENTS = (
     {"VideoExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomalyGate"}
     | {f"{kind}.{name}" for kind in ("Tuner", "Trainer") for name in BACKBONES}
     | {"EnsembleTrainer"}
+    | {f"{kind}.{name}" for kind in ("LatestBlessedModel", "Evaluator", "Pusher") for name in MODELS}
 )
 
 
@@ -47,6 +51,9 @@ def _run(dataset, root):
         training_settings={"*": {"input_size": 64, "epochs": 1, "tuning_epochs": 1, "batch_size": 8}},
         tuner_trials=1,
         ensemble_members=BACKBONES,
+        blessing=BlessingConfig(min_auc=0.0, max_auc_drop=1.0),
+        evaluation_split="eval",
+        serving_model_dir=os.path.join(root, "serving_models"),
         beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"],
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
     )
@@ -72,8 +79,8 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
     assert len(executions) == len(COMPONENTS)
     assert all(e.last_known_state == e.COMPLETE for e in executions)
 
-    [report] = [a for a in store.get_artifacts() if type_names[a.type_id] == "IngestReport"]
-    rows = [json.loads(line) for line in open(os.path.join(report.uri, config.REPORT_FILE_NAME))]
+    [ingest_report] = [a for a in store.get_artifacts() if type_names[a.type_id] == "IngestReport"]
+    rows = [json.loads(line) for line in open(os.path.join(ingest_report.uri, config.REPORT_FILE_NAME))]
     assert len(rows) == 8 and all(row["status"] == "ok" and row["faces"] > 0 for row in rows)
 
     models = [a for a in store.get_artifacts() if type_names[a.type_id] == "Model"]
@@ -89,7 +96,28 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
         BACKBONES + ("ensemble",)
     )
 
+    root = str(tmp_path / "pipeline_root")
+    evaluations = report.latest_output_dirs(root, "evaluation", "Evaluator.")
+    assert set(evaluations) == {f"Evaluator.{name}" for name in MODELS}
+    for component, uri in evaluations.items():
+        metrics = report.overall_metrics(uri)
+        assert metrics["example_count"] > 0 and metrics["video_count"] >= 2, (component, metrics)
+        assert 0.0 <= metrics["auc"] <= 1.0 and 0.0 <= metrics["video_auc"] <= 1.0
+    for name in MODELS:
+        [version] = os.listdir(tmp_path / "serving_models" / name)
+        pushed = tf.saved_model.load(str(tmp_path / "serving_models" / name / version))
+        assert "serving_default" in pushed.signatures
+    lines = report.evaluation_lines(root, str(tmp_path / "serving_models"))
+    assert sum("blessed; pushed to" in line for line in lines) == len(MODELS), lines
+
     store = _run(e2e_dataset, str(tmp_path))
     second_run = store.get_executions()[len(COMPONENTS) :]
     assert len(second_run) == len(COMPONENTS)
-    assert {e.last_known_state for e in second_run} == {second_run[0].CACHED}
+    execution_types = {t.id: t.name.split(".")[-1] for t in store.get_execution_types()}
+    states = {}
+    for execution in second_run:
+        states.setdefault(execution_types[execution.type_id], set()).add(execution.last_known_state)
+    rerun = {"Resolver", "Evaluator", "Pusher"}
+    assert all(state == {second_run[0].CACHED} for kind, state in states.items() if kind not in rerun), states
+    # A blessed baseline now exists, so every Evaluator runs again (candidate against it) and its Pusher follows.
+    assert all(states[kind] == {second_run[0].COMPLETE} for kind in rerun), states
