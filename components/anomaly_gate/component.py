@@ -15,7 +15,7 @@ from components.anomaly_gate import executor
 class DataValidationResult(types.Artifact):
     """A folder with `validation_result.json`: the splits checked and the anomalies found."""
 
-    TYPE_NAME = "DataValidationResult"
+    TYPE_NAME = "deepfake.DataValidationResult"  # <namespace>.<Title>, as Kubeflow V2 requires
 
 
 class AnomalyGateSpec(types.ComponentSpec):

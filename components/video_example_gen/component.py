@@ -27,7 +27,7 @@ INGEST_REPORT_KEY = "ingest_report"
 class IngestReport(types.Artifact):
     """A folder holding `ingest_report.jsonl`: the status of every input video."""
 
-    TYPE_NAME = "IngestReport"
+    TYPE_NAME = "deepfake.IngestReport"  # <namespace>.<Title>, as Kubeflow V2 requires of custom types
 
 
 class VideoExampleGenSpec(types.ComponentSpec):

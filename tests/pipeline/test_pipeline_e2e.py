@@ -12,7 +12,8 @@ import tensorflow as tf
 from ml_metadata import metadata_store
 from tfx import v1 as tfx
 
-from components.video_example_gen import IngestConfig
+from components.anomaly_gate import DataValidationResult
+from components.video_example_gen import IngestConfig, IngestReport
 from pipeline import config, sample_data
 from pipeline.evaluation import report
 from pipeline.evaluation.eval_config import BlessingConfig
@@ -68,18 +69,18 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
     produced = {type_names[a.type_id] for a in store.get_artifacts()}
     assert {
         "Examples",
-        "IngestReport",
+        IngestReport.TYPE_NAME,
         "Schema",
         "ExampleStatistics",
         "ExampleAnomalies",
-        "DataValidationResult",
+        DataValidationResult.TYPE_NAME,
     } <= produced
 
     executions = store.get_executions()
     assert len(executions) == len(COMPONENTS)
     assert all(e.last_known_state == e.COMPLETE for e in executions)
 
-    [ingest_report] = [a for a in store.get_artifacts() if type_names[a.type_id] == "IngestReport"]
+    [ingest_report] = [a for a in store.get_artifacts() if type_names[a.type_id] == IngestReport.TYPE_NAME]
     rows = [json.loads(line) for line in open(os.path.join(ingest_report.uri, config.REPORT_FILE_NAME))]
     assert len(rows) == 8 and all(row["status"] == "ok" and row["faces"] > 0 for row in rows)
 

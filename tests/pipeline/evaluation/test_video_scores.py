@@ -24,7 +24,8 @@ def test_confident_rule_averages_the_confident_frames():
 def test_confidence_weighted_rule_leans_on_confident_scores():
     scores = [0.9, 0.55, 0.45, 0.5]
     result = vs.aggregate(scores, vs.RULE_CONFIDENCE_WEIGHTED)
-    assert result > vs.aggregate(scores, vs.RULE_MEAN) and result > 0.9
+    assert result == pytest.approx((0.4 * 0.81 / 0.82 + 0.05 * 0.3025 / 0.505 + 0.05 * 0.2025 / 0.505) / 0.5)
+    assert result > vs.aggregate(scores, vs.RULE_MEAN)
     assert vs.aggregate([0.5, 0.5], vs.RULE_CONFIDENCE_WEIGHTED) == 0.5
     assert vs.aggregate([0.1, 0.9], vs.RULE_CONFIDENCE_WEIGHTED) == pytest.approx(0.5)
 
