@@ -3,6 +3,9 @@
     python pipeline_runner.py local  [--data-root DIR] [--output-dir DIR]   # the whole pipeline, locally
     python pipeline_runner.py ingest --input DIR --output DIR [--layout L]  # faces only, no TFX
     python pipeline_runner.py serve  [--serving-dir DIR] [--pin M=V]         # serve the pushed models
+    python pipeline_runner.py compile [--output FILE] [--image IMAGE]       # Kubeflow V2 pipeline JSON
+    python pipeline_runner.py submit  --endpoint URL [--param NAME=VALUE]   # one run on Kubeflow Pipelines
+    python pipeline_runner.py schedule --cron '0 3 * * 1' --endpoint URL    # scheduled retraining
 
 The graph itself lives in `pipeline.pipeline.create_pipeline`; nothing here
 builds components.
@@ -59,11 +62,55 @@ def _ingest_config(args: argparse.Namespace):
     return IngestConfig(**values)
 
 
-def beam_args(direct_num_workers: int) -> List[str]:
-    """DirectRunner arguments: in one process by default, several processes when asked."""
-    if direct_num_workers == 1:
-        return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
-    return ["--direct_running_mode=multi_processing", f"--direct_num_workers={direct_num_workers}"]
+BEAM_RUNNERS = ("direct", "dataflow", "flink", "spark")
+
+
+def beam_args(
+    runner: str = "direct",
+    direct_num_workers: int = 1,
+    project: Optional[str] = None,
+    region: Optional[str] = None,
+    temp_location: Optional[str] = None,
+    image: Optional[str] = None,
+    flink_master: Optional[str] = None,
+    spark_master: Optional[str] = None,
+) -> List[str]:
+    """Beam arguments of each preset.
+
+    - direct: in one process by default, `direct_num_workers` processes when
+      asked (0: one per core);
+    - dataflow: Google Cloud Dataflow in `project`/`region`, staging under
+      `temp_location`, workers on the pipeline `image` (Runner v2);
+    - flink / spark: a Flink or Spark cluster at `flink_master` /
+      `spark_master`, Python workers in the pipeline `image` (Docker environment).
+    """
+    if runner == "direct":
+        if direct_num_workers == 1:
+            return ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+        return ["--direct_running_mode=multi_processing", f"--direct_num_workers={direct_num_workers}"]
+    needs = {
+        "dataflow": {"project": project, "region": region, "temp_location": temp_location, "image": image},
+        "flink": {"flink_master": flink_master, "image": image},
+        "spark": {"spark_master": spark_master, "image": image},
+    }
+    if runner not in needs:
+        raise ValueError(f"Unknown Beam runner {runner!r}; expected one of {list(BEAM_RUNNERS)}")
+    missing = [f"--{name.replace('_', '-')}" for name, value in needs[runner].items() if not value]
+    if missing:
+        raise ValueError(f"The {runner} Beam preset needs {', '.join(missing)}")
+    if runner == "dataflow":
+        return [
+            "--runner=DataflowRunner",
+            f"--project={project}",
+            f"--region={region}",
+            f"--temp_location={temp_location}",
+            f"--sdk_container_image={image}",
+            "--experiments=use_runner_v2",
+        ]
+    container = ["--environment_type=DOCKER", f"--environment_config={image}"]
+    if runner == "flink":
+        return ["--runner=FlinkRunner", f"--flink_master={flink_master}", *container]
+    return ["--runner=SparkRunner", f"--spark_master_url={spark_master}", *container]
 
 
 def run_ingest(args: argparse.Namespace) -> int:
@@ -80,7 +127,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     if not records:
         print("Nothing to ingest.", file=sys.stderr)
         return 1
-    options = PipelineOptions(beam_args(args.direct_num_workers))
+    options = PipelineOptions(beam_args("direct", args.direct_num_workers))
     with beam.Pipeline(options=options) as pipeline:
         outputs = pipeline | "IngestVideos" >> transforms.IngestVideos(records, ingest_config)
         _ = outputs[transforms.FACES_TAG] | "WriteFaces" >> transforms.WriteSplits(args.output)
@@ -126,7 +173,7 @@ def run_local(args: argparse.Namespace) -> int:
         schema_path=FACE_SCHEMA_PATH,
         ingest_config=_ingest_config(args),
         layout=args.layout,
-        beam_pipeline_args=beam_args(args.direct_num_workers),
+        beam_pipeline_args=beam_args("direct", args.direct_num_workers),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         backbones=args.backbones.split(","),
         training_settings={"*": _training_settings(args)},
@@ -232,6 +279,207 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+RUNTIME_PARAMETERS = ("data_root", "epochs", "tuner_trials", "min_auc", "max_auc_drop")
+
+
+def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pipeline
+    """The same factory, bound for Kubeflow: paths in the cluster, per-run knobs as runtime parameters."""
+    from tfx.orchestration import data_types
+
+    from pipeline.evaluation.eval_config import BlessingConfig
+    from pipeline.pipeline import RunSettings, create_pipeline
+
+    def parameter(name: str, ptype: type, default: object) -> data_types.RuntimeParameter:
+        return data_types.RuntimeParameter(name=name, ptype=ptype, default=ptype(default))
+
+    serving_dir = args.serving_dir or f"{args.pipeline_root.rstrip('/')}/{SERVING_MODELS_DIR}"
+    return create_pipeline(
+        pipeline_name=args.pipeline_name,
+        pipeline_root=args.pipeline_root,
+        data_root=parameter("data_root", str, args.data_root),
+        schema_path=args.schema_path,
+        layout=args.layout,
+        backbones=args.backbones.split(","),
+        training_settings={"*": {"weights": args.weights}} if args.weights else None,
+        ensemble_members=args.ensemble.split(",") if args.ensemble else (),
+        blessing=BlessingConfig(video_rule=args.video_rule),
+        run_settings=RunSettings(
+            epochs=parameter("epochs", int, args.epochs),
+            tuner_trials=parameter("tuner_trials", int, args.tuner_trials),
+            min_auc=parameter("min_auc", float, args.min_auc),
+            max_auc_drop=parameter("max_auc_drop", float, args.max_auc_drop),
+        ),
+        serving_model_dir=serving_dir,
+        beam_pipeline_args=beam_args(
+            args.beam_runner,
+            args.direct_num_workers,
+            project=args.project,
+            region=args.region,
+            temp_location=args.temp_location,
+            image=args.image,
+            flink_master=args.flink_master,
+            spark_master=args.spark_master,
+        ),
+    )
+
+
+def compile_pipeline(args: argparse.Namespace, output: str) -> dict:
+    """KubeflowV2DagRunner's compilation, written as the bare PipelineSpec (JSON) the KFP API and UI take."""
+    import tempfile
+
+    from tfx import v1 as tfx
+
+    with tempfile.TemporaryDirectory() as work:
+        runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+            config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=args.image),
+            output_dir=work,
+            output_filename="pipeline_job.json",
+        )
+        runner.run(kubeflow_pipeline(args), write_out=True)
+        with open(os.path.join(work, "pipeline_job.json")) as f:
+            spec = json.load(f)["pipelineSpec"]
+    spec["defaultPipelineRoot"] = args.pipeline_root
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as f:
+        json.dump(spec, f, indent=1, sort_keys=True)
+    return spec
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    spec = compile_pipeline(args, args.output)
+    tasks = spec["root"]["dag"]["tasks"]
+    parameters = sorted(spec["root"]["inputDefinitions"]["parameters"])
+    print(f"Compiled {len(tasks)} tasks with runtime parameters {parameters} to {args.output}")
+    return 0
+
+
+def _kfp_client(args: argparse.Namespace):  # noqa: ANN202 - a kfp.Client
+    """The KFP client; endpoint and token come from flags or the environment, never from the pipeline."""
+    import kfp
+
+    endpoint = args.endpoint or os.environ.get("KFP_ENDPOINT")
+    if not endpoint:
+        raise SystemExit("Give the Kubeflow Pipelines endpoint with --endpoint or KFP_ENDPOINT")
+    token = args.token or os.environ.get("KFP_TOKEN")
+    return kfp.Client(host=endpoint, existing_token=token, namespace=args.namespace)
+
+
+def _run_parameters(args: argparse.Namespace) -> dict:
+    """--param NAME=VALUE pairs, typed as the runtime parameters they set."""
+    types = {"data_root": str, "epochs": int, "tuner_trials": int, "min_auc": float, "max_auc_drop": float}
+    values = {}
+    for pair in args.param:
+        name, _, value = pair.partition("=")
+        if name not in types or not value:
+            raise SystemExit(f"--param {pair!r}: expected NAME=VALUE with NAME among {list(RUNTIME_PARAMETERS)}")
+        try:
+            values[name] = types[name](value)
+        except ValueError as e:
+            raise SystemExit(f"--param {pair!r}: {e}") from e
+    return values
+
+
+def _compiled_package(args: argparse.Namespace, work: str) -> str:
+    """The compiled PipelineSpec as the `.yaml` package the KFP client uploads (JSON is YAML)."""
+    package = os.path.join(work, f"{args.pipeline_name}.yaml")
+    if args.package:
+        with open(args.package) as source, open(package, "w") as target:
+            target.write(source.read())
+    else:
+        compile_pipeline(args, package)
+    return package
+
+
+def normalize_cron(expression: str) -> str:
+    """KFP's cron has six fields (seconds first); a five-field crontab line gets `0` seconds."""
+    fields = expression.split()
+    if len(fields) == 5:
+        fields.insert(0, "0")
+    if len(fields) != 6:
+        raise ValueError(f"Invalid cron expression {expression!r}: expected 5 or 6 fields, e.g. '0 3 * * *'")
+    return " ".join(fields)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    import tempfile
+
+    parameters = _run_parameters(args)
+    client = _kfp_client(args)
+    with tempfile.TemporaryDirectory() as work:
+        run = client.create_run_from_pipeline_package(
+            _compiled_package(args, work),
+            arguments=parameters,
+            run_name=args.run_name,
+            experiment_name=args.experiment,
+            enable_caching=not args.no_cache,
+        )
+    print(f"Submitted run {run.run_id} in experiment {args.experiment!r}")
+    return 0
+
+
+def run_schedule(args: argparse.Namespace) -> int:
+    import tempfile
+
+    try:
+        cron = normalize_cron(args.cron)
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
+    parameters = _run_parameters(args)
+    client = _kfp_client(args)
+    experiment = client.create_experiment(args.experiment, namespace=args.namespace)
+    with tempfile.TemporaryDirectory() as work:
+        recurring = client.create_recurring_run(
+            experiment_id=experiment.experiment_id,
+            job_name=args.run_name or f"{args.pipeline_name}-retraining",
+            cron_expression=cron,
+            params=parameters,
+            pipeline_package_path=_compiled_package(args, work),
+            max_concurrency=1,
+            no_catchup=True,
+            enable_caching=not args.no_cache,
+        )
+    print(f"Scheduled recurring run {recurring.recurring_run_id} ({cron}) in experiment {args.experiment!r}")
+    return 0
+
+
+def _add_kubeflow_flags(parser: argparse.ArgumentParser) -> None:
+    from components.video_example_gen.readers import LAYOUT_AUTO, LAYOUTS
+
+    parser.add_argument("--pipeline-name", default=config.PIPELINE_NAME)
+    parser.add_argument("--pipeline-root", default=config.KUBEFLOW_PIPELINE_ROOT, help="object storage root")
+    parser.add_argument("--image", default=config.PIPELINE_IMAGE, help="the pipeline image (infra/Dockerfile)")
+    parser.add_argument("--schema-path", default=config.IMAGE_SCHEMA_PATH, help="the curated schema inside the image")
+    parser.add_argument("--serving-dir", help="model base paths of pushed models; default PIPELINE_ROOT/serving_models")
+    parser.add_argument("--data-root", default=config.KUBEFLOW_DATA_ROOT, help="default of the data_root parameter")
+    parser.add_argument("--layout", default=LAYOUT_AUTO, choices=(LAYOUT_AUTO,) + LAYOUTS)
+    parser.add_argument("--backbones", default=",".join(config.LOCAL_BACKBONES))
+    parser.add_argument("--ensemble", default=",".join(config.LOCAL_BACKBONES), help="'' for none")
+    parser.add_argument("--weights", help="backbone weights: imagenet or a weights file in the image")
+    parser.add_argument("--epochs", type=int, default=config.LOCAL_EPOCHS, help="default of the epochs parameter")
+    parser.add_argument("--tuner-trials", type=int, default=config.LOCAL_TUNER_TRIALS)
+    parser.add_argument("--min-auc", type=float, default=config.LOCAL_MIN_AUC)
+    parser.add_argument("--max-auc-drop", type=float, default=0.0)
+    parser.add_argument("--video-rule", default=video_scores.RULE_MEAN, choices=sorted(video_scores.RULES))
+    parser.add_argument("--beam-runner", default="direct", choices=BEAM_RUNNERS, help="Beam preset, see beam_args")
+    parser.add_argument("--direct-num-workers", type=int, default=0, help="direct: processes (0: one per core)")
+    parser.add_argument("--project", help="dataflow: GCP project")
+    parser.add_argument("--region", help="dataflow: GCP region")
+    parser.add_argument("--temp-location", help="dataflow: gs:// staging folder")
+    parser.add_argument("--flink-master", help="flink: HOST:PORT of the job manager")
+    parser.add_argument("--spark-master", help="spark: spark://HOST:PORT")
+
+
+def _add_kfp_client_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", help="KFP API endpoint (or KFP_ENDPOINT)")
+    parser.add_argument("--token", help="bearer token (or KFP_TOKEN); never stored in the pipeline")
+    parser.add_argument("--namespace", help="Kubeflow profile namespace")
+    parser.add_argument("--experiment", default=config.PIPELINE_NAME)
+    parser.add_argument("--run-name")
+    parser.add_argument("--package", help="a compiled pipeline JSON to use instead of compiling now")
+    parser.add_argument("--param", action="append", default=[], help=f"NAME=VALUE, NAME in {list(RUNTIME_PARAMETERS)}")
+    parser.add_argument("--no-cache", action="store_true", help="disable caching for the run")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -277,7 +525,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     serve.add_argument("--pin", action="append", default=[], help="MODEL=VERSION: serve only this version (rollback)")
     serve.add_argument("--canary", action="append", default=[], help="MODEL=VERSION: also serve as canary beside --pin")
 
+    compile_ = commands.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (V2 JSON)")
+    compile_.add_argument("--output", default=os.path.join(DEFAULT_OUTPUT_DIR, f"{config.PIPELINE_NAME}.json"))
+    _add_kubeflow_flags(compile_)
+    submit = commands.add_parser("submit", help="compile and start one run on Kubeflow Pipelines")
+    _add_kubeflow_flags(submit)
+    _add_kfp_client_flags(submit)
+    schedule = commands.add_parser("schedule", help="compile and create a recurring run (scheduled retraining)")
+    schedule.add_argument("--cron", required=True, help="e.g. '0 3 * * 1' (weekly, Monday 03:00)")
+    _add_kubeflow_flags(schedule)
+    _add_kfp_client_flags(schedule)
+
     args = parser.parse_args(argv)
+    if args.command in ("compile", "submit", "schedule"):
+        return {"compile": run_compile, "submit": run_submit, "schedule": run_schedule}[args.command](args)
     if args.command == "serve":
         return run_serve(args)
     if args.command == "ingest":

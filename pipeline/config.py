@@ -6,6 +6,13 @@ that the ingest, the curated schema, the trainer and the clients cannot drift.
 
 PIPELINE_NAME = "deepfake-detection"
 
+# Kubeflow defaults: the image infra/Dockerfile builds, with this project under IMAGE_PROJECT_DIR.
+PIPELINE_IMAGE = "deepfake-pipeline:0.1.0"
+IMAGE_PROJECT_DIR = "/pipeline"
+IMAGE_SCHEMA_PATH = IMAGE_PROJECT_DIR + "/schemas/face_examples.pbtxt"
+KUBEFLOW_PIPELINE_ROOT = "gs://deepfake-pipeline/root"
+KUBEFLOW_DATA_ROOT = "gs://deepfake-pipeline/videos"
+
 # The main job's defaults: compact backbones that learn from scratch on a CPU in
 # minutes, at half their 256 px design input size.
 LOCAL_BACKBONES = ("meso4", "mesoinception4")

@@ -4,6 +4,7 @@ No file or environment reads happen here; runners bind paths, metadata and
 Beam arguments and pass them in.
 """
 
+import dataclasses
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -11,10 +12,12 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.dsl.components.base.base_node import BaseNode
 from tfx.orchestration import data_types
-from tfx.types import BaseChannel, channel_utils
+from tfx.types import BaseChannel
 
+from components import runtime_settings
 from components.anomaly_gate import AnomalyGate
 from components.ensemble import EnsembleTrainer
+from components.runtime_settings.component import Setting
 from components.video_example_gen import IngestConfig, VideoExampleGen
 from components.video_example_gen.readers import LAYOUT_AUTO
 from pipeline import config
@@ -25,6 +28,21 @@ RUN_FN = "pipeline.models.trainer.run_fn"
 ENSEMBLE = "ensemble"
 ENSEMBLE_TRAINER_ID = "EnsembleTrainer"
 TUNER_FN = "pipeline.models.trainer.tuner_fn"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Knobs a scheduled run may change: values, or `RuntimeParameter`s on Kubeflow; None keeps the configured one.
+
+    They override `training_settings`' epochs, `tuner_trials` (a runtime
+    parameter keeps every Tuner in the graph) and `blessing`'s `min_auc` and
+    `max_auc_drop`.
+    """
+
+    epochs: Setting = None
+    tuner_trials: Setting = None
+    min_auc: Setting = None
+    max_auc_drop: Setting = None
 
 
 def _ensemble(
@@ -38,8 +56,8 @@ def _ensemble(
             f"ensemble_members={list(members)!r}: expected two or more image backbones among {list(backbones)}"
         )
     trainers = {node.id: node for node in training}
-    models = channel_utils.union([trainers[f"Trainer.{name}"].outputs["model"] for name in members])
-    return [EnsembleTrainer(models=models, examples=examples).with_id(ENSEMBLE_TRAINER_ID)]
+    models = [trainers[f"Trainer.{name}"].outputs["model"] for name in members]
+    return [EnsembleTrainer(members=models, examples=examples).with_id(ENSEMBLE_TRAINER_ID)]
 
 
 def _model_name(trainer_id: str) -> str:
@@ -56,6 +74,7 @@ def _evaluation_branch(
     trainer: BaseNode,
     examples: BaseChannel,
     blessing: BlessingConfig,
+    run_settings: "RunSettings",
     evaluation_split: str,
     serving_model_dir: Optional[str],
 ) -> List[BaseNode]:
@@ -76,7 +95,9 @@ def _evaluation_branch(
         ),
     ).with_id(f"LatestBlessedModel.{name}")
     model = trainer.outputs["model"]
-    evaluator = tfx.components.Evaluator(
+    evaluator = runtime_settings.Evaluator(
+        min_auc=run_settings.min_auc,
+        max_auc_drop=run_settings.max_auc_drop,
         examples=examples,
         model=model,
         baseline_model=baseline.outputs["model"],
@@ -101,7 +122,8 @@ def _training_branch(
     examples: BaseChannel,
     clip_examples: BaseChannel,
     settings: Mapping[str, Any],
-    tuner_trials: int,
+    tuner_trials: Union[int, data_types.RuntimeParameter],
+    epochs: Setting,
     gate: BaseNode,
 ) -> List[BaseNode]:
     """Tuner (when trials > 0) and Trainer of one backbone, ids suffixed with its name."""
@@ -111,18 +133,20 @@ def _training_branch(
     eval_args = tfx.proto.EvalArgs(splits=[config.EVAL_SPLIT])
     nodes = []
     hyperparameters = None
-    if tuner_trials > 0:
-        tuner = tfx.components.Tuner(
+    if isinstance(tuner_trials, data_types.RuntimeParameter) or tuner_trials > 0:
+        tuner = runtime_settings.Tuner(
+            tuner_trials=tuner_trials,
             examples=inputs,
             tuner_fn=TUNER_FN,
             train_args=train_args,
             eval_args=eval_args,
-            custom_config={**custom_config, "max_trials": tuner_trials},
+            custom_config=custom_config,
         ).with_id(f"Tuner.{name}")
         tuner.add_upstream_node(gate)
         hyperparameters = tuner.outputs["best_hyperparameters"]
         nodes.append(tuner)
-    trainer = tfx.components.Trainer(
+    trainer = runtime_settings.Trainer(
+        epochs=epochs,
         examples=inputs,
         run_fn=RUN_FN,
         hyperparameters=hyperparameters,
@@ -146,6 +170,7 @@ def create_pipeline(
     tuner_trials: int = 0,
     ensemble_members: Sequence[str] = (),
     blessing: Optional[BlessingConfig] = None,
+    run_settings: Optional[RunSettings] = None,
     evaluation_split: str = config.EVALUATION_SPLIT,
     serving_model_dir: Optional[str] = None,
     beam_pipeline_args: Optional[List[str]] = None,
@@ -163,8 +188,11 @@ def create_pipeline(
     on the eval split and exports the ensemble as a model of its own. Every
     model is evaluated on `evaluation_split` against its latest blessed
     predecessor under `blessing`, and, given `serving_model_dir`, pushed to
-    `<serving_model_dir>/<name>/<version>/` when blessed.
+    `<serving_model_dir>/<name>/<version>/` when blessed. `run_settings`
+    override epochs, tuner trials and the AUC bounds per run (runtime
+    parameters on Kubeflow).
     """
+    run_settings = run_settings or RunSettings()
     if evaluation_split not in config.SPLIT_NAMES:
         raise ValueError(f"evaluation_split={evaluation_split!r}: expected one of {list(config.SPLIT_NAMES)}")
     example_gen = VideoExampleGen(input_base=data_root, layout=layout, ingest_config=ingest_config)
@@ -189,7 +217,8 @@ def create_pipeline(
             examples,
             clip_examples,
             {**training_settings.get("*", {}), **training_settings.get(name, {})},
-            tuner_trials,
+            run_settings.tuner_trials if run_settings.tuner_trials is not None else tuner_trials,
+            run_settings.epochs,
             anomaly_gate,
         )
     ]
@@ -203,6 +232,7 @@ def create_pipeline(
             trainer,
             clip_examples if _temporal(trainer.id) else examples,
             blessing or BlessingConfig(),
+            run_settings,
             evaluation_split,
             serving_model_dir,
         )

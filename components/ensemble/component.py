@@ -1,17 +1,21 @@
 """EnsembleTrainer: fits ensemble weights of trained backbones on the eval split and exports one model.
 
-Takes the union of the member Trainers' models; the output is a Model artifact
-like any Trainer's (a `Format-Serving` SavedModel with the same signatures), so
-it is evaluated and pushed like the others.
+Takes each member Trainer's model on an input of its own (`member_0`,
+`member_1`, ...: Kubeflow V2 compiles no channel unions); the output is a Model
+artifact like any Trainer's (a `Format-Serving` SavedModel with the same
+signatures), so it is evaluated and pushed like the others.
 """
+
+from typing import Sequence
 
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import component_spec, standard_artifacts
 
 from components.ensemble import executor
+from components.ensemble.ensemble import MEMBER_KEY_PREFIX
 
-MODELS_KEY = "models"
+MAX_MEMBERS = 8
 EXAMPLES_KEY = "examples"
 MODEL_KEY = "model"
 BATCH_SIZE_KEY = "batch_size"
@@ -20,7 +24,10 @@ BATCH_SIZE_KEY = "batch_size"
 class EnsembleTrainerSpec(types.ComponentSpec):
     PARAMETERS = {BATCH_SIZE_KEY: component_spec.ExecutionParameter(type=int)}
     INPUTS = {
-        MODELS_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model),
+        **{
+            f"{MEMBER_KEY_PREFIX}{i}": component_spec.ChannelParameter(type=standard_artifacts.Model, optional=i >= 2)
+            for i in range(MAX_MEMBERS)
+        },
         EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
     }
     OUTPUTS = {MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model)}
@@ -30,9 +37,11 @@ class EnsembleTrainer(base_component.BaseComponent):
     SPEC_CLASS = EnsembleTrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-    def __init__(self, models: types.BaseChannel, examples: types.BaseChannel, batch_size: int = 32):
+    def __init__(self, members: Sequence[types.BaseChannel], examples: types.BaseChannel, batch_size: int = 32):
+        if not 2 <= len(members) <= MAX_MEMBERS:
+            raise ValueError(f"An ensemble takes 2 to {MAX_MEMBERS} member models, got {len(members)}")
         spec = EnsembleTrainerSpec(
-            models=models,
+            **{f"{MEMBER_KEY_PREFIX}{i}": member for i, member in enumerate(members)},
             examples=examples,
             batch_size=batch_size,
             model=types.Channel(type=standard_artifacts.Model),

@@ -15,6 +15,8 @@ import tensorflow as tf
 from pipeline.evaluation.video_scores import log_loss
 from pipeline.models.base import image_input
 
+MEMBER_KEY_PREFIX = "member_"  # the EnsembleTrainer's inputs: member_0, member_1, ...
+
 
 def fit_weights(member_probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Simplex weights (one per row of `member_probabilities` [members, examples]) minimising log loss."""

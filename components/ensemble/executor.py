@@ -10,7 +10,7 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from components.ensemble.ensemble import build_ensemble, fit_weights
+from components.ensemble.ensemble import MEMBER_KEY_PREFIX, build_ensemble, fit_weights
 from pipeline import config
 from pipeline.evaluation.video_scores import log_loss
 from pipeline.models import data, export
@@ -42,7 +42,8 @@ class Executor(base_executor.BaseExecutor):
         output_dict: Dict[str, List[types.Artifact]],
         exec_properties: Dict[str, Any],
     ) -> None:
-        members = sorted((load_member(a) for a in input_dict["models"]), key=lambda m: m.name)
+        artifacts = [a for key, items in input_dict.items() if key.startswith(MEMBER_KEY_PREFIX) for a in items]
+        members = sorted((load_member(a) for a in artifacts), key=lambda m: m.name)
         if len(members) < 2:
             raise ValueError(f"An ensemble needs at least two member models, got {len(members)}")
         examples = artifact_utils.get_single_instance(input_dict["examples"])

@@ -22,6 +22,7 @@ BASELINE = "baseline"
 MODEL_TYPE = "tf_generic"  # a Keras 3 export archive, called through its signatures
 SLICE_FEATURES = (config.MANIPULATION_KEY, config.DATASET_KEY, config.COMPRESSION_KEY, config.FACE_SIZE_BUCKET_KEY)
 CLIP_SLICE_FEATURES = (config.MANIPULATION_KEY, config.DATASET_KEY, config.COMPRESSION_KEY)
+_STRICT = 1e-10  # TFMA's change threshold passes only strictly above its bound; this makes "no drop" allow a tie
 # Metrics a slice threshold may name: {TFMA metric name: class name}.
 SLICE_METRICS = {
     "auc": "AUC",
@@ -88,10 +89,31 @@ def _auc_threshold(blessing: BlessingConfig) -> tfma.MetricThreshold:
     threshold = _lower_bound(blessing.min_auc)
     threshold.change_threshold.CopyFrom(
         tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -blessing.max_auc_drop - 1e-10}
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -blessing.max_auc_drop - _STRICT}
         )
     )
     return threshold
+
+
+def override_auc_threshold(
+    eval_config: tfma.EvalConfig, min_auc: Optional[float] = None, max_auc_drop: Optional[float] = None
+) -> None:
+    """Sets the overall AUC bound and the allowed drop against the baseline in place (per-run settings)."""
+    if min_auc is not None:
+        _require_probability("min_auc", float(min_auc))
+    if max_auc_drop is not None and not 0.0 <= float(max_auc_drop) <= 1.0:
+        raise ValueError(f"Invalid blessing setting max_auc_drop={max_auc_drop!r}: expected within [0, 1]")
+    for spec in eval_config.metrics_specs:
+        for metric in spec.metrics:
+            for per_slice in metric.per_slice_thresholds:
+                if metric.class_name != "AUC" or list(per_slice.slicing_specs) != [tfma.SlicingSpec()]:
+                    continue
+                if min_auc is not None:
+                    per_slice.threshold.value_threshold.lower_bound.value = float(min_auc)
+                if max_auc_drop is not None:
+                    per_slice.threshold.change_threshold.absolute.value = -float(max_auc_drop) - _STRICT
+                return
+    raise ValueError("The EvalConfig has no overall AUC threshold to override")
 
 
 def _add_slice_thresholds(metrics: Mapping[str, tfma.MetricConfig], blessing: BlessingConfig) -> None:

@@ -42,7 +42,7 @@ def test_settings_for_an_untrained_backbone_are_refused():
 def test_ensemble_takes_every_member_model():
     pipeline = _pipeline(backbones=["meso4", "compact_cnn"], ensemble_members=["meso4", "compact_cnn"])
     [ensemble] = [n for n in pipeline.components if n.id == "EnsembleTrainer"]
-    producers = {channel.producer_component_id for channel in ensemble.inputs["models"].channels}
+    producers = {channel.producer_component_id for key, channel in ensemble.inputs.items() if key.startswith("member_")}
     assert producers == {"Trainer.meso4", "Trainer.compact_cnn"}
 
 
