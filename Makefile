@@ -4,6 +4,10 @@
 
 VENV := .venv
 STAMP := $(VENV)/.installed
+# kubectl (kustomize), kubernetes-validate, hadolint and checkov for the infra tests, in their own
+# environment: checkov's dependencies clash with TFX's.
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
 # python3.10 from PATH, else a pyenv-installed 3.10 (pyenv's shim refuses when 3.10 is not selected).
 PYTHON310 := $(shell (python3.10 -c 'import sys' >/dev/null 2>&1 && command -v python3.10) || ls -d $$HOME/.pyenv/versions/3.10*/bin/python3.10 2>/dev/null | tail -n 1)
 export PYTHONWARNINGS := ignore::FutureWarning
@@ -11,7 +15,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: install run test lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(INFRA_STAMP)
 
 $(STAMP): setup.py constraints.txt
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 is required: install python3.10 (e.g. pyenv install 3.10)"; exit 1; }
@@ -20,13 +24,19 @@ $(STAMP): setup.py constraints.txt
 	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	@touch $(STAMP)
 
+$(INFRA_STAMP): infra/requirements.txt infra/constraints.txt
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 is required: install python3.10 (e.g. pyenv install 3.10)"; exit 1; }
+	@test -x $(INFRA_VENV)/bin/python || $(PYTHON310) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet -c infra/constraints.txt -r infra/requirements.txt
+	@touch $(INFRA_STAMP)
+
 run: $(STAMP)
 	$(VENV)/bin/python pipeline_runner.py local
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: lint
+test: lint $(INFRA_STAMP)
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

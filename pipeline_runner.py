@@ -139,8 +139,22 @@ def run_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_ingest_config(args: argparse.Namespace):  # noqa: ANN202 - an IngestConfig
+    """The main job's ingest: larger eval and test shares unless --split-buckets says otherwise."""
+    import dataclasses
+
+    ingest_config = _ingest_config(args)
+    if args.split_buckets:
+        return ingest_config
+    return dataclasses.replace(ingest_config, split_buckets=dict(config.LOCAL_SPLIT_BUCKETS))
+
+
 def _training_settings(args: argparse.Namespace) -> dict:
-    settings = {"epochs": args.epochs, "tuning_epochs": args.tuning_epochs}
+    settings = {
+        "epochs": args.epochs,
+        "tuning_epochs": args.tuning_epochs,
+        "early_stopping_patience": config.LOCAL_EARLY_STOPPING_PATIENCE,
+    }
     if args.weights:
         settings["weights"] = args.weights
     if args.input_size:
@@ -171,7 +185,7 @@ def run_local(args: argparse.Namespace) -> int:
         pipeline_root=pipeline_root,
         data_root=os.path.abspath(data_root),
         schema_path=FACE_SCHEMA_PATH,
-        ingest_config=_ingest_config(args),
+        ingest_config=_local_ingest_config(args),
         layout=args.layout,
         beam_pipeline_args=beam_args("direct", args.direct_num_workers),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),

@@ -22,6 +22,9 @@ LOCAL_EPOCHS = 20
 LOCAL_TUNER_TRIALS = 2
 LOCAL_TUNING_EPOCHS = 2
 LOCAL_MIN_AUC = 0.7
+# A few dozen sample videos make noisy eval and test splits: wait longer before stopping, and judge on more videos.
+LOCAL_EARLY_STOPPING_PATIENCE = 8
+LOCAL_SPLIT_BUCKETS = {"train": 6, "eval": 2, "test": 2}
 
 # Feature keys of a face example (one face crop of one sampled frame).
 IMAGE_KEY = "image"

@@ -82,6 +82,11 @@ def discover_models(serving_dir: str) -> List[str]:
     return sorted(n for n in names if available_versions(os.path.join(serving_dir, n)))
 
 
+def _absolute(path: str) -> str:
+    """Local paths made absolute; object storage URLs (gs://, s3://) kept as they are."""
+    return path if "://" in path else os.path.abspath(path)
+
+
 def model_server_config(models: Sequence[ServingModel]) -> model_server_config_pb2.ModelServerConfig:
     names = [m.name for m in models]
     if len(set(names)) != len(names):
@@ -89,7 +94,7 @@ def model_server_config(models: Sequence[ServingModel]) -> model_server_config_p
     server_config = model_server_config_pb2.ModelServerConfig()
     for model in models:
         entry = server_config.model_config_list.config.add(
-            name=model.name, base_path=os.path.abspath(model.base_path), model_platform="tensorflow"
+            name=model.name, base_path=_absolute(model.base_path), model_platform="tensorflow"
         )
         if model.versions:
             entry.model_version_policy.specific.versions.extend(sorted(model.versions))
@@ -145,3 +150,27 @@ def write_serving_configs(
         with open(paths[name], "w") as f:
             f.write(text)
     return paths
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Writes the three files for a deployment, e.g. an overlay of infra/k8s."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--base-path", required=True, help="where the Pusher writes: <base>/<model>/<version>/")
+    parser.add_argument("--models", required=True, help="comma-separated model names")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--batch-timeout-micros", type=int, default=BatchingSettings.batch_timeout_micros)
+    parser.add_argument("--num-batch-threads", type=int, default=BatchingSettings.num_batch_threads)
+    args = parser.parse_args(argv)
+    models = [ServingModel(name, f"{args.base_path.rstrip('/')}/{name}") for name in args.models.split(",")]
+    batching = BatchingSettings(
+        batch_timeout_micros=args.batch_timeout_micros, num_batch_threads=args.num_batch_threads
+    )
+    for path in write_serving_configs(args.output, models, batching).values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

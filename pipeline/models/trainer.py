@@ -153,6 +153,7 @@ def run_fn(fn_args: FnArgs) -> None:
     """Trains one backbone (two phases when pretrained) and exports the SavedModel."""
     training = TrainingConfig.from_custom_config(fn_args.custom_config)
     hparams = _hparams(fn_args, training)
+    keras.utils.set_random_seed(training.seed)
     strategy = configure_accelerators()
     train, evaluation = _datasets(fn_args, training)
     real, fake = data.label_counts(fn_args.train_files)

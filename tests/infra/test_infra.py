@@ -1,0 +1,152 @@
+"""The cluster deployment, checked offline: every overlay renders with kustomize and validates against the
+Kubernetes schemas, the Dockerfile passes hadolint, checkov fails nothing (each skip carries a reason), and
+the manifests hold what the serving design needs.
+
+The tools come from `.venv-infra` (make install / make test set it up).
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+import yaml
+
+from serving import model_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOLS = os.path.join(ROOT, ".venv-infra", "bin")
+K8S = os.path.join(ROOT, "infra", "k8s")
+OVERLAYS = ("dev", "prod")
+KUBERNETES_VERSION = "1.30.0"
+MODELS = ("meso4", "mesoinception4", "ensemble")
+MODEL_BASE_PATHS = {"dev": "/models", "prod": "gs://deepfake-pipeline/root/serving_models"}
+
+
+def tool(name):
+    path = os.path.join(TOOLS, name)
+    assert os.path.exists(path), f"{path} is missing: run `make install` (it sets up .venv-infra)"
+    return path
+
+
+def run(command, **kwargs):
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rendered")
+    documents = {}
+    for overlay in OVERLAYS:
+        result = run([tool("kubectl"), "kustomize", os.path.join(K8S, "overlays", overlay)])
+        assert result.returncode == 0, result.stderr
+        (folder / f"{overlay}.yaml").write_text(result.stdout)
+        documents[overlay] = [d for d in yaml.safe_load_all(result.stdout) if d]
+    return folder, documents
+
+
+def _find(documents, kind, name):
+    [found] = [d for d in documents if d["kind"] == kind and d["metadata"]["name"].startswith(name)]
+    return found
+
+
+def test_every_overlay_validates_against_the_kubernetes_schemas(rendered):
+    folder, documents = rendered
+    for overlay in OVERLAYS:
+        result = run(
+            [tool("kubernetes-validate"), "-k", KUBERNETES_VERSION, "--strict", str(folder / f"{overlay}.yaml")]
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.count("passed for resource") == len(documents[overlay])
+
+
+def test_dockerfile_passes_hadolint():
+    result = run([tool("hadolint"), "infra/Dockerfile"])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _checkov(*args):
+    environment = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+    result = run([tool("checkov"), "--skip-download", "-o", "json", *args], env=environment)
+    reports = json.loads(result.stdout)
+    return reports if isinstance(reports, list) else [reports]
+
+
+def test_checkov_fails_nothing_and_every_skip_has_a_reason(rendered):
+    folder, _ = rendered
+    reports = _checkov("-d", str(folder), "--framework", "kubernetes") + _checkov(
+        "-f", "infra/Dockerfile", "--framework", "dockerfile"
+    )
+    for report in reports:
+        results = report["results"]
+        failed = [(c["check_id"], c["resource"]) for c in results["failed_checks"]]
+        assert not failed, failed
+        assert report["summary"]["passed"] > 0 and report["summary"]["failed"] == 0, report["summary"]
+        for skipped in results["skipped_checks"]:
+            reason = skipped["check_result"].get("suppress_comment", "")
+            assert reason.strip(), f"{skipped['check_id']} is skipped without a reason"
+
+
+def test_tf_serving_runs_on_one_gpu_with_config_from_the_configmap(rendered):
+    _, documents = rendered
+    for overlay in OVERLAYS:
+        deployment = _find(documents[overlay], "Deployment", "tf-serving")
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == "tensorflow/serving:2.16.1-gpu"
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+        assert "--per_process_gpu_memory_fraction=0.8" in container["args"]
+        assert "--model_config_file=/config/models.config" in container["args"]
+        assert container["readinessProbe"]["httpGet"]["path"].startswith("/v1/models/")
+        configmap = _find(documents[overlay], "ConfigMap", "tf-serving-config")
+        assert set(configmap["data"]) == {"models.config", "batching_parameters.txt", "monitoring.config"}
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["config"]["configMap"]["name"] == configmap["metadata"]["name"]
+        service = _find(documents[overlay], "Service", "tf-serving")
+        assert {p["port"] for p in service["spec"]["ports"]} == {8500, 8501}
+
+
+def test_models_config_of_each_overlay_is_the_generators_output(tmp_path):
+    for overlay in OVERLAYS:
+        models = [model_config.ServingModel(m, f"{MODEL_BASE_PATHS[overlay]}/{m}") for m in MODELS]
+        written = model_config.write_serving_configs(str(tmp_path / overlay), models)
+        committed = open(os.path.join(K8S, "overlays", overlay, model_config.MODELS_CONFIG_FILE)).read()
+        assert committed == open(written[model_config.MODELS_CONFIG_FILE]).read(), (
+            f"regenerate {overlay}'s models.config"
+        )
+    monitoring = open(os.path.join(K8S, "base", model_config.MONITORING_FILE)).read()
+    assert model_config.prometheus_path(monitoring) == model_config.PROMETHEUS_PATH
+
+
+def test_only_the_detection_service_reaches_tf_serving(rendered):
+    _, documents = rendered
+    for overlay in OVERLAYS:
+        policy = _find(documents[overlay], "NetworkPolicy", "tf-serving")
+        rules = policy["spec"]["ingress"]
+        pods = [rule for rule in rules if "podSelector" in rule["from"][0]]
+        assert [rule["from"][0]["podSelector"]["matchLabels"] for rule in pods] == [{"app": "detection-service"}]
+        others = [rule for rule in rules if rule not in pods]
+        assert all({p["port"] for p in rule["ports"]} == {8501} for rule in others), "only metrics scraping besides"
+
+
+def test_every_container_is_non_root_with_requests_and_limits(rendered):
+    _, documents = rendered
+    for overlay in OVERLAYS:
+        for deployment in (d for d in documents[overlay] if d["kind"] == "Deployment"):
+            pod = deployment["spec"]["template"]["spec"]
+            assert pod["securityContext"]["runAsNonRoot"] is True
+            for container in pod["containers"]:
+                assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+                assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+                assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_prod_reads_models_from_object_storage_and_dev_from_a_volume(rendered):
+    _, documents = rendered
+    prod = _find(documents["prod"], "ConfigMap", "tf-serving-config")["data"]["models.config"]
+    assert 'base_path: "gs://deepfake-pipeline/root/serving_models/ensemble"' in prod
+    dev = _find(documents["dev"], "Deployment", "tf-serving")["spec"]["template"]["spec"]
+    assert {
+        "name": "serving-models",
+        "persistentVolumeClaim": {"claimName": "serving-models", "readOnly": True},
+    } in dev["volumes"]
+    assert _find(documents["dev"], "PersistentVolumeClaim", "serving-models")
