@@ -11,7 +11,7 @@ setup(
         include=["pipeline", "pipeline.*", "components", "components.*", "serving", "serving.*", "schemas"]
     ),
     py_modules=["pipeline_runner"],
-    package_data={"schemas": ["*.pbtxt"]},
+    package_data={"schemas": ["*.pbtxt"], "serving": ["static/*"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "apache-beam[gcp]==2.60.0",
@@ -19,6 +19,11 @@ setup(
         "opencv-python-headless==4.10.0.84",
         "scikit-image==0.25.2",
         "numpy<2",
+        "fastapi==0.162.5",
+        "uvicorn==0.54.0",
+        "python-multipart==0.0.32",
+        "SQLAlchemy==2.0.58",
     ],
-    extras_require={"test": ["pytest==9.2.0", "ruff==0.17.6"]},
+    entry_points={"console_scripts": ["deepfake-pipeline=serving.cli:main"]},
+    extras_require={"test": ["pytest==9.2.0", "ruff==0.17.6", "playwright==1.65.2"]},
 )

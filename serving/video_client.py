@@ -6,7 +6,9 @@ crops training saw. Face scores are turned into one video score by a rule of
 `video_scores`; a video without faces gets the verdict `no_face`, not a score.
 """
 
+import base64
 import dataclasses
+import threading
 import time
 from typing import Callable, Dict, List, Optional, Protocol, Sequence
 
@@ -38,6 +40,18 @@ class FaceScore:
     box: Sequence[int]
     confidence: float
     fake_probability: float
+    thumbnail_jpeg_b64: Optional[str] = None
+
+
+Progress = Callable[[str, float], None]
+THUMBNAIL_SIZE = 96
+
+
+def thumbnail(encoded_crop: bytes) -> str:
+    """A small JPEG of a face crop, base64, for pages that show the faces."""
+    image = cv2.imdecode(np.frombuffer(encoded_crop, np.uint8), cv2.IMREAD_COLOR)
+    small = cv2.resize(image, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
+    return base64.b64encode(cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()).decode()
 
 
 @dataclasses.dataclass
@@ -87,30 +101,43 @@ class VideoAnalyzer:
         self.threshold = threshold
         self.batch_size = batch_size
         self.detector = detector or FaceDetector(self.ingest_config.min_detection_confidence)
+        self._detector_lock = threading.Lock()
 
     def analyse_video(self, path: str) -> Verdict:
         """Raises VideoError (unreadable or rejected, with the reason) for a file that cannot be analysed."""
-        return self._analyse(lambda: sample_frames(path, self.ingest_config)[1])
+        started = time.perf_counter()
+        frames = sample_frames(path, self.ingest_config)[1]
+        return self.analyse_frames(frames, decode_s=time.perf_counter() - started)
 
     def analyse_image(self, path: str) -> Verdict:
-        return self._analyse(lambda: read_image(path))
-
-    def _analyse(self, read_frames: Callable[[], List[SampledFrame]]) -> Verdict:
-        timings: Dict[str, float] = {}
         started = time.perf_counter()
-        frames = read_frames()
-        timings["decode"] = time.perf_counter() - started
-        found = find_faces(frames, self.detector, self.ingest_config)
-        timings["detection"] = time.perf_counter() - started - timings["decode"]
-        model_started = time.perf_counter()
-        probabilities, version = self._score(found)
-        timings["model"] = time.perf_counter() - model_started
-        faces = _face_scores(found, {f.index: f.timestamp for f in frames}, probabilities)
+        frames = read_image(path)
+        return self.analyse_frames(frames, decode_s=time.perf_counter() - started)
+
+    def analyse_frames(
+        self,
+        frames: Sequence[SampledFrame],
+        decode_s: float = 0.0,
+        include_thumbnails: bool = False,
+        progress: Optional[Progress] = None,
+    ) -> Verdict:
+        """Detects, tracks, crops and scores the faces of already decoded frames (one frame for an image)."""
+        report = progress or (lambda stage, fraction: None)
+        started = time.perf_counter()
+        report("detecting faces", 0.0)
+        with self._detector_lock:
+            found = find_faces(frames, self.detector, self.ingest_config)
+        detection_s = time.perf_counter() - started
+        probabilities, version = self._score(found, report)
+        model_s = time.perf_counter() - started - detection_s
+        faces = _face_scores(found, {f.index: f.timestamp for f in frames}, probabilities, include_thumbnails)
         by_track: Dict[int, List[float]] = {}
         for face in faces:
             by_track.setdefault(face.track_id, []).append(face.fake_probability)
         probability = video_scores.video_score(by_track, self.rule)
-        timings["total"] = time.perf_counter() - started
+        timings = {"decode": decode_s, "detection": detection_s, "model": model_s}
+        timings["total"] = decode_s + time.perf_counter() - started
+        report("done", 1.0)
         return Verdict(
             verdict=decide(probability, self.threshold),
             fake_probability=probability,
@@ -122,19 +149,23 @@ class VideoAnalyzer:
             timings_s={k: round(v, 4) for k, v in timings.items()},
         )
 
-    def _score(self, found: FacesFound):  # noqa: ANN202 - (probabilities, model version)
+    def _score(self, found: FacesFound, report: Progress):  # noqa: ANN202 - (probabilities, model version)
         crops = [crop for track in found.crops for crop in track]
         scores: List[np.ndarray] = []
         version = None
         for start in range(0, len(crops), self.batch_size):
+            report("scoring faces", start / len(crops))
             prediction = self.model.predict(crops[start : start + self.batch_size])
             scores.append(np.asarray(prediction.probabilities, np.float64).ravel())
             version = prediction.model_version
         return (np.concatenate(scores) if scores else np.zeros(0)), version
 
 
-def _face_scores(found: FacesFound, timestamps: Dict[int, float], probabilities: np.ndarray) -> List[FaceScore]:
+def _face_scores(
+    found: FacesFound, timestamps: Dict[int, float], probabilities: np.ndarray, include_thumbnails: bool
+) -> List[FaceScore]:
     detections = [(track_id, d) for track_id, track in enumerate(found.tracks) for d in track.detections]
+    crops = [crop for track in found.crops for crop in track]
     return [
         FaceScore(
             frame_index=d.frame_index,
@@ -143,6 +174,7 @@ def _face_scores(found: FacesFound, timestamps: Dict[int, float], probabilities:
             box=list(d.box),
             confidence=round(d.confidence, 4),
             fake_probability=float(p),
+            thumbnail_jpeg_b64=thumbnail(crop) if include_thumbnails else None,
         )
-        for (track_id, d), p in zip(detections, probabilities, strict=True)
+        for (track_id, d), p, crop in zip(detections, probabilities, crops, strict=True)
     ]

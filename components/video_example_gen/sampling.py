@@ -9,7 +9,7 @@ can be wrong or 0, so the reader counts what it decodes.
 import dataclasses
 import math
 import os
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -19,12 +19,17 @@ from pipeline import config
 
 
 class VideoError(Exception):
-    """A video that cannot be ingested; `status` says whether it is unreadable or rejected."""
+    """A video that cannot be ingested; `status` says whether it is unreadable or rejected.
 
-    def __init__(self, status: str, reason: str):
+    `limit` names the IngestConfig limit a rejected video broke (`max_file_bytes`,
+    `max_pixels`, `max_duration_s`), so a service can answer with it.
+    """
+
+    def __init__(self, status: str, reason: str, limit: Optional[str] = None):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.limit = limit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +97,7 @@ def check_file(path: str, ingest_config: IngestConfig) -> None:
         raise VideoError(
             config.STATUS_REJECTED,
             f"file size {size} bytes is over the limit of {ingest_config.max_file_bytes} bytes",
+            "max_file_bytes",
         )
 
 
@@ -116,11 +122,13 @@ def check_limits(info: VideoInfo, ingest_config: IngestConfig) -> None:
         raise VideoError(
             config.STATUS_REJECTED,
             f"resolution {info.width}x{info.height} is over the limit of {ingest_config.max_pixels} pixels",
+            "max_pixels",
         )
     if info.declared_duration_s > ingest_config.max_duration_s:
         raise VideoError(
             config.STATUS_REJECTED,
             f"duration {info.declared_duration_s:.1f}s is over the limit of {ingest_config.max_duration_s:.1f}s",
+            "max_duration_s",
         )
 
 
@@ -168,6 +176,7 @@ def sample_frames(path: str, ingest_config: IngestConfig) -> Tuple[VideoInfo, Li
                 raise VideoError(
                     config.STATUS_REJECTED,
                     f"more than {max_frames} frames: over the duration limit of {ingest_config.max_duration_s:.1f}s",
+                    "max_duration_s",
                 )
         wanted = plan_frame_indices(ingest_config.sampling, ingest_config.frames_per_video, frame_count, info.fps)
         decoded, frames = read_planned_frames(capture, wanted, info.fps)

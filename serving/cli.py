@@ -1,0 +1,142 @@
+"""The project's command line: `deepfake-pipeline detect FILE...`.
+
+Against a running detection service (`--service URL`, default
+http://127.0.0.1:8080), or fully local with `--local --model-dir DIR` (a
+pushed or exported SavedModel, run in this process). A table by default,
+`--json` for machines, a progress bar for several files; the exit code is 0
+only when every file was analysed.
+"""
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from typing import Callable, List, Optional, Tuple
+
+DEFAULT_SERVICE = "http://127.0.0.1:8080"
+
+
+def multipart_body(file_name: str, data: bytes) -> Tuple[bytes, str]:
+    """A multipart/form-data body with one file in the `files` field, and its content type."""
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{file_name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def remote_analyser(service: str, timeout_s: float) -> Callable[[str], Tuple[int, dict]]:
+    def analyse(path: str) -> Tuple[int, dict]:
+        with open(path, "rb") as f:
+            body, content_type = multipart_body(os.path.basename(path), f.read())
+        request = urllib.request.Request(
+            f"{service.rstrip('/')}/v1/detect", data=body, headers={"Content-Type": content_type}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                return response.status, json.loads(response.read())["results"][0]
+        except urllib.error.HTTPError as e:
+            answer = json.loads(e.read() or b"{}")
+            if "results" in answer:
+                return e.code, answer["results"][0]
+            return e.code, {"file_name": os.path.basename(path), "error": answer.get("error", {"message": str(e)})}
+
+    return analyse
+
+
+def local_analyser(model_dir: str, settings_overrides: dict) -> Callable[[str], Tuple[int, dict]]:
+    from serving.clients import InProcessModel
+    from serving.detection_service import ServiceSettings, Upload, analyse_upload
+    from serving.media import IsolatedDecoder
+    from serving.video_client import VideoAnalyzer
+
+    settings = ServiceSettings(**settings_overrides)
+    analyzer = VideoAnalyzer(InProcessModel(model_dir), settings.ingest_config(), settings.rule, settings.threshold)
+    decoder = IsolatedDecoder(settings.decode_timeout_s)
+    model_name = os.path.basename(os.path.dirname(os.path.abspath(model_dir)))
+
+    def analyse(path: str) -> Tuple[int, dict]:
+        with open(path, "rb") as f:
+            upload = Upload(os.path.basename(path), f.read())
+        return analyse_upload(analyzer, decoder, settings.ingest_config(), model_name, upload)
+
+    return analyse
+
+
+def table(rows: List[Tuple[str, int, dict]]) -> str:
+    lines = [f"{'file':<32} {'verdict':<10} {'P(fake)':>8} {'faces':>6} {'frames':>7} {'seconds':>8}  note"]
+    for path, status, answer in rows:
+        name = os.path.basename(path)[:32]
+        if status != 200:
+            lines.append(f"{name:<32} {'error':<10} {'-':>8} {'-':>6} {'-':>7} {'-':>8}  {answer['error']['message']}")
+            continue
+        probability = "-" if answer["fake_probability"] is None else f"{answer['fake_probability']:.3f}"
+        lines.append(
+            f"{name:<32} {answer['verdict']:<10} {probability:>8} {len(answer['faces']):>6} "
+            f"{answer['frames_analysed']:>7} {answer['timings_s']['total']:>8.2f}"
+        )
+    return "\n".join(lines)
+
+
+def detect(args: argparse.Namespace) -> int:
+    missing = [p for p in args.files if not os.path.isfile(p)]
+    if missing:
+        print(f"No such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if args.local:
+        if not args.model_dir:
+            print(
+                "--local needs --model-dir (a SavedModel, e.g. outputs/serving_models/ensemble/<version>)",
+                file=sys.stderr,
+            )
+            return 2
+        overrides = {"frames_per_video": args.frames_per_video, "rule": args.rule, "threshold": args.threshold}
+        analyse = local_analyser(args.model_dir, overrides)
+    else:
+        analyse = remote_analyser(args.service, args.timeout_s)
+    files = args.files
+    if len(files) > 1 and not args.no_progress:
+        from tqdm import tqdm
+
+        files = tqdm(files, unit="file", file=sys.stderr)
+    rows = []
+    for path in files:
+        try:
+            status, answer = analyse(path)
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+            status, answer = (
+                503,
+                {"file_name": os.path.basename(path), "error": {"message": f"service unreachable: {e}"}},
+            )
+        rows.append((path, status, answer))
+    if args.json:
+        print(json.dumps([{"path": p, "status": s, **a} for p, s, a in rows], indent=1))
+    else:
+        print(table(rows))
+    return 0 if all(status == 200 for _, status, _ in rows) else 1
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="deepfake-pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("detect", help="verdicts for videos and images")
+    command.add_argument("files", nargs="+")
+    command.add_argument("--service", default=os.environ.get("DEEPFAKE_SERVICE", DEFAULT_SERVICE))
+    command.add_argument("--local", action="store_true", help="analyse in this process, without a service")
+    command.add_argument("--model-dir", help="with --local: the SavedModel to use")
+    command.add_argument("--frames-per-video", type=int, default=32, help="with --local: frames sampled per video")
+    command.add_argument("--rule", default="mean", help="with --local: mean, confident or confidence_weighted")
+    command.add_argument("--threshold", type=float, default=0.5, help="with --local: P(fake) from which a file is fake")
+    command.add_argument("--json", action="store_true", help="JSON instead of a table")
+    command.add_argument("--no-progress", action="store_true")
+    command.add_argument("--timeout-s", type=float, default=600.0)
+    args = parser.parse_args(argv)
+    return detect(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

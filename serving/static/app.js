@@ -1,0 +1,152 @@
+// The detection page: upload through /v1/jobs, poll the job for progress, then draw the verdict,
+// a probability gauge, the face crops with their scores and the fake probability over the timeline.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attributes, parent) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+function gauge(probability) {
+  const root = svg("svg", { width: 160, height: 100, viewBox: "0 0 160 100", class: "gauge", role: "img" });
+  root.setAttribute("aria-label", probability === null ? "no score" : `fake probability ${probability.toFixed(2)}`);
+  svg("path", { d: "M 20 90 A 60 60 0 0 1 140 90", stroke: "#dde1e8", "stroke-width": 14, fill: "none" }, root);
+  if (probability !== null) {
+    const angle = Math.PI * (1 - probability);
+    const x = 80 + 60 * Math.cos(angle), y = 90 - 60 * Math.sin(angle);
+    const color = probability >= 0.5 ? "#c62828" : "#2e7d32";
+    svg("path", { d: `M 20 90 A 60 60 0 0 1 ${x.toFixed(1)} ${y.toFixed(1)}`, stroke: color, "stroke-width": 14, fill: "none" }, root);
+    svg("text", { x: 80, y: 85, "text-anchor": "middle", "font-size": 20 }, root).textContent = `${Math.round(probability * 100)}%`;
+  } else {
+    svg("text", { x: 80, y: 85, "text-anchor": "middle" }, root).textContent = "no face";
+  }
+  return root;
+}
+
+function timeline(faces, threshold) {
+  const width = 560, height = 160, left = 36, bottom = 24;
+  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "timeline", role: "img" });
+  root.setAttribute("aria-label", "fake probability over the video");
+  const end = Math.max(...faces.map((f) => f.timestamp), 0.001);
+  const x = (t) => left + (t / end) * (width - left - 10);
+  const y = (p) => 10 + (1 - p) * (height - bottom - 10);
+  svg("line", { x1: left, y1: y(threshold), x2: width - 10, y2: y(threshold), stroke: "#8a94a6", "stroke-dasharray": "4 4" }, root);
+  for (const p of [0, 0.5, 1]) svg("text", { x: 4, y: y(p) + 4 }, root).textContent = p.toFixed(1);
+  svg("text", { x: width - 60, y: height - 4 }, root).textContent = `${end.toFixed(1)} s`;
+  const tracks = new Map();
+  for (const face of faces) {
+    if (!tracks.has(face.track_id)) tracks.set(face.track_id, []);
+    tracks.get(face.track_id).push(face);
+  }
+  const colors = ["#2f6fed", "#e67e22", "#8e44ad", "#16a085"];
+  for (const [track, points] of tracks) {
+    points.sort((a, b) => a.timestamp - b.timestamp);
+    const d = points.map((f, i) => `${i ? "L" : "M"} ${x(f.timestamp).toFixed(1)} ${y(f.fake_probability).toFixed(1)}`).join(" ");
+    svg("path", { d, stroke: colors[track % colors.length], "stroke-width": 2, fill: "none", class: "track" }, root);
+    for (const f of points) svg("circle", { cx: x(f.timestamp), cy: y(f.fake_probability), r: 3, fill: colors[track % colors.length] }, root);
+  }
+  return root;
+}
+
+function showResult(result) {
+  const card = document.createElement("article");
+  card.className = "result";
+  const title = document.createElement("h3");
+  if (result.error) {
+    title.innerHTML = `${escapeHtml(result.file_name)}: <span class="verdict-error">not analysed</span>`;
+    card.appendChild(title);
+    const reason = document.createElement("p");
+    reason.textContent = `${result.error.message} (${result.status}${result.error.limit ? ", limit " + result.error.limit : ""})`;
+    card.appendChild(reason);
+  } else {
+    const label = { fake: "Fake", real: "Real", no_face: "No face found" }[result.verdict];
+    title.innerHTML = `${escapeHtml(result.file_name)}: <span class="verdict verdict-${result.verdict}">${label}</span>`;
+    card.appendChild(title);
+    card.appendChild(gauge(result.fake_probability));
+    const details = document.createElement("div");
+    details.innerHTML = `<p>${result.frames_analysed} frames, ${result.faces.length} faces, rule ${result.rule},
+      model ${escapeHtml(result.model_name)} v${result.model_version ?? "?"}, ${result.timings_s.total.toFixed(2)} s</p>`;
+    if (result.faces.length > 1) details.appendChild(timeline(result.faces, result.threshold));
+    card.appendChild(details);
+    const faces = document.createElement("div");
+    faces.className = "faces";
+    for (const face of result.faces) {
+      const item = document.createElement("div");
+      item.className = "face";
+      item.innerHTML = `<img alt="face at ${face.timestamp}s" src="data:image/jpeg;base64,${face.thumbnail_jpeg_b64 || ""}">${face.fake_probability.toFixed(2)}`;
+      faces.appendChild(item);
+    }
+    card.appendChild(faces);
+  }
+  $("results").prepend(card);
+}
+
+function escapeHtml(text) {
+  const node = document.createElement("span");
+  node.textContent = text;
+  return node.innerHTML;
+}
+
+function setProgress(fraction, text) {
+  $("progress").hidden = false;
+  $("progress-fill").style.width = `${Math.round(fraction * 100)}%`;
+  $("progress-text").textContent = text;
+}
+
+async function analyse(files) {
+  const form = new FormData();
+  for (const file of files) form.append("files", file, file.name);
+  setProgress(0, `Uploading ${files.length} file(s)…`);
+  const started = await fetch("/v1/jobs?thumbnails=true", { method: "POST", body: form });
+  const created = await started.json();
+  if (!started.ok) {
+    setProgress(1, `Refused: ${created.error.message}`);
+    return;
+  }
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const job = await (await fetch(created.status_url)).json();
+    if (job.state === "running") {
+      setProgress(job.progress || 0, `${job.file_name || ""}: ${job.stage} (${Math.round((job.progress || 0) * 100)}%)`);
+      continue;
+    }
+    if (job.state === "failed") setProgress(1, `Failed: ${job.error}`);
+    else {
+      setProgress(1, "Done");
+      job.results.forEach(showResult);
+    }
+    break;
+  }
+  loadHistory();
+}
+
+async function loadHistory() {
+  const page = await (await fetch("/v1/history?limit=20")).json();
+  const body = $("history").querySelector("tbody");
+  body.innerHTML = "";
+  for (const item of page.items) {
+    const row = body.insertRow();
+    const probability = item.fake_probability === null ? "-" : item.fake_probability.toFixed(2);
+    const verdict = item.verdict || `error: ${item.error}`;
+    for (const value of [new Date(item.checked_at).toLocaleString(), item.file_name, item.media_type,
+      `${(item.size_bytes / 1024).toFixed(0)} KiB`, verdict, probability, `${item.model_name || "-"} ${item.model_version ?? ""}`]) {
+      row.insertCell().textContent = value;
+    }
+  }
+}
+
+const drop = $("drop");
+drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  if (event.dataTransfer.files.length) analyse([...event.dataTransfer.files]);
+});
+$("picker").addEventListener("change", (event) => { if (event.target.files.length) analyse([...event.target.files]); });
+loadHistory();

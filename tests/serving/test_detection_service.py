@@ -1,0 +1,325 @@
+"""The detection service through a real HTTP server on loopback, in front of the model server over gRPC.
+
+Verdicts for real and fake sample videos and images, a no-face video, each
+limit and broken-file kind with its 4xx code, a decoder crash and a decoder
+hang that leave the service up, concurrent requests, jobs with progress,
+history, readiness and metrics, and the command line.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import uvicorn
+
+from components.video_example_gen.faces import FaceDetector
+from components.video_example_gen.readers import read_dataset
+from serving.cli import multipart_body
+from serving.clients import GrpcClient, InProcessModel, ModelTarget
+from serving.detection_service import DetectionService, ServiceSettings, create_app
+from serving.media import IsolatedDecoder
+from serving.video_client import VideoAnalyzer
+from tests.conftest import make_broken_files, write_numbered_video
+from tests.serving.conftest import free_port
+from tests.serving.decoders import CRASH_MARKER, HANG_MARKER, crashing_or_hanging
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LIMITS = {
+    "max_body_bytes": 2_000_000,
+    "max_duration_s": 3.0,
+    "max_pixels": 512 * 512,
+}  # the astronaut fits, 640x480 not
+
+
+@pytest.fixture(scope="module")
+def service(model_server, tmp_path_factory):
+    """The service app under uvicorn on a loopback port, with the test decoder in its isolated process."""
+    settings = ServiceSettings(
+        model_server=model_server.grpc_address,
+        model_name="faces",
+        history_url=f"sqlite:///{tmp_path_factory.mktemp('history')}/history.sqlite",
+        frames_per_video=6,
+        decode_timeout_s=8.0,
+        **LIMITS,
+    )
+    decoder = IsolatedDecoder(settings.decode_timeout_s, decoder=crashing_or_hanging)
+    detection = DetectionService(settings, decoder=decoder)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(detection), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    yield url, detection
+    server.should_exit = True
+    thread.join(10)
+
+
+def post_files(url, files, path="/v1/detect"):
+    """POSTs (name, bytes) pairs as multipart `files`; returns (status, JSON answer)."""
+    boundary = "testboundary1234"
+    body = b""
+    for name, data in files:
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+    body += f"--{boundary}--\r\n".encode()
+    request = urllib.request.Request(
+        url + path, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def astronaut(extension):
+    ok, data = cv2.imencode(extension, cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    assert ok
+    return data.tobytes()
+
+
+@pytest.fixture(scope="module")
+def reference(model_server):
+    """The same analysis in this process, on the same model: what every verdict must equal."""
+    settings = ServiceSettings(frames_per_video=6, **LIMITS)
+    detector = FaceDetector(settings.ingest_config().min_detection_confidence)
+    return VideoAnalyzer(InProcessModel(model_server.exported[1]), settings.ingest_config(), detector=detector)
+
+
+def test_verdicts_for_real_and_fake_videos_match_the_in_process_analysis(service, sample_dataset, reference):
+    url, _ = service
+    records = read_dataset(sample_dataset)
+    assert {r.label for r in records} == {0, 1}
+    for record in records:
+        status, answer = post_files(url, [(os.path.basename(record.path), read(record.path))])
+        assert status == 200, answer
+        [result] = answer["results"]
+        expected = reference.analyse_video(record.path)
+        assert result["verdict"] == expected.verdict and result["verdict"] in ("fake", "real")
+        assert result["fake_probability"] == pytest.approx(expected.fake_probability, abs=1e-5)
+        assert result["model_name"] == "faces" and result["model_version"] == 1
+        assert result["frames_analysed"] == 6 and result["faces"]
+        face = result["faces"][0]
+        assert {"frame_index", "timestamp", "track_id", "box", "fake_probability"} <= set(face)
+        assert set(result["timings_s"]) == {"decode", "detection", "model", "total"}
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png", ".webp"])
+def test_image_verdicts(service, extension):
+    url, _ = service
+    status, answer = post_files(url, [(f"astronaut{extension}", astronaut(extension))])
+    assert status == 200, answer
+    [result] = answer["results"]
+    assert result["verdict"] in ("fake", "real") and len(result["faces"]) == 1
+    assert result["media_type"] == f"image/{ {'.jpg': 'jpeg', '.png': 'png', '.webp': 'webp'}[extension] }"
+
+
+def test_video_without_a_face_is_no_face(service, tmp_path):
+    url, _ = service
+    write_numbered_video(str(tmp_path / "grey.mp4"), frames=10)
+    status, answer = post_files(url, [("grey.mp4", read(tmp_path / "grey.mp4"))])
+    assert status == 200
+    [result] = answer["results"]
+    assert result["verdict"] == "no_face" and result["fake_probability"] is None and result["faces"] == []
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory, sample_dataset):
+    folder = tmp_path_factory.mktemp("broken")
+    good = sorted(r.path for r in read_dataset(sample_dataset))[0]
+    make_broken_files(str(folder), good)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "name, status, kind, limit",
+    [
+        ("empty.mp4", 422, "empty", None),
+        ("not_a_video.mp4", 415, "media_type", None),
+        ("audio_only.wav", 415, "media_type", None),
+        ("truncated.mp4", 422, "undecodable", None),
+        ("truncated.avi", 422, "undecodable", None),
+        ("unknown_codec.avi", 422, "undecodable", None),
+        ("too_long.mp4", 422, "limit", "max_duration_s"),
+        ("too_large.mp4", 422, "limit", "max_pixels"),
+    ],
+)
+def test_each_broken_kind_and_limit_gets_its_4xx(service, broken, name, status, kind, limit):
+    url, _ = service
+    code, answer = post_files(url, [(name, read(broken / name))])
+    assert code == status, answer
+    [result] = answer["results"]
+    assert result["error"]["kind"] == kind and result["error"].get("limit") == limit
+    assert result["error"]["message"]
+
+
+def test_body_over_the_limit_is_413_naming_it(service):
+    url, _ = service
+    status, answer = post_files(url, [("big.mp4", b"\x00" * (LIMITS["max_body_bytes"] + 1))])
+    assert status == 413 and answer["error"]["limit"] == "max_body_bytes"
+
+
+def test_not_multipart_is_400(service):
+    url, _ = service
+    request = urllib.request.Request(url + "/v1/detect", data=b"{}", headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=30)
+    assert error.value.code == 400 and "multipart" in json.loads(error.value.read())["error"]["message"]
+
+
+def test_decoder_crash_and_hang_cost_one_file_and_the_service_stays_up(service):
+    url, _ = service
+    crash = astronaut(".png") + CRASH_MARKER
+    hang = astronaut(".png") + HANG_MARKER
+    status, answer = post_files(url, [("crash.png", crash), ("hang.png", hang), ("fine.jpg", astronaut(".jpg"))])
+    assert status == 207
+    crashed, hung, fine = answer["results"]
+    assert crashed["status"] == 422 and crashed["error"]["kind"] == "decoder_crash"
+    assert hung["status"] == 422 and hung["error"]["kind"] == "decode_timeout"
+    assert hung["error"]["limit"] == "decode_timeout_s"
+    assert fine["status"] == 200 and fine["verdict"] in ("fake", "real")
+    assert get(url + "/healthz")[0] == 200
+
+
+def test_several_files_each_answered_and_concurrent_requests(service):
+    url, _ = service
+    images = [(f"face{i}{ext}", astronaut(ext)) for i, ext in enumerate([".jpg", ".png", ".webp"])]
+    status, answer = post_files(url, images)
+    assert status == 200 and [r["file_name"] for r in answer["results"]] == ["face0.jpg", "face1.png", "face2.webp"]
+    expected = answer["results"][0]["fake_probability"]
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: post_files(url, [images[0]]), range(12)))
+    assert all(code == 200 for code, _ in answers)
+    assert all(a["results"][0]["fake_probability"] == pytest.approx(expected, abs=1e-6) for _, a in answers)
+
+
+def test_job_reports_progress_then_the_answers(service, sample_dataset):
+    url, _ = service
+    record = read_dataset(sample_dataset)[0]
+    status, created = post_files(url, [(os.path.basename(record.path), read(record.path))], "/v1/jobs")
+    assert status == 202
+    seen = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        code, body = get(url + created["status_url"])
+        job = json.loads(body)
+        seen.add(job["stage"])
+        if job["state"] != "running":
+            break
+        time.sleep(0.05)
+    assert job["state"] == "done" and job["progress"] == 1.0
+    assert job["results"][0]["faces"][0]["thumbnail_jpeg_b64"]
+    assert get(url + "/v1/jobs/unknown")[0] == 404
+
+
+def test_history_pages_checks_without_media(service):
+    url, _ = service
+    post_files(url, [("history.jpg", astronaut(".jpg"))])
+    code, body = get(url + "/v1/history?limit=2&offset=0")
+    page = json.loads(body)
+    assert code == 200 and len(page["items"]) == 2 and page["total"] >= 2
+    newest = page["items"][0]
+    assert newest["file_name"] == "history.jpg" and newest["media_type"] == "image/jpeg"
+    assert len(newest["sha256"]) == 64 and newest["verdict"] in ("fake", "real") and newest["model_version"] == 1
+    assert set(newest) == {
+        "id", "checked_at", "file_name", "media_type", "size_bytes", "sha256", "verdict",
+        "fake_probability", "model_name", "model_version", "error",
+    }  # fmt: skip
+    second = json.loads(get(url + "/v1/history?limit=2&offset=1")[1])["items"][0]
+    assert second["id"] == page["items"][1]["id"]
+    assert get(url + "/v1/history?limit=0")[0] == 400
+
+
+def test_readiness_and_metrics(service):
+    url, _ = service
+    assert get(url + "/readyz")[0] == 200
+    code, body = get(url + "/metrics")
+    text = body.decode()
+    assert code == 200
+    assert 'detection_verdicts_total{verdict="no_face"}' in text
+    assert 'detection_errors_total{kind="decoder_crash"}' in text
+    assert 'detection_requests_total{route="/v1/detect",status="200"}' in text
+
+
+def test_readiness_fails_when_the_model_is_missing(model_server, tmp_path):
+    missing = DetectionService(
+        ServiceSettings(history_url=f"sqlite:///{tmp_path}/h.sqlite"),
+        model=GrpcClient(model_server.grpc_address, ModelTarget("missing")),
+    )
+    from fastapi.testclient import TestClient
+
+    assert TestClient(create_app(missing)).get("/readyz").status_code == 503
+
+
+def test_command_line_against_the_service_and_fully_local(service, model_server, sample_dataset, broken):
+    url, _ = service
+    video = sorted(r.path for r in read_dataset(sample_dataset))[0]
+    command = [sys.executable, "-m", "serving.cli", "detect", "--service", url]
+    good = subprocess.run([*command, video, "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert good.returncode == 0, good.stderr
+    [remote] = json.loads(good.stdout)
+    mixed = subprocess.run(
+        [*command, video, str(broken / "not_a_video.mp4")], capture_output=True, text=True, timeout=300
+    )
+    assert mixed.returncode == 1 and "unsupported media type" in mixed.stdout and "%" in mixed.stderr
+    local = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serving.cli",
+            "detect",
+            "--local",
+            "--model-dir",
+            model_server.exported[1],
+            "--frames-per-video",
+            "6",
+            video,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert local.returncode == 0, local.stderr[-2000:]
+    [offline] = json.loads(local.stdout)
+    assert offline["verdict"] == remote["verdict"]
+    assert offline["fake_probability"] == pytest.approx(remote["fake_probability"], abs=1e-5)
+
+
+def test_multipart_body_round_trips():
+    body, content_type = multipart_body("a.png", b"\x89PNG data")
+    assert content_type.startswith("multipart/form-data; boundary=") and b'filename="a.png"' in body
+    assert np.frombuffer(body, np.uint8).size == len(body)
