@@ -15,7 +15,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: install run test lint bench clean
 
-install: $(STAMP) $(INFRA_STAMP)
+install: $(STAMP) $(INFRA_STAMP) $(CHROMIUM)
 
 $(STAMP): setup.py constraints.txt
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 is required: install python3.10 (e.g. pyenv install 3.10)"; exit 1; }
@@ -30,13 +30,18 @@ $(INFRA_STAMP): infra/requirements.txt infra/constraints.txt
 	$(INFRA_VENV)/bin/python -m pip install --quiet -c infra/constraints.txt -r infra/requirements.txt
 	@touch $(INFRA_STAMP)
 
+# Debian's Chromium for the browser test (Playwright drives it; nothing is downloaded by Playwright).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
 run: $(STAMP)
 	$(VENV)/bin/python pipeline_runner.py local
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: lint $(INFRA_STAMP)
+test: lint $(INFRA_STAMP) $(CHROMIUM)
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

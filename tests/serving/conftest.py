@@ -10,17 +10,26 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 from types import SimpleNamespace
 
 import keras
 import pytest
 import tensorflow as tf
+import uvicorn
 
 from pipeline.models import data, export
 from pipeline.models.base import ModelSettings
 from pipeline.models.registry import get_backbone
 from serving import launch, model_config
+from serving.detection_service import DetectionService, ServiceSettings, create_app
+from serving.media import IsolatedDecoder
 from tests.conftest import face_crops, spread_outputs
+from tests.serving.decoders import crashing_or_hanging
+
+# Service limits of the tests: the astronaut (512x512) fits, a 640x480 video and a 5 s video do not.
+LIMITS = {"max_body_bytes": 2_000_000, "max_duration_s": 3.0, "max_pixels": 512 * 512}
 
 
 def free_port() -> int:
@@ -104,3 +113,29 @@ def model_server(tmp_path_factory, exported_models):
 def in_process(exported_models):
     """The exported models called in this process: the reference every served answer must match."""
     return {seed: tf.saved_model.load(path) for seed, path in exported_models.items()}
+
+
+@pytest.fixture(scope="session")
+def service(model_server, tmp_path_factory):
+    """The service app under uvicorn on a loopback port, with the test decoder in its isolated process."""
+    settings = ServiceSettings(
+        model_server=model_server.grpc_address,
+        model_name="faces",
+        history_url=f"sqlite:///{tmp_path_factory.mktemp('history')}/history.sqlite",
+        frames_per_video=6,
+        decode_timeout_s=8.0,
+        **LIMITS,
+    )
+    decoder = IsolatedDecoder(settings.decode_timeout_s, decoder=crashing_or_hanging)
+    detection = DetectionService(settings, decoder=decoder)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(detection), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    yield url, detection
+    server.should_exit = True
+    thread.join(10)

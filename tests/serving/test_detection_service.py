@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,51 +19,18 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
-import uvicorn
 
 from components.video_example_gen.faces import FaceDetector
 from components.video_example_gen.readers import read_dataset
 from serving.cli import multipart_body
 from serving.clients import GrpcClient, InProcessModel, ModelTarget
 from serving.detection_service import DetectionService, ServiceSettings, create_app
-from serving.media import IsolatedDecoder
 from serving.video_client import VideoAnalyzer
 from tests.conftest import make_broken_files, write_numbered_video
-from tests.serving.conftest import free_port
-from tests.serving.decoders import CRASH_MARKER, HANG_MARKER, crashing_or_hanging
+from tests.serving.conftest import LIMITS
+from tests.serving.decoders import CRASH_MARKER, HANG_MARKER
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LIMITS = {
-    "max_body_bytes": 2_000_000,
-    "max_duration_s": 3.0,
-    "max_pixels": 512 * 512,
-}  # the astronaut fits, 640x480 not
-
-
-@pytest.fixture(scope="module")
-def service(model_server, tmp_path_factory):
-    """The service app under uvicorn on a loopback port, with the test decoder in its isolated process."""
-    settings = ServiceSettings(
-        model_server=model_server.grpc_address,
-        model_name="faces",
-        history_url=f"sqlite:///{tmp_path_factory.mktemp('history')}/history.sqlite",
-        frames_per_video=6,
-        decode_timeout_s=8.0,
-        **LIMITS,
-    )
-    decoder = IsolatedDecoder(settings.decode_timeout_s, decoder=crashing_or_hanging)
-    detection = DetectionService(settings, decoder=decoder)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(detection), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    yield url, detection
-    server.should_exit = True
-    thread.join(10)
 
 
 def post_files(url, files, path="/v1/detect"):
