@@ -17,7 +17,7 @@ KUBEFLOW_DATA_ROOT = "gs://deepfake-pipeline/videos"
 # minutes, at half their 256 px design input size.
 LOCAL_BACKBONES = ("meso4", "mesoinception4")
 LOCAL_INPUT_SIZE = 128
-LOCAL_SAMPLE_VIDEOS = 48
+LOCAL_SAMPLE_VIDEOS = 96
 LOCAL_EPOCHS = 20
 LOCAL_TUNER_TRIALS = 2
 LOCAL_TUNING_EPOCHS = 2

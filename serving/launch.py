@@ -7,7 +7,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 TF_SERVING_BINARY = "tensorflow_model_server"
 
@@ -36,17 +36,26 @@ def model_server_command(
     return command
 
 
-def wait_until_available(rest_url: str, model_name: str, process: subprocess.Popen, timeout_s: float = 120.0) -> None:
-    """Waits for the model's status to say AVAILABLE; raises if the server exits or the time runs out."""
+def wait_for_http(
+    url: str, process: subprocess.Popen, ready: Callable[[bytes], bool], timeout_s: float = 120.0
+) -> None:
+    """Polls `url` until `ready(body)` holds; raises if `process` exits or the time runs out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"The model server exited with code {process.returncode}")
+            raise RuntimeError(
+                f"{process.args[0] if process.args else 'the server'} exited with code {process.returncode}"
+            )
         try:
-            with urllib.request.urlopen(f"{rest_url}/v1/models/{model_name}", timeout=2) as response:
-                if b"AVAILABLE" in response.read():
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if ready(response.read()):
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.3)
-    raise TimeoutError(f"Model {model_name!r} was not AVAILABLE at {rest_url} within {timeout_s:.0f}s")
+    raise TimeoutError(f"{url} was not ready within {timeout_s:.0f}s")
+
+
+def wait_until_available(rest_url: str, model_name: str, process: subprocess.Popen, timeout_s: float = 120.0) -> None:
+    """Waits for the model's status to say AVAILABLE."""
+    wait_for_http(f"{rest_url}/v1/models/{model_name}", process, lambda body: b"AVAILABLE" in body, timeout_s)

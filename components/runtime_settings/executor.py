@@ -1,6 +1,7 @@
 """Executors that fold the per-run settings into the configuration, then run TFX's own."""
 
-from typing import Any, Dict, List
+import functools
+from typing import Any, Callable, Dict, List
 
 from tfx import types
 from tfx.components.evaluator import executor as evaluator_executor
@@ -9,34 +10,30 @@ from tfx.components.tuner import executor as tuner_executor
 
 from components.runtime_settings import settings
 
-
-class TrainerExecutor(trainer_executor.GenericExecutor):
-    def Do(
-        self,
-        input_dict: Dict[str, List[types.Artifact]],
-        output_dict: Dict[str, List[types.Artifact]],
-        exec_properties: Dict[str, Any],
-    ) -> None:
-        folded = settings.fold_into_custom_config(exec_properties, settings.TRAINER_SETTINGS)
-        super().Do(input_dict, output_dict, folded)
+Fold = Callable[[Dict[str, Any]], Dict[str, Any]]
 
 
-class TunerExecutor(tuner_executor.Executor):
-    def Do(
-        self,
-        input_dict: Dict[str, List[types.Artifact]],
-        output_dict: Dict[str, List[types.Artifact]],
-        exec_properties: Dict[str, Any],
-    ) -> None:
-        folded = settings.fold_into_custom_config(exec_properties, settings.TUNER_SETTINGS)
-        super().Do(input_dict, output_dict, folded)
+def _folding(base: type, fold: Fold) -> type:
+    """A subclass of TFX executor `base` whose Do() first folds the settings with `fold`."""
+
+    class FoldingExecutor(base):
+        def Do(
+            self,
+            input_dict: Dict[str, List[types.Artifact]],
+            output_dict: Dict[str, List[types.Artifact]],
+            exec_properties: Dict[str, Any],
+        ) -> None:
+            super().Do(input_dict, output_dict, fold(exec_properties))
+
+    FoldingExecutor.__name__ = FoldingExecutor.__qualname__ = f"Folding{base.__name__}"
+    return FoldingExecutor
 
 
-class EvaluatorExecutor(evaluator_executor.Executor):
-    def Do(
-        self,
-        input_dict: Dict[str, List[types.Artifact]],
-        output_dict: Dict[str, List[types.Artifact]],
-        exec_properties: Dict[str, Any],
-    ) -> None:
-        super().Do(input_dict, output_dict, settings.fold_into_eval_config(exec_properties))
+TrainerExecutor = _folding(
+    trainer_executor.GenericExecutor,
+    functools.partial(settings.fold_into_custom_config, settings=settings.TRAINER_SETTINGS),
+)
+TunerExecutor = _folding(
+    tuner_executor.Executor, functools.partial(settings.fold_into_custom_config, settings=settings.TUNER_SETTINGS)
+)
+EvaluatorExecutor = _folding(evaluator_executor.Executor, settings.fold_into_eval_config)

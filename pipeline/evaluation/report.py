@@ -73,7 +73,7 @@ def format_metrics(values: Dict[str, float]) -> str:
 
     video = video_metrics.VIDEO_METRICS_NAME
     return (
-        f"AUC {show('auc')}  accuracy {show('binary_accuracy')}  log loss {show('binary_cross_entropy')}  "
+        f"AUC {show('auc')}  accuracy {show('binary_accuracy')}  log loss {show('binary_crossentropy')}  "
         f"F1 {show('f1_score')}  | video AUC {show(video + '_auc')}  video log loss {show(video + '_log_loss')}  "
         f"({int(values.get(video + '_count', 0))} videos, {int(values.get('example_count', 0))} faces)"
     )

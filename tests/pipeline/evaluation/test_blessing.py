@@ -123,6 +123,8 @@ def test_good_model_is_blessed_and_pushed_with_sliced_frame_and_video_metrics(tm
     assert metrics["auc"] == pytest.approx(1.0) and metrics["example_count"] == 24
     assert metrics["video_auc"] == pytest.approx(1.0) and metrics["video_count"] == 8
     assert 0 < metrics["video_log_loss"] < metrics["binary_crossentropy"] + 1
+    summary = report.format_metrics(metrics)
+    assert "log loss 0.00" in summary and "(8 videos, 24 faces)" in summary
     slices = {
         tuple((k.column, k.bytes_value) for k in m.slice_key.single_slice_keys)
         for m in tfma.load_metrics(evaluation.uri)

@@ -1,0 +1,122 @@
+"""Detection service: time to a verdict for a 10-second 720p video, and image throughput under concurrency.
+
+In one run it starts the local model server (or TF Serving when installed) on
+an exported Meso-4, the detection service in front of it over gRPC, and then:
+- posts a 10 s 1280x720 sample video (a real face, 32 sampled frames) several
+  times and prints the median time to a verdict split into decode (isolated
+  worker), face detection, model calls and overhead (upload, parsing, history,
+  HTTP), from the service's own timings against the client's clock;
+- posts single face images from 1, 4 and 16 concurrent clients for a fixed
+  number of requests each and prints requests/s and latency p50/p99.
+
+    python bench/service_bench.py [--repeats 3] [--image-requests 48]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from pipeline import sample_data
+from serving import launch, model_config
+from serving.cli import multipart_body
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving_bench import export_bench_model, face_batch, free_port  # noqa: E402
+
+CONCURRENCY = (1, 4, 16)
+
+
+def post(url: str, name: str, data: bytes) -> dict:
+    body, content_type = multipart_body(name, data)
+    request = urllib.request.Request(f"{url}/v1/detect", data=body, headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=600) as response:
+        return json.loads(response.read())["results"][0]
+
+
+def video_breakdown(url: str, video: str, repeats: int) -> None:
+    data = open(video, "rb").read()
+    post(url, "warmup.mp4", data)
+    rows = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = post(url, os.path.basename(video), data)
+        wall = time.perf_counter() - started
+        timings = result["timings_s"]
+        rows.append([timings["decode"], timings["detection"], timings["model"], wall - timings["total"], wall])
+    decode, detection, model, overhead, wall = np.median(np.array(rows), axis=0)
+    print(
+        f"10 s 1280x720 video, {result['frames_analysed']} frames sampled, {len(result['faces'])} faces, "
+        f"median of {repeats}:"
+    )
+    for name, value in (("decode", decode), ("detection", detection), ("model calls", model), ("overhead", overhead)):
+        print(f"  {name:<12} {value:7.3f} s  {100 * value / wall:5.1f} %")
+    print(f"  {'verdict in':<12} {wall:7.3f} s  ({result['verdict']}, P(fake) {result['fake_probability']:.3f})")
+
+
+def image_throughput(url: str, requests: int) -> None:
+    image = face_batch(1)[0]
+    post(url, "warmup.jpg", image)
+    print(f"Single face images (256x256 JPEG), {requests} requests per level:")
+    print(f"  {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for clients in CONCURRENCY:
+
+        def timed(_: int) -> float:
+            started = time.perf_counter()
+            post(url, "face.jpg", image)
+            return time.perf_counter() - started
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            latencies = np.array(list(pool.map(timed, range(requests))))
+        rate = requests / (time.perf_counter() - started)
+        p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+        print(f"  {clients:>7} {rate:8.2f} {p50:8.1f} {p99:8.1f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--image-requests", type=int, default=48)
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="service_bench_")
+    processes = []
+    try:
+        export_bench_model(os.path.join(work, "models", "bench", "1"), 128)
+        paths = model_config.write_serving_configs(
+            os.path.join(work, "config"), [model_config.ServingModel("bench", os.path.join(work, "models", "bench"))]
+        )
+        grpc_port, rest_port, http_port = free_port(), free_port(), free_port()
+        command = launch.model_server_command(paths[model_config.MODELS_CONFIG_FILE], grpc_port, rest_port)
+        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        launch.wait_until_available(f"http://127.0.0.1:{rest_port}", "bench", processes[0])
+        service = [sys.executable, "-m", "serving.detection_service", "--port", str(http_port)]
+        service += ["--model-server", f"127.0.0.1:{grpc_port}", "--model-name", "bench"]
+        service += ["--history-url", f"sqlite:///{work}/history.sqlite"]
+        processes.append(subprocess.Popen(service, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        url = f"http://127.0.0.1:{http_port}"
+        launch.wait_for_http(f"{url}/readyz", processes[1], lambda body: b'"ready":true' in body, 180)
+        part = sample_data.generate(os.path.join(work, "video"), 2, seed=3, seconds=10.0, frame_size=(1280, 720))
+        video = os.path.join(part, sorted(f for f in os.listdir(part) if f.endswith(".mp4"))[0])
+        print(
+            f"Model server: {os.path.basename(command[0])}; service: serving.detection_service; {os.cpu_count()} cores"
+        )
+        video_breakdown(url, video, args.repeats)
+        image_throughput(url, args.image_requests)
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
