@@ -9,7 +9,7 @@ an exported Meso-4, the detection service in front of it over gRPC, and then:
 - posts single face images from 1, 4 and 16 concurrent clients for a fixed
   number of requests each and prints requests/s and latency p50/p99.
 
-    python bench/service_bench.py [--repeats 3] [--image-requests 48]
+    python bench/service_bench.py [--model DIR] [--repeats 3] [--image-requests 48]
 """
 
 import argparse
@@ -23,14 +23,16 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import numpy as np
+import skimage.data
 
 from pipeline import sample_data
 from serving import launch, model_config
 from serving.cli import multipart_body
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serving_bench import export_bench_model, face_batch, free_port  # noqa: E402
+from serving_bench import export_bench_model, free_port  # noqa: E402
 
 CONCURRENCY = (1, 4, 16)
 
@@ -63,34 +65,43 @@ def video_breakdown(url: str, video: str, repeats: int) -> None:
 
 
 def image_throughput(url: str, requests: int) -> None:
-    image = face_batch(1)[0]
+    image = cv2.imencode(".jpg", cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
     post(url, "warmup.jpg", image)
-    print(f"Single face images (256x256 JPEG), {requests} requests per level:")
+    print(f"One-face images (scikit-image's astronaut, 512x512 JPEG), {requests} requests per level:")
     print(f"  {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for clients in CONCURRENCY:
 
-        def timed(_: int) -> float:
+        def timed(_: int) -> tuple:
             started = time.perf_counter()
-            post(url, "face.jpg", image)
-            return time.perf_counter() - started
+            timings = post(url, "face.jpg", image)["timings_s"]
+            return time.perf_counter() - started, timings["decode"], timings["detection"], timings["model"]
 
         started = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
-            latencies = np.array(list(pool.map(timed, range(requests))))
+            rows = np.array(list(pool.map(timed, range(requests))))
         rate = requests / (time.perf_counter() - started)
-        p50, p99 = np.percentile(latencies, [50, 99]) * 1000
-        print(f"  {clients:>7} {rate:8.2f} {p50:8.1f} {p99:8.1f}", flush=True)
+        p50, p99 = np.percentile(rows[:, 0], [50, 99]) * 1000
+        decode, detection, model = np.median(rows[:, 1:], axis=0) * 1000
+        print(
+            f"  {clients:>7} {rate:8.2f} {p50:8.1f} {p99:8.1f}   (median decode {decode:.0f} ms, "
+            f"detection {detection:.0f} ms, model {model:.0f} ms)",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="a SavedModel to serve (default: an untrained Meso-4 exported here)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--image-requests", type=int, default=48)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="service_bench_")
     processes = []
     try:
-        export_bench_model(os.path.join(work, "models", "bench", "1"), 128)
+        if args.model:
+            shutil.copytree(args.model, os.path.join(work, "models", "bench", "1"))
+        else:
+            export_bench_model(os.path.join(work, "models", "bench", "1"), 128)
         paths = model_config.write_serving_configs(
             os.path.join(work, "config"), [model_config.ServingModel("bench", os.path.join(work, "models", "bench"))]
         )

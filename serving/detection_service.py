@@ -384,7 +384,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     settings = ServiceSettings(**{k: v for k, v in vars(args).items() if k in names and v is not None})
     if settings.history_url.startswith("sqlite:///") and not settings.history_url.startswith("sqlite:////"):
         os.makedirs(os.path.dirname(os.path.abspath(settings.history_url[len("sqlite:///") :])) or ".", exist_ok=True)
-    app = create_app(DetectionService(settings))
+    service = DetectionService(settings)
+    service.decoder.warm_up()
+    app = create_app(service)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 

@@ -11,6 +11,7 @@ folder that is removed as soon as the decode ends.
 import dataclasses
 import multiprocessing
 import os
+import sys
 import tempfile
 import traceback
 from typing import Callable, List, Optional, Tuple
@@ -108,6 +109,13 @@ def _decode_in_child(decoder: Decoder, path: str, kind: str, ingest_config: Inge
         connection.close()
 
 
+def _main_module() -> List[str]:
+    """The program's main module when it runs as `python -m NAME`: each decode child re-runs it, so the fork
+    server imports it (and what it imports) once, instead of every child importing it anew."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    return [spec.name] if spec is not None and spec.name else []
+
+
 class IsolatedDecoder:
     """Runs `decoder` in a fresh child process per upload, with a time limit."""
 
@@ -115,7 +123,15 @@ class IsolatedDecoder:
         self.timeout_s = timeout_s
         self.decoder = decoder
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["cv2", "numpy", "components.video_example_gen.sampling"])
+        self._context.set_forkserver_preload(["cv2", "numpy", "components.video_example_gen.sampling", *_main_module()])
+
+    def warm_up(self) -> None:
+        """Starts the fork server (it imports the decoding stack, seconds) before the first upload needs it."""
+        import cv2
+        import numpy as np
+
+        png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+        self.decode(png, KIND_IMAGE, "png", IngestConfig())
 
     def decode(self, data: bytes, kind: str, extension: str, ingest_config: IngestConfig) -> DecodeResult:
         folder = RAM_FOLDER if os.path.isdir(RAM_FOLDER) and os.access(RAM_FOLDER, os.W_OK) else None
