@@ -270,6 +270,7 @@ def create_app(service: DetectionService) -> FastAPI:
     async def read_uploads(request: Request) -> List[Upload]:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            await _drain(request, 2 * settings.max_body_bytes)
             raise MediaError("body_size", 413, _over_body_limit(int(declared), settings), "max_body_bytes")
         body = bytearray()
         async for chunk in request.stream():
@@ -349,6 +350,16 @@ def create_app(service: DetectionService) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+async def _drain(request: Request, cap: int) -> None:
+    """Reads and drops a refused body (up to `cap` bytes), so that a plain client that sends it whole before
+    reading gets the 413 instead of a broken pipe; nothing of it is kept."""
+    drained = 0
+    async for chunk in request.stream():
+        drained += len(chunk)
+        if drained > cap:
+            break
 
 
 def _over_body_limit(size: int, settings: ServiceSettings) -> str:

@@ -13,8 +13,11 @@ from components.runtime_settings import settings
 Fold = Callable[[Dict[str, Any]], Dict[str, Any]]
 
 
-def _folding(base: type, fold: Fold) -> type:
-    """A subclass of TFX executor `base` whose Do() first folds the settings with `fold`."""
+def _folding(name: str, base: type, fold: Fold) -> type:
+    """A subclass of TFX executor `base` whose Do() first folds the settings with `fold`.
+
+    `name` is the module attribute it is bound to: TFX records an executor by its import path.
+    """
 
     class FoldingExecutor(base):
         def Do(
@@ -25,15 +28,18 @@ def _folding(base: type, fold: Fold) -> type:
         ) -> None:
             super().Do(input_dict, output_dict, fold(exec_properties))
 
-    FoldingExecutor.__name__ = FoldingExecutor.__qualname__ = f"Folding{base.__name__}"
+    FoldingExecutor.__name__ = FoldingExecutor.__qualname__ = name
     return FoldingExecutor
 
 
 TrainerExecutor = _folding(
+    "TrainerExecutor",
     trainer_executor.GenericExecutor,
     functools.partial(settings.fold_into_custom_config, settings=settings.TRAINER_SETTINGS),
 )
 TunerExecutor = _folding(
-    tuner_executor.Executor, functools.partial(settings.fold_into_custom_config, settings=settings.TUNER_SETTINGS)
+    "TunerExecutor",
+    tuner_executor.Executor,
+    functools.partial(settings.fold_into_custom_config, settings=settings.TUNER_SETTINGS),
 )
-EvaluatorExecutor = _folding(evaluator_executor.Executor, settings.fold_into_eval_config)
+EvaluatorExecutor = _folding("EvaluatorExecutor", evaluator_executor.Executor, settings.fold_into_eval_config)
