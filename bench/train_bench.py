@@ -1,10 +1,13 @@
 """Training throughput: the pipeline's input path against decoded images held in memory.
 
-For each backbone, trains the same number of steps twice in one run:
-- input path: `pipeline.models.data.dataset` over gzipped TFRecords of PNG
-  crops (read, parse, decode, resize in tf.data), as the Trainer does;
+For each backbone, trains the same number of steps three times in one run:
+- decoding: `pipeline.models.data.dataset` over gzipped TFRecords of PNG
+  crops, read, parsed, decoded and resized in tf.data at every step (what the
+  first epoch costs);
+- trainer path: the same with the Trainer's setting `cache_examples` (crops
+  decoded once, kept as uint8 in memory: every later epoch);
 - in memory: `model.fit` on the same crops already decoded into a NumPy array.
-The ratio (input path / in memory) near 1 means the input pipeline is not the
+The ratio (trainer path / in memory) near 1 means the input pipeline is not the
 bottleneck.
 
     python bench/train_bench.py [--backbones meso4,compact_cnn] [--steps 30] [--batch-size 16]
@@ -66,16 +69,24 @@ def main() -> None:
         path = os.path.join(tmp, "faces.gz")
         pixels = write_examples(path, args.examples, data.CROP_SIZE)
         labels = (np.arange(args.examples) % 2).astype(np.float32)
-        print(f"{'backbone':<18} {'input path img/s':>17} {'in memory img/s':>16} {'ratio':>6}")
+        print(
+            f"{'backbone':<16} {'decoding img/s':>15} {'trainer path img/s':>19} {'in memory img/s':>16} {'ratio':>6}"
+        )
         for name in args.backbones.split(","):
             training = TrainingConfig(backbone=name, input_size=args.input_size, batch_size=args.batch_size)
             model = build_and_compile(training, {})
-            pipeline_rate = images_per_second(
-                model, args.steps, args.batch_size, x=data.dataset([path], args.batch_size, training=True)
-            )
+            rates = [
+                images_per_second(
+                    model,
+                    args.steps,
+                    args.batch_size,
+                    x=data.dataset([path], args.batch_size, training=True, cache=cache),
+                )
+                for cache in (False, training.cache_examples)
+            ]
             memory = tf.data.Dataset.from_tensor_slices((pixels, labels)).shuffle(1024).repeat().batch(args.batch_size)
             memory_rate = images_per_second(model, args.steps, args.batch_size, x=memory.prefetch(2))
-            print(f"{name:<18} {pipeline_rate:17.1f} {memory_rate:16.1f} {pipeline_rate / memory_rate:6.2f}")
+            print(f"{name:<16} {rates[0]:15.1f} {rates[1]:19.1f} {memory_rate:16.1f} {rates[1] / memory_rate:6.2f}")
 
 
 if __name__ == "__main__":

@@ -60,11 +60,16 @@ def dataset(
     training: bool,
     clip_length: Optional[int] = None,
     seed: int = 0,
+    cache: bool = False,
 ) -> tf.data.Dataset:
     """(pixels, label) batches; face crops, or clips when `clip_length` is given.
 
     Training data is shuffled and repeated (epochs are counted in steps);
-    evaluation data is read once in order.
+    evaluation data is read once in order. With `cache`, crops are decoded
+    once and kept in memory as uint8 (a quarter of float32), so later epochs
+    skip decoding: on a few CPU cores, decoding PNGs otherwise takes half the
+    time of a small backbone's training step. Augmentation lives in the model,
+    so cached pixels stay exactly what serving decodes.
     """
     features = clip_features(clip_length) if clip_length else FACE_FEATURES
 
@@ -76,9 +81,21 @@ def dataset(
         return decode_images(parsed[config.IMAGE_KEY]), label
 
     records = _records(file_patterns)
+    if not cache:
+        if training:
+            records = records.shuffle(2048, seed=seed, reshuffle_each_iteration=True).repeat()
+        return records.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    decoded = (
+        records.batch(256)
+        .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda pixels, label: (tf.cast(tf.round(pixels), tf.uint8), label))
+        .unbatch()
+        .cache()
+    )
     if training:
-        records = records.shuffle(2048, seed=seed, reshuffle_each_iteration=True).repeat()
-    return records.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        decoded = decoded.shuffle(2048, seed=seed, reshuffle_each_iteration=True).repeat()
+    as_float = decoded.batch(batch_size).map(lambda pixels, label: (tf.cast(pixels, tf.float32), label))
+    return as_float.prefetch(tf.data.AUTOTUNE)
 
 
 def label_counts(file_patterns: List[str]) -> Tuple[int, int]:

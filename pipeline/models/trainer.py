@@ -40,6 +40,7 @@ class TrainingConfig:
     fusion_backbones: tuple = ("xception", "densenet121")
     hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
+    cache_examples: bool = True
 
     def __post_init__(self) -> None:
         get_backbone(self.backbone)
@@ -117,8 +118,9 @@ def _hparams(fn_args: FnArgs, training: TrainingConfig) -> Dict[str, Any]:
 
 def _datasets(fn_args: FnArgs, training: TrainingConfig):
     clip_length = training.clip_length if training.temporal else None
-    train = data.dataset(fn_args.train_files, training.batch_size, True, clip_length, training.seed)
-    evaluation = data.dataset(fn_args.eval_files, training.batch_size, False, clip_length)
+    cache = training.cache_examples
+    train = data.dataset(fn_args.train_files, training.batch_size, True, clip_length, training.seed, cache)
+    evaluation = data.dataset(fn_args.eval_files, training.batch_size, False, clip_length, cache=cache)
     return train, evaluation
 
 

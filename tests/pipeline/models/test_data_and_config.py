@@ -7,6 +7,7 @@ import tensorflow as tf
 from pipeline import config
 from pipeline.models import data
 from pipeline.models.trainer import TrainingConfig
+from tests.conftest import face_crops
 
 
 def _write(path, labels, size=40):
@@ -80,3 +81,19 @@ def test_tuned_hyperparameters_override_defaults_and_settings():
     assert tuned["dropout"] == 0.5  # the tuner's value wins over the configured one
     untuned = _hparams(FnArgs(hyperparameters=None), training)
     assert untuned == {"learning_rate": 1e-3, "dropout": 0.3, "head_units": 256, "fine_tune_layers": 0}
+
+
+def test_cached_input_gives_the_decoded_pixels_rounded(tmp_path):
+    with tf.io.TFRecordWriter(str(tmp_path / "faces.gz"), "GZIP") as writer:
+        for i, crop in enumerate(face_crops(5)):
+            feature = {
+                config.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[crop])),
+                config.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    [(pixels, labels)] = list(data.dataset([str(tmp_path / "faces.gz")], batch_size=5, training=False))
+    cached = data.dataset([str(tmp_path / "faces.gz")], batch_size=5, training=False, cache=True)
+    for _ in range(2):  # the second pass reads the cache
+        [(cached_pixels, cached_labels)] = list(cached)
+        np.testing.assert_array_equal(cached_pixels.numpy(), np.clip(np.round(pixels.numpy()), 0, 255))
+        np.testing.assert_array_equal(cached_labels.numpy(), labels.numpy())
