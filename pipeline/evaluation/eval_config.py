@@ -10,7 +10,7 @@ originals), so their AUC is undefined: threshold their accuracy or recall.
 
 import dataclasses
 import json
-from typing import Any, List, Mapping, Optional
+from typing import List, Mapping, Optional
 
 import tensorflow_model_analysis as tfma
 
@@ -61,14 +61,6 @@ class BlessingConfig:
                         f"slice_thresholds[{feature!r}] names {metric!r}; expected one of {list(SLICE_METRICS)}"
                     )
                 _require_probability(f"slice_thresholds[{feature!r}][{metric!r}]", value)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "BlessingConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"Unknown blessing setting(s) {unknown}; known settings are {sorted(known)}")
-        return cls(**values)
 
 
 def _require_probability(name: str, value: float) -> None:
