@@ -207,6 +207,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     custom_config = dict(fn_args.custom_config or {})
     max_trials = int(custom_config.pop("max_trials", 4))
     training = TrainingConfig.from_custom_config(custom_config)
+    keras.utils.set_random_seed(training.seed)
     backbone = get_backbone(training.backbone)
     train, evaluation = _datasets(fn_args, training)
     real, fake = data.label_counts(fn_args.train_files)
