@@ -200,26 +200,28 @@ def run_local(args: argparse.Namespace) -> int:
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
     print(f"Pipeline finished. Artifacts under {pipeline_root}, ML Metadata in {metadata_path}")
-    for report_dir in report.latest_output_dirs(pipeline_root, "ingest_report", "VideoExampleGen").values():
-        print(f"Ingest report: {os.path.join(report_dir, config.REPORT_FILE_NAME)}")
+    report_paths = [
+        os.path.join(folder, config.REPORT_FILE_NAME)
+        for folder in report.latest_output_dirs(pipeline_root, "ingest_report", "VideoExampleGen").values()
+    ]
+    for path in report_paths:
+        print(f"Ingest report: {path}")
     print("Training (eval split, early stopping and checkpoints watched it):")
     print_model_metrics(pipeline_root)
     print(f"Evaluation on the {args.evaluation_split} split (frame metrics | video metrics, rule {args.video_rule}):")
     for line in report.evaluation_lines(pipeline_root, serving_dir):
         print(line)
-    no_face = [r["video"] for r in _report_rows(pipeline_root) if r["status"] == config.STATUS_NO_FACE]
+    no_face = [r["video"] for r in _report_rows(report_paths) if r["status"] == config.STATUS_NO_FACE]
     if no_face:
         print(f"{len(no_face)} videos had no face and are not scored (see the ingest report): {', '.join(no_face[:5])}")
     print(f"Serve the pushed models with: python pipeline_runner.py serve --serving-dir {serving_dir}")
     return 0
 
 
-def _report_rows(pipeline_root: str) -> List[dict]:
-    from pipeline.evaluation import report
-
+def _report_rows(report_paths: List[str]) -> List[dict]:
     rows = []
-    for report_dir in report.latest_output_dirs(pipeline_root, "ingest_report", "VideoExampleGen").values():
-        with open(os.path.join(report_dir, config.REPORT_FILE_NAME)) as f:
+    for path in report_paths:
+        with open(path) as f:
             rows.extend(json.loads(line) for line in f)
     return rows
 
@@ -293,7 +295,8 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-RUNTIME_PARAMETERS = ("data_root", "epochs", "tuner_trials", "min_auc", "max_auc_drop")
+# The Kubeflow pipeline's runtime parameters and their types.
+RUNTIME_PARAMETERS = {"data_root": str, "epochs": int, "tuner_trials": int, "min_auc": float, "max_auc_drop": float}
 
 
 def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pipeline
@@ -303,14 +306,15 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
     from pipeline.evaluation.eval_config import BlessingConfig
     from pipeline.pipeline import RunSettings, create_pipeline
 
-    def parameter(name: str, ptype: type, default: object) -> data_types.RuntimeParameter:
-        return data_types.RuntimeParameter(name=name, ptype=ptype, default=ptype(default))
+    def parameter(name: str) -> data_types.RuntimeParameter:
+        ptype = RUNTIME_PARAMETERS[name]
+        return data_types.RuntimeParameter(name=name, ptype=ptype, default=ptype(getattr(args, name)))
 
     serving_dir = args.serving_dir or f"{args.pipeline_root.rstrip('/')}/{SERVING_MODELS_DIR}"
     return create_pipeline(
         pipeline_name=args.pipeline_name,
         pipeline_root=args.pipeline_root,
-        data_root=parameter("data_root", str, args.data_root),
+        data_root=parameter("data_root"),
         schema_path=args.schema_path,
         layout=args.layout,
         backbones=args.backbones.split(","),
@@ -318,10 +322,10 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
         ensemble_members=args.ensemble.split(",") if args.ensemble else (),
         blessing=BlessingConfig(video_rule=args.video_rule),
         run_settings=RunSettings(
-            epochs=parameter("epochs", int, args.epochs),
-            tuner_trials=parameter("tuner_trials", int, args.tuner_trials),
-            min_auc=parameter("min_auc", float, args.min_auc),
-            max_auc_drop=parameter("max_auc_drop", float, args.max_auc_drop),
+            epochs=parameter("epochs"),
+            tuner_trials=parameter("tuner_trials"),
+            min_auc=parameter("min_auc"),
+            max_auc_drop=parameter("max_auc_drop"),
         ),
         serving_model_dir=serving_dir,
         beam_pipeline_args=beam_args(
@@ -380,14 +384,13 @@ def _kfp_client(args: argparse.Namespace):  # noqa: ANN202 - a kfp.Client
 
 def _run_parameters(args: argparse.Namespace) -> dict:
     """--param NAME=VALUE pairs, typed as the runtime parameters they set."""
-    types = {"data_root": str, "epochs": int, "tuner_trials": int, "min_auc": float, "max_auc_drop": float}
     values = {}
     for pair in args.param:
         name, _, value = pair.partition("=")
-        if name not in types or not value:
+        if name not in RUNTIME_PARAMETERS or not value:
             raise SystemExit(f"--param {pair!r}: expected NAME=VALUE with NAME among {list(RUNTIME_PARAMETERS)}")
         try:
-            values[name] = types[name](value)
+            values[name] = RUNTIME_PARAMETERS[name](value)
         except ValueError as e:
             raise SystemExit(f"--param {pair!r}: {e}") from e
     return values
@@ -471,9 +474,7 @@ def _add_kubeflow_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="backbone weights: imagenet or a weights file in the image")
     parser.add_argument("--epochs", type=int, default=config.LOCAL_EPOCHS, help="default of the epochs parameter")
     parser.add_argument("--tuner-trials", type=int, default=config.LOCAL_TUNER_TRIALS)
-    parser.add_argument("--min-auc", type=float, default=config.LOCAL_MIN_AUC)
-    parser.add_argument("--max-auc-drop", type=float, default=0.0)
-    parser.add_argument("--video-rule", default=video_scores.RULE_MEAN, choices=sorted(video_scores.RULES))
+    _add_blessing_flags(parser)
     parser.add_argument("--beam-runner", default="direct", choices=BEAM_RUNNERS, help="Beam preset, see beam_args")
     parser.add_argument("--direct-num-workers", type=int, default=0, help="direct: processes (0: one per core)")
     parser.add_argument("--project", help="dataflow: GCP project")
@@ -481,6 +482,14 @@ def _add_kubeflow_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temp-location", help="dataflow: gs:// staging folder")
     parser.add_argument("--flink-master", help="flink: HOST:PORT of the job manager")
     parser.add_argument("--spark-master", help="spark: spark://HOST:PORT")
+
+
+def _add_blessing_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--min-auc", type=float, default=config.LOCAL_MIN_AUC, help="blessing: lowest test AUC")
+    parser.add_argument(
+        "--max-auc-drop", type=float, default=0.0, help="blessing: how far below the last blessed model's AUC"
+    )
+    parser.add_argument("--video-rule", default=video_scores.RULE_MEAN, choices=sorted(video_scores.RULES))
 
 
 def _add_kfp_client_flags(parser: argparse.ArgumentParser) -> None:
@@ -522,11 +531,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--serving-dir", help="TF Serving model base paths of pushed models; default OUTPUT/serving_models"
     )
     local.add_argument("--evaluation-split", default=config.EVALUATION_SPLIT, choices=config.SPLIT_NAMES)
-    local.add_argument("--min-auc", type=float, default=config.LOCAL_MIN_AUC, help="blessing: lowest test AUC")
-    local.add_argument(
-        "--max-auc-drop", type=float, default=0.0, help="blessing: how far below the last blessed model's AUC"
-    )
-    local.add_argument("--video-rule", default=video_scores.RULE_MEAN, choices=sorted(video_scores.RULES))
+    _add_blessing_flags(local)
     _add_ingest_flags(local)
 
     serve = commands.add_parser(

@@ -70,9 +70,9 @@ def _temporal(trainer_id: str) -> bool:
 
 
 def _evaluation_branch(
-    name: str,
     trainer: BaseNode,
     examples: BaseChannel,
+    clip_examples: BaseChannel,
     blessing: BlessingConfig,
     run_settings: "RunSettings",
     evaluation_split: str,
@@ -83,6 +83,7 @@ def _evaluation_branch(
     The baseline is the latest model of the same producer that this model's
     own Evaluator blessed, so backbones never compare against each other.
     """
+    name, temporal = _model_name(trainer.id), _temporal(trainer.id)
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(
@@ -98,10 +99,10 @@ def _evaluation_branch(
     evaluator = runtime_settings.Evaluator(
         min_auc=run_settings.min_auc,
         max_auc_drop=run_settings.max_auc_drop,
-        examples=examples,
+        examples=clip_examples if temporal else examples,
         model=model,
         baseline_model=baseline.outputs["model"],
-        eval_config=build_eval_config(blessing, temporal=_temporal(trainer.id)),
+        eval_config=build_eval_config(blessing, temporal=temporal),
         example_splits=[evaluation_split],
     ).with_id(f"Evaluator.{name}")
     nodes: List[BaseNode] = [baseline, evaluator]
@@ -228,9 +229,9 @@ def create_pipeline(
         for trainer in training
         if trainer.id.startswith("Trainer.") or trainer.id == ENSEMBLE_TRAINER_ID
         for node in _evaluation_branch(
-            _model_name(trainer.id),
             trainer,
-            clip_examples if _temporal(trainer.id) else examples,
+            examples,
+            clip_examples,
             blessing or BlessingConfig(),
             run_settings,
             evaluation_split,

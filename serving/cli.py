@@ -62,7 +62,7 @@ def local_analyser(model_dir: str, settings_overrides: dict) -> Callable[[str], 
     def analyse(path: str) -> Tuple[int, dict]:
         with open(path, "rb") as f:
             upload = Upload(os.path.basename(path), f.read())
-        return analyse_upload(analyzer, decoder, settings.ingest_config(), model_name, upload)
+        return analyse_upload(analyzer, decoder, model_name, upload)
 
     return analyse
 

@@ -152,7 +152,6 @@ class DetectionService:
         status, answer = analyse_upload(
             self.analyzer,
             self.decoder,
-            self.settings.ingest_config(),
             self.settings.model_name,
             upload,
             thumbnails,
@@ -215,7 +214,6 @@ class DetectionService:
 def analyse_upload(
     analyzer: VideoAnalyzer,
     decoder: IsolatedDecoder,
-    ingest_config: IngestConfig,
     model_name: str,
     upload: Upload,
     thumbnails: bool = False,
@@ -234,7 +232,7 @@ def analyse_upload(
         report = progress or (lambda stage, fraction: None)
         report("decoding", 0.0)
         started = time.perf_counter()
-        decoded = decoder.decode(upload.data, kind, media_format, ingest_config)
+        decoded = decoder.decode(upload.data, kind, media_format, analyzer.ingest_config)
         verdict = analyzer.analyse_frames(decoded.frames, time.perf_counter() - started, thumbnails, report)
     except MediaError as e:
         error = {"kind": e.kind, "message": e.message, **({"limit": e.limit} if e.limit else {})}

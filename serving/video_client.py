@@ -18,9 +18,9 @@ import numpy as np
 from components.video_example_gen.faces import FaceDetector
 from components.video_example_gen.ingest import FacesFound, find_faces
 from components.video_example_gen.ingest_config import IngestConfig
-from components.video_example_gen.sampling import SampledFrame, VideoError, sample_frames
-from pipeline import config
+from components.video_example_gen.sampling import SampledFrame
 from pipeline.evaluation import video_scores
+from serving.media import KIND_VIDEO, decode_media
 
 VERDICT_FAKE = "fake"
 VERDICT_REAL = "real"
@@ -75,14 +75,6 @@ def decide(probability: Optional[float], threshold: float) -> str:
     return VERDICT_FAKE if probability >= threshold else VERDICT_REAL
 
 
-def read_image(path: str) -> List[SampledFrame]:
-    """An image file as one frame; raises VideoError when it does not decode."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise VideoError(config.STATUS_UNREADABLE, "not a decodable image")
-    return [SampledFrame(0, 0.0, image)]
-
-
 class VideoAnalyzer:
     """Holds one face detector and a model client; analyses videos and images one at a time."""
 
@@ -106,12 +98,7 @@ class VideoAnalyzer:
     def analyse_video(self, path: str) -> Verdict:
         """Raises VideoError (unreadable or rejected, with the reason) for a file that cannot be analysed."""
         started = time.perf_counter()
-        frames = sample_frames(path, self.ingest_config)[1]
-        return self.analyse_frames(frames, decode_s=time.perf_counter() - started)
-
-    def analyse_image(self, path: str) -> Verdict:
-        started = time.perf_counter()
-        frames = read_image(path)
+        frames = decode_media(path, KIND_VIDEO, self.ingest_config).frames
         return self.analyse_frames(frames, decode_s=time.perf_counter() - started)
 
     def analyse_frames(

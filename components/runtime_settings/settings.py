@@ -7,7 +7,7 @@ from tfx.utils import json_utils, proto_utils
 
 # {execution property: custom_config key} of the Trainer and the Tuner.
 TRAINER_SETTINGS = {"epochs": "epochs"}
-TUNER_SETTINGS = {"tuner_trials": "max_trials", "tuning_epochs": "tuning_epochs"}
+TUNER_SETTINGS = {"tuner_trials": "max_trials"}
 # Execution properties of the Evaluator, applied to the overall AUC threshold.
 MIN_AUC = "min_auc"
 MAX_AUC_DROP = "max_auc_drop"

@@ -46,12 +46,10 @@ class BlessingConfig:
 
     def __post_init__(self) -> None:
         video_scores.check_rule(self.video_rule)
-        for name in ("min_auc", "decision_threshold"):
+        for name in ("min_auc", "max_auc_drop", "decision_threshold"):
             _require_probability(name, getattr(self, name))
         if self.min_video_auc is not None:
             _require_probability("min_video_auc", self.min_video_auc)
-        if not 0.0 <= self.max_auc_drop <= 1.0:
-            raise ValueError(f"Invalid blessing setting max_auc_drop={self.max_auc_drop!r}: expected within [0, 1]")
         for feature, bounds in self.slice_thresholds.items():
             if feature not in SLICE_FEATURES:
                 raise ValueError(f"slice_thresholds names {feature!r}; slices are {list(SLICE_FEATURES)}")
@@ -77,11 +75,15 @@ def _overall(threshold: tfma.MetricThreshold) -> tfma.PerSliceMetricThreshold:
     return tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)
 
 
+def _allowed_change(max_auc_drop: float) -> float:
+    return -float(max_auc_drop) - _STRICT
+
+
 def _auc_threshold(blessing: BlessingConfig) -> tfma.MetricThreshold:
     threshold = _lower_bound(blessing.min_auc)
     threshold.change_threshold.CopyFrom(
         tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -blessing.max_auc_drop - _STRICT}
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": _allowed_change(blessing.max_auc_drop)}
         )
     )
     return threshold
@@ -91,10 +93,9 @@ def override_auc_threshold(
     eval_config: tfma.EvalConfig, min_auc: Optional[float] = None, max_auc_drop: Optional[float] = None
 ) -> None:
     """Sets the overall AUC bound and the allowed drop against the baseline in place (per-run settings)."""
-    if min_auc is not None:
-        _require_probability("min_auc", float(min_auc))
-    if max_auc_drop is not None and not 0.0 <= float(max_auc_drop) <= 1.0:
-        raise ValueError(f"Invalid blessing setting max_auc_drop={max_auc_drop!r}: expected within [0, 1]")
+    for name, value in (("min_auc", min_auc), ("max_auc_drop", max_auc_drop)):
+        if value is not None:
+            _require_probability(name, float(value))
     for spec in eval_config.metrics_specs:
         for metric in spec.metrics:
             for per_slice in metric.per_slice_thresholds:
@@ -103,7 +104,7 @@ def override_auc_threshold(
                 if min_auc is not None:
                     per_slice.threshold.value_threshold.lower_bound.value = float(min_auc)
                 if max_auc_drop is not None:
-                    per_slice.threshold.change_threshold.absolute.value = -float(max_auc_drop) - _STRICT
+                    per_slice.threshold.change_threshold.absolute.value = _allowed_change(max_auc_drop)
                 return
     raise ValueError("The EvalConfig has no overall AUC threshold to override")
 

@@ -71,11 +71,12 @@ def format_metrics(values: Dict[str, float]) -> str:
         value = values.get(name, float("nan"))
         return "-" if math.isnan(value) else f"{value:.3f}"
 
-    video = video_metrics.VIDEO_METRICS_NAME
+    video = video_metrics.metric_name
     return (
         f"AUC {show('auc')}  accuracy {show('binary_accuracy')}  log loss {show('binary_crossentropy')}  "
-        f"F1 {show('f1_score')}  | video AUC {show(video + '_auc')}  video log loss {show(video + '_log_loss')}  "
-        f"({int(values.get(video + '_count', 0))} videos, {int(values.get('example_count', 0))} faces)"
+        f"F1 {show('f1_score')}  | video AUC {show(video(video_metrics.AUC))}  "
+        f"video log loss {show(video(video_metrics.LOG_LOSS))}  "
+        f"({int(values.get(video(video_metrics.COUNT), 0))} videos, {int(values.get('example_count', 0))} faces)"
     )
 
 

@@ -80,22 +80,22 @@ def dataset(
             return decode_clips(parsed[config.CLIP_FRAMES_KEY], clip_length), label
         return decode_images(parsed[config.IMAGE_KEY]), label
 
-    records = _records(file_patterns)
-    if not cache:
-        if training:
-            records = records.shuffle(2048, seed=seed, reshuffle_each_iteration=True).repeat()
-        return records.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    decoded = (
-        records.batch(256)
-        .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-        .map(lambda pixels, label: (tf.cast(tf.round(pixels), tf.uint8), label))
-        .unbatch()
-        .cache()
-    )
+    elements = _records(file_patterns)
+    if cache:
+        elements = (
+            elements.batch(256)
+            .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+            .map(lambda pixels, label: (tf.cast(tf.round(pixels), tf.uint8), label))
+            .unbatch()
+            .cache()
+        )
     if training:
-        decoded = decoded.shuffle(2048, seed=seed, reshuffle_each_iteration=True).repeat()
-    as_float = decoded.batch(batch_size).map(lambda pixels, label: (tf.cast(pixels, tf.float32), label))
-    return as_float.prefetch(tf.data.AUTOTUNE)
+        elements = elements.shuffle(2048, seed=seed, reshuffle_each_iteration=True).repeat()
+    if cache:
+        batches = elements.batch(batch_size).map(lambda pixels, label: (tf.cast(pixels, tf.float32), label))
+    else:
+        batches = elements.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def label_counts(file_patterns: List[str]) -> Tuple[int, int]:
