@@ -193,7 +193,12 @@ def run_local(args: argparse.Namespace) -> int:
         training_settings={"*": _training_settings(args)},
         tuner_trials=args.tuner_trials,
         ensemble_members=args.ensemble.split(",") if args.ensemble else (),
-        blessing=BlessingConfig(min_auc=args.min_auc, max_auc_drop=args.max_auc_drop, video_rule=args.video_rule),
+        blessing=BlessingConfig(
+            min_auc=args.min_auc,
+            max_auc_drop=args.max_auc_drop,
+            min_unseen_video_auc=args.min_unseen_auc,
+            video_rule=args.video_rule,
+        ),
         evaluation_split=args.evaluation_split,
         serving_model_dir=serving_dir,
         enable_cache=not args.no_cache,
@@ -320,7 +325,7 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
         backbones=args.backbones.split(","),
         training_settings={"*": {"weights": args.weights}} if args.weights else None,
         ensemble_members=args.ensemble.split(",") if args.ensemble else (),
-        blessing=BlessingConfig(video_rule=args.video_rule),
+        blessing=BlessingConfig(min_unseen_video_auc=args.min_unseen_auc, video_rule=args.video_rule),
         run_settings=RunSettings(
             epochs=parameter("epochs"),
             tuner_trials=parameter("tuner_trials"),
@@ -488,6 +493,12 @@ def _add_blessing_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-auc", type=float, default=config.LOCAL_MIN_AUC, help="blessing: lowest test AUC")
     parser.add_argument(
         "--max-auc-drop", type=float, default=0.0, help="blessing: how far below the last blessed model's AUC"
+    )
+    parser.add_argument(
+        "--min-unseen-auc",
+        type=float,
+        default=None,
+        help="blessing: lowest video AUC on manipulation kinds the model never trained on (default: no bound)",
     )
     parser.add_argument("--video-rule", default=video_scores.RULE_MEAN, choices=sorted(video_scores.RULES))
 

@@ -6,11 +6,15 @@ For each backbone, trains the same number of steps three times in one run:
   first epoch costs);
 - trainer path: the same with the Trainer's setting `cache_examples` (crops
   decoded once, kept as uint8 in memory: every later epoch);
-- in memory: `model.fit` on the same crops already decoded into a NumPy array.
+- in memory: `model.fit` on the same crops already decoded into a NumPy array;
+- self-blended: the trainer path with `fake_source=self_blended`, where every
+  real crop is followed by its self-blend made on the fly (numpy/OpenCV in
+  tf.data worker threads).
 The ratio (trainer path / in memory) near 1 means the input pipeline is not the
-bottleneck.
+bottleneck; (self-blended / trainer path) near 1 means making pseudo-fakes does
+not starve training.
 
-    python bench/train_bench.py [--backbones meso4,compact_cnn] [--steps 30] [--batch-size 16]
+    python bench/train_bench.py [--backbones blend_resnet,meso4] [--steps 30] [--batch-size 16]
 """
 
 import argparse
@@ -24,6 +28,9 @@ import tensorflow as tf
 from pipeline import config
 from pipeline.models import data
 from pipeline.models.trainer import TrainingConfig, build_and_compile
+
+# Where MTCNN puts the five landmarks of a centred face crop (fractions of the crop).
+_LANDMARKS = (0.36, 0.4, 0.64, 0.4, 0.5, 0.55, 0.39, 0.68, 0.61, 0.68)
 
 
 def write_examples(path: str, count: int, size: int, seed: int = 0) -> np.ndarray:
@@ -42,6 +49,7 @@ def write_examples(path: str, count: int, size: int, seed: int = 0) -> np.ndarra
             feature = {
                 config.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
                 config.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2])),
+                config.FACE_LANDMARKS_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=_LANDMARKS)),
             }
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     return np.stack(pixels).astype(np.float32)
@@ -56,7 +64,7 @@ def images_per_second(model, steps: int, batch_size: int, **fit_kwargs) -> float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbones", default="meso4,compact_cnn,xception")
+    parser.add_argument("--backbones", default="blend_resnet,meso4,compact_cnn")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--examples", type=int, default=256)
@@ -71,9 +79,16 @@ def main() -> None:
         labels = (np.arange(args.examples) % 2).astype(np.float32)
         print(
             f"{'backbone':<16} {'decoding img/s':>15} {'trainer path img/s':>19} {'in memory img/s':>16} {'ratio':>6}"
+            f" {'self-blended img/s':>19} {'ratio':>6}"
         )
+        self_blended = data.FakeSource(config.FAKE_SOURCE_SELF_BLENDED)
         for name in args.backbones.split(","):
-            training = TrainingConfig(backbone=name, input_size=args.input_size, batch_size=args.batch_size)
+            training = TrainingConfig(
+                backbone=name,
+                input_size=args.input_size,
+                batch_size=args.batch_size,
+                fake_source=config.FAKE_SOURCE_DATASET,
+            )
             model = build_and_compile(training, {})
             rates = [
                 images_per_second(
@@ -86,7 +101,12 @@ def main() -> None:
             ]
             memory = tf.data.Dataset.from_tensor_slices((pixels, labels)).shuffle(1024).repeat().batch(args.batch_size)
             memory_rate = images_per_second(model, args.steps, args.batch_size, x=memory.prefetch(2))
-            print(f"{name:<16} {rates[0]:15.1f} {rates[1]:19.1f} {memory_rate:16.1f} {rates[1] / memory_rate:6.2f}")
+            blended = data.dataset([path], args.batch_size, True, cache=True, fake_source=self_blended)
+            blended_rate = images_per_second(model, args.steps, args.batch_size, x=blended)
+            print(
+                f"{name:<16} {rates[0]:15.1f} {rates[1]:19.1f} {memory_rate:16.1f} {rates[1] / memory_rate:6.2f}"
+                f" {blended_rate:19.1f} {blended_rate / rates[1]:6.2f}"
+            )
 
 
 if __name__ == "__main__":

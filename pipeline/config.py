@@ -41,6 +41,10 @@ FACE_BOX_KEY = "face_box"
 FACE_SIZE_KEY = "face_size"
 TRACK_ID_KEY = "track_id"
 FACE_SIZE_BUCKET_KEY = "face_size_bucket"
+# MTCNN's five keypoints (left eye, right eye, nose, left and right mouth corner) as x0, y0, ..., x4, y4,
+# in the stored crop's coordinates scaled to [0, 1], so they hold at any decode size.
+FACE_LANDMARKS_KEY = "face_landmarks"
+NUM_LANDMARKS = 5
 
 # Face-size buckets for sliced evaluation: the face box's shorter side, in source pixels.
 FACE_SIZE_BUCKETS = ((64, "under_64"), (128, "64_to_127"), (256, "128_to_255"), (None, "256_and_over"))
@@ -49,6 +53,13 @@ FACE_SIZE_BUCKETS = ((64, "under_64"), (128, "64_to_127"), (256, "128_to_255"), 
 CLIP_FRAMES_KEY = "frames"
 CLIP_FRAME_INDICES_KEY = "frame_indices"
 CLIP_LENGTH_KEY = "clip_length"
+
+# Where the Trainer's fakes come from: the dataset's labelled fakes, self-blended images made on the fly
+# from real faces only (SBI), or both.
+FAKE_SOURCE_DATASET = "dataset"
+FAKE_SOURCE_SELF_BLENDED = "self_blended"
+FAKE_SOURCE_BOTH = "both"
+FAKE_SOURCES = (FAKE_SOURCE_DATASET, FAKE_SOURCE_SELF_BLENDED, FAKE_SOURCE_BOTH)
 
 FAKE_LABEL = 1
 REAL_LABEL = 0

@@ -21,8 +21,10 @@ from components.runtime_settings.component import Setting
 from components.video_example_gen import IngestConfig, VideoExampleGen
 from components.video_example_gen.readers import LAYOUT_AUTO
 from pipeline import config
+from pipeline.evaluation import cross_generator
 from pipeline.evaluation.eval_config import BlessingConfig, build_eval_config
 from pipeline.models.registry import get_backbone
+from pipeline.models.trainer import TrainingConfig
 
 RUN_FN = "pipeline.models.trainer.run_fn"
 ENSEMBLE = "ensemble"
@@ -46,7 +48,11 @@ class RunSettings:
 
 
 def _ensemble(
-    members: Sequence[str], backbones: Sequence[str], training: Sequence[BaseNode], examples: BaseChannel
+    members: Sequence[str],
+    backbones: Sequence[str],
+    training: Sequence[BaseNode],
+    examples: BaseChannel,
+    training_settings: Mapping[str, Mapping[str, Any]],
 ) -> List[BaseNode]:
     if not members:
         return []
@@ -57,7 +63,9 @@ def _ensemble(
         )
     trainers = {node.id: node for node in training}
     models = [trainers[f"Trainer.{name}"].outputs["model"] for name in members]
-    return [EnsembleTrainer(members=models, examples=examples).with_id(ENSEMBLE_TRAINER_ID)]
+    fakes = TrainingConfig.from_custom_config({**_settings(training_settings, members[0]), "backbone": members[0]})
+    ensemble = EnsembleTrainer(members=models, examples=examples, fake_source=fakes.fakes())
+    return [ensemble.with_id(ENSEMBLE_TRAINER_ID)]
 
 
 def _model_name(trainer_id: str) -> str:
@@ -69,11 +77,27 @@ def _temporal(trainer_id: str) -> bool:
     return trainer_id != ENSEMBLE_TRAINER_ID and get_backbone(_model_name(trainer_id)).temporal
 
 
+def _settings(training_settings: Mapping[str, Mapping[str, Any]], name: str) -> Dict[str, Any]:
+    """One backbone's training settings: the "*" entry, overridden by its own."""
+    return {**training_settings.get("*", {}), **training_settings.get(name, {})}
+
+
+def _unseen_manipulations(
+    training_settings: Mapping[str, Mapping[str, Any]], backbones: Sequence[str], ensemble_members: Sequence[str]
+) -> Dict[str, Sequence[str]]:
+    """{model name: the manipulation kinds it never trained on}; an ensemble's are those none of its members saw."""
+    unseen = {name: cross_generator.unseen_manipulations(_settings(training_settings, name)) for name in backbones}
+    if ensemble_members:
+        unseen[ENSEMBLE] = cross_generator.common_unseen(unseen[name] for name in ensemble_members)
+    return unseen
+
+
 def _evaluation_branch(
     trainer: BaseNode,
     examples: BaseChannel,
     clip_examples: BaseChannel,
     blessing: BlessingConfig,
+    unseen_manipulations: Mapping[str, Sequence[str]],
     run_settings: "RunSettings",
     evaluation_split: str,
     serving_model_dir: Optional[str],
@@ -102,7 +126,7 @@ def _evaluation_branch(
         examples=clip_examples if temporal else examples,
         model=model,
         baseline_model=baseline.outputs["model"],
-        eval_config=build_eval_config(blessing, temporal=temporal),
+        eval_config=build_eval_config(blessing, temporal=temporal, unseen_manipulations=unseen_manipulations[name]),
         example_splits=[evaluation_split],
     ).with_id(f"Evaluator.{name}")
     nodes: List[BaseNode] = [baseline, evaluator]
@@ -189,7 +213,10 @@ def create_pipeline(
     on the eval split and exports the ensemble as a model of its own. Every
     model is evaluated on `evaluation_split` against its latest blessed
     predecessor under `blessing`, and, given `serving_model_dir`, pushed to
-    `<serving_model_dir>/<name>/<version>/` when blessed. `run_settings`
+    `<serving_model_dir>/<name>/<version>/` when blessed. Its cross-generator
+    metrics judge it on the manipulation kinds it never trained on: all of them
+    with self-blended fakes only, else its `held_out_manipulations` (an
+    ensemble: those none of its members saw). `run_settings`
     override epochs, tuner trials and the AUC bounds per run (runtime
     parameters on Kubeflow).
     """
@@ -217,13 +244,14 @@ def create_pipeline(
             name,
             examples,
             clip_examples,
-            {**training_settings.get("*", {}), **training_settings.get(name, {})},
+            _settings(training_settings, name),
             run_settings.tuner_trials if run_settings.tuner_trials is not None else tuner_trials,
             run_settings.epochs,
             anomaly_gate,
         )
     ]
-    training += _ensemble(ensemble_members, backbones, training, examples)
+    training += _ensemble(ensemble_members, backbones, training, examples, training_settings)
+    unseen = _unseen_manipulations(training_settings, backbones, ensemble_members)
     evaluation = [
         node
         for trainer in training
@@ -233,6 +261,7 @@ def create_pipeline(
             examples,
             clip_examples,
             blessing or BlessingConfig(),
+            unseen,
             run_settings,
             evaluation_split,
             serving_model_dir,

@@ -1,47 +1,83 @@
-"""Generates a small deepfake dataset in the DFDC layout from real faces.
+"""Generates a deepfake dataset in the DFDC layout from the real faces that ship with scikit-image.
 
-Real faces ship inside scikit-image (100 LFW faces and the astronaut photo), so
-the sample data needs no network. A real video shows one face moving over a
-real background photo; a fake is made *from* a real video, as face swaps are:
-the face region is replaced inside an elliptical mask with Poisson cloning,
-either by a different person's face or by a warped copy of the same face, with
-the colour mismatch and resolution loss that real swaps leave behind.
+A real video is what a camera records: one or two people with their own
+surroundings, a moving camera (pan, zoom, tilt), lighting and white balance of
+the scene, sensor noise, and H.264 at FaceForensics++'s light (`c23`) or heavy
+(`c40`) compression. No face is pasted onto anything: a face arrives with its
+surroundings (an LFW crop is extended by its own smeared border, far outside
+the face), so a real face carries no face-shaped seam.
 
-    python -m pipeline.sample_data OUT --videos 24 --seed 0
+A fake is made from a real video's scene before the camera sees it, as swap
+tools work on aligned faces, so real and fake differ only in the face. Every
+fake is at full resolution with the colour correction swap tools apply
+(Reinhard transfer in Lab over the face), in one of four ways:
+`face_swap` (another person, feathered alpha), `poisson_swap` (another person,
+Poisson cloning), `partial_face` (mouth or eyes of another person only) and
+`self_warp` (the same face re-posed and blended back at a partial ratio).
+
+    python -m pipeline.sample_data OUT --videos 96 --seed 0
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import string
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
+import imageio_ffmpeg
 import numpy as np
 import skimage
 import skimage.data
 
+from pipeline import face_geometry
+
 DEFAULT_FRAME_SIZE = (320, 240)
 FPS = 15
 PART_NAME = "dfdc_train_part_0"
-MANIPULATIONS = ("face_swap", "self_warp")
-_BACKGROUNDS = ("coffee", "rocket", "brick", "grass", "gravel", "hubble_deep_field", "retina", "immunohistochemistry")
-# The astronaut's face in skimage.data.astronaut() (x, y, width, height), as MTCNN boxes it, with some context.
-_ASTRONAUT_FACE = (160, 40, 128, 150)
+MANIPULATIONS = ("face_swap", "poisson_swap", "partial_face", "self_warp")
+# H.264 constant rate factors of FaceForensics++'s light and heavy compression.
+COMPRESSION_LEVELS = {"c23": 23, "c40": 40}
+# One scene in TWO_PERSON_EVERY shows two people; its fakes swap both.
+TWO_PERSON_EVERY = 8
+_BACKGROUNDS = ("coffee", "rocket", "brick", "grass", "gravel", "chelsea", "hubble_deep_field", "immunohistochemistry")
+# MTCNN's mean landmarks on the LFW subset, as fractions of the crop (measured on 40 faces, std about 0.04).
+_LFW_LANDMARKS = ((0.256, 0.354), (0.602, 0.339), (0.426, 0.539), (0.296, 0.722), (0.591, 0.711))
+# LFW faces are upscaled to this size before anything else, as a camera would see them at full resolution.
+_PORTRAIT_SIZE = 200
+# The photographs with a face, and MTCNN's landmarks on them.
+_PHOTOS = {
+    "astronaut": ((204, 100), (245, 102), (224, 126), (202, 139), (244, 140)),
+    "camera": ((234, 147), (251, 149), (250, 167), (228, 179), (243, 180)),
+}
 # Skin-like RGB tints for the grey LFW faces.
 _TINTS = ((1.0, 0.82, 0.68), (0.95, 0.78, 0.62), (0.85, 0.66, 0.52), (1.0, 0.86, 0.76), (0.7, 0.53, 0.42))
 
 
-def load_faces() -> List[np.ndarray]:
-    """The real faces that ship with scikit-image: the astronaut, then 100 LFW faces (RGB uint8)."""
-    lfw_path = os.path.join(os.path.dirname(skimage.__file__), "data", "lfw_subset.npy")
-    lfw = np.load(lfw_path)[:100]
-    x, y, w, h = _ASTRONAUT_FACE
-    faces = [skimage.data.astronaut()[y : y + h, x : x + w]]
+@dataclasses.dataclass(frozen=True)
+class FaceSource:
+    """A person: an RGB image and the five landmarks of its face; `portrait` when the image is a tight crop."""
+
+    image: np.ndarray
+    landmarks: np.ndarray
+    portrait: bool
+
+
+def load_faces() -> List[FaceSource]:
+    """The two photographs with a face (astronaut, cameraman), then 100 tinted LFW faces, upscaled."""
+    faces = []
+    for name, landmarks in _PHOTOS.items():
+        image = getattr(skimage.data, name)()
+        image = np.stack([image] * 3, axis=-1) if image.ndim == 2 else image[..., :3]
+        faces.append(FaceSource(image, np.array(landmarks, np.float64), portrait=False))
+    lfw = np.load(os.path.join(os.path.dirname(skimage.__file__), "data", "lfw_subset.npy"))[:100]
+    landmarks = np.array(_LFW_LANDMARKS) * _PORTRAIT_SIZE
     for number, grey in enumerate(lfw):
-        grey = (grey * 255).astype(np.float32)
+        size = (_PORTRAIT_SIZE, _PORTRAIT_SIZE)
+        grey = cv2.resize((grey * 255).astype(np.float32), size, interpolation=cv2.INTER_CUBIC)
         tint = np.array(_TINTS[number % len(_TINTS)], np.float32)
-        faces.append(np.clip(grey[..., None] * tint, 0, 255).astype(np.uint8))
+        faces.append(FaceSource(np.clip(grey[..., None] * tint, 0, 255).astype(np.uint8), landmarks, portrait=True))
     return faces
 
 
@@ -52,122 +88,188 @@ def load_background(name: str) -> np.ndarray:
     return image[..., :3]
 
 
-def _elliptic_mask(width: int, height: int, shrink: float = 1.0) -> np.ndarray:
-    mask = np.zeros((height, width), np.uint8)
-    axes = (max(1, int(width * 0.46 * shrink)), max(1, int(height * 0.5 * shrink)))
-    cv2.ellipse(mask, (width // 2, height // 2), axes, 0, 0, 360, 255, -1)
-    return mask
+def _portrait_canvas(face: FaceSource, background: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """An LFW crop with surroundings: its border smeared outwards, fading to a background far from the face."""
+    size = face.image.shape[0]
+    pad = size
+    extended = cv2.copyMakeBorder(face.image, pad, pad, pad, pad, cv2.BORDER_REPLICATE).astype(np.float32)
+    smeared = cv2.GaussianBlur(extended, (0, 0), size * 0.12)
+    inside = np.zeros(extended.shape[:2], np.uint8)
+    inside[pad : pad + size, pad : pad + size] = 1
+    outside_distance = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
+    inside_distance = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
+    signed = (outside_distance - inside_distance)[..., None]
+    smear = np.clip((signed + 0.06 * size) / (0.2 * size), 0, 1)
+    content = smear * smeared + (1 - smear) * extended
+    backdrop = cv2.resize(background, content.shape[1::-1]).astype(np.float32)
+    fade = np.clip((signed - 0.35 * size) / (0.5 * size), 0, 1)
+    canvas = fade * backdrop + (1 - fade) * content
+    return canvas.astype(np.uint8), face.landmarks + pad
 
 
+def _side_by_side(left: Tuple[np.ndarray, np.ndarray], right: Tuple[np.ndarray, np.ndarray]):
+    """Two portrait canvases overlapped with a soft vertical crossfade between the people: a two-person scene."""
+    (left_image, left_marks), (right_image, right_marks) = left, right
+    height, width = left_image.shape[:2]
+    shift = int(width * 0.43)
+    joined = np.zeros((height, width + shift, 3), np.float32)
+    joined[:, :width] = left_image
+    ramp = np.clip((np.arange(width + shift) - 0.68 * width) / (0.07 * width), 0, 1)[None, :, None]
+    placed = np.zeros_like(joined)
+    placed[:, shift:] = right_image
+    joined = (1 - ramp) * joined + ramp * placed
+    return joined.astype(np.uint8), [left_marks, right_marks + [shift, 0]]
+
+
+@dataclasses.dataclass
 class Scene:
-    """A real video's content: a face moving over a slowly panning background."""
+    """What a camera records over time: a canvas with faces, the camera path, light and noise."""
 
-    def __init__(
-        self,
-        face: np.ndarray,
-        background: np.ndarray,
-        rng: np.random.Generator,
-        frames: int,
-        frame_size: Tuple[int, int] = DEFAULT_FRAME_SIZE,
-    ):
-        self.face = face
-        self.frames = frames
-        self.width, self.height = frame_size
-        self.face_size = int(rng.integers(80, 110) * self.height / DEFAULT_FRAME_SIZE[1])
-        bg_h, bg_w = background.shape[:2]
-        scale = max((self.width + 40) / bg_w, (self.height + 40) / bg_h)
-        self.background = cv2.resize(background, (int(bg_w * scale) + 1, int(bg_h * scale) + 1))
-        self.pan = rng.uniform(-1, 1, size=2)
-        self.phase = rng.uniform(0, 2 * np.pi, size=2)
-        self.amplitude = rng.uniform(10, 40, size=2)
-        self.center = np.array([self.width / 2, self.height / 2]) + rng.uniform(-30, 30, size=2)
+    canvas: np.ndarray
+    landmarks: List[np.ndarray]
+    frames: int
+    frame_size: Tuple[int, int]
+    seed: int
 
-    def face_box(self, t: int) -> Tuple[int, int, int, int]:
-        """Where the face is at frame t (x, y, width, height)."""
-        angle = 2 * np.pi * t / max(1, self.frames) + self.phase
-        cx, cy = self.center + self.amplitude * np.sin(angle)
-        height = self.face_size
-        width = int(height * self.face.shape[1] / self.face.shape[0])
-        x = int(np.clip(cx - width / 2, 0, self.width - width))
-        y = int(np.clip(cy - height / 2, 0, self.height - height))
-        return x, y, width, height
+    def __post_init__(self) -> None:
+        rng = np.random.default_rng(self.seed)
+        width, height = self.frame_size
+        marks = np.concatenate(self.landmarks)
+        self._centre = marks.mean(axis=0)
+        _, _, eye_w, mouth_h = face_geometry.face_axes(self.landmarks[0])
+        face_height = 2.2 * mouth_h
+        share = rng.uniform(0.3, 0.55) if len(self.landmarks) == 1 else rng.uniform(0.2, 0.3)
+        self._scale = share * height / face_height
+        self._zoom_drift = rng.uniform(-0.08, 0.08)
+        self._angle = rng.uniform(-8, 8)
+        self._tilt = rng.uniform(-3, 3)
+        self._offset = rng.uniform(-0.12, 0.12, size=2) * (width, height)
+        self._pan = rng.uniform(-0.1, 0.1, size=2) * (width, height)
+        self._shear = rng.uniform(-0.08, 0.08)
+        self._gain = rng.uniform(0.75, 1.15) * rng.uniform(0.93, 1.07, size=3)
+        self._gamma = rng.uniform(0.8, 1.25)
+        self._noise = rng.uniform(1.0, 3.0)
 
-    def background_at(self, t: int) -> np.ndarray:
-        max_dx = self.background.shape[1] - self.width
-        max_dy = self.background.shape[0] - self.height
-        dx = int(np.clip(max_dx / 2 + self.pan[0] * t, 0, max_dx))
-        dy = int(np.clip(max_dy / 2 + self.pan[1] * t, 0, max_dy))
-        return self.background[dy : dy + self.height, dx : dx + self.width].copy()
+    def camera(self, t: int) -> np.ndarray:
+        """The affine map from canvas to frame at frame t."""
+        width, height = self.frame_size
+        phase = t / max(1, self.frames - 1)
+        scale = self._scale * (1 + self._zoom_drift * phase)
+        matrix = cv2.getRotationMatrix2D(tuple(self._centre), self._angle + self._tilt * phase, scale)
+        matrix[0, 1] += self._shear * scale
+        target = np.array([width / 2, height / 2]) + self._offset + self._pan * phase
+        matrix[:, 2] += target - self._centre
+        return matrix
 
-    def render(self, t: int) -> np.ndarray:
-        frame = self.background_at(t)
-        x, y, w, h = self.face_box(t)
-        face = cv2.resize(self.face, (w, h), interpolation=cv2.INTER_CUBIC)
-        alpha = cv2.GaussianBlur(_elliptic_mask(w, h).astype(np.float32) / 255, (9, 9), 0)[..., None]
-        region = frame[y : y + h, x : x + w].astype(np.float32)
-        frame[y : y + h, x : x + w] = (alpha * face + (1 - alpha) * region).astype(np.uint8)
-        return frame
-
-
-def _swap_face(
-    frame: np.ndarray, box: Tuple[int, int, int, int], new_face: np.ndarray, colour_shift: np.ndarray
-) -> np.ndarray:
-    """Poisson-clones `new_face` into the inner ellipse of `box` as a face-swap generator would leave it.
-
-    The face is synthesised at a quarter of the resolution and upsampled with
-    nearest-neighbour steps (the blocky upsampling texture of generators), cloned
-    with Poisson blending, then given the colour mismatch of a swap whose
-    colour correction failed.
-    """
-    x, y, w, h = box
-    small = cv2.resize(new_face, (max(8, w // 4), max(8, h // 4)), interpolation=cv2.INTER_AREA)
-    face = cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
-    mask = _elliptic_mask(w, h, shrink=0.8)
-    centre = (x + w // 2, y + h // 2)
-    cloned = cv2.seamlessClone(face, frame, mask, centre, cv2.NORMAL_CLONE).astype(np.float32)
-    alpha = np.zeros(frame.shape[:2], np.float32)
-    alpha[y : y + h, x : x + w] = cv2.GaussianBlur(mask.astype(np.float32) / 255, (5, 5), 0)
-    shifted = np.clip(cloned * colour_shift, 0, 255)
-    return (alpha[..., None] * shifted + (1 - alpha[..., None]) * cloned).astype(np.uint8)
+    def film(self, canvas: np.ndarray) -> List[np.ndarray]:
+        """The frames the camera records of `canvas` (the scene's own, or a manipulated copy of it)."""
+        rng = np.random.default_rng(self.seed + 1)
+        frames = []
+        for t in range(self.frames):
+            frame = cv2.warpAffine(
+                canvas, self.camera(t), self.frame_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            ).astype(np.float32)
+            frame = 255 * (np.clip(frame * self._gain, 0, 255) / 255) ** self._gamma
+            frame += rng.normal(0, self._noise, frame.shape)
+            frames.append(np.clip(frame, 0, 255).astype(np.uint8))
+        return frames
 
 
-def _warp(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    h, w = face.shape[:2]
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-12, 12)), float(rng.uniform(1.05, 1.2)))
-    return cv2.warpAffine(face, matrix, (w, h), borderMode=cv2.BORDER_REFLECT)
+def _aligned(donor: FaceSource, landmarks: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+    """The donor's face moved onto `landmarks`."""
+    return face_geometry.align_face(donor.image, donor.landmarks, landmarks, shape)
 
 
-def render_video(
-    scene: Scene, manipulation: Optional[str], donor: Optional[np.ndarray], rng: np.random.Generator
-) -> List[np.ndarray]:
-    """Renders the frames (RGB) of a real video, or of a fake made from it."""
-    if manipulation == "self_warp":
-        donor = _warp(scene.face, rng)
-    colour_shift = rng.uniform(0.75, 1.3, size=3).astype(np.float32)
-    frames = []
-    for t in range(scene.frames):
-        frame = scene.render(t)
-        if manipulation is not None:
-            x, y, w, h = scene.face_box(t)
-            frame = _swap_face(frame, (x, y, w, h), cv2.resize(donor, (w, h)), colour_shift)
-        frames.append(frame)
-    return frames
+def _feathered(canvas: np.ndarray, face: np.ndarray, mask: np.ndarray, softness: float) -> np.ndarray:
+    alpha = cv2.GaussianBlur(mask, (0, 0), max(1.0, softness))[..., None]
+    return (alpha * face + (1 - alpha) * canvas.astype(np.float32)).astype(np.uint8)
 
 
-def write_video(path: str, frames_rgb: List[np.ndarray], fps: int = FPS) -> None:
+def _reposed(canvas: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same face slightly re-posed (scale, turn, shift): the source of a same-identity blend."""
+    centre = tuple(landmarks.mean(axis=0))
+    matrix = cv2.getRotationMatrix2D(centre, float(rng.uniform(-6, 6)), float(rng.uniform(1.03, 1.1)))
+    matrix[:, 2] += rng.uniform(-3, 3, size=2)
+    return cv2.warpAffine(canvas, matrix, canvas.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+
+
+def manipulate(scene: Scene, manipulation: str, donors: Sequence[FaceSource], rng: np.random.Generator) -> np.ndarray:
+    """The scene's canvas with every face replaced by `manipulation` (donors: one per face)."""
+    canvas = scene.canvas.copy()
+    shape = canvas.shape[:2]
+    for landmarks, donor in zip(scene.landmarks, donors, strict=True):
+        _, _, eye_w, _ = face_geometry.face_axes(landmarks)
+        if manipulation == "self_warp":
+            mask = face_geometry.ellipse_mask(landmarks, shape, scale=rng.uniform(0.8, 0.95))
+            ratio = rng.uniform(0.6, 1.0)
+            face = _reposed(canvas, landmarks, rng)
+            canvas = _feathered(canvas, face, mask * ratio, 0.15 * eye_w)
+            continue
+        if manipulation == "partial_face":
+            mask = face_geometry.part_mask(landmarks, shape, str(rng.choice(["mouth", "eyes"])))
+        elif manipulation == "poisson_swap":
+            mask = face_geometry.hull_mask(landmarks, shape, forehead=rng.uniform(0.2, 0.45))
+        else:
+            mask = face_geometry.ellipse_mask(landmarks, shape, scale=rng.uniform(0.85, 1.0))
+        face = face_geometry.colour_transfer(_aligned(donor, landmarks, shape), canvas, mask)
+        if manipulation == "poisson_swap":
+            x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
+            centre = (x + w // 2, y + h // 2)
+            canvas = cv2.seamlessClone(face, canvas, (mask * 255).astype(np.uint8), centre, cv2.NORMAL_CLONE)
+        else:
+            canvas = _feathered(canvas, face, mask, rng.uniform(0.08, 0.2) * eye_w)
+    return canvas
+
+
+def write_video(path: str, frames_rgb: Sequence[np.ndarray], crf: int, fps: int = FPS) -> None:
+    """Encodes RGB frames as H.264 (yuv420p) at rate factor `crf`, with the ffmpeg that imageio-ffmpeg ships."""
     height, width = frames_rgb[0].shape[:2]
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write MPEG-4 video to {path}")
-    try:
-        for frame in frames_rgb:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
+    writer = imageio_ffmpeg.write_frames(
+        path,
+        (width, height),
+        fps=fps,
+        codec="libx264",
+        quality=None,
+        pix_fmt_out="yuv420p",
+        macro_block_size=2,
+        output_params=["-crf", str(crf), "-preset", "fast", "-threads", "1"],
+        ffmpeg_log_level="error",
+    )
+    writer.send(None)
+    for frame in frames_rgb:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
 
 
 def _video_name(rng: np.random.Generator) -> str:
     return "".join(rng.choice(list(string.ascii_lowercase), size=10)) + ".mp4"
+
+
+def make_scene(
+    faces: List[FaceSource],
+    people: Sequence[int],
+    background: np.ndarray,
+    frames: int,
+    frame_size: Tuple[int, int],
+    seed: int,
+) -> Scene:
+    """A scene of one or two `people` (indices into `faces`), each flipped at random, over `background`."""
+    rng = np.random.default_rng(seed)
+    sides = []
+    for person in people:
+        face = faces[person]
+        if rng.random() < 0.5:
+            flipped = face.image[:, ::-1].copy()
+            marks = face.landmarks[[1, 0, 2, 4, 3]] * [-1, 1] + [face.image.shape[1] - 1, 0]
+            face = FaceSource(flipped, marks, face.portrait)
+        if face.portrait:
+            sides.append(_portrait_canvas(face, background))
+        else:
+            sides.append((face.image, face.landmarks))
+    if len(sides) == 1:
+        return Scene(sides[0][0], [sides[0][1]], frames, frame_size, seed)
+    canvas, landmarks = _side_by_side(sides[0], sides[1])
+    return Scene(canvas, landmarks, frames, frame_size, seed)
 
 
 def generate(
@@ -177,35 +279,50 @@ def generate(
     seconds: float = 2.0,
     frame_size: Tuple[int, int] = DEFAULT_FRAME_SIZE,
 ) -> str:
-    """Writes `num_videos` videos (half real, half fake) and a DFDC `metadata.json`; returns the part folder."""
+    """Writes `num_videos` videos (half real, half fake) and a DFDC `metadata.json`; returns the part folder.
+
+    Scenes take people in turn from every face that ships with scikit-image;
+    the fakes cycle through the manipulations and the scenes through the
+    compression levels, so each kind appears at each level.
+    """
     if num_videos < 2:
         raise ValueError(f"--videos must be at least 2 (one real and one fake), got {num_videos}")
     rng = np.random.default_rng(seed)
     faces = load_faces()
+    portraits = [n for n, face in enumerate(faces) if face.portrait]
     backgrounds = [load_background(name) for name in _BACKGROUNDS]
     part_dir = os.path.join(output_dir, PART_NAME)
     os.makedirs(part_dir, exist_ok=True)
-    num_originals = (num_videos + 1) // 2
+    num_scenes = (num_videos + 1) // 2
     frames = max(2, int(round(seconds * FPS)))
-    identities = rng.permutation(len(faces))[:num_originals]
-    metadata = {}
-    originals = []
-    for number, identity in enumerate(identities):
-        scene_seed = int(rng.integers(2**31))
+    order = rng.permutation(len(faces))
+    levels = list(COMPRESSION_LEVELS)
+    metadata, scenes = {}, []
+    for number in range(num_scenes):
+        people = [int(order[number % len(order)])]
+        if number % TWO_PERSON_EVERY == TWO_PERSON_EVERY - 1:
+            people = [int(rng.choice(portraits)), int(rng.choice(portraits))]
         background = backgrounds[number % len(backgrounds)]
+        scene = make_scene(faces, people, background, frames, frame_size, int(rng.integers(2**31)))
+        level = levels[(number + number // len(MANIPULATIONS)) % len(levels)]
         name = _video_name(rng)
-        scene = Scene(faces[identity], background, np.random.default_rng(scene_seed), frames, frame_size)
-        write_video(os.path.join(part_dir, name), render_video(scene, None, None, rng))
-        metadata[name] = {"label": "REAL", "split": "train", "original": None}
-        originals.append((scene_seed, int(identity), background, name))
-    for number in range(num_videos - num_originals):
-        scene_seed, identity, background, original = originals[number % num_originals]
+        write_video(os.path.join(part_dir, name), scene.film(scene.canvas), COMPRESSION_LEVELS[level])
+        metadata[name] = {"label": "REAL", "split": "train", "original": None, "compression": level}
+        scenes.append((scene, people, name, level))
+    for number in range(num_videos - num_scenes):
+        scene, people, original, level = scenes[number % num_scenes]
         manipulation = MANIPULATIONS[number % len(MANIPULATIONS)]
-        donor = faces[(identity + 1 + int(rng.integers(len(faces) - 1))) % len(faces)]
-        scene = Scene(faces[identity], background, np.random.default_rng(scene_seed), frames, frame_size)
+        donors = [faces[int(rng.choice([p for p in portraits if p != person]))] for person in people]
+        canvas = manipulate(scene, manipulation, donors, rng)
         name = _video_name(rng)
-        write_video(os.path.join(part_dir, name), render_video(scene, manipulation, donor, rng))
-        metadata[name] = {"label": "FAKE", "split": "train", "original": original, "manipulation": manipulation}
+        write_video(os.path.join(part_dir, name), scene.film(canvas), COMPRESSION_LEVELS[level])
+        metadata[name] = {
+            "label": "FAKE",
+            "split": "train",
+            "original": original,
+            "manipulation": manipulation,
+            "compression": level,
+        }
     with open(os.path.join(part_dir, "metadata.json"), "w") as f:
         json.dump(metadata, f, indent=1, sort_keys=True)
     return part_dir
@@ -214,7 +331,7 @@ def generate(
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir")
-    parser.add_argument("--videos", type=int, default=24, help="number of videos, about half of them fake")
+    parser.add_argument("--videos", type=int, default=96, help="number of videos, about half of them fake")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each video")
     parser.add_argument("--height", type=int, default=DEFAULT_FRAME_SIZE[1], help="frame height (4:3 frames)")

@@ -6,6 +6,9 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
+import pipeline_runner
 from components.video_example_gen.readers import read_dataset
 from pipeline import config
 from tests.conftest import BROKEN_FILE_LIMITS, make_broken_files
@@ -62,3 +65,23 @@ def test_ingest_command_names_an_unknown_layout(tmp_path):
     )
     assert result.returncode != 0
     assert "Cannot tell the dataset layout" in result.stderr
+
+
+class _FactoryCalledError(Exception):
+    pass
+
+
+@pytest.mark.parametrize("command", ["local", "compile"])
+@pytest.mark.parametrize("flag, expected", [([], None), (["--min-unseen-auc", "0.65"], 0.65)])
+def test_min_unseen_auc_flag_feeds_the_blessing(monkeypatch, tmp_path, command, flag, expected):
+    bound = {}
+
+    def create_pipeline(**kwargs):
+        bound.update(kwargs)
+        raise _FactoryCalledError
+
+    monkeypatch.setattr("pipeline.pipeline.create_pipeline", create_pipeline)
+    where = ["--data-root", str(tmp_path), "--output-dir", str(tmp_path / "out")] if command == "local" else []
+    with pytest.raises(_FactoryCalledError):
+        pipeline_runner.main([command, *where, *flag])
+    assert bound["blessing"].min_unseen_video_auc == expected

@@ -2,7 +2,7 @@
 
 import logging
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import keras
 import numpy as np
@@ -21,12 +21,12 @@ def load_member(model_artifact: types.Artifact) -> keras.Model:
 
 
 def eval_predictions(
-    members: List[keras.Model], eval_patterns: List[str], batch_size: int
+    members: List[keras.Model], eval_patterns: List[str], batch_size: int, fake_source: Optional[data.FakeSource] = None
 ) -> Tuple[np.ndarray, np.ndarray]:
     """([members, examples] probabilities, labels) on the eval split, read once."""
     probabilities = [[] for _ in members]
     labels = []
-    for pixels, batch_labels in data.dataset(eval_patterns, batch_size, training=False):
+    for pixels, batch_labels in data.dataset(eval_patterns, batch_size, training=False, fake_source=fake_source):
         labels.append(batch_labels.numpy())
         for row, member in zip(probabilities, members, strict=True):
             row.append(member(pixels, training=False).numpy().ravel())
@@ -48,7 +48,9 @@ class Executor(base_executor.BaseExecutor):
             raise ValueError(f"An ensemble needs at least two member models, got {len(members)}")
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         eval_uri = artifact_utils.get_split_uri([examples], config.EVAL_SPLIT)
-        probabilities, labels = eval_predictions(members, [os.path.join(eval_uri, "*")], exec_properties["batch_size"])
+        fake_source = data.FakeSource.from_json(exec_properties.get("fake_source", ""))
+        eval_patterns = [os.path.join(eval_uri, "*")]
+        probabilities, labels = eval_predictions(members, eval_patterns, exec_properties["batch_size"], fake_source)
         weights = fit_weights(probabilities, labels)
         auc = keras.metrics.AUC()
         auc.update_state(labels, weights @ probabilities)

@@ -59,9 +59,14 @@ def face_size_bucket(face_size: int) -> str:
 
 
 def face_example(
-    record: VideoRecord, detection: Detection, track_id: int, timestamp: float, encoded_crop: bytes
+    record: VideoRecord,
+    detection: Detection,
+    track_id: int,
+    timestamp: float,
+    encoded_crop: bytes,
+    crop_landmarks: Sequence[float],
 ) -> tf.train.Example:
-    """One face crop with its video's labels and where it was found."""
+    """One face crop with its video's labels, where it was found and its landmarks in crop coordinates."""
     features = _video_features(record, track_id)
     face_size = min(detection.box[2], detection.box[3])
     features.update(
@@ -73,6 +78,7 @@ def face_example(
             config.FACE_BOX_KEY: _ints(detection.box),
             config.FACE_SIZE_KEY: _ints([face_size]),
             config.FACE_SIZE_BUCKET_KEY: _bytes([face_size_bucket(face_size).encode()]),
+            config.FACE_LANDMARKS_KEY: _floats(crop_landmarks),
         }
     )
     return tf.train.Example(features=tf.train.Features(feature=features))
@@ -85,15 +91,20 @@ def clip_windows(track: FaceTrack, clip_length: int) -> List[List[int]]:
 
 
 def clip_example(
-    record: VideoRecord, track_id: int, detections: Sequence[Detection], encoded_crops: Sequence[bytes]
+    record: VideoRecord,
+    track_id: int,
+    detections: Sequence[Detection],
+    encoded_crops: Sequence[bytes],
+    crop_landmarks: Sequence[Sequence[float]],
 ) -> tf.train.Example:
-    """T crops of one face track in time order, for the temporal model."""
+    """T crops of one face track in time order with their landmarks, for the temporal model."""
     features = _video_features(record, track_id)
     features.update(
         {
             config.CLIP_FRAMES_KEY: _bytes(encoded_crops),
             config.CLIP_FRAME_INDICES_KEY: _ints(d.frame_index for d in detections),
             config.CLIP_LENGTH_KEY: _ints([len(encoded_crops)]),
+            config.FACE_LANDMARKS_KEY: _floats(value for marks in crop_landmarks for value in marks),
         }
     )
     return tf.train.Example(features=tf.train.Features(feature=features))

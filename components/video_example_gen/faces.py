@@ -18,13 +18,18 @@ Box = Tuple[int, int, int, int]  # x, y, width, height in frame pixels
 # mtcnn 1.0.0 returns no faces when min_face_size is above 20; frames are
 # rescaled before detection instead.
 _MTCNN_MIN_FACE_SIZE = 20
+# MTCNN's keypoint names, in the order of the stored landmarks.
+_MTCNN_KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
 @dataclasses.dataclass(frozen=True)
 class Detection:
+    """One face in one frame; `landmarks` are MTCNN's five keypoints as x0, y0, ..., x4, y4 in frame pixels."""
+
     frame_index: int
     box: Box
     confidence: float
+    landmarks: Tuple[float, ...] = ()
 
     @property
     def area(self) -> int:
@@ -40,6 +45,10 @@ class FaceTrack:
     @property
     def mean_area(self) -> float:
         return float(np.mean([d.area for d in self.detections]))
+
+    @property
+    def best_confidence(self) -> float:
+        return max(d.confidence for d in self.detections)
 
 
 def margin_crop_box(box: Box, frame_width: int, frame_height: int, margin: float) -> Box:
@@ -60,11 +69,30 @@ def crop_face(image: np.ndarray, box: Box, margin: float, size: int) -> np.ndarr
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
-def keep_faces(detections: Sequence[Detection], min_confidence_multi: float) -> List[Detection]:
-    """The design's keep rule: a face alone in its frame, or one above the confidence bar."""
-    if len(detections) == 1:
-        return list(detections)
-    return [d for d in detections if d.confidence > min_confidence_multi]
+def crop_landmarks(landmarks: Sequence[float], crop_box: Box) -> List[float]:
+    """Frame-pixel landmarks -> coordinates in the crop, as fractions of its width and height."""
+    if len(landmarks) != 10:
+        raise ValueError(f"Expected 5 landmarks as 10 values, got {len(landmarks)}")
+    left, top, width, height = crop_box
+    points = np.asarray(landmarks, np.float64).reshape(5, 2)
+    return ((points - [left, top]) / [max(1, width), max(1, height)]).ravel().tolist()
+
+
+def keep_tracks(tracks: Sequence[FaceTrack], min_confidence_multi: float, min_track_faces: int) -> List[FaceTrack]:
+    """The keep rule, by person: the only track, or one that persists or is confident.
+
+    A face that persists across `min_track_faces` sampled frames is a face,
+    whatever its confidence, so two people sharing every frame are both kept;
+    a short-lived track is kept only when its best face is above
+    `min_confidence_multi` (the design's bar for crowded frames).
+    """
+    if len(tracks) == 1:
+        return list(tracks)
+    return [
+        track
+        for track in tracks
+        if len(track.detections) >= min_track_faces or track.best_confidence > min_confidence_multi
+    ]
 
 
 def iou(a: Box, b: Box) -> float:
@@ -143,4 +171,5 @@ class FaceDetector:
         x, y, w, h = (v / scale for v in face["box"])
         left, top = max(0, int(round(x))), max(0, int(round(y)))
         right, bottom = min(width, int(round(x + w))), min(height, int(round(y + h)))
-        return Detection(frame_index, (left, top, right - left, bottom - top), float(face["confidence"]))
+        landmarks = tuple(float(v) / scale for name in _MTCNN_KEYPOINTS for v in face["keypoints"][name])
+        return Detection(frame_index, (left, top, right - left, bottom - top), float(face["confidence"]), landmarks)

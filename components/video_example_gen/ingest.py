@@ -8,12 +8,21 @@ a folder of broken files completes and its report lists each of them.
 import dataclasses
 import logging
 import time
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 
 from components.video_example_gen import examples as examples_lib
-from components.video_example_gen.faces import FaceDetector, FaceTrack, build_tracks, crop_face, keep_faces
+from components.video_example_gen.faces import (
+    Detection,
+    FaceDetector,
+    FaceTrack,
+    build_tracks,
+    crop_face,
+    crop_landmarks,
+    keep_tracks,
+    margin_crop_box,
+)
 from components.video_example_gen.ingest_config import IngestConfig
 from components.video_example_gen.readers import VideoRecord
 from components.video_example_gen.sampling import SampledFrame, VideoError, sample_frames
@@ -70,30 +79,36 @@ def ingest_video(record: VideoRecord, detector: FaceDetector, ingest_config: Ing
 
 @dataclasses.dataclass
 class FacesFound:
-    """The kept faces of a run of frames: tracks (largest first) and each track's encoded crops."""
+    """The kept faces of a run of frames: tracks (largest first), each track's encoded crops and crop landmarks."""
 
     tracks: List[FaceTrack]
     crops: List[List[bytes]]
+    landmarks: List[List[List[float]]]
     detections_before_keep: int
 
 
 def find_faces(frames: Sequence[SampledFrame], detector: FaceDetector, ingest_config: IngestConfig) -> FacesFound:
-    """Detection, the keep rule, tracks and margin crops: the one face path of ingest and serving."""
+    """Detection, tracks, the keep rule and margin crops: the one face path of ingest and serving."""
     detections = detector.detect([f.image for f in frames], [f.index for f in frames])
-    kept = [keep_faces(frame_detections, ingest_config.min_confidence_multi) for frame_detections in detections]
-    tracks = build_tracks(kept, ingest_config.track_iou)
+    tracks = build_tracks(detections, ingest_config.track_iou)
+    kept = keep_tracks(tracks, ingest_config.min_confidence_multi, min(ingest_config.min_track_faces, len(frames)))
     images = {f.index: f.image for f in frames}
-    crops = [
-        [
-            examples_lib.encode_image(
-                crop_face(images[d.frame_index], d.box, ingest_config.margin, ingest_config.image_size),
-                ingest_config.image_format,
-            )
-            for d in track.detections
-        ]
-        for track in tracks
-    ]
-    return FacesFound(tracks, crops, sum(len(d) for d in detections))
+
+    def crop(detection: Detection) -> Tuple[bytes, List[float]]:
+        image = images[detection.frame_index]
+        height, width = image.shape[:2]
+        crop_box = margin_crop_box(detection.box, width, height, ingest_config.margin)
+        pixels = crop_face(image, detection.box, ingest_config.margin, ingest_config.image_size)
+        encoded = examples_lib.encode_image(pixels, ingest_config.image_format)
+        return encoded, crop_landmarks(detection.landmarks, crop_box)
+
+    cropped = [[crop(d) for d in track.detections] for track in kept]
+    return FacesFound(
+        kept,
+        [[encoded for encoded, _ in track] for track in cropped],
+        [[marks for _, marks in track] for track in cropped],
+        sum(len(d) for d in detections),
+    )
 
 
 def _ingest_readable_video(
@@ -114,13 +129,18 @@ def _ingest_readable_video(
 
     timestamps = {f.index: f.timestamp for f in frames}
     result = VideoResult(split, {})
-    for track_id, (track, crops) in enumerate(zip(found.tracks, found.crops, strict=True)):
-        for detection, crop in zip(track.detections, crops, strict=True):
-            example = examples_lib.face_example(record, detection, track_id, timestamps[detection.frame_index], crop)
+    for track_id, (track, crops, landmarks) in enumerate(zip(found.tracks, found.crops, found.landmarks, strict=True)):
+        for detection, crop, marks in zip(track.detections, crops, landmarks, strict=True):
+            timestamp = timestamps[detection.frame_index]
+            example = examples_lib.face_example(record, detection, track_id, timestamp, crop, marks)
             result.face_examples.append(example.SerializeToString())
         for window in examples_lib.clip_windows(track, ingest_config.clip_length):
             clip = examples_lib.clip_example(
-                record, track_id, [track.detections[i] for i in window], [crops[i] for i in window]
+                record,
+                track_id,
+                [track.detections[i] for i in window],
+                [crops[i] for i in window],
+                [landmarks[i] for i in window],
             )
             result.clip_examples.append(clip.SerializeToString())
     result.report = report_row(

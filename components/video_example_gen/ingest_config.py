@@ -22,8 +22,9 @@ class IngestConfig:
     """How videos are sampled, which faces are kept and what is written.
 
     Defaults follow the design documents (30 % margin, keep a face when it is
-    alone or confident above 0.95) and the strongest DFDC entries (32 frames
-    spread evenly over the video).
+    alone or confident above 0.95, judged per person: a track that persists
+    over `min_track_faces` frames is kept) and the strongest DFDC entries (32
+    frames spread evenly over the video).
     """
 
     sampling: str = SAMPLING_UNIFORM
@@ -32,6 +33,7 @@ class IngestConfig:
     image_format: str = "png"
     margin: float = 0.3
     min_confidence_multi: float = 0.95
+    min_track_faces: int = 3
     min_detection_confidence: float = 0.9
     track_iou: float = 0.3
     detection_batch_size: int = 8
@@ -50,6 +52,7 @@ class IngestConfig:
         for name in ("min_confidence_multi", "min_detection_confidence", "track_iou"):
             value = getattr(self, name)
             _require(0.0 <= value <= 1.0, name, value, "between 0 and 1")
+        _require(self.min_track_faces >= 1, "min_track_faces", self.min_track_faces, ">= 1")
         _require(self.detection_batch_size >= 1, "detection_batch_size", self.detection_batch_size, ">= 1")
         _require(self.clip_length >= 2, "clip_length", self.clip_length, ">= 2")
         _require(self.max_file_bytes > 0, "max_file_bytes", self.max_file_bytes, "> 0")

@@ -142,7 +142,8 @@ def read_dfdc(root: str) -> Iterable[VideoRecord]:
 
     A fake shares its actor with its original, so both get the original's name
     as `source_id`. An optional `manipulation` key per entry (written by the
-    sample generator) names the method; DFDC itself says only FAKE.
+    sample generator) names the method, and `compression` its encoding level;
+    DFDC itself says only FAKE.
     Test parts may carry `labels.csv` (`filename,label`) instead.
     """
     for part in _dfdc_parts(root):
@@ -160,6 +161,7 @@ def read_dfdc(root: str) -> Iterable[VideoRecord]:
                 dataset=LAYOUT_DFDC,
                 manipulation=entry.get("manipulation") or ("deepfake" if is_fake else config.ORIGINAL_MANIPULATION),
                 source_id=f"{LAYOUT_DFDC}:{_stem(original)}",
+                compression=entry.get("compression") or config.UNKNOWN,
             )
         for path in _walk_files(part):
             name = os.path.relpath(path, part)

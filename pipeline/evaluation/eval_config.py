@@ -4,18 +4,20 @@ A model is blessed when its overall AUC reaches `min_auc`, when every slice
 threshold of `slice_thresholds` holds, and, once a blessed model of the same
 backbone exists, when its AUC is not lower than that baseline's by more than
 `max_auc_drop`. TFX's Evaluator skips the change threshold on the first run.
+With `min_unseen_video_auc`, its video AUC on manipulation kinds it never
+trained on (`video_auc_unseen`, see `cross_generator`) must reach that bound too.
 Slices by manipulation hold one class only (fakes of one method, or the
 originals), so their AUC is undefined: threshold their accuracy or recall.
 """
 
 import dataclasses
 import json
-from typing import List, Mapping, Optional
+from typing import List, Mapping, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 
 from pipeline import config
-from pipeline.evaluation import video_metrics, video_scores
+from pipeline.evaluation import cross_generator, video_metrics, video_scores
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"
@@ -41,6 +43,7 @@ class BlessingConfig:
     max_auc_drop: float = 0.0
     slice_thresholds: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
     min_video_auc: Optional[float] = None
+    min_unseen_video_auc: Optional[float] = None
     decision_threshold: float = 0.5
     video_rule: str = video_scores.RULE_MEAN
 
@@ -48,8 +51,9 @@ class BlessingConfig:
         video_scores.check_rule(self.video_rule)
         for name in ("min_auc", "max_auc_drop", "decision_threshold"):
             _require_probability(name, getattr(self, name))
-        if self.min_video_auc is not None:
-            _require_probability("min_video_auc", self.min_video_auc)
+        for name in ("min_video_auc", "min_unseen_video_auc"):
+            if getattr(self, name) is not None:
+                _require_probability(name, getattr(self, name))
         for feature, bounds in self.slice_thresholds.items():
             if feature not in SLICE_FEATURES:
                 raise ValueError(f"slice_thresholds names {feature!r}; slices are {list(SLICE_FEATURES)}")
@@ -135,6 +139,23 @@ def _video_configs(blessing: BlessingConfig) -> List[tfma.MetricConfig]:
     return configs
 
 
+def _cross_generator_config(blessing: BlessingConfig, unseen_manipulations: Sequence[str]) -> tfma.MetricConfig:
+    metric = tfma.MetricConfig(
+        class_name=video_metrics.CrossGeneratorVideoMetric.__name__,
+        module=video_metrics.__name__,
+        config=json.dumps({"unseen_manipulations": list(unseen_manipulations), "rule": blessing.video_rule}),
+    )
+    if blessing.min_unseen_video_auc is not None:
+        if not unseen_manipulations:
+            raise ValueError(
+                f"min_unseen_video_auc={blessing.min_unseen_video_auc!r} bounds the AUC on manipulation kinds "
+                "the model never trained on, but this model trains on every kind (fake_source 'dataset' or 'both' "
+                "with no held_out_manipulations): hold kinds out, train on self-blended fakes, or drop the bound"
+            )
+        metric.per_slice_thresholds.append(_overall(_lower_bound(blessing.min_unseen_video_auc)))
+    return metric
+
+
 def _metric_configs(blessing: BlessingConfig) -> List[tfma.MetricConfig]:
     threshold = blessing.decision_threshold
     metrics = {
@@ -157,8 +178,17 @@ def _metric_configs(blessing: BlessingConfig) -> List[tfma.MetricConfig]:
     return [*metrics.values(), *_video_configs(blessing)]
 
 
-def build_eval_config(blessing: BlessingConfig, temporal: bool = False) -> tfma.EvalConfig:
-    """Candidate against the latest blessed baseline, on the `serving_tf_example` signature."""
+def build_eval_config(
+    blessing: BlessingConfig,
+    temporal: bool = False,
+    unseen_manipulations: Sequence[str] = cross_generator.EVERY_KIND_UNSEEN,
+) -> tfma.EvalConfig:
+    """Candidate against the latest blessed baseline, on the `serving_tf_example` signature.
+
+    `unseen_manipulations` are the kinds the model never trained on
+    (`cross_generator.unseen_manipulations`); with none, `video_auc_unseen` is
+    NaN and `min_unseen_video_auc` is refused.
+    """
     model_specs = [
         tfma.ModelSpec(
             name=name,
@@ -174,5 +204,9 @@ def build_eval_config(blessing: BlessingConfig, temporal: bool = False) -> tfma.
     return tfma.EvalConfig(
         model_specs=model_specs,
         slicing_specs=[tfma.SlicingSpec(), *(tfma.SlicingSpec(feature_keys=[f]) for f in features)],
-        metrics_specs=[tfma.MetricsSpec(metrics=_metric_configs(blessing))],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[*_metric_configs(blessing), _cross_generator_config(blessing, unseen_manipulations)]
+            )
+        ],
     )

@@ -2,12 +2,13 @@
 
 import math
 import os
-from typing import Dict, List
+from typing import Dict, List, Mapping
 
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
-from pipeline.evaluation import video_metrics
+from pipeline import config
+from pipeline.evaluation import cross_generator, video_metrics
 from pipeline.evaluation.eval_config import CANDIDATE
 
 BLESSED_FILE = "BLESSED"
@@ -16,7 +17,7 @@ VIDEO_METRICS = tuple(video_metrics.metric_name(statistic) for statistic in vide
 
 
 def overall_metrics(evaluation_uri: str, model_name: str = CANDIDATE) -> Dict[str, float]:
-    """The overall slice's frame and video metrics of one model of the evaluation."""
+    """The overall slice's frame, video and cross-generator metrics of one model of the evaluation."""
     for metrics in tfma.load_metrics(evaluation_uri):
         if metrics.slice_key.single_slice_keys:
             continue
@@ -25,7 +26,8 @@ def overall_metrics(evaluation_uri: str, model_name: str = CANDIDATE) -> Dict[st
             key = item.key
             if key.model_name not in (model_name, "") or key.HasField("sub_key") or key.is_diff:
                 continue
-            if key.name in FRAME_METRICS + VIDEO_METRICS and item.value.HasField("double_value"):
+            wanted = key.name in FRAME_METRICS + VIDEO_METRICS or cross_generator.parse_metric_name(key.name)
+            if wanted and item.value.HasField("double_value"):
                 values[key.name] = item.value.double_value.value
         return values
     return {}
@@ -80,6 +82,42 @@ def format_metrics(values: Dict[str, float]) -> str:
     )
 
 
+def format_cross_generator(values: Mapping[str, float]) -> str:
+    """`unseen video AUC 0.812 | face_swap 0.80 poisson_swap (seen) 0.95 | c23 0.86 c40 0.75`; "" without them.
+
+    An undefined AUC reads `undefined (why)`, from the video counts beside it.
+    """
+    groups = [
+        parsed
+        for parsed in map(cross_generator.parse_metric_name, values)
+        if parsed and parsed.statistic == cross_generator.AUC
+    ]
+    if not groups:
+        return ""
+
+    def show(group: cross_generator.MetricName, digits: int) -> str:
+        auc = values[cross_generator.metric_name(*group)]
+        if not cross_generator.is_undefined(auc):
+            return f"{auc:.{digits}f}"
+        fakes, reals = (
+            values.get(cross_generator.metric_name(statistic, *group[1:]))
+            for statistic in (cross_generator.FAKES, cross_generator.REALS)
+        )
+        if fakes is None or reals is None:
+            return "undefined"
+        at = group.value if group.feature == config.COMPRESSION_KEY else None
+        return f"undefined ({cross_generator.undefined_reason(int(fakes), int(reals), group.seen, at)})"
+
+    def part(feature: str) -> str:
+        chosen = sorted((g for g in groups if g.feature == feature), key=lambda g: g.value)
+        return " ".join(f"{g.value}{' (seen)' if g.seen else ''} {show(g, 2)}" for g in chosen)
+
+    overall = [g for g in groups if g.feature is None and not g.seen]
+    parts = [f"unseen video AUC {show(overall[0], 3) if overall else 'undefined'}"]
+    parts += [text for text in (part(config.MANIPULATION_KEY), part(config.COMPRESSION_KEY)) if text]
+    return " | ".join(parts)
+
+
 def latest_output_dirs(pipeline_root: str, output_key: str, component_prefix: str = "") -> Dict[str, str]:
     """{component id: its latest execution's `output_key` folder} under a local pipeline root."""
     latest: Dict[str, tuple] = {}
@@ -91,13 +129,18 @@ def latest_output_dirs(pipeline_root: str, output_key: str, component_prefix: st
 
 
 def evaluation_lines(pipeline_root: str, serving_model_dir: str = "") -> List[str]:
-    """Per evaluated model: its test metrics, whether it was blessed (and why not), and where it was pushed."""
+    """Per evaluated model: its test metrics, its video AUCs on unseen manipulation kinds, whether it was
+    blessed (and why not), and where it was pushed."""
     blessings = latest_output_dirs(pipeline_root, "blessing", "Evaluator.")
     pushes = latest_output_dirs(pipeline_root, "pushed_model", "Pusher.")
     lines = []
     for component, evaluation_uri in latest_output_dirs(pipeline_root, "evaluation", "Evaluator.").items():
         name = component.split(".", 1)[1]
-        lines.append(f"{name:<16} {format_metrics(overall_metrics(evaluation_uri))}")
+        metrics = overall_metrics(evaluation_uri)
+        lines.append(f"{name:<16} {format_metrics(metrics)}")
+        cross = format_cross_generator(metrics)
+        if cross:
+            lines.append(f"{'':<16} {cross}")
         blessing_uri = blessings.get(component)
         if blessing_uri and is_blessed(blessing_uri):
             pushed = pushes.get(f"Pusher.{name}")

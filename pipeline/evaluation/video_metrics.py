@@ -5,9 +5,13 @@ video-level metrics, where a video's face scores are first turned into one
 score by a rule of `video_scores`. The combiner keeps each video's label and
 its scores per face track, then applies the rule, so the numbers sit beside
 the frame metrics in the same evaluation and can carry blessing thresholds.
+
+`CrossGeneratorVideoMetric` groups the same video scores by manipulation kind
+and compression level to measure the AUC on kinds the model never trained on
+(see `cross_generator`).
 """
 
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -15,7 +19,7 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
 from pipeline import config
-from pipeline.evaluation import video_scores
+from pipeline.evaluation import cross_generator, video_scores
 
 VIDEO_METRICS_NAME = "video"
 AUC = "auc"
@@ -60,6 +64,32 @@ class VideoLevelMetric(metric_types.Metric):
 metric_types.register_metric(VideoLevelMetric)
 
 
+class CrossGeneratorVideoMetric(metric_types.Metric):
+    """Video AUCs on unseen manipulation kinds: `video_auc_unseen`, per kind and per compression level.
+
+    `unseen_manipulations` lists the kinds the model never trained on
+    (`cross_generator.EVERY_KIND_UNSEEN` for all); names follow
+    `cross_generator.metric_name`. Needs the `video_id`, `track_id`,
+    `manipulation` and `compression` features.
+    """
+
+    def __init__(
+        self,
+        unseen_manipulations: Sequence[str] = cross_generator.EVERY_KIND_UNSEEN,
+        rule: str = video_scores.RULE_MEAN,
+    ):
+        video_scores.check_rule(rule)
+        super().__init__(
+            metric_util.merge_per_key_computations(_cross_generator_metric),
+            name=cross_generator.UNSEEN_AUC,
+            unseen_manipulations=list(unseen_manipulations),
+            rule=rule,
+        )
+
+
+metric_types.register_metric(CrossGeneratorVideoMetric)
+
+
 def _video_metric(
     name: str,
     statistic: str = AUC,
@@ -82,11 +112,35 @@ def _video_metric(
     ]
 
 
-class _Video:
-    __slots__ = ("label", "tracks")
+def _cross_generator_metric(
+    name: str,
+    unseen_manipulations: Sequence[str] = cross_generator.EVERY_KIND_UNSEEN,
+    rule: str = video_scores.RULE_MEAN,
+    eval_config: Optional[config_pb2.EvalConfig] = None,
+    model_name: str = "",
+    output_name: str = "",
+    example_weighted: bool = False,
+) -> metric_types.MetricComputations:
+    key = metric_types.MetricKey(
+        name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
+    )
+    features = [config.VIDEO_ID_KEY, config.TRACK_ID_KEY, config.MANIPULATION_KEY, config.COMPRESSION_KEY]
+    return [
+        metric_types.MetricComputation(
+            keys=[key],
+            preprocessors=[metric_types.FeaturePreprocessor(feature_keys=features)],
+            combiner=_CrossGeneratorCombiner(key, eval_config, model_name, output_name, rule, unseen_manipulations),
+        )
+    ]
 
-    def __init__(self, label: float):
+
+class _Video:
+    __slots__ = ("label", "tracks", "manipulation", "compression")
+
+    def __init__(self, label: float, manipulation: Optional[str] = None, compression: Optional[str] = None):
         self.label = label
+        self.manipulation = manipulation
+        self.compression = compression
         self.tracks: Dict[int, List[float]] = {}
 
 
@@ -95,24 +149,27 @@ def _first(values: np.ndarray):
     return value.decode() if isinstance(value, bytes) else value
 
 
-class _VideoCombiner(beam.CombineFn):
+def _optional(element: metric_types.StandardMetricInputs, key: str) -> Optional[str]:
+    """A string feature the metric's preprocessor kept; None when it did not ask for it."""
+    return str(_first(element.features[key])) if key in element.features else None
+
+
+class _VideoAccumulator(beam.CombineFn):
+    """Gathers each video's label, provenance and face scores per track; subclasses turn them into metrics."""
+
     def __init__(
         self,
         key: metric_types.MetricKey,
-        statistic: str,
         eval_config: Optional[config_pb2.EvalConfig],
         model_name: str,
         output_name: str,
         rule: str,
-        threshold: float,
     ):
         self._key = key
-        self._statistic = statistic
         self._eval_config = eval_config
         self._model_name = model_name
         self._output_name = output_name
         self._rule = rule
-        self._threshold = threshold
 
     def create_accumulator(self) -> Dict[str, _Video]:
         return {}
@@ -123,7 +180,13 @@ class _VideoCombiner(beam.CombineFn):
         for label, prediction, _ in metric_util.to_label_prediction_example_weight(
             element, eval_config=self._eval_config, model_name=self._model_name, output_name=self._output_name
         ):
-            video = videos.setdefault(video_id, _Video(float(label)))
+            video = videos.get(video_id)
+            if video is None:
+                video = videos[video_id] = _Video(
+                    float(label),
+                    _optional(element, config.MANIPULATION_KEY),
+                    _optional(element, config.COMPRESSION_KEY),
+                )
             video.tracks.setdefault(track_id, []).append(float(prediction))
         return videos
 
@@ -131,10 +194,26 @@ class _VideoCombiner(beam.CombineFn):
         merged: Dict[str, _Video] = {}
         for videos in accumulators:
             for video_id, video in videos.items():
-                target = merged.setdefault(video_id, _Video(video.label))
+                target = merged.setdefault(video_id, _Video(video.label, video.manipulation, video.compression))
                 for track_id, scores in video.tracks.items():
                     target.tracks.setdefault(track_id, []).extend(scores)
         return merged
+
+
+class _VideoCombiner(_VideoAccumulator):
+    def __init__(
+        self,
+        key: metric_types.MetricKey,
+        statistic: str,
+        eval_config: Optional[config_pb2.EvalConfig],
+        model_name: str,
+        output_name: str,
+        rule: str,
+        threshold: float,
+    ):
+        super().__init__(key, eval_config, model_name, output_name, rule)
+        self._statistic = statistic
+        self._threshold = threshold
 
     def extract_output(self, videos: Dict[str, _Video]) -> Dict[metric_types.MetricKey, float]:
         labels = np.array([v.label for v in videos.values()])
@@ -150,3 +229,33 @@ class _VideoCombiner(beam.CombineFn):
         else:
             value = float(((scores >= self._threshold) == labels).mean())
         return {self._key: value}
+
+
+class _CrossGeneratorCombiner(_VideoAccumulator):
+    def __init__(
+        self,
+        key: metric_types.MetricKey,
+        eval_config: Optional[config_pb2.EvalConfig],
+        model_name: str,
+        output_name: str,
+        rule: str,
+        unseen_manipulations: Sequence[str],
+    ):
+        super().__init__(key, eval_config, model_name, output_name, rule)
+        self._unseen = tuple(unseen_manipulations)
+
+    def extract_output(self, videos: Dict[str, _Video]) -> Dict[metric_types.MetricKey, float]:
+        outcomes = [
+            cross_generator.VideoOutcome(
+                label=int(round(v.label)),
+                score=video_scores.video_score(v.tracks, self._rule),
+                manipulation=v.manipulation or config.UNKNOWN,
+                compression=v.compression or config.UNKNOWN,
+            )
+            for v in videos.values()
+        ]
+        return {
+            self._key._replace(name=name): value
+            for group in cross_generator.cross_generator_aucs(outcomes, self._unseen)
+            for name, value in group.metrics().items()
+        }

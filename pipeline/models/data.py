@@ -5,11 +5,14 @@ serving signatures and the clients, so what the model sees in production is
 what it saw in training.
 """
 
-from typing import List, Optional, Tuple
+import dataclasses
+import json
+from typing import Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
 from pipeline import config
+from pipeline.models import self_blend
 
 CROP_SIZE = 256
 
@@ -38,6 +41,7 @@ FACE_FEATURES = {
     config.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
     config.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
 }
+_MANIPULATION_FEATURE = tf.io.FixedLenFeature([], tf.string, default_value=config.UNKNOWN)
 
 
 def clip_features(clip_length: int) -> dict:
@@ -54,6 +58,108 @@ def _records(file_patterns: List[str]) -> tf.data.Dataset:
     return tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
 
 
+@dataclasses.dataclass(frozen=True)
+class FakeSource:
+    """Which fakes training sees: the dataset's (minus `held_out` manipulations), self-blends of reals, or both."""
+
+    kind: str = config.FAKE_SOURCE_DATASET
+    held_out: Tuple[str, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in config.FAKE_SOURCES:
+            raise ValueError(f"Invalid fake source {self.kind!r}: expected one of {list(config.FAKE_SOURCES)}")
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, "held_out": list(self.held_out), "seed": self.seed})
+
+    @classmethod
+    def from_json(cls, text: str) -> "FakeSource":
+        values = json.loads(text) if text else {}
+        return cls(
+            values.get("kind", config.FAKE_SOURCE_DATASET), tuple(values.get("held_out", ())), values.get("seed", 0)
+        )
+
+    @property
+    def self_blends(self) -> bool:
+        return self.kind != config.FAKE_SOURCE_DATASET
+
+    @property
+    def dataset_fakes(self) -> bool:
+        return self.kind != config.FAKE_SOURCE_SELF_BLENDED
+
+
+def _parser(clip_length: Optional[int], source: FakeSource) -> Callable[[tf.Tensor], Dict[str, tf.Tensor]]:
+    """Batched serialized examples -> dict of uint8 pixels, label, manipulation (and landmarks for self-blends)."""
+    features = dict(clip_features(clip_length) if clip_length else FACE_FEATURES)
+    features[config.MANIPULATION_KEY] = _MANIPULATION_FEATURE
+    if source.self_blends:
+        values = config.NUM_LANDMARKS * 2 * (clip_length or 1)
+        features[config.FACE_LANDMARKS_KEY] = tf.io.FixedLenFeature([values], tf.float32)
+
+    def parse(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
+        parsed = tf.io.parse_example(serialized, features)
+        if clip_length:
+            pixels = decode_clips(parsed[config.CLIP_FRAMES_KEY], clip_length)
+        else:
+            pixels = decode_images(parsed[config.IMAGE_KEY])
+        element = {
+            "pixels": tf.cast(tf.round(pixels), tf.uint8),
+            "label": parsed[config.LABEL_KEY],
+            "manipulation": parsed[config.MANIPULATION_KEY],
+        }
+        if source.self_blends:
+            shape = [-1, clip_length, config.NUM_LANDMARKS * 2] if clip_length else [-1, config.NUM_LANDMARKS * 2]
+            element["landmarks"] = tf.reshape(parsed[config.FACE_LANDMARKS_KEY], shape)
+        return element
+
+    return parse
+
+
+def _kept(element: Dict[str, tf.Tensor], source: FakeSource) -> tf.Tensor:
+    """Reals always; dataset fakes unless self-blends are the only fakes or their manipulation is held out."""
+    real = tf.equal(element["label"], config.REAL_LABEL)
+    if not source.dataset_fakes:
+        return real
+    held_out = tf.reduce_any(tf.equal(element["manipulation"], tf.constant(list(source.held_out) or [""])))
+    return tf.logical_or(real, tf.logical_not(held_out))
+
+
+# Faces blended together: a cross-blend's partner is another real face of the same group.
+_BLEND_GROUP = 8
+
+
+def _with_self_blends(elements: tf.data.Dataset, source: FakeSource) -> tf.data.Dataset:
+    """Each real face followed by its pseudo-fake; a dataset fake (with `both`) passes through post-processed.
+
+    Faces are blended in groups of `_BLEND_GROUP` (partners for cross-blends),
+    and the n-th group is seeded by (seed, n): the same run draws the same
+    pseudo-fakes.
+    """
+
+    def pairs(index: tf.Tensor, group: Dict[str, tf.Tensor]):  # noqa: ANN202 - (pixels, labels, keep)
+        pixels = group["pixels"]
+        seed = tf.stack([tf.constant(source.seed, tf.int64), index])
+        is_real = tf.equal(group["label"], config.REAL_LABEL)
+        images = tf.numpy_function(
+            self_blend.blend_batch, [pixels, group["landmarks"], is_real, seed], tf.uint8, stateful=False
+        )
+        images = tf.ensure_shape(images, [None, 2] + pixels.shape.as_list()[1:])
+        labels = tf.where(is_real[:, None], tf.constant([[0, 1]], tf.int64), tf.constant([[1, 1]], tf.int64))
+        keep = tf.logical_or(is_real[:, None], tf.constant([[True, False]]))
+        return images, labels, keep
+
+    return (
+        elements.batch(_BLEND_GROUP)
+        .enumerate()
+        .map(pairs, num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+        .unbatch()
+        .filter(lambda images, labels, keep: keep)
+        .map(lambda images, labels, keep: (images, labels))
+    )
+
+
 def dataset(
     file_patterns: List[str],
     batch_size: int,
@@ -61,55 +167,64 @@ def dataset(
     clip_length: Optional[int] = None,
     seed: int = 0,
     cache: bool = False,
+    fake_source: Optional[FakeSource] = None,
 ) -> tf.data.Dataset:
     """(pixels, label) batches; face crops, or clips when `clip_length` is given.
 
     Training data is shuffled and repeated (epochs are counted in steps);
     evaluation data is read once in order. With `cache`, crops are decoded
-    once and kept in memory as uint8 (a quarter of float32), so later epochs
-    skip decoding: on a few CPU cores, decoding PNGs otherwise takes half the
-    time of a small backbone's training step. Augmentation lives in the model,
-    so cached pixels stay exactly what serving decodes.
+    once and kept in memory as uint8, so later epochs skip decoding: on a few
+    CPU cores, decoding PNGs otherwise takes half the time of a small
+    backbone's training step. `fake_source` decides the fakes: with
+    self-blending each real face is followed by its own blend (made fresh
+    every epoch in training, once for evaluation). Augmentation lives in the
+    model, so cached pixels stay what serving decodes.
     """
-    features = clip_features(clip_length) if clip_length else FACE_FEATURES
-
-    def parse(serialized: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-        parsed = tf.io.parse_example(serialized, features)
-        label = tf.cast(parsed[config.LABEL_KEY], tf.float32)
-        if clip_length:
-            return decode_clips(parsed[config.CLIP_FRAMES_KEY], clip_length), label
-        return decode_images(parsed[config.IMAGE_KEY]), label
-
-    elements = _records(file_patterns)
+    source = fake_source or FakeSource()
+    elements = (
+        _records(file_patterns)
+        .batch(256)
+        .map(_parser(clip_length, source), num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+        .filter(lambda element: _kept(element, source))
+        .map(lambda element: {k: v for k, v in element.items() if k != "manipulation"})
+    )
     if cache:
-        elements = (
-            elements.batch(256)
-            .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-            .map(lambda pixels, label: (tf.cast(tf.round(pixels), tf.uint8), label))
-            .unbatch()
-            .cache()
-        )
+        elements = elements.cache()
     if training:
         elements = elements.shuffle(2048, seed=seed, reshuffle_each_iteration=True).repeat()
-    if cache:
-        batches = elements.batch(batch_size).map(lambda pixels, label: (tf.cast(pixels, tf.float32), label))
+    if source.self_blends:
+        elements = _with_self_blends(elements, dataclasses.replace(source, seed=seed))
+        if cache and not training:
+            elements = elements.cache()
     else:
-        batches = elements.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        elements = elements.map(lambda element: (element["pixels"], element["label"]))
+    batches = elements.batch(batch_size).map(
+        lambda pixels, label: (tf.cast(pixels, tf.float32), tf.cast(label, tf.float32))
+    )
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def label_counts(file_patterns: List[str]) -> Tuple[int, int]:
-    """(real, fake) example counts, read from the label feature alone."""
-    labels = (
+def label_counts(file_patterns: List[str], fake_source: Optional[FakeSource] = None) -> Tuple[int, int]:
+    """(real, fake) examples as training will see them: self-blends count one fake per real face."""
+    source = fake_source or FakeSource()
+    features = {config.LABEL_KEY: FACE_FEATURES[config.LABEL_KEY], config.MANIPULATION_KEY: _MANIPULATION_FEATURE}
+    elements = (
         _records(file_patterns)
         .batch(1024)
-        .map(lambda s: tf.io.parse_example(s, {config.LABEL_KEY: FACE_FEATURES[config.LABEL_KEY]})[config.LABEL_KEY])
+        .map(lambda s: tf.io.parse_example(s, features))
+        .unbatch()
+        .map(lambda e: {"label": e[config.LABEL_KEY], "manipulation": e[config.MANIPULATION_KEY]})
+        .filter(lambda element: _kept(element, source))
+        .map(lambda element: element["label"])
+        .batch(4096)
     )
     fake = total = 0
-    for batch in labels:
+    for batch in elements:
         fake += int(tf.reduce_sum(batch))
         total += int(tf.size(batch))
-    return total - fake, fake
+    real = total - fake
+    return real, fake + (real if source.self_blends else 0)
 
 
 def class_weights(real: int, fake: int) -> dict:

@@ -2,12 +2,12 @@
 
 from typing import Dict
 
-from pipeline.models import applications, compact_cnn, fusion, meso, resnext_lstm
+from pipeline.models import applications, blend_resnet, compact_cnn, fusion, meso, resnext_lstm
 from pipeline.models.base import Backbone
 
 BACKBONES: Dict[str, Backbone] = {
     backbone.name: backbone
-    for module in (applications, meso, compact_cnn, resnext_lstm, fusion)
+    for module in (applications, meso, compact_cnn, blend_resnet, resnext_lstm, fusion)
     for backbone in module.BACKBONES
 }
 

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner.component import TunerFnResult
 
+from pipeline import config
 from pipeline.models import data, export
 from pipeline.models.base import DEFAULT_HPARAMS, FINE_TUNE_LAYERS, LEARNING_RATE, ModelSettings, set_trainable_tail
 from pipeline.models.registry import get_backbone
@@ -41,12 +42,15 @@ class TrainingConfig:
     hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     cache_examples: bool = True
+    fake_source: str = config.FAKE_SOURCE_SELF_BLENDED
+    held_out_manipulations: tuple = ()
 
     def __post_init__(self) -> None:
         get_backbone(self.backbone)
         unknown = set(self.hparams) - set(DEFAULT_HPARAMS)
         if unknown:
             raise ValueError(f"Unknown hyperparameter(s) {sorted(unknown)}; expected among {sorted(DEFAULT_HPARAMS)}")
+        data.FakeSource(self.fake_source, self.held_out_manipulations)
         for name in ("batch_size", "epochs", "tuning_epochs", "early_stopping_patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Invalid training setting {name}={getattr(self, name)!r}: expected >= 1")
@@ -54,8 +58,9 @@ class TrainingConfig:
     @classmethod
     def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> "TrainingConfig":
         values = dict(custom_config or {})
-        if "fusion_backbones" in values:
-            values["fusion_backbones"] = tuple(values["fusion_backbones"])
+        for name in ("fusion_backbones", "held_out_manipulations"):
+            if name in values:
+                values[name] = tuple(values[name])
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -76,6 +81,9 @@ class TrainingConfig:
     @property
     def temporal(self) -> bool:
         return get_backbone(self.backbone).temporal
+
+    def fakes(self) -> data.FakeSource:
+        return data.FakeSource(self.fake_source, tuple(self.held_out_manipulations), self.seed)
 
 
 def configure_accelerators() -> tf.distribute.Strategy:
@@ -117,10 +125,16 @@ def _hparams(fn_args: FnArgs, training: TrainingConfig) -> Dict[str, Any]:
 
 
 def _datasets(fn_args: FnArgs, training: TrainingConfig):
+    """Training and validation batches with the same fakes: self-blends are validated on self-blends.
+
+    Validation drives early stopping and the checkpoint, so with self-blended
+    training it sees no dataset fake either: every manipulation in the test
+    split stays unseen.
+    """
     clip_length = training.clip_length if training.temporal else None
-    cache = training.cache_examples
-    train = data.dataset(fn_args.train_files, training.batch_size, True, clip_length, training.seed, cache)
-    evaluation = data.dataset(fn_args.eval_files, training.batch_size, False, clip_length, cache=cache)
+    cache, fakes = training.cache_examples, training.fakes()
+    train = data.dataset(fn_args.train_files, training.batch_size, True, clip_length, training.seed, cache, fakes)
+    evaluation = data.dataset(fn_args.eval_files, training.batch_size, False, clip_length, training.seed, cache, fakes)
     return train, evaluation
 
 
@@ -158,7 +172,7 @@ def run_fn(fn_args: FnArgs) -> None:
     keras.utils.set_random_seed(training.seed)
     strategy = configure_accelerators()
     train, evaluation = _datasets(fn_args, training)
-    real, fake = data.label_counts(fn_args.train_files)
+    real, fake = data.label_counts(fn_args.train_files, training.fakes())
     _require_eval_examples(fn_args)
     logging.info("Training %s on %d real and %d fake examples with %s", training.backbone, real, fake, hparams)
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
@@ -210,7 +224,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     keras.utils.set_random_seed(training.seed)
     backbone = get_backbone(training.backbone)
     train, evaluation = _datasets(fn_args, training)
-    real, fake = data.label_counts(fn_args.train_files)
+    real, fake = data.label_counts(fn_args.train_files, training.fakes())
     _require_eval_examples(fn_args)
 
     def build(hp: keras_tuner.HyperParameters) -> keras.Model:

@@ -1,8 +1,13 @@
 """The factory's graph: one Tuner and Trainer per backbone, all behind the data gate."""
 
-import pytest
-from tfx.dsl.compiler import compiler
+import json
 
+import pytest
+import tensorflow_model_analysis as tfma
+from tfx.dsl.compiler import compiler
+from tfx.utils import proto_utils
+
+from pipeline.evaluation.eval_config import BlessingConfig
 from pipeline.pipeline import create_pipeline
 
 
@@ -94,3 +99,54 @@ def test_without_a_serving_directory_nothing_is_pushed():
 def test_unknown_evaluation_split_is_refused():
     with pytest.raises(ValueError, match="evaluation_split"):
         _pipeline(backbones=["meso4"], evaluation_split="validation")
+
+
+def _unseen(evaluator):
+    [metric] = [
+        m
+        for spec in proto_utils.json_to_proto(evaluator.exec_properties["eval_config"], tfma.EvalConfig()).metrics_specs
+        for m in spec.metrics
+        if m.class_name == "CrossGeneratorVideoMetric"
+    ]
+    return json.loads(metric.config)["unseen_manipulations"], list(metric.per_slice_thresholds)
+
+
+def test_each_model_is_judged_on_the_manipulation_kinds_it_never_trained_on():
+    pipeline = _pipeline(
+        backbones=["meso4", "compact_cnn", "resnext_lstm"],
+        ensemble_members=["meso4", "compact_cnn"],
+        training_settings={
+            "*": {"fake_source": "dataset", "held_out_manipulations": ["face_swap", "poisson_swap"]},
+            "compact_cnn": {"fake_source": "both", "held_out_manipulations": ["poisson_swap", "self_warp"]},
+            "resnext_lstm": {"fake_source": "self_blended"},
+        },
+        blessing=BlessingConfig(min_unseen_video_auc=0.6),
+    )
+    nodes = {node.id: node for node in pipeline.components}
+    unseen = {
+        name: _unseen(nodes[f"Evaluator.{name}"]) for name in ("meso4", "compact_cnn", "resnext_lstm", "ensemble")
+    }
+    assert {name: kinds for name, (kinds, _) in unseen.items()} == {
+        "meso4": ["face_swap", "poisson_swap"],
+        "compact_cnn": ["poisson_swap", "self_warp"],
+        "resnext_lstm": ["*"],
+        "ensemble": ["poisson_swap"],
+    }
+    assert all(len(bounds) == 1 for _, bounds in unseen.values())
+
+
+def test_by_default_every_kind_is_unseen_and_an_unbounded_model_may_have_seen_them_all():
+    def evaluator(pipeline):
+        return {node.id: node for node in pipeline.components}["Evaluator.meso4"]
+
+    assert _unseen(evaluator(_pipeline(backbones=["meso4"])))[0] == ["*"]
+    seen_all = _pipeline(backbones=["meso4"], training_settings={"*": {"fake_source": "dataset"}})
+    assert _unseen(evaluator(seen_all)) == ([], [])
+    with pytest.raises(ValueError, match="min_unseen_video_auc"):
+        _pipeline(
+            backbones=["meso4"],
+            training_settings={"*": {"fake_source": "dataset"}},
+            blessing=BlessingConfig(min_unseen_video_auc=0.6),
+        )
+    with pytest.raises(ValueError, match="fake_source='gan'"):
+        _pipeline(backbones=["meso4"], training_settings={"*": {"fake_source": "gan"}})

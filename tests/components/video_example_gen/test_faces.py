@@ -8,12 +8,18 @@ import skimage.data
 from components.video_example_gen.faces import (
     Detection,
     FaceDetector,
+    FaceTrack,
     build_tracks,
     crop_face,
+    crop_landmarks,
     iou,
-    keep_faces,
+    keep_tracks,
     margin_crop_box,
 )
+from components.video_example_gen.ingest import find_faces
+from components.video_example_gen.ingest_config import IngestConfig
+from components.video_example_gen.sampling import SampledFrame
+from pipeline import sample_data
 
 
 def test_margin_adds_thirty_percent_on_each_side():
@@ -33,14 +39,34 @@ def test_crop_is_resized_to_a_square_of_the_configured_size():
     assert crop.mean() == pytest.approx(255, abs=1)
 
 
-def test_lone_face_is_kept_whatever_its_confidence():
-    alone = [Detection(0, (0, 0, 10, 10), 0.91)]
-    assert keep_faces(alone, 0.95) == alone
+def _track(box, confidences):
+    return FaceTrack([Detection(t, box, c) for t, c in enumerate(confidences)])
 
 
-def test_with_several_faces_only_confident_ones_are_kept():
-    faces = [Detection(0, (0, 0, 10, 10), 0.99), Detection(0, (50, 50, 10, 10), 0.93)]
-    assert keep_faces(faces, 0.95) == faces[:1]
+def test_lone_track_is_kept_whatever_its_confidence():
+    alone = [_track((0, 0, 10, 10), [0.91])]
+    assert keep_tracks(alone, 0.95, min_track_faces=3) == alone
+
+
+def test_two_people_in_every_frame_are_both_kept_below_the_confidence_bar():
+    left, right = _track((0, 0, 40, 40), [0.93] * 8), _track((100, 0, 40, 40), [0.92] * 8)
+    assert keep_tracks([left, right], 0.95, min_track_faces=3) == [left, right]
+
+
+def test_a_short_unconfident_track_beside_a_person_is_dropped():
+    person, flicker = _track((0, 0, 40, 40), [0.99] * 8), _track((100, 0, 10, 10), [0.93, 0.92])
+    confident_flicker = _track((100, 0, 10, 10), [0.97])
+    assert keep_tracks([person, flicker, confident_flicker], 0.95, min_track_faces=3) == [person, confident_flicker]
+
+
+def test_crop_landmarks_are_fractions_of_the_crop():
+    crop_box = margin_crop_box((100, 100, 50, 80), 640, 480, 0.3)
+    marks = crop_landmarks([115, 130, 135, 130, 125, 150, 117, 165, 133, 165], crop_box)
+    left, top, width, height = crop_box
+    assert marks[:2] == pytest.approx([(115 - left) / width, (130 - top) / height])
+    assert all(0 < v < 1 for v in marks)
+    with pytest.raises(ValueError, match="5 landmarks"):
+        crop_landmarks([1, 2], crop_box)
 
 
 def test_iou():
@@ -98,3 +124,20 @@ def test_frames_without_faces_give_empty_lists_in_any_batching():
     for batch_size in (1, 2, 8):
         result = FaceDetector(0.9, batch_size).detect([blank, frame, blank, frame], [0, 1, 2, 3])
         assert [[d.frame_index for d in faces] for faces in result] == [[], [1], [], [3]]
+
+
+def test_both_people_of_a_two_person_clip_are_kept_with_landmarks(detector):
+    faces = sample_data.load_faces()
+    portraits = [n for n, face in enumerate(faces) if face.portrait]
+    scene = sample_data.make_scene(faces, portraits[5:7], sample_data.load_background("brick"), 6, (480, 360), 3)
+    frames = [
+        SampledFrame(t, t / 15, cv2.cvtColor(f, cv2.COLOR_RGB2BGR)) for t, f in enumerate(scene.film(scene.canvas))
+    ]
+    found = find_faces(frames, detector, IngestConfig(image_size=64))
+    assert len(found.tracks) == 2
+    assert [len(track.detections) for track in found.tracks] == [6, 6]
+    for track, landmarks in zip(found.tracks, found.landmarks, strict=True):
+        assert len(landmarks) == len(track.detections)
+        eyes_y = np.array([marks[1] for marks in landmarks])
+        mouth_y = np.array([marks[7] for marks in landmarks])
+        assert np.all((0.1 < eyes_y) & (eyes_y < mouth_y) & (mouth_y < 0.9))

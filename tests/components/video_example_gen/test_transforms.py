@@ -30,6 +30,7 @@ FACE_FEATURES = {
     "face_size",
     "face_size_bucket",
     "track_id",
+    "face_landmarks",
 }
 SMALL = {"frames_per_video": 6, "image_size": 64, "clip_length": 3}
 
@@ -52,6 +53,9 @@ def test_ingest_emits_faces_clips_and_a_report_row_per_video(sample_dataset):
             assert feature["label"].int64_list.value[0] == labels[video_id]
             assert 0.9 <= feature["face_confidence"].float_list.value[0] <= 1.0
             assert tf.io.decode_png(feature["image"].bytes_list.value[0]).shape == (64, 64, 3)
+            landmarks = feature["face_landmarks"].float_list.value
+            assert len(landmarks) == 10 and all(0.0 < v < 1.0 for v in landmarks), "five points inside the crop"
+            assert landmarks[1] < landmarks[7] and landmarks[0] < landmarks[2], "eyes above the mouth, left of right"
             assert split in config.SPLIT_NAMES
             by_video.setdefault(video_id, set()).add(split)
         assert all(len(splits) == 1 for splits in by_video.values())

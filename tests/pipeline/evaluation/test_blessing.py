@@ -6,6 +6,7 @@ threshold's outcome is known before TFMA runs.
 """
 
 import json
+import math
 import os
 
 import keras
@@ -86,14 +87,16 @@ def models(tmp_path_factory):
     return artifacts
 
 
-def _evaluate(tmp_path, examples, model, baseline=None, blessing=None):
+def _evaluate(tmp_path, examples, model, baseline=None, blessing=None, **eval_config_args):
     evaluation = make_artifact(standard_artifacts.ModelEvaluation, str(tmp_path / "evaluation"))
     blessed = make_artifact(standard_artifacts.ModelBlessing, str(tmp_path / "blessing"))
     inputs = {"examples": [examples], "model": [model]}
     if baseline:
         inputs["baseline_model"] = [baseline]
     properties = {
-        "eval_config": proto_utils.proto_to_json(build_eval_config(blessing or BlessingConfig(min_auc=0.7))),
+        "eval_config": proto_utils.proto_to_json(
+            build_eval_config(blessing or BlessingConfig(min_auc=0.7), **eval_config_args)
+        ),
         "example_splits": json.dumps(["test"]),
         "fairness_indicator_thresholds": "null",
     }
@@ -125,6 +128,8 @@ def test_good_model_is_blessed_and_pushed_with_sliced_frame_and_video_metrics(tm
     assert 0 < metrics["video_log_loss"] < metrics["binary_crossentropy"] + 1
     summary = report.format_metrics(metrics)
     assert "log loss 0.00" in summary and "(8 videos, 24 faces)" in summary
+    assert metrics["video_auc_unseen"] == pytest.approx(1.0) and metrics["video_fakes_unseen"] == 4
+    assert report.format_cross_generator(metrics) == "unseen video AUC 1.000 | deepfake 1.00 | unknown 1.00"
     slices = {
         tuple((k.column, k.bytes_value) for k in m.slice_key.single_slice_keys)
         for m in tfma.load_metrics(evaluation.uri)
@@ -152,10 +157,40 @@ def test_model_worse_than_its_baseline_is_not_blessed_and_not_pushed(tmp_path, e
 
 @pytest.mark.e2e
 def test_value_and_per_slice_thresholds_fail_a_weak_model(tmp_path, examples, models):
-    strict = BlessingConfig(min_auc=0.7, slice_thresholds={"manipulation": {"binary_accuracy": 0.9}}, min_video_auc=0.9)
+    strict = BlessingConfig(
+        min_auc=0.7,
+        slice_thresholds={"manipulation": {"binary_accuracy": 0.9}},
+        min_video_auc=0.9,
+        min_unseen_video_auc=0.6,
+    )
     evaluation, blessing = _evaluate(tmp_path, examples, models["bad"], blessing=strict)
     assert not report.is_blessed(blessing.uri)
     failures = "\n".join(report.blessing_failures(evaluation.uri))
     assert "auc = 0.0000 on overall fails lower bound 0.7" in failures
     assert "binary_accuracy = 0.0000 on manipulation=deepfake fails lower bound 0.9" in failures
     assert f"{video_metrics.VIDEO_METRICS_NAME}_auc = 0.0000 on overall fails lower bound 0.9" in failures
+    assert "video_auc_unseen = 0.0000 on overall fails lower bound 0.6" in failures
+
+
+@pytest.mark.e2e
+def test_unseen_bound_alone_refuses_a_good_model_that_cannot_show_unseen_kinds(tmp_path, examples, models):
+    """The split holds no fakes of the held-out kind: the unseen AUC is undefined, so the bound fails."""
+    bounded = BlessingConfig(min_auc=0.7, min_unseen_video_auc=0.5)
+    evaluation, blessing = _evaluate(
+        tmp_path, examples, models["good"], blessing=bounded, unseen_manipulations=("neural_textures",)
+    )
+    assert not report.is_blessed(blessing.uri)
+    assert report.blessing_failures(evaluation.uri) == ["video_auc_unseen = nan on overall fails lower bound 0.5"]
+    metrics = report.overall_metrics(evaluation.uri)
+    assert metrics["auc"] == pytest.approx(1.0) and math.isnan(metrics["video_auc_unseen"])
+    assert report.format_cross_generator(metrics) == (
+        "unseen video AUC undefined (no unseen fake videos) | deepfake (seen) 1.00 | "
+        "unknown undefined (no unseen fake videos at unknown)"
+    )
+    root = tmp_path / "root" / "Evaluator.meso4"
+    for key, artifact in (("evaluation", evaluation), ("blessing", blessing)):
+        (root / key).mkdir(parents=True)
+        os.symlink(artifact.uri, root / key / "1")
+    lines = report.evaluation_lines(str(tmp_path / "root"))
+    assert lines[1] == f"{'':<16} {report.format_cross_generator(metrics)}"
+    assert lines[2].endswith("NOT blessed, not pushed: video_auc_unseen = nan on overall fails lower bound 0.5")
