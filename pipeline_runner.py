@@ -154,12 +154,23 @@ def _training_settings(args: argparse.Namespace) -> dict:
         "epochs": args.epochs,
         "tuning_epochs": args.tuning_epochs,
         "early_stopping_patience": config.LOCAL_EARLY_STOPPING_PATIENCE,
+        "fake_source": args.fake_source,
+        "seed": args.seed,
+        "held_out_manipulations": [kind for kind in args.held_out.split(",") if kind],
     }
     if args.weights:
         settings["weights"] = args.weights
     if args.input_size:
         settings["input_size"] = args.input_size
     return settings
+
+
+def _local_min_unseen_auc(args: argparse.Namespace) -> Optional[float]:
+    """The bound on unseen manipulation kinds: the flag, else the main job's whenever training leaves kinds unseen."""
+    if args.min_unseen_auc is not None:
+        return args.min_unseen_auc
+    leaves_kinds_unseen = args.fake_source == config.FAKE_SOURCE_SELF_BLENDED or bool(args.held_out)
+    return config.LOCAL_MIN_UNSEEN_AUC if leaves_kinds_unseen else None
 
 
 def run_local(args: argparse.Namespace) -> int:
@@ -196,7 +207,7 @@ def run_local(args: argparse.Namespace) -> int:
         blessing=BlessingConfig(
             min_auc=args.min_auc,
             max_auc_drop=args.max_auc_drop,
-            min_unseen_video_auc=args.min_unseen_auc,
+            min_unseen_video_auc=_local_min_unseen_auc(args),
             video_rule=args.video_rule,
         ),
         evaluation_split=args.evaluation_split,
@@ -498,7 +509,8 @@ def _add_blessing_flags(parser: argparse.ArgumentParser) -> None:
         "--min-unseen-auc",
         type=float,
         default=None,
-        help="blessing: lowest video AUC on manipulation kinds the model never trained on (default: no bound)",
+        help="blessing: lowest video AUC on manipulation kinds the model never trained on "
+        f"(local default {config.LOCAL_MIN_UNSEEN_AUC} when some are unseen; else no bound)",
     )
     parser.add_argument("--video-rule", default=video_scores.RULE_MEAN, choices=sorted(video_scores.RULES))
 
@@ -542,6 +554,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--serving-dir", help="TF Serving model base paths of pushed models; default OUTPUT/serving_models"
     )
     local.add_argument("--evaluation-split", default=config.EVALUATION_SPLIT, choices=config.SPLIT_NAMES)
+    local.add_argument(
+        "--fake-source",
+        default=config.LOCAL_FAKE_SOURCE,
+        choices=config.FAKE_SOURCES,
+        help="training fakes: self-blends of real faces only, the dataset's labelled fakes, or both",
+    )
+    local.add_argument("--seed", type=int, default=0, help="training seed: initialisation, shuffling, pseudo-fakes")
+    local.add_argument(
+        "--held-out",
+        default="",
+        help="with dataset or both: comma-separated manipulations left out of training, judged as unseen",
+    )
     _add_blessing_flags(local)
     _add_ingest_flags(local)
 

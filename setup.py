@@ -18,6 +18,7 @@ setup(
         "mtcnn==1.0.0",
         "opencv-python-headless==4.10.0.84",
         "scikit-image==0.25.2",
+        "imageio-ffmpeg==0.8.1",
         "numpy<2",
         "fastapi==0.162.5",
         "uvicorn==0.54.0",

@@ -71,9 +71,19 @@ class _FactoryCalledError(Exception):
     pass
 
 
-@pytest.mark.parametrize("command", ["local", "compile"])
-@pytest.mark.parametrize("flag, expected", [([], None), (["--min-unseen-auc", "0.65"], 0.65)])
-def test_min_unseen_auc_flag_feeds_the_blessing(monkeypatch, tmp_path, command, flag, expected):
+@pytest.mark.parametrize(
+    "command, flags, expected",
+    [
+        ("compile", [], None),
+        ("compile", ["--min-unseen-auc", "0.65"], 0.65),
+        ("local", [], config.LOCAL_MIN_UNSEEN_AUC),
+        ("local", ["--min-unseen-auc", "0.65"], 0.65),
+        ("local", ["--fake-source", "dataset"], None),
+        ("local", ["--fake-source", "both", "--held-out", "self_warp"], config.LOCAL_MIN_UNSEEN_AUC),
+    ],
+)
+def test_min_unseen_auc_flag_feeds_the_blessing(monkeypatch, tmp_path, command, flags, expected):
+    """The main job bounds unseen kinds by default whenever training leaves some unseen."""
     bound = {}
 
     def create_pipeline(**kwargs):
@@ -83,5 +93,7 @@ def test_min_unseen_auc_flag_feeds_the_blessing(monkeypatch, tmp_path, command, 
     monkeypatch.setattr("pipeline.pipeline.create_pipeline", create_pipeline)
     where = ["--data-root", str(tmp_path), "--output-dir", str(tmp_path / "out")] if command == "local" else []
     with pytest.raises(_FactoryCalledError):
-        pipeline_runner.main([command, *where, *flag])
+        pipeline_runner.main([command, *where, *flags])
     assert bound["blessing"].min_unseen_video_auc == expected
+    if command == "local" and "--held-out" in flags:
+        assert bound["training_settings"]["*"]["held_out_manipulations"] == ["self_warp"]

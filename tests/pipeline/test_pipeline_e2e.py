@@ -110,6 +110,7 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
         assert "serving_default" in pushed.signatures
     lines = report.evaluation_lines(root, str(tmp_path / "serving_models"))
     assert sum("blessed; pushed to" in line for line in lines) == len(MODELS), lines
+    assert sum("unseen video AUC" in line for line in lines) == len(MODELS), "self-blended training: all unseen"
 
     store = _run(e2e_dataset, str(tmp_path))
     second_run = store.get_executions()[len(COMPONENTS) :]
