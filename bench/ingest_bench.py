@@ -44,7 +44,7 @@ def run_baseline(paths, frames_per_video, queue):
     import cv2
     from mtcnn import MTCNN
 
-    from components.video_example_gen.faces import Detection, crop_face, keep_faces
+    from components.video_example_gen.faces import Detection, build_tracks, crop_face, keep_tracks
     from components.video_example_gen.sampling import plan_frame_indices
 
     ingest_config = IngestConfig(frames_per_video=frames_per_video)
@@ -60,13 +60,19 @@ def run_baseline(paths, frames_per_video, queue):
                 break
             all_frames.append(frame)
         capture.release()
+        by_frame = []
         for index in plan_frame_indices("uniform", frames_per_video, len(all_frames), fps):
             frames += 1
             detector = MTCNN()
             found = detector.detect_faces(cv2.cvtColor(all_frames[index], cv2.COLOR_BGR2RGB))
-            detections = [Detection(index, tuple(f["box"]), f["confidence"]) for f in found if f["confidence"] >= 0.9]
-            for detection in keep_faces(detections, ingest_config.min_confidence_multi):
-                cv2.imencode(".png", crop_face(all_frames[index], detection.box, 0.3, ingest_config.image_size))
+            confident = [f for f in found if f["confidence"] >= 0.9]
+            by_frame.append([Detection(index, tuple(f["box"]), f["confidence"]) for f in confident])
+        tracks = build_tracks(by_frame, ingest_config.track_iou)
+        min_faces = min(ingest_config.min_track_faces, len(by_frame))
+        for track in keep_tracks(tracks, ingest_config.min_confidence_multi, min_faces):
+            for detection in track.detections:
+                image = all_frames[detection.frame_index]
+                cv2.imencode(".png", crop_face(image, detection.box, 0.3, ingest_config.image_size))
                 faces += 1
     queue.put(_result(started, len(paths), frames, faces))
 

@@ -90,18 +90,20 @@ def main() -> None:
                 fake_source=config.FAKE_SOURCE_DATASET,
             )
             model = build_and_compile(training, {})
+            size = training.model_settings().input_size
             rates = [
                 images_per_second(
                     model,
                     args.steps,
                     args.batch_size,
-                    x=data.dataset([path], args.batch_size, training=True, cache=cache),
+                    x=data.dataset([path], args.batch_size, training=True, cache=cache, size=size),
                 )
                 for cache in (False, training.cache_examples)
             ]
-            memory = tf.data.Dataset.from_tensor_slices((pixels, labels)).shuffle(1024).repeat().batch(args.batch_size)
+            resized = tf.image.resize(pixels, [size, size])
+            memory = tf.data.Dataset.from_tensor_slices((resized, labels)).shuffle(1024).repeat().batch(args.batch_size)
             memory_rate = images_per_second(model, args.steps, args.batch_size, x=memory.prefetch(2))
-            blended = data.dataset([path], args.batch_size, True, cache=True, fake_source=self_blended)
+            blended = data.dataset([path], args.batch_size, True, cache=True, fake_source=self_blended, size=size)
             blended_rate = images_per_second(model, args.steps, args.batch_size, x=blended)
             print(
                 f"{name:<16} {rates[0]:15.1f} {rates[1]:19.1f} {memory_rate:16.1f} {rates[1] / memory_rate:6.2f}"

@@ -89,7 +89,7 @@ class FakeSource:
         return self.kind != config.FAKE_SOURCE_SELF_BLENDED
 
 
-def _parser(clip_length: Optional[int], source: FakeSource) -> Callable[[tf.Tensor], Dict[str, tf.Tensor]]:
+def _parser(clip_length: Optional[int], source: FakeSource, size: int) -> Callable[[tf.Tensor], Dict[str, tf.Tensor]]:
     """Batched serialized examples -> dict of uint8 pixels, label, manipulation (and landmarks for self-blends)."""
     features = dict(clip_features(clip_length) if clip_length else FACE_FEATURES)
     features[config.MANIPULATION_KEY] = _MANIPULATION_FEATURE
@@ -100,9 +100,9 @@ def _parser(clip_length: Optional[int], source: FakeSource) -> Callable[[tf.Tens
     def parse(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
         parsed = tf.io.parse_example(serialized, features)
         if clip_length:
-            pixels = decode_clips(parsed[config.CLIP_FRAMES_KEY], clip_length)
+            pixels = decode_clips(parsed[config.CLIP_FRAMES_KEY], clip_length, size)
         else:
-            pixels = decode_images(parsed[config.IMAGE_KEY])
+            pixels = decode_images(parsed[config.IMAGE_KEY], size)
         element = {
             "pixels": tf.cast(tf.round(pixels), tf.uint8),
             "label": parsed[config.LABEL_KEY],
@@ -168,6 +168,7 @@ def dataset(
     seed: int = 0,
     cache: bool = False,
     fake_source: Optional[FakeSource] = None,
+    size: int = CROP_SIZE,
 ) -> tf.data.Dataset:
     """(pixels, label) batches; face crops, or clips when `clip_length` is given.
 
@@ -178,13 +179,16 @@ def dataset(
     backbone's training step. `fake_source` decides the fakes: with
     self-blending each real face is followed by its own blend (made fresh
     every epoch in training, once for evaluation). Augmentation lives in the
-    model, so cached pixels stay what serving decodes.
+    model, so cached pixels stay what serving decodes. `size`: decode straight
+    to the model's input size (what its own bilinear resize of a `CROP_SIZE`
+    decode gives), so caching and blending handle no more pixels than the
+    model sees.
     """
     source = fake_source or FakeSource()
     elements = (
         _records(file_patterns)
         .batch(256)
-        .map(_parser(clip_length, source), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(_parser(clip_length, source, size), num_parallel_calls=tf.data.AUTOTUNE)
         .unbatch()
         .filter(lambda element: _kept(element, source))
         .map(lambda element: {k: v for k, v in element.items() if k != "manipulation"})

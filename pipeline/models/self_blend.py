@@ -168,7 +168,7 @@ def _rerendered(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         out = np.stack([cv2.resize(cv2.resize(i, size, interpolation=cv2.INTER_AREA), (width, height)) for i in out])
     if rng.random() < 0.3:
-        noise = rng.normal(0, rng.uniform(1, 3), out.shape)
+        noise = rng.standard_normal(out.shape, dtype=np.float32) * rng.uniform(1, 3)
         out = np.clip(out + noise + 0.5, 0, 255).astype(np.uint8)
     return out
 

@@ -132,9 +132,11 @@ def _datasets(fn_args: FnArgs, training: TrainingConfig):
     split stays unseen.
     """
     clip_length = training.clip_length if training.temporal else None
-    cache, fakes = training.cache_examples, training.fakes()
-    train = data.dataset(fn_args.train_files, training.batch_size, True, clip_length, training.seed, cache, fakes)
-    evaluation = data.dataset(fn_args.eval_files, training.batch_size, False, clip_length, training.seed, cache, fakes)
+    cache, fakes, seed = training.cache_examples, training.fakes(), training.seed
+    size = training.model_settings().input_size
+    batch = training.batch_size
+    train = data.dataset(fn_args.train_files, batch, True, clip_length, seed, cache, fakes, size)
+    evaluation = data.dataset(fn_args.eval_files, batch, False, clip_length, seed, cache, fakes, size)
     return train, evaluation
 
 
