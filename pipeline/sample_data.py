@@ -7,10 +7,11 @@ the scene, sensor noise, and H.264 at FaceForensics++'s light (`c23`) or heavy
 surroundings (an LFW crop is extended by its own smeared border, far outside
 the face), so a real face carries no face-shaped seam.
 
-A fake is made from a real video's scene before the camera sees it, as swap
-tools work on aligned faces, so real and fake differ only in the face. Every
-fake is at full resolution with the colour correction swap tools apply
-(Reinhard transfer in Lab over the face), in one of four ways:
+A fake is made from its real video frame by frame, as swap tools work: the
+recorded frame's face is replaced before encoding, so real and fake differ
+only in the face. Every fake is at full resolution with the colour correction
+swap tools apply (Reinhard transfer in Lab over the face), and its pasted face
+carries neither the camera's resampling nor its noise. Four kinds:
 `face_swap` (another person, feathered alpha), `poisson_swap` (another person,
 Poisson cloning), `partial_face` (mouth or eyes of another person only) and
 `self_warp` (the same face re-posed and blended back at a partial ratio).
@@ -161,13 +162,18 @@ class Scene:
         matrix[:, 2] += target - self._centre
         return matrix
 
-    def film(self, canvas: np.ndarray) -> List[np.ndarray]:
-        """The frames the camera records of `canvas` (the scene's own, or a manipulated copy of it)."""
+    def landmarks_at(self, t: int) -> List[np.ndarray]:
+        """Every face's landmarks in frame t's pixels."""
+        matrix = self.camera(t)
+        return [marks @ matrix[:, :2].T + matrix[:, 2] for marks in self.landmarks]
+
+    def film(self) -> List[np.ndarray]:
+        """The frames the camera records of the scene."""
         rng = np.random.default_rng(self.seed + 1)
         frames = []
         for t in range(self.frames):
             frame = cv2.warpAffine(
-                canvas, self.camera(t), self.frame_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+                self.canvas, self.camera(t), self.frame_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
             ).astype(np.float32)
             frame = 255 * (np.clip(frame * self._gain, 0, 255) / 255) ** self._gamma
             frame += rng.normal(0, self._noise, frame.shape)
@@ -185,40 +191,72 @@ def _feathered(canvas: np.ndarray, face: np.ndarray, mask: np.ndarray, softness:
     return (alpha * face + (1 - alpha) * canvas.astype(np.float32)).astype(np.uint8)
 
 
-def _reposed(canvas: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The same face slightly re-posed (scale, turn, shift): the source of a same-identity blend."""
-    centre = tuple(landmarks.mean(axis=0))
-    matrix = cv2.getRotationMatrix2D(centre, float(rng.uniform(-6, 6)), float(rng.uniform(1.03, 1.1)))
-    matrix[:, 2] += rng.uniform(-3, 3, size=2)
-    return cv2.warpAffine(canvas, matrix, canvas.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+@dataclasses.dataclass(frozen=True)
+class Swap:
+    """One fake's settings, drawn once and kept for the whole video, as a swap tool's are."""
+
+    kind: str
+    donors: Sequence[FaceSource]
+    part: str
+    mask_scale: float
+    forehead: float
+    softness: float
+    ratio: float
+    repose: Tuple[float, float, float, float]
 
 
-def manipulate(scene: Scene, manipulation: str, donors: Sequence[FaceSource], rng: np.random.Generator) -> np.ndarray:
-    """The scene's canvas with every face replaced by `manipulation` (donors: one per face)."""
-    canvas = scene.canvas.copy()
-    shape = canvas.shape[:2]
-    for landmarks, donor in zip(scene.landmarks, donors, strict=True):
+def draw_swap(kind: str, donors: Sequence[FaceSource], rng: np.random.Generator) -> Swap:
+    """Mask size and softness, the face part, the blend ratio and the re-posing of a `kind` fake."""
+    if kind not in MANIPULATIONS:
+        raise ValueError(f"Unknown manipulation {kind!r}; expected one of {list(MANIPULATIONS)}")
+    return Swap(
+        kind=kind,
+        donors=donors,
+        part=str(rng.choice(["mouth", "eyes"])),
+        mask_scale=rng.uniform(0.8, 1.0),
+        forehead=rng.uniform(0.2, 0.45),
+        softness=rng.uniform(0.08, 0.2),
+        ratio=rng.uniform(0.6, 1.0),
+        repose=(rng.uniform(-6, 6), rng.uniform(1.03, 1.1), *rng.uniform(-3, 3, size=2)),
+    )
+
+
+def _reposed(frame: np.ndarray, landmarks: np.ndarray, repose: Tuple[float, float, float, float]) -> np.ndarray:
+    """The same face slightly re-posed (turn, scale, shift): the source of a same-identity blend."""
+    angle, scale, dx, dy = repose
+    matrix = cv2.getRotationMatrix2D(tuple(landmarks.mean(axis=0)), angle, scale)
+    matrix[:, 2] += dx, dy
+    return cv2.warpAffine(frame, matrix, frame.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+
+
+def manipulate(frame: np.ndarray, faces_landmarks: Sequence[np.ndarray], swap: Swap) -> np.ndarray:
+    """One recorded frame with every face replaced as `swap` says: what a swap tool writes before encoding.
+
+    The donor face is warped straight from its source onto the frame's
+    landmarks, so it carries neither the camera's resampling nor its noise:
+    only the colour correction ties it to the frame, as with real swaps.
+    """
+    shape = frame.shape[:2]
+    for landmarks, donor in zip(faces_landmarks, swap.donors, strict=True):
         _, _, eye_w, _ = face_geometry.face_axes(landmarks)
-        if manipulation == "self_warp":
-            mask = face_geometry.ellipse_mask(landmarks, shape, scale=rng.uniform(0.8, 0.95))
-            ratio = rng.uniform(0.6, 1.0)
-            face = _reposed(canvas, landmarks, rng)
-            canvas = _feathered(canvas, face, mask * ratio, 0.15 * eye_w)
+        if swap.kind == "self_warp":
+            mask = face_geometry.ellipse_mask(landmarks, shape, scale=swap.mask_scale)
+            frame = _feathered(frame, _reposed(frame, landmarks, swap.repose), mask * swap.ratio, 0.15 * eye_w)
             continue
-        if manipulation == "partial_face":
-            mask = face_geometry.part_mask(landmarks, shape, str(rng.choice(["mouth", "eyes"])))
-        elif manipulation == "poisson_swap":
-            mask = face_geometry.hull_mask(landmarks, shape, forehead=rng.uniform(0.2, 0.45))
+        if swap.kind == "partial_face":
+            mask = face_geometry.part_mask(landmarks, shape, swap.part)
+        elif swap.kind == "poisson_swap":
+            mask = face_geometry.hull_mask(landmarks, shape, forehead=swap.forehead)
         else:
-            mask = face_geometry.ellipse_mask(landmarks, shape, scale=rng.uniform(0.85, 1.0))
-        face = face_geometry.colour_transfer(_aligned(donor, landmarks, shape), canvas, mask)
-        if manipulation == "poisson_swap":
+            mask = face_geometry.ellipse_mask(landmarks, shape, scale=swap.mask_scale)
+        face = face_geometry.colour_transfer(_aligned(donor, landmarks, shape), frame, mask)
+        if swap.kind == "poisson_swap" and mask.any():
             x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
             centre = (x + w // 2, y + h // 2)
-            canvas = cv2.seamlessClone(face, canvas, (mask * 255).astype(np.uint8), centre, cv2.NORMAL_CLONE)
+            frame = cv2.seamlessClone(face, frame, (mask * 255).astype(np.uint8), centre, cv2.NORMAL_CLONE)
         else:
-            canvas = _feathered(canvas, face, mask, rng.uniform(0.08, 0.2) * eye_w)
-    return canvas
+            frame = _feathered(frame, face, mask, swap.softness * eye_w)
+    return frame
 
 
 def write_video(path: str, frames_rgb: Sequence[np.ndarray], crf: int, fps: int = FPS) -> None:
@@ -306,16 +344,17 @@ def generate(
         scene = make_scene(faces, people, background, frames, frame_size, int(rng.integers(2**31)))
         level = levels[(number + number // len(MANIPULATIONS)) % len(levels)]
         name = _video_name(rng)
-        write_video(os.path.join(part_dir, name), scene.film(scene.canvas), COMPRESSION_LEVELS[level])
+        write_video(os.path.join(part_dir, name), scene.film(), COMPRESSION_LEVELS[level])
         metadata[name] = {"label": "REAL", "split": "train", "original": None, "compression": level}
         scenes.append((scene, people, name, level))
     for number in range(num_videos - num_scenes):
         scene, people, original, level = scenes[number % num_scenes]
         manipulation = MANIPULATIONS[number % len(MANIPULATIONS)]
         donors = [faces[int(rng.choice([p for p in portraits if p != person]))] for person in people]
-        canvas = manipulate(scene, manipulation, donors, rng)
+        swap = draw_swap(manipulation, donors, rng)
+        frames = [manipulate(frame, scene.landmarks_at(t), swap) for t, frame in enumerate(scene.film())]
         name = _video_name(rng)
-        write_video(os.path.join(part_dir, name), scene.film(canvas), COMPRESSION_LEVELS[level])
+        write_video(os.path.join(part_dir, name), frames, COMPRESSION_LEVELS[level])
         metadata[name] = {
             "label": "FAKE",
             "split": "train",

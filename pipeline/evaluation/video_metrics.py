@@ -103,11 +103,19 @@ def _video_metric(
     key = metric_types.MetricKey(
         name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
     )
+    combiner = _VideoCombiner(key, statistic, eval_config, model_name, output_name, rule, threshold)
+    return _computations(key, [config.VIDEO_ID_KEY, config.TRACK_ID_KEY], combiner)
+
+
+def _computations(
+    key: metric_types.MetricKey, features: Sequence[str], combiner: beam.CombineFn
+) -> metric_types.MetricComputations:
+    """One computation of `key` by `combiner` over the examples' `features`."""
     return [
         metric_types.MetricComputation(
             keys=[key],
-            preprocessors=[metric_types.FeaturePreprocessor(feature_keys=[config.VIDEO_ID_KEY, config.TRACK_ID_KEY])],
-            combiner=_VideoCombiner(key, statistic, eval_config, model_name, output_name, rule, threshold),
+            preprocessors=[metric_types.FeaturePreprocessor(feature_keys=list(features))],
+            combiner=combiner,
         )
     ]
 
@@ -125,13 +133,8 @@ def _cross_generator_metric(
         name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
     )
     features = [config.VIDEO_ID_KEY, config.TRACK_ID_KEY, config.MANIPULATION_KEY, config.COMPRESSION_KEY]
-    return [
-        metric_types.MetricComputation(
-            keys=[key],
-            preprocessors=[metric_types.FeaturePreprocessor(feature_keys=features)],
-            combiner=_CrossGeneratorCombiner(key, eval_config, model_name, output_name, rule, unseen_manipulations),
-        )
-    ]
+    combiner = _CrossGeneratorCombiner(key, eval_config, model_name, output_name, rule, unseen_manipulations)
+    return _computations(key, features, combiner)
 
 
 class _Video:

@@ -133,3 +133,20 @@ def test_both_adds_dataset_fakes_except_held_out_ones(tmp_path):
 def test_unknown_fake_source_is_refused():
     with pytest.raises(ValueError, match="Invalid fake source 'gan'"):
         data.FakeSource("gan")
+
+
+def test_clips_of_real_faces_come_with_their_blended_clips(tmp_path):
+    image, landmarks = _face(64)
+    encoded = tf.io.encode_png(image).numpy()
+    with tf.io.TFRecordWriter(str(tmp_path / "clips.gz"), "GZIP") as writer:
+        for label in (0, 1, 0):
+            feature = {
+                config.CLIP_FRAMES_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded] * 2)),
+                config.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                config.FACE_LANDMARKS_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=list(landmarks) * 2)),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    fakes = data.FakeSource(config.FAKE_SOURCE_SELF_BLENDED)
+    [(clips, labels)] = list(data.dataset([str(tmp_path / "clips.gz")], 8, False, 2, fake_source=fakes, size=64))
+    assert clips.shape == (4, 2, 64, 64, 3)
+    assert labels.numpy().tolist() == [0, 1, 0, 1]
