@@ -18,11 +18,14 @@ import keras
 from pipeline.models.base import DROPOUT, Backbone, ModelSettings, hparam, image_input, prepare, probability
 
 _STAGES = (32, 64, 128, 256)
+# Batch-norm statistics follow the weights closely: with Keras's default 0.99 the moving averages lagged
+# Adam's early steps and every other validation pass collapsed to one class (val loss above 3).
+_BN_MOMENTUM = 0.9
 
 
 def _conv_bn(x: keras.KerasTensor, filters: int, strides: int = 1, activate: bool = True) -> keras.KerasTensor:
     x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
-    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.BatchNormalization(momentum=_BN_MOMENTUM)(x)
     return keras.layers.ReLU()(x) if activate else x
 
 
@@ -30,7 +33,7 @@ def _residual(x: keras.KerasTensor, filters: int, strides: int) -> keras.KerasTe
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
         shortcut = keras.layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x)
-        shortcut = keras.layers.BatchNormalization()(shortcut)
+        shortcut = keras.layers.BatchNormalization(momentum=_BN_MOMENTUM)(shortcut)
     y = _conv_bn(x, filters, strides)
     y = _conv_bn(y, filters, activate=False)
     return keras.layers.ReLU()(keras.layers.Add()([shortcut, y]))
