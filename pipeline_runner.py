@@ -165,6 +165,14 @@ def _training_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
+def _ensemble_members(args: argparse.Namespace) -> List[str]:
+    """--ensemble's backbones; when it is not given, every one of --backbones if there are two or more."""
+    if args.ensemble is None:
+        backbones = args.backbones.split(",")
+        return backbones if len(backbones) >= 2 else []
+    return [name for name in args.ensemble.split(",") if name]
+
+
 def _local_min_unseen_auc(args: argparse.Namespace) -> Optional[float]:
     """The bound on unseen manipulation kinds: the flag, else the main job's whenever training leaves kinds unseen."""
     if args.min_unseen_auc is not None:
@@ -203,7 +211,7 @@ def run_local(args: argparse.Namespace) -> int:
         backbones=args.backbones.split(","),
         training_settings={"*": _training_settings(args)},
         tuner_trials=args.tuner_trials,
-        ensemble_members=args.ensemble.split(",") if args.ensemble else (),
+        ensemble_members=_ensemble_members(args),
         blessing=BlessingConfig(
             min_auc=args.min_auc,
             max_auc_drop=args.max_auc_drop,
@@ -335,7 +343,7 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
         layout=args.layout,
         backbones=args.backbones.split(","),
         training_settings={"*": {"weights": args.weights}} if args.weights else None,
-        ensemble_members=args.ensemble.split(",") if args.ensemble else (),
+        ensemble_members=_ensemble_members(args),
         blessing=BlessingConfig(min_unseen_video_auc=args.min_unseen_auc, video_rule=args.video_rule),
         run_settings=RunSettings(
             epochs=parameter("epochs"),
@@ -485,8 +493,10 @@ def _add_kubeflow_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serving-dir", help="model base paths of pushed models; default PIPELINE_ROOT/serving_models")
     parser.add_argument("--data-root", default=config.KUBEFLOW_DATA_ROOT, help="default of the data_root parameter")
     parser.add_argument("--layout", default=LAYOUT_AUTO, choices=(LAYOUT_AUTO,) + LAYOUTS)
-    parser.add_argument("--backbones", default=",".join(config.LOCAL_BACKBONES))
-    parser.add_argument("--ensemble", default=",".join(config.LOCAL_BACKBONES), help="'' for none")
+    parser.add_argument("--backbones", default=",".join(config.KUBEFLOW_BACKBONES))
+    parser.add_argument(
+        "--ensemble", help="backbones to ensemble; default: every backbone when there are two or more; '' for none"
+    )
     parser.add_argument("--weights", help="backbone weights: imagenet or a weights file in the image")
     parser.add_argument("--epochs", type=int, default=config.LOCAL_EPOCHS, help="default of the epochs parameter")
     parser.add_argument("--tuner-trials", type=int, default=config.LOCAL_TUNER_TRIALS)
@@ -544,7 +554,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     local.add_argument("--tuner-trials", type=int, default=config.LOCAL_TUNER_TRIALS, help="0 skips tuning")
     local.add_argument("--tuning-epochs", type=int, default=config.LOCAL_TUNING_EPOCHS, help="epochs per tuner trial")
     local.add_argument(
-        "--ensemble", default=",".join(config.LOCAL_BACKBONES), help="backbones to ensemble ('' for none)"
+        "--ensemble", default=",".join(config.LOCAL_ENSEMBLE), help="backbones to ensemble ('' for none)"
     )
     local.add_argument("--weights", help="backbone weights: imagenet (needs a network) or a local file; default none")
     local.add_argument(

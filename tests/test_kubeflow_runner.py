@@ -128,6 +128,8 @@ def test_schedule_creates_a_recurring_run_with_cron_pipeline_and_parameters(kfp_
             "min_auc=0.8",
             "--param",
             "data_root=gs://bucket/videos/2026-11",
+            "--backbones",
+            BACKBONES,
             *COMPILE_FLAGS,
         ]
     )

@@ -36,6 +36,9 @@ def _example(label=0, manipulation=b"original", with_image=True):
         "face_size": tf.train.Feature(int64_list=tf.train.Int64List(value=[30])),
         "face_size_bucket": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"under_64"])),
         "track_id": tf.train.Feature(int64_list=tf.train.Int64List(value=[0])),
+        "face_landmarks": tf.train.Feature(
+            float_list=tf.train.FloatList(value=[0.3, 0.4, 0.7, 0.4, 0.5, 0.55, 0.35, 0.7, 0.65, 0.7])
+        ),
     }
     if with_image:
         png = tf.io.encode_png(tf.zeros((8, 8, 3), tf.uint8)).numpy()
