@@ -152,7 +152,8 @@ def _with_self_blends(elements: tf.data.Dataset, source: FakeSource) -> tf.data.
     return (
         elements.batch(_BLEND_GROUP)
         .enumerate()
-        .map(pairs, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(4)
         .unbatch()
         .unbatch()
         .filter(lambda images, labels, keep: keep)
