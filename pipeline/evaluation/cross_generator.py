@@ -23,7 +23,6 @@ from pipeline.evaluation import video_scores
 # TrainingConfig's settings that decide what a model saw in training, and their defaults.
 FAKE_SOURCE_SETTING = "fake_source"
 HELD_OUT_SETTING = "held_out_manipulations"
-DEFAULT_FAKE_SOURCE = config.FAKE_SOURCE_SELF_BLENDED
 # An unseen-kinds tuple holding only this stands for every fake kind (a model trained without dataset fakes).
 ALL_MANIPULATIONS = "*"
 EVERY_KIND_UNSEEN: Tuple[str, ...] = (ALL_MANIPULATIONS,)
@@ -89,7 +88,7 @@ def unseen_manipulations(settings: Mapping[str, Any]) -> Tuple[str, ...]:
     Self-blended fakes only: every kind (`EVERY_KIND_UNSEEN`); dataset fakes,
     with or without self-blended ones: the held-out kinds, possibly none.
     """
-    fake_source = settings.get(FAKE_SOURCE_SETTING, DEFAULT_FAKE_SOURCE)
+    fake_source = settings.get(FAKE_SOURCE_SETTING, config.DEFAULT_FAKE_SOURCE)
     if fake_source not in config.FAKE_SOURCES:
         raise ValueError(
             f"Invalid training setting {FAKE_SOURCE_SETTING}={fake_source!r}: "

@@ -194,13 +194,14 @@ def dataset(
         .filter(lambda element: _kept(element, source))
         .map(lambda element: {k: v for k, v in element.items() if k != "manipulation"})
     )
-    if cache:
+    blended_once = source.self_blends and not training
+    if cache and not blended_once:
         elements = elements.cache()
     if training:
         elements = elements.shuffle(2048, seed=seed, reshuffle_each_iteration=True).repeat()
     if source.self_blends:
         elements = _with_self_blends(elements, dataclasses.replace(source, seed=seed))
-        if cache and not training:
+        if cache and blended_once:
             elements = elements.cache()
     else:
         elements = elements.map(lambda element: (element["pixels"], element["label"]))

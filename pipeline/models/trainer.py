@@ -42,7 +42,7 @@ class TrainingConfig:
     hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     cache_examples: bool = True
-    fake_source: str = config.FAKE_SOURCE_SELF_BLENDED
+    fake_source: str = config.DEFAULT_FAKE_SOURCE
     held_out_manipulations: tuple = ()
 
     def __post_init__(self) -> None:
