@@ -34,6 +34,10 @@ def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, help="side of the square face crops, in pixels")
     parser.add_argument("--image-format", choices=("png", "jpeg"))
     parser.add_argument("--clip-length", type=int, help="faces per clip example")
+    parser.add_argument("--detect-every", type=int, help="full face detection on every n-th sampled frame")
+    parser.add_argument(
+        "--detection-face-px", type=int, help="detection scale: smallest face at this many pixels (0: by width)"
+    )
     parser.add_argument("--max-file-bytes", type=int)
     parser.add_argument("--max-duration-s", type=float)
     parser.add_argument("--max-pixels", type=int)
@@ -52,6 +56,8 @@ def _ingest_config(args: argparse.Namespace):
         "image_size",
         "image_format",
         "clip_length",
+        "detect_every",
+        "detection_face_px",
         "max_file_bytes",
         "max_duration_s",
         "max_pixels",

@@ -1,127 +1,273 @@
-"""Ingest benchmark: this component's ingest against the design document's naive loop, side by side.
+"""Ingest benchmark: `pipeline_runner.py ingest` against the DFDC winner's recipe, whole process, alternating.
 
-Both ingest the same generated videos and detect faces on the same sampled
-frames, each in its own process so peak memory is measured separately:
+The peer is what a user would pick instead: the face extraction of the DFDC
+winner (Seferbekov, 2020), written here from its public description: 32 frames
+spread evenly over the video read in one `grab()`/`retrieve()` pass, frames
+halved in size, one MTCNN detector reused, all frames of a video in one
+detector call, thresholds 0.85/0.95/0.95, crops with a third of the box added
+on each side, saved as PNG.
 
-- component: one sequential pass (`grab()` every frame, `retrieve()` only the
-  sampled ones), one MTCNN detector reused, all sampled frames of a video in
-  one batch (`components.video_example_gen.ingest.ingest_video`);
-- baseline: `read()` (decode and convert) every frame, and a new MTCNN detector
-  for every sampled frame, as the design document's code does.
+Both run as whole processes (imports, start-up and output included) on the
+same videos, in alternating pairs. The bench prints, for each: wall time,
+cpu time / wall time, frames/s, faces/s, faces found, crop agreement and peak
+memory (largest process of its tree), and the speed ratio. Faces found and
+crop agreement are against the reference: MTCNN on every sampled frame at the
+design's width-based scale, with the ingest's keep rule; crop agreement is the
+mean IoU of each reference face's margin crop box with the method's box in the
+same frame (0 when the method missed the face).
 
-    python bench/ingest_bench.py [--videos 6] [--height 540] [--seconds 4]
+The videos are 10 s at 30 fps, one of each: 720p H.264, 360p VP9, 540p HEVC,
+a two-person 720p H.264 and a 540p face swap.
+
+    python bench/ingest_bench.py [--pairs 3] [--videos-dir DIR] [--copies N] [-- extra ingest flags]
 """
 
 import argparse
-import multiprocessing
+import glob
+import json
 import os
-import resource
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
-from components.video_example_gen.ingest_config import IngestConfig
-from pipeline import sample_data
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from components.video_example_gen.ingest_config import IngestConfig  # noqa: E402
+
+# name, people (indices into the portraits), frame size, codec, container, manipulation
+BENCH_VIDEOS = (
+    ("h264_720p", [0], (1280, 720), "h264", "mp4", None),
+    ("vp9_360p", [3], (640, 360), "vp9", "webm", None),
+    ("hevc_540p", [6], (960, 540), "hevc", "mp4", None),
+    ("two_people_720p", [1, 2], (1280, 720), "h264", "mp4", None),
+    ("face_swap_540p", [4], (960, 540), "h264", "mp4", "face_swap"),
+)
+BACKGROUNDS = ("coffee", "rocket", "brick", "grass", "gravel")
+SECONDS, FPS = 10.0, 30
+FRAMES_PER_VIDEO = 32
 
 
-def run_component(paths, frames_per_video, queue, detection_batch_size=8):
-    from components.video_example_gen.faces import FaceDetector
-    from components.video_example_gen.ingest import ingest_video
-    from components.video_example_gen.readers import VideoRecord
+def make_videos(folder: str) -> None:
+    """Writes the bench videos as one DFDC part (metadata.json beside them), unless already there."""
+    from pipeline import sample_data
 
-    ingest_config = IngestConfig(frames_per_video=frames_per_video, detection_batch_size=detection_batch_size)
-    started = time.perf_counter()
-    detector = FaceDetector(ingest_config.min_detection_confidence, ingest_config.detection_batch_size)
-    frames = faces = 0
-    for path in paths:
-        record = VideoRecord(path, os.path.basename(path), 0, "bench", "original", path)
-        report = ingest_video(record, detector, ingest_config).report
-        frames += report["frames_sampled"]
-        faces += report["faces"]
-    queue.put(_result(started, len(paths), frames, faces))
+    if os.path.isfile(os.path.join(folder, "metadata.json")):
+        return
+    os.makedirs(folder, exist_ok=True)
+    faces = sample_data.load_faces()
+    portraits = [n for n, face in enumerate(faces) if face.portrait]
+    rng = np.random.default_rng(0)
+    metadata = {}
+    for number, (name, people, size, codec, container, manipulation) in enumerate(BENCH_VIDEOS):
+        background = sample_data.load_background(BACKGROUNDS[number])
+        people_faces = [portraits[p] for p in people]
+        scene = sample_data.make_scene(faces, people_faces, background, int(SECONDS * FPS), size, 7 + number)
+        frames = scene.film()
+        if manipulation:
+            donor = faces[portraits[(people[0] + 5) % len(portraits)]]
+            swap = sample_data.draw_swap(manipulation, [donor], rng)
+            frames = [sample_data.manipulate(f, scene.landmarks_at(t), swap) for t, f in enumerate(frames)]
+        file_name = f"{name}.{container}"
+        sample_data.write_video(os.path.join(folder, file_name), frames, 23, fps=FPS, codec=codec)
+        metadata[file_name] = {"label": "FAKE" if manipulation else "REAL", "split": "train", "original": None}
+        print(f"  wrote {file_name}", flush=True)
+    with open(os.path.join(folder, "metadata.json"), "w") as f:
+        json.dump(metadata, f, indent=1)
 
 
-def run_baseline(paths, frames_per_video, queue):
+def copied(folder: str, target: str, copies: int) -> str:
+    """A DFDC part holding each video `copies` times under new names (hard links or copies)."""
+    os.makedirs(target)
+    with open(os.path.join(folder, "metadata.json")) as f:
+        metadata = json.load(f)
+    copied_metadata = {}
+    for name, entry in metadata.items():
+        stem, extension = os.path.splitext(name)
+        for number in range(copies):
+            shutil.copyfile(os.path.join(folder, name), os.path.join(target, f"{stem}_{number}{extension}"))
+            copied_metadata[f"{stem}_{number}{extension}"] = entry
+    with open(os.path.join(target, "metadata.json"), "w") as f:
+        json.dump(copied_metadata, f, indent=1)
+    return target
+
+
+def winner_recipe(folder: str, output: str) -> None:
+    """The DFDC winner's face extraction (the peer), run as its own process by `--winner`."""
     import cv2
     from mtcnn import MTCNN
 
-    from components.video_example_gen.faces import Detection, build_tracks, crop_face, keep_tracks
-    from components.video_example_gen.sampling import plan_frame_indices
-
-    ingest_config = IngestConfig(frames_per_video=frames_per_video)
-    started = time.perf_counter()
-    frames = faces = 0
-    for path in paths:
+    detector = MTCNN(device="CPU:0")
+    boxes = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.*"))):
+        if path.endswith(".json"):
+            continue
         capture = cv2.VideoCapture(path)
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        all_frames = []
-        while True:
-            ok, frame = capture.read()
-            if not ok:
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        wanted = set(np.round(np.linspace(0, count - 1, FRAMES_PER_VIDEO)).astype(int).tolist())
+        frames, indices = [], []
+        for index in range(count):
+            if not capture.grab():
                 break
-            all_frames.append(frame)
+            if index in wanted:
+                ok, frame = capture.retrieve()
+                if ok:
+                    frames.append(frame)
+                    indices.append(index)
         capture.release()
-        by_frame = []
-        for index in plan_frame_indices("uniform", frames_per_video, len(all_frames), fps):
-            frames += 1
-            detector = MTCNN()
-            found = detector.detect_faces(cv2.cvtColor(all_frames[index], cv2.COLOR_BGR2RGB))
-            confident = [f for f in found if f["confidence"] >= 0.9]
-            by_frame.append([Detection(index, tuple(f["box"]), f["confidence"]) for f in confident])
-        tracks = build_tracks(by_frame, ingest_config.track_iou)
-        min_faces = min(ingest_config.min_track_faces, len(by_frame))
-        for track in keep_tracks(tracks, ingest_config.min_confidence_multi, min_faces):
-            for detection in track.detections:
-                image = all_frames[detection.frame_index]
-                cv2.imencode(".png", crop_face(image, detection.box, 0.3, ingest_config.image_size))
-                faces += 1
-    queue.put(_result(started, len(paths), frames, faces))
+        half = [cv2.cvtColor(cv2.resize(f, (f.shape[1] // 2, f.shape[0] // 2)), cv2.COLOR_BGR2RGB) for f in frames]
+        found = detector.detect_faces(half, threshold_pnet=0.85, threshold_rnet=0.95, threshold_onet=0.95)
+        name = os.path.basename(path)
+        for frame, index, faces in zip(frames, indices, found, strict=True):
+            for number, face in enumerate(faces):
+                x, y, w, h = (2 * v for v in face["box"])
+                pad_w, pad_h = w // 3, h // 3
+                crop = frame[max(0, y - pad_h) : y + h + pad_h, max(0, x - pad_w) : x + w + pad_w]
+                cv2.imwrite(os.path.join(output, f"{name}_{index}_{number}.png"), crop)
+                boxes.setdefault(name, {}).setdefault(str(index), []).append([x, y, w, h])
+    with open(os.path.join(output, "boxes.json"), "w") as f:
+        json.dump(boxes, f)
 
 
-def _result(started, videos, frames, faces):
-    seconds = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "videos": videos, "frames": frames, "faces": faces, "peak_mib": peak_mib}
+def run_process(command: list) -> dict:
+    """Runs a command to its end; wall time, cpu time and peak memory of its largest process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if status != 0:
+        raise RuntimeError(f"{command[:3]} failed: {process.stderr.read().decode()[-2000:]}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024}
 
 
-def measure(target, paths, frames_per_video, *extra):
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=target, args=(paths, frames_per_video, queue, *extra))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
+def ingest_boxes(output: str) -> dict:
+    """{video file: {frame index: [boxes]}} from the ingest's face examples."""
+    import tensorflow as tf
+
+    from pipeline import config
+
+    boxes: dict = {}
+    files = glob.glob(os.path.join(output, "Split-*", "*.gz"))
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        example = tf.train.Example.FromString(record.numpy())
+        feature = example.features.feature
+        video = feature[config.VIDEO_ID_KEY].bytes_list.value[0].decode()
+        frame = str(feature[config.FRAME_INDEX_KEY].int64_list.value[0])
+        boxes.setdefault(video, {}).setdefault(frame, []).append(list(feature[config.FACE_BOX_KEY].int64_list.value))
+    return boxes
 
 
-def main():
+def reference_boxes(folder: str) -> dict:
+    """Every sampled frame detected in full at the width-based scale, then the keep rule: the yardstick."""
+    from components.video_example_gen.detector import FaceDetector
+    from components.video_example_gen.faces import build_tracks, keep_tracks
+    from components.video_example_gen.sampling import sample_frames
+
+    ingest_config = IngestConfig(detect_every=1, detection_face_px=0)
+    detector = FaceDetector.from_config(ingest_config)
+    boxes: dict = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.*"))):
+        if path.endswith(".json"):
+            continue
+        _, frames = sample_frames(path, ingest_config)
+        detections = detector.detect([f.image for f in frames], [f.index for f in frames])
+        tracks = build_tracks(detections, ingest_config.track_iou)
+        kept = keep_tracks(tracks, ingest_config.min_confidence_multi, ingest_config.min_track_faces)
+        video = boxes.setdefault(os.path.basename(path), {})
+        for track in kept:
+            for d in track.detections:
+                video.setdefault(str(d.frame_index), []).append(list(d.box))
+        boxes[os.path.basename(path)]["size"] = frames[0].image.shape[1::-1]
+    return boxes
+
+
+def agreement(reference: dict, found: dict, margin: float) -> tuple:
+    """(faces found, reference faces, mean crop-box IoU over the reference faces)."""
+    from components.video_example_gen.faces import iou, margin_crop_box
+
+    overlaps, count = [], 0
+    for video, frames in reference.items():
+        width, height = frames["size"]
+        by_frame = {key: value for key, value in found.get(_video_key(video, found), {}).items()}
+        count += sum(len(v) for v in by_frame.values())
+        for frame, boxes in frames.items():
+            if frame == "size":
+                continue
+            theirs = [margin_crop_box(tuple(b), width, height, margin) for b in by_frame.get(frame, [])]
+            for box in boxes:
+                mine = margin_crop_box(tuple(box), width, height, margin)
+                overlaps.append(max([iou(mine, other) for other in theirs] or [0.0]))
+    return count, len(overlaps), float(np.mean(overlaps))
+
+
+def _video_key(file_name: str, found: dict) -> str:
+    """The winner names videos by file name, the ingest by dataset and file stem (`dfdc/<stem>`)."""
+    stem = os.path.splitext(file_name)[0]
+    return next((key for key in found if key in (file_name, f"dfdc/{stem}")), file_name)
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=int, default=6)
-    parser.add_argument("--height", type=int, default=540)
-    parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--frames-per-video", type=int, default=32)
-    parser.add_argument("--detection-batch-size", type=int, default=8, help="frames per MTCNN call")
+    parser.add_argument("--pairs", type=int, default=3, help="alternating runs of each method")
+    parser.add_argument("--videos-dir", help="where the bench videos are (made there when missing)")
+    parser.add_argument(
+        "--copies", type=int, default=1, help="ingest each video this many times (start-up costs amortised)"
+    )
+    parser.add_argument("--winner", nargs=2, metavar=("VIDEOS", "OUTPUT"), help=argparse.SUPPRESS)
+    parser.add_argument("ingest_flags", nargs="*", help="extra flags for pipeline_runner.py ingest")
     args = parser.parse_args()
+    if args.winner:
+        winner_recipe(*args.winner)
+        return
+    with tempfile.TemporaryDirectory() as work:
+        folder = args.videos_dir or os.path.join(work, "videos")
+        print(f"Bench videos in {folder}:", flush=True)
+        make_videos(folder)
+        if args.copies > 1:
+            folder = copied(folder, os.path.join(work, "copies"), args.copies)
+        runs = {"ingest": [], "winner": []}
+        outputs = {}
+        for pair in range(args.pairs):
+            for name in (("ingest", "winner") if pair % 2 == 0 else ("winner", "ingest")):
+                output = outputs[name] = os.path.join(work, f"{name}_{pair}")
+                os.makedirs(output)
+                if name == "ingest":
+                    command = [sys.executable, "pipeline_runner.py", "ingest", "--input", folder, "--output", output]
+                    command += args.ingest_flags
+                else:
+                    command = [sys.executable, os.path.abspath(__file__), "--winner", folder, output]
+                runs[name].append(run_process(command))
+                print(f"  pair {pair + 1} {name}: {runs[name][-1]['wall']:.1f} s", flush=True)
+        # TensorFlow enters this process only now: a child forked from a large
+        # process would count the parent's pages in its peak memory.
+        with open(os.path.join(outputs["winner"], "boxes.json")) as f:
+            found = {"ingest": ingest_boxes(outputs["ingest"]), "winner": json.load(f)}
+        report(runs, found, reference_boxes(folder))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        frame_size = (args.height * 4 // 3, args.height)
-        part = sample_data.generate(tmp, args.videos, seed=0, seconds=args.seconds, frame_size=frame_size)
-        paths = sorted(os.path.join(part, n) for n in os.listdir(part) if n.endswith(".mp4"))
-        print(
-            f"{len(paths)} videos, {frame_size[0]}x{frame_size[1]}, {args.seconds:.0f}s at {sample_data.FPS} fps, "
-            f"{args.frames_per_video} sampled frames per video, MTCNN batches of {args.detection_batch_size}"
-        )
-        results = {}
-        results["component"] = measure(run_component, paths, args.frames_per_video, args.detection_batch_size)
-        results["baseline"] = measure(run_baseline, paths, args.frames_per_video)
 
-    print(f"{'method':<10} {'seconds':>8} {'videos/s':>9} {'frames/s':>9} {'faces/s':>8} {'faces':>6} {'peak MiB':>9}")
-    for name, r in results.items():
+def report(runs: dict, found: dict, reference: dict) -> None:
+    frames = FRAMES_PER_VIDEO * len(reference)
+    margin = IngestConfig().margin
+    print(f"{len(reference)} videos, {frames} sampled frames; median of {len(runs['ingest'])} alternating runs")
+    print(
+        f"{'method':<8} {'wall s':>7} {'cpu/wall':>8} {'frames/s':>9} {'faces/s':>8} {'faces':>11} "
+        f"{'crop IoU':>8} {'peak MiB':>9}"
+    )
+    walls = {}
+    for name, rows in runs.items():
+        wall = walls[name] = float(np.median([r["wall"] for r in rows]))
+        cpu = float(np.median([r["cpu"] / r["wall"] for r in rows]))
+        peak = max(r["peak_mib"] for r in rows)
+        count, expected, overlap = agreement(reference, found[name], margin)
         print(
-            f"{name:<10} {r['seconds']:8.1f} {r['videos'] / r['seconds']:9.3f} {r['frames'] / r['seconds']:9.2f} "
-            f"{r['faces'] / r['seconds']:8.2f} {r['faces']:6d} {r['peak_mib']:9.0f}"
+            f"{name:<8} {wall:7.2f} {cpu:8.2f} {frames / wall:9.1f} {count / wall:8.1f} "
+            f"{f'{count}/{expected}':>11} {overlap:8.3f} {peak:9.0f}"
         )
-    ratio = results["baseline"]["seconds"] / results["component"]["seconds"]
-    print(f"speed ratio (baseline time / component time): {ratio:.2f}x")
+    print(f"speed ratio (winner wall / ingest wall): {walls['winner'] / walls['ingest']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ from components import runtime_settings
 from components.anomaly_gate import AnomalyGate
 from components.ensemble import EnsembleTrainer
 from components.runtime_settings.component import Setting
-from components.video_example_gen import IngestConfig, VideoExampleGen
+from components.video_example_gen.component import VideoExampleGen
+from components.video_example_gen.ingest_config import IngestConfig
 from components.video_example_gen.readers import LAYOUT_AUTO
 from pipeline import config
 from pipeline.evaluation import cross_generator

@@ -259,18 +259,33 @@ def manipulate(frame: np.ndarray, faces_landmarks: Sequence[np.ndarray], swap: S
     return frame
 
 
-def write_video(path: str, frames_rgb: Sequence[np.ndarray], crf: int, fps: int = FPS) -> None:
-    """Encodes RGB frames as H.264 (yuv420p) at rate factor `crf`, with the ffmpeg that imageio-ffmpeg ships."""
+# Encoder and rate-control flags per codec name; VP9 needs `-b:v 0` for constant quality.
+CODECS = {
+    "h264": ("libx264", ["-preset", "fast"]),
+    "hevc": ("libx265", ["-preset", "fast", "-tag:v", "hvc1", "-x265-params", "log-level=error"]),
+    "vp9": ("libvpx-vp9", ["-b:v", "0", "-deadline", "realtime", "-cpu-used", "8"]),
+}
+
+
+def write_video(path: str, frames_rgb: Sequence[np.ndarray], crf: int, fps: int = FPS, codec: str = "h264") -> None:
+    """Encodes RGB frames (yuv420p) at rate factor `crf` with the ffmpeg that imageio-ffmpeg ships.
+
+    `codec` is a key of `CODECS`: H.264 for the sample data, HEVC and VP9 for
+    benchmarks that must decode what real uploads use.
+    """
+    if codec not in CODECS:
+        raise ValueError(f"Unknown codec {codec!r}; expected one of {sorted(CODECS)}")
+    encoder, flags = CODECS[codec]
     height, width = frames_rgb[0].shape[:2]
     writer = imageio_ffmpeg.write_frames(
         path,
         (width, height),
         fps=fps,
-        codec="libx264",
+        codec=encoder,
         quality=None,
         pix_fmt_out="yuv420p",
         macro_block_size=2,
-        output_params=["-crf", str(crf), "-preset", "fast", "-threads", "1"],
+        output_params=["-crf", str(crf), *flags, "-threads", "1"],
         ffmpeg_log_level="error",
     )
     writer.send(None)

@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Protocol, Sequence
 import cv2
 import numpy as np
 
-from components.video_example_gen.faces import FaceDetector
+from components.video_example_gen.detector import FaceDetector
 from components.video_example_gen.ingest import FacesFound, find_faces
 from components.video_example_gen.ingest_config import IngestConfig
 from components.video_example_gen.sampling import SampledFrame
@@ -92,7 +92,7 @@ class VideoAnalyzer:
         self.rule = video_scores.check_rule(rule)
         self.threshold = threshold
         self.batch_size = batch_size
-        self.detector = detector or FaceDetector(self.ingest_config.min_detection_confidence)
+        self.detector = detector or FaceDetector.from_config(self.ingest_config)
         self._detector_lock = threading.Lock()
 
     def analyse_video(self, path: str) -> Verdict:

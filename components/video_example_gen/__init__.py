@@ -1,6 +1,6 @@
-"""VideoExampleGen: videos in, face and clip tf.Examples plus an ingest report out."""
+"""VideoExampleGen: videos in, face and clip tf.Examples plus an ingest report out.
 
-from components.video_example_gen.component import IngestReport, VideoExampleGen
-from components.video_example_gen.ingest_config import IngestConfig
-
-__all__ = ["IngestConfig", "IngestReport", "VideoExampleGen"]
+The component is `component.VideoExampleGen`; the ingest logic beside it
+(sampling, detection, tracks, examples) imports neither TFX nor Beam, so the
+standalone ingest and the detection service load it without them.
+"""

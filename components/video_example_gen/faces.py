@@ -1,8 +1,7 @@
-"""Face detection, the keep rule, crop geometry and face tracks across frames.
+"""Face boxes, the keep rule, crop geometry and face tracks across frames.
 
-The geometry is pure (boxes in, boxes out) so it is tested without a detector.
-`FaceDetector` wraps one MTCNN instance that a Beam worker builds once in
-`DoFn.setup` and reuses: a new detector per frame is about 2x slower and leaks.
+The geometry is pure (boxes in, boxes out) so it is tested without a
+detector; the detector itself is `detector.FaceDetector`.
 """
 
 import dataclasses
@@ -11,15 +10,7 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from components.video_example_gen.sampling import detection_scale
-
 Box = Tuple[int, int, int, int]  # x, y, width, height in frame pixels
-
-# mtcnn 1.0.0 returns no faces when min_face_size is above 20; frames are
-# rescaled before detection instead.
-_MTCNN_MIN_FACE_SIZE = 20
-# MTCNN's keypoint names, in the order of the stored landmarks.
-_MTCNN_KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,47 +120,3 @@ def build_tracks(detections_by_frame: Sequence[Sequence[Detection]], min_iou: fl
                 tracks[best].detections.append(detection)
                 taken[best] = True
     return sorted(tracks, key=lambda t: (-len(t.detections), -t.mean_area))
-
-
-class FaceDetector:
-    """One MTCNN detector, applied to batches of same-sized frames.
-
-    Frames go through MTCNN `batch_size` at a time: one call per frame wastes
-    time, while all 32 frames of a 540p video at once take about 3 GiB.
-    """
-
-    def __init__(self, min_detection_confidence: float, batch_size: int = 8):
-        from mtcnn import MTCNN
-
-        self._mtcnn = MTCNN(device="CPU:0")
-        self._min_confidence = min_detection_confidence
-        self._batch_size = batch_size
-
-    def detect(self, frames: Sequence[np.ndarray], frame_indices: Sequence[int]) -> List[List[Detection]]:
-        """Detects faces in BGR frames of one video; boxes come back in full-frame pixels."""
-        if not frames:
-            return []
-        height, width = frames[0].shape[:2]
-        scale = detection_scale(width)
-        size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
-        rgb = [cv2.cvtColor(cv2.resize(f, size) if scale != 1.0 else f, cv2.COLOR_BGR2RGB) for f in frames]
-        results = []
-        for start in range(0, len(rgb), self._batch_size):
-            batch = rgb[start : start + self._batch_size]
-            results.extend(self._mtcnn.detect_faces(batch, min_face_size=_MTCNN_MIN_FACE_SIZE))
-        return [
-            [
-                self._to_detection(face, index, scale, width, height)
-                for face in faces
-                if face["confidence"] >= self._min_confidence
-            ]
-            for faces, index in zip(results, frame_indices, strict=True)
-        ]
-
-    @staticmethod
-    def _to_detection(face: dict, frame_index: int, scale: float, width: int, height: int) -> Detection:
-        x, y, w, h = (v / scale for v in face["box"])
-        left, top = max(0, int(round(x))), max(0, int(round(y)))
-        right, bottom = min(width, int(round(x + w))), min(height, int(round(y + h)))
-        landmarks = tuple(float(v) / scale for name in _MTCNN_KEYPOINTS for v in face["keypoints"][name])
-        return Detection(frame_index, (left, top, right - left, bottom - top), float(face["confidence"]), landmarks)

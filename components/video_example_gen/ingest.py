@@ -8,14 +8,15 @@ a folder of broken files completes and its report lists each of them.
 import dataclasses
 import logging
 import time
-from typing import List, Optional, Sequence, Tuple
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 
 from components.video_example_gen import examples as examples_lib
+from components.video_example_gen.detector import FaceDetector
 from components.video_example_gen.faces import (
     Detection,
-    FaceDetector,
     FaceTrack,
     build_tracks,
     crop_face,
@@ -25,7 +26,7 @@ from components.video_example_gen.faces import (
 )
 from components.video_example_gen.ingest_config import IngestConfig
 from components.video_example_gen.readers import VideoRecord
-from components.video_example_gen.sampling import SampledFrame, VideoError, sample_frames
+from components.video_example_gen.sampling import SampledFrame, VideoError, VideoInfo, sample_frames
 from components.video_example_gen.splits import assign_split
 from pipeline import config
 
@@ -60,14 +61,27 @@ def report_row(record: VideoRecord, split: str, status: str, reason: Optional[st
     return row
 
 
-def ingest_video(record: VideoRecord, detector: FaceDetector, ingest_config: IngestConfig) -> VideoResult:
-    """Turns one video into face and clip examples plus a report row; never raises for bad input."""
+Decoded = Tuple[VideoInfo, List[SampledFrame]]
+
+
+def ingest_video(
+    record: VideoRecord,
+    detector: FaceDetector,
+    ingest_config: IngestConfig,
+    decoded: Optional[Callable[[], Decoded]] = None,
+) -> VideoResult:
+    """Turns one video into face and clip examples plus a report row; never raises for bad input.
+
+    `decoded` hands over sampled frames read ahead (`ingest_videos`); it
+    raises the reading's error, which ends in the report like any other.
+    """
     started = time.monotonic()
     split = assign_split(record.source_id, ingest_config.split_buckets, record.split)
     if record.reject_reason:
         return VideoResult(split, report_row(record, split, config.STATUS_REJECTED, record.reject_reason))
+    read = decoded or (lambda: sample_frames(record.path, ingest_config))
     try:
-        result = _ingest_readable_video(record, split, detector, ingest_config)
+        result = _ingest_readable_video(record, split, read(), detector, ingest_config)
     except VideoError as e:
         result = VideoResult(split, report_row(record, split, e.status, e.reason))
     except (cv2.error, MemoryError, OSError, ValueError) as e:
@@ -75,6 +89,28 @@ def ingest_video(record: VideoRecord, detector: FaceDetector, ingest_config: Ing
         result = VideoResult(split, report_row(record, split, config.STATUS_UNREADABLE, f"{type(e).__name__}: {e}"))
     result.report["seconds"] = round(time.monotonic() - started, 3)
     return result
+
+
+def ingest_videos(
+    records: Sequence[VideoRecord], detector: FaceDetector, ingest_config: IngestConfig
+) -> Iterator[VideoResult]:
+    """`ingest_video` over several videos, reading the next one's frames while this one's faces are detected.
+
+    Decoding releases the GIL, so the read-ahead runs on the second core while
+    MTCNN works on the first; one video ahead bounds the frames held to two
+    videos' worth.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
+
+        def read_ahead(position: int) -> Optional[Future]:
+            if position >= len(records) or records[position].reject_reason:
+                return None
+            return reader.submit(sample_frames, records[position].path, ingest_config)
+
+        ahead = read_ahead(0)
+        for position, record in enumerate(records):
+            current, ahead = ahead, read_ahead(position + 1)
+            yield ingest_video(record, detector, ingest_config, current.result if current else None)
 
 
 @dataclasses.dataclass
@@ -112,9 +148,9 @@ def find_faces(frames: Sequence[SampledFrame], detector: FaceDetector, ingest_co
 
 
 def _ingest_readable_video(
-    record: VideoRecord, split: str, detector: FaceDetector, ingest_config: IngestConfig
+    record: VideoRecord, split: str, decoded: Decoded, detector: FaceDetector, ingest_config: IngestConfig
 ) -> VideoResult:
-    info, frames = sample_frames(record.path, ingest_config)
+    info, frames = decoded
     found = find_faces(frames, detector, ingest_config)
     counts = {
         "frames_sampled": len(frames),

@@ -24,7 +24,11 @@ class IngestConfig:
     Defaults follow the design documents (30 % margin, keep a face when it is
     alone or confident above 0.95, judged per person: a track that persists
     over `min_track_faces` frames is kept) and the strongest DFDC entries (32
-    frames spread evenly over the video).
+    frames spread evenly over the video). Faces are detected in full on every
+    `detect_every`-th sampled frame, at the scale that makes the smallest face
+    `detection_face_px` wide, and followed in the frames between
+    (`detector.FaceDetector`); `detect_every=1, detection_face_px=0` detects
+    every sampled frame at the width-based scale.
     """
 
     sampling: str = SAMPLING_UNIFORM
@@ -37,6 +41,8 @@ class IngestConfig:
     min_detection_confidence: float = 0.9
     track_iou: float = 0.3
     detection_batch_size: int = 8
+    detect_every: int = 4
+    detection_face_px: int = 48
     clip_length: int = 8
     max_file_bytes: int = 200 * 1024 * 1024
     max_duration_s: float = 600.0
@@ -54,6 +60,13 @@ class IngestConfig:
             _require(0.0 <= value <= 1.0, name, value, "between 0 and 1")
         _require(self.min_track_faces >= 1, "min_track_faces", self.min_track_faces, ">= 1")
         _require(self.detection_batch_size >= 1, "detection_batch_size", self.detection_batch_size, ">= 1")
+        _require(self.detect_every >= 1, "detect_every", self.detect_every, ">= 1")
+        _require(
+            self.detection_face_px == 0 or self.detection_face_px >= 40,
+            "detection_face_px",
+            self.detection_face_px,
+            "0 (the width-based scale) or at least 40 (twice MTCNN's smallest face)",
+        )
         _require(self.clip_length >= 2, "clip_length", self.clip_length, ">= 2")
         _require(self.max_file_bytes > 0, "max_file_bytes", self.max_file_bytes, "> 0")
         _require(self.max_duration_s > 0, "max_duration_s", self.max_duration_s, "> 0")

@@ -1,8 +1,10 @@
 """Beam transforms of the video ingest, shared by the TFX executor and the standalone command.
 
-The driver lists file paths only (a directory walk); the videos themselves are
-read in parallel by the workers after a `Reshuffle`. Each worker builds one
-MTCNN detector in `DoFn.setup` and reuses it for every video it processes.
+The driver lists file paths only (a directory walk) and groups them in runs
+of `VIDEOS_PER_ELEMENT`; the videos themselves are read in parallel by the
+workers after a `Reshuffle`. Each worker builds one MTCNN detector in
+`DoFn.setup` and reuses it for every video it processes, and reads the next
+video of its run while detecting faces in the current one (`ingest_videos`).
 """
 
 import json
@@ -13,8 +15,8 @@ from typing import Dict, Iterator, List, Sequence
 
 import apache_beam as beam
 
-from components.video_example_gen.faces import FaceDetector
-from components.video_example_gen.ingest import ingest_video
+from components.video_example_gen.detector import FaceDetector
+from components.video_example_gen.ingest import VideoResult, ingest_videos
 from components.video_example_gen.ingest_config import IngestConfig
 from components.video_example_gen.readers import VideoRecord
 from pipeline import config
@@ -22,10 +24,13 @@ from pipeline import config
 FACES_TAG = "faces"
 CLIPS_TAG = "clips"
 REPORT_TAG = "report"
+# Videos per element: enough for the read-ahead to keep both cores busy, few
+# enough that a large dataset still spreads over many workers.
+VIDEOS_PER_ELEMENT = 8
 
 
 class IngestVideoDoFn(beam.DoFn):
-    """Ingests one video per element and emits tagged face examples, clip examples and a report row."""
+    """Ingests a run of videos per element; emits tagged face examples, clip examples and a report row per video."""
 
     def __init__(self, ingest_config_json: str, total_videos: int):
         self._config_json = ingest_config_json
@@ -38,10 +43,13 @@ class IngestVideoDoFn(beam.DoFn):
 
     def setup(self) -> None:
         self._config = IngestConfig.from_json(self._config_json)
-        self._detector = FaceDetector(self._config.min_detection_confidence, self._config.detection_batch_size)
+        self._detector = FaceDetector.from_config(self._config)
 
-    def process(self, record: VideoRecord) -> Iterator[beam.pvalue.TaggedOutput]:
-        result = ingest_video(record, self._detector, self._config)
+    def process(self, records: Sequence[VideoRecord]) -> Iterator[beam.pvalue.TaggedOutput]:
+        for result in ingest_videos(records, self._detector, self._config):
+            yield from self._emit(result)
+
+    def _emit(self, result: VideoResult) -> Iterator[beam.pvalue.TaggedOutput]:
         self._done += 1
         report = result.report
         self._status_counters[report["status"]].inc()
@@ -71,7 +79,7 @@ def IngestVideos(  # noqa: N802 - Beam transforms are named like classes
     """Videos -> {'faces': (split, example), 'clips': (split, example), 'report': json line}."""
     outputs = (
         pipeline
-        | "ListVideos" >> beam.Create(list(records))
+        | "ListVideos" >> beam.Create(_runs(list(records), VIDEOS_PER_ELEMENT))
         | "Distribute" >> beam.Reshuffle()
         | "IngestVideo"
         >> beam.ParDo(IngestVideoDoFn(ingest_config.to_json(), len(records))).with_outputs(
@@ -79,6 +87,10 @@ def IngestVideos(  # noqa: N802 - Beam transforms are named like classes
         )
     )
     return {FACES_TAG: outputs[FACES_TAG], CLIPS_TAG: outputs[CLIPS_TAG], REPORT_TAG: outputs[REPORT_TAG]}
+
+
+def _runs(records: List[VideoRecord], size: int) -> List[List[VideoRecord]]:
+    return [records[start : start + size] for start in range(0, len(records), size)]
 
 
 @beam.ptransform_fn

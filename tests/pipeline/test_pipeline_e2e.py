@@ -13,7 +13,8 @@ from ml_metadata import metadata_store
 from tfx import v1 as tfx
 
 from components.anomaly_gate import DataValidationResult
-from components.video_example_gen import IngestConfig, IngestReport
+from components.video_example_gen.component import IngestReport
+from components.video_example_gen.ingest_config import IngestConfig
 from pipeline import config, sample_data
 from pipeline.evaluation import report
 from pipeline.evaluation.eval_config import BlessingConfig

@@ -52,9 +52,9 @@ def test_clients_report_status_metadata_and_errors(model_server, clients):
 
 @pytest.fixture(scope="module")
 def detector():
-    from components.video_example_gen.faces import FaceDetector
+    from components.video_example_gen.detector import FaceDetector
 
-    return FaceDetector(SMALL.min_detection_confidence)
+    return FaceDetector.from_config(SMALL)
 
 
 def test_video_verdicts_match_the_in_process_model(sample_dataset, clients, reference, detector):

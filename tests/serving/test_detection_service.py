@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from components.video_example_gen.faces import FaceDetector
+from components.video_example_gen.detector import FaceDetector
 from components.video_example_gen.readers import read_dataset
 from serving.cli import multipart_body
 from serving.clients import GrpcClient, InProcessModel, ModelTarget
@@ -80,7 +80,7 @@ def astronaut(extension):
 def reference(model_server):
     """The same analysis in this process, on the same model: what every verdict must equal."""
     settings = ServiceSettings(frames_per_video=6, **LIMITS)
-    detector = FaceDetector(settings.ingest_config().min_detection_confidence)
+    detector = FaceDetector.from_config(settings.ingest_config())
     return VideoAnalyzer(InProcessModel(model_server.exported[1]), settings.ingest_config(), detector=detector)
 
 

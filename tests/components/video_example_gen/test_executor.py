@@ -7,8 +7,9 @@ import pytest
 from tfx.components.util import examples_utils
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.video_example_gen import IngestConfig, IngestReport
+from components.video_example_gen.component import IngestReport
 from components.video_example_gen.executor import Executor
+from components.video_example_gen.ingest_config import IngestConfig
 from pipeline import config
 from tests.conftest import make_artifact
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import skimage.data
 
+from components.video_example_gen.detector import FaceDetector
 from components.video_example_gen.faces import (
     Detection,
-    FaceDetector,
     FaceTrack,
     build_tracks,
     crop_face,
