@@ -1,7 +1,7 @@
 """Detection service: time to a verdict for a 10-second 720p video, and image throughput under concurrency.
 
 In one run it starts the local model server (or TF Serving when installed) on
-an exported Meso-4, the detection service in front of it over gRPC, and then:
+an exported untrained copy of the main job's backbone, the detection service in front of it over gRPC, and then:
 - posts a 10 s 1280x720 sample video (a real face, 32 sampled frames) several
   times and prints the median time to a verdict split into decode (isolated
   worker), face detection, model calls and overhead (upload, parsing, history,
@@ -91,7 +91,7 @@ def image_throughput(url: str, requests: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="a SavedModel to serve (default: an untrained Meso-4 exported here)")
+    parser.add_argument("--model", help="a SavedModel to serve (default: an untrained blend_resnet exported here)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--image-requests", type=int, default=48)
     args = parser.parse_args()

@@ -23,6 +23,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from pipeline import config
 from serving import launch, model_config
 from serving.clients import GrpcClient, InProcessModel, ModelTarget, RestClient
 
@@ -42,7 +43,8 @@ def face_batch(count: int) -> list:
     return crops
 
 
-def export_bench_model(export_dir: str, input_size: int) -> None:
+def export_bench_model(export_dir: str, input_size: int, backbone: str = config.LOCAL_BACKBONES[0]) -> None:
+    """An untrained `backbone` (default: the one the main job trains and pushes), exported as the Trainer does."""
     import keras
 
     from pipeline.models import export
@@ -50,7 +52,7 @@ def export_bench_model(export_dir: str, input_size: int) -> None:
     from pipeline.models.registry import get_backbone
 
     keras.utils.set_random_seed(0)
-    export.export_saved_model(get_backbone("meso4").build(ModelSettings(input_size=input_size), {}), export_dir)
+    export.export_saved_model(get_backbone(backbone).build(ModelSettings(input_size=input_size), {}), export_dir)
 
 
 def measure(predict, images: list, requests: int) -> np.ndarray:
@@ -74,7 +76,8 @@ def free_port() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="a SavedModel to serve (default: an untrained Meso-4 exported here)")
+    parser.add_argument("--model", help="a SavedModel to serve (default: an untrained --backbone exported here)")
+    parser.add_argument("--backbone", default=config.LOCAL_BACKBONES[0], help="backbone of the default model")
     parser.add_argument("--requests", type=int, default=40, help="timed requests per batch size and path")
     parser.add_argument("--input-size", type=int, default=128, help="input size of the default model")
     args = parser.parse_args()
@@ -83,7 +86,7 @@ def main() -> None:
     try:
         model_dir = args.model or os.path.join(work, "export")
         if not args.model:
-            export_bench_model(model_dir, args.input_size)
+            export_bench_model(model_dir, args.input_size, args.backbone)
         shutil.copytree(model_dir, os.path.join(work, "models", MODEL_NAME, "1"))
         paths = model_config.write_serving_configs(
             os.path.join(work, "config"),

@@ -25,6 +25,7 @@ from tensorflow_serving.apis import (
 )
 
 from pipeline import config
+from serving import tensors
 
 
 class ServingError(RuntimeError):
@@ -139,9 +140,9 @@ class GrpcClient:
 
     def predict(self, images: Sequence[bytes]) -> Prediction:
         request = predict_pb2.PredictRequest(model_spec=self._spec(self.target.signature_name))
-        request.inputs[self.target.input_name].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
+        request.inputs[self.target.input_name].CopyFrom(tensors.strings_to_proto(list(images)))
         response = self._call(self._predictions.Predict, request)
-        probabilities = tf.make_ndarray(response.outputs[config.OUTPUT_KEY]).astype(np.float32)
+        probabilities = tensors.proto_to_array(response.outputs[config.OUTPUT_KEY]).astype(np.float32)
         return Prediction(probabilities, response.model_spec.version.value)
 
     def status(self) -> get_model_status_pb2.GetModelStatusResponse:

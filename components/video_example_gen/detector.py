@@ -31,6 +31,9 @@ from components.video_example_gen.sampling import detection_scale
 
 # MTCNN's keypoint names, in the order of the stored landmarks.
 _MTCNN_KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+# Input side of MTCNN's networks by stage: PNet is fully convolutional, RNet
+# and ONet take 24 and 48 px patches.
+_NETWORK_INPUT_SIDE = {"StagePNet": None, "StageRNet": 24, "StageONet": 48}
 # A search square is this many times the face's longer side: room for the
 # face to move half its size away from where it was predicted.
 _SEARCH_FACTOR = 2.0
@@ -56,9 +59,12 @@ class FaceDetector:
         self._mtcnn = MTCNN(device="CPU:0")
         for stage in self._mtcnn.stages:
             # mtcnn 1.0.0 (pinned) calls its three Keras networks eagerly; as
-            # graphs with shape-generic traces they take half the time
-            # (measured: 23 search squares 129 -> 58 ms, 8 keyframes 175 -> 85 ms).
-            stage._model = tf.function(stage._model, reduce_retracing=True)
+            # graphs they take half the time (measured: 23 search squares
+            # 129 -> 58 ms, 8 keyframes 175 -> 85 ms). One trace per network,
+            # made here (0.25 s), instead of retracing on new frame sizes.
+            side = _NETWORK_INPUT_SIDE[type(stage).__name__]
+            stage._model = tf.function(stage._model, input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32)])
+            stage._model(tf.zeros([1, side or 12, side or 12, 3]))
         self._min_confidence = min_detection_confidence
         self._batch_size = batch_size
         self._detect_every = detect_every

@@ -62,55 +62,79 @@ def report_row(record: VideoRecord, split: str, status: str, reason: Optional[st
 
 
 Decoded = Tuple[VideoInfo, List[SampledFrame]]
+Finish = Callable[[], VideoResult]
 
 
-def ingest_video(
-    record: VideoRecord,
-    detector: FaceDetector,
-    ingest_config: IngestConfig,
-    decoded: Optional[Callable[[], Decoded]] = None,
-) -> VideoResult:
-    """Turns one video into face and clip examples plus a report row; never raises for bad input.
-
-    `decoded` hands over sampled frames read ahead (`ingest_videos`); it
-    raises the reading's error, which ends in the report like any other.
-    """
-    started = time.monotonic()
-    split = assign_split(record.source_id, ingest_config.split_buckets, record.split)
-    if record.reject_reason:
-        return VideoResult(split, report_row(record, split, config.STATUS_REJECTED, record.reject_reason))
-    read = decoded or (lambda: sample_frames(record.path, ingest_config))
-    try:
-        result = _ingest_readable_video(record, split, read(), detector, ingest_config)
-    except VideoError as e:
-        result = VideoResult(split, report_row(record, split, e.status, e.reason))
-    except (cv2.error, MemoryError, OSError, ValueError) as e:
-        logging.exception("Ingest of %s failed", record.path)
-        result = VideoResult(split, report_row(record, split, config.STATUS_UNREADABLE, f"{type(e).__name__}: {e}"))
-    result.report["seconds"] = round(time.monotonic() - started, 3)
-    return result
+def ingest_video(record: VideoRecord, detector: FaceDetector, ingest_config: IngestConfig) -> VideoResult:
+    """Turns one video into face and clip examples plus a report row; never raises for bad input."""
+    return _detect_stage(record, detector, ingest_config, lambda: sample_frames(record.path, ingest_config))()
 
 
 def ingest_videos(
     records: Sequence[VideoRecord], detector: FaceDetector, ingest_config: IngestConfig
 ) -> Iterator[VideoResult]:
-    """`ingest_video` over several videos, reading the next one's frames while this one's faces are detected.
+    """`ingest_video` over several videos in order, with both cores busy.
 
-    Decoding releases the GIL, so the read-ahead runs on the second core while
-    MTCNN works on the first; one video ahead bounds the frames held to two
-    videos' worth.
+    Face detection (MTCNN, holding the GIL for much of its time) runs on this
+    thread; a helper thread reads the next video's frames and crops and
+    encodes the previous video's faces, work that OpenCV does outside the GIL.
+    At most three videos' frames are held at once.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-helper") as helper:
 
         def read_ahead(position: int) -> Optional[Future]:
             if position >= len(records) or records[position].reject_reason:
                 return None
-            return reader.submit(sample_frames, records[position].path, ingest_config)
+            return helper.submit(sample_frames, records[position].path, ingest_config)
 
-        ahead = read_ahead(0)
+        ahead, finishing = read_ahead(0), None
         for position, record in enumerate(records):
             current, ahead = ahead, read_ahead(position + 1)
-            yield ingest_video(record, detector, ingest_config, current.result if current else None)
+            read = current.result if current else lambda: sample_frames(record.path, ingest_config)  # noqa: B023
+            finish = _detect_stage(record, detector, ingest_config, read)
+            if finishing is not None:
+                yield finishing.result()
+            finishing = helper.submit(finish)
+        if finishing is not None:
+            yield finishing.result()
+
+
+def _detect_stage(
+    record: VideoRecord, detector: FaceDetector, ingest_config: IngestConfig, read: Callable[[], Decoded]
+) -> Finish:
+    """Reads (or takes the frames read ahead) and detects; returns the step that finishes the video's result.
+
+    An error in either step ends in the video's report row, never raised.
+    """
+    started = time.monotonic()
+    split = assign_split(record.source_id, ingest_config.split_buckets, record.split)
+    if record.reject_reason:
+        rejected = VideoResult(split, report_row(record, split, config.STATUS_REJECTED, record.reject_reason))
+        return lambda: rejected
+
+    def accounted(work: Callable[[], VideoResult]) -> VideoResult:
+        try:
+            result = work()
+        except VideoError as e:
+            result = VideoResult(split, report_row(record, split, e.status, e.reason))
+        except (cv2.error, MemoryError, OSError, ValueError) as e:
+            logging.exception("Ingest of %s failed", record.path)
+            reason = f"{type(e).__name__}: {e}"
+            result = VideoResult(split, report_row(record, split, config.STATUS_UNREADABLE, reason))
+        result.report["seconds"] = round(time.monotonic() - started, 3)
+        return result
+
+    try:
+        info, frames = read()
+        kept = detect_faces(frames, detector, ingest_config)
+    except (VideoError, cv2.error, MemoryError, OSError, ValueError) as e:
+        error = e
+
+        def fail() -> VideoResult:
+            raise error
+
+        return lambda: accounted(fail)
+    return lambda: accounted(lambda: _finish_video(record, split, info, frames, kept, ingest_config))
 
 
 @dataclasses.dataclass
@@ -123,11 +147,24 @@ class FacesFound:
     detections_before_keep: int
 
 
-def find_faces(frames: Sequence[SampledFrame], detector: FaceDetector, ingest_config: IngestConfig) -> FacesFound:
-    """Detection, tracks, the keep rule and margin crops: the one face path of ingest and serving."""
+@dataclasses.dataclass
+class KeptFaces:
+    """The tracks a video keeps after detection and the keep rule, and how many faces were detected before it."""
+
+    tracks: List[FaceTrack]
+    detections_before_keep: int
+
+
+def detect_faces(frames: Sequence[SampledFrame], detector: FaceDetector, ingest_config: IngestConfig) -> KeptFaces:
+    """Detection, tracks and the keep rule."""
     detections = detector.detect([f.image for f in frames], [f.index for f in frames])
     tracks = build_tracks(detections, ingest_config.track_iou)
     kept = keep_tracks(tracks, ingest_config.min_confidence_multi, min(ingest_config.min_track_faces, len(frames)))
+    return KeptFaces(kept, sum(len(d) for d in detections))
+
+
+def crop_faces(frames: Sequence[SampledFrame], kept: KeptFaces, ingest_config: IngestConfig) -> FacesFound:
+    """Margin crops of the kept faces, encoded, with their landmarks in crop coordinates."""
     images = {f.index: f.image for f in frames}
 
     def crop(detection: Detection) -> Tuple[bytes, List[float]]:
@@ -138,20 +175,30 @@ def find_faces(frames: Sequence[SampledFrame], detector: FaceDetector, ingest_co
         encoded = examples_lib.encode_image(pixels, ingest_config.image_format)
         return encoded, crop_landmarks(detection.landmarks, crop_box)
 
-    cropped = [[crop(d) for d in track.detections] for track in kept]
+    cropped = [[crop(d) for d in track.detections] for track in kept.tracks]
     return FacesFound(
-        kept,
+        kept.tracks,
         [[encoded for encoded, _ in track] for track in cropped],
         [[marks for _, marks in track] for track in cropped],
-        sum(len(d) for d in detections),
+        kept.detections_before_keep,
     )
 
 
-def _ingest_readable_video(
-    record: VideoRecord, split: str, decoded: Decoded, detector: FaceDetector, ingest_config: IngestConfig
+def find_faces(frames: Sequence[SampledFrame], detector: FaceDetector, ingest_config: IngestConfig) -> FacesFound:
+    """Detection, tracks, the keep rule and margin crops: the one face path of ingest and serving."""
+    return crop_faces(frames, detect_faces(frames, detector, ingest_config), ingest_config)
+
+
+def _finish_video(
+    record: VideoRecord,
+    split: str,
+    info: VideoInfo,
+    frames: Sequence[SampledFrame],
+    kept: KeptFaces,
+    ingest_config: IngestConfig,
 ) -> VideoResult:
-    info, frames = decoded
-    found = find_faces(frames, detector, ingest_config)
+    """Crops, examples and the report row of a video whose faces are found."""
+    found = crop_faces(frames, kept, ingest_config)
     counts = {
         "frames_sampled": len(frames),
         "width": info.width,

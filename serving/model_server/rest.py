@@ -5,9 +5,9 @@
     POST /v1/models/<name>[/versions/<v>|/labels/<l>]:predict    row or columnar predict
     GET  <prometheus path>                                        when monitoring is on
 
-Errors answer `{"error": "..."}`: 400 for a malformed request or inputs that
-do not fit the signature, 404 for an unknown model, version, label or
-signature, 413 for a body over the limit.
+Errors answer `{"error": "..."}`: 400 for a malformed request, inputs that
+do not fit the signature, an unknown signature or version label, 404 for an
+unknown model or version, 413 for a body over the limit.
 """
 
 import json

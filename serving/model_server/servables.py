@@ -29,7 +29,11 @@ MAX_LOAD_ATTEMPTS = 6
 
 
 class NotFoundError(LookupError):
-    """An unknown model, version, label or signature; answered with 404 / NOT_FOUND."""
+    """An unknown model or version; answered with 404 / NOT_FOUND."""
+
+
+class UnrecognizedLabelError(ValueError):
+    """A version label the model's config does not define: 400 / INVALID_ARGUMENT, as TF Serving answers."""
 
 
 class SignatureNotFoundError(ValueError):
@@ -160,7 +164,7 @@ class ServedModel:
         versions = self.versions
         if label:
             if label not in self.config.version_labels:
-                raise NotFoundError(f"Unrecognized servable version label: {label}")
+                raise UnrecognizedLabelError(f"Unrecognized servable version label: {label}")
             version = self.config.version_labels[label]
         if version is None:
             if not versions:

@@ -90,7 +90,7 @@ def test_rest_status_and_metadata(model_server):
         ("faces:predict", {"signature_name": "nope", "instances": _b64(FACES)}, None, 400, "nope"),
         ("nobody:predict", {"instances": _b64(FACES)}, None, 404, "nobody"),
         ("faces/versions/7:predict", {"instances": _b64(FACES)}, None, 404, "7"),
-        ("pinned/labels/beta:predict", {"instances": _b64(FACES)}, None, 404, "beta"),
+        ("pinned/labels/beta:predict", {"instances": _b64(FACES)}, None, 400, "Unrecognized servable version label"),
         ("faces/versions/x:predict", {"instances": _b64(FACES)}, None, 400, "version"),
     ],
 )
@@ -161,6 +161,7 @@ def test_grpc_metadata_and_status(model_server, stubs):
         (lambda: _predict_request("nobody", FACES), grpc.StatusCode.NOT_FOUND),
         (lambda: _predict_request("faces", FACES, version=9), grpc.StatusCode.NOT_FOUND),
         (lambda: _predict_request("faces", [b"not an image"]), grpc.StatusCode.INVALID_ARGUMENT),
+        (lambda: _predict_request("pinned", FACES, label="beta"), grpc.StatusCode.INVALID_ARGUMENT),
         (lambda: _predict_request("faces", FACES, signature="nope"), grpc.StatusCode.FAILED_PRECONDITION),
     ],
 )
