@@ -40,6 +40,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 test: lint $(INFRA_STAMP) $(CHROMIUM)
 	$(VENV)/bin/python -m pytest

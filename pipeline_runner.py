@@ -17,16 +17,16 @@ import os
 import sys
 from typing import List, Optional
 
-from pipeline import config
-from pipeline.evaluation import video_scores
+from deepfake_detection import config
+from deepfake_detection.evaluation import video_scores
 
 DEFAULT_OUTPUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "outputs")
 SERVING_MODELS_DIR = "serving_models"
 
 
 def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
-    from components.video_example_gen.ingest_config import SAMPLING_MODES
-    from components.video_example_gen.readers import LAYOUT_AUTO, LAYOUTS
+    from deepfake_detection.ingest.ingest_config import SAMPLING_MODES
+    from deepfake_detection.ingest.readers import LAYOUT_AUTO, LAYOUTS
 
     parser.add_argument("--layout", default=LAYOUT_AUTO, choices=(LAYOUT_AUTO,) + LAYOUTS)
     parser.add_argument("--sampling", choices=SAMPLING_MODES, help="uniform (default) or per_second")
@@ -48,7 +48,7 @@ def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _ingest_config(args: argparse.Namespace):
-    from components.video_example_gen.ingest_config import IngestConfig, parse_split_buckets
+    from deepfake_detection.ingest.ingest_config import IngestConfig, parse_split_buckets
 
     names = (
         "sampling",
@@ -125,7 +125,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from components.video_example_gen import transforms
-    from components.video_example_gen.readers import read_dataset
+    from deepfake_detection.ingest.readers import read_dataset
 
     ingest_config = _ingest_config(args)
     records = read_dataset(args.input, args.layout)
@@ -191,9 +191,9 @@ def run_local(args: argparse.Namespace) -> int:
     """The main job: the whole pipeline on LocalDagRunner, SQLite ML Metadata and the DirectRunner."""
     from tfx import v1 as tfx
 
-    from pipeline import sample_data
-    from pipeline.evaluation import report
-    from pipeline.evaluation.eval_config import BlessingConfig
+    from deepfake_detection import sample_data
+    from deepfake_detection.evaluation import report
+    from deepfake_detection.evaluation.eval_config import BlessingConfig
     from pipeline.pipeline import create_pipeline
     from schemas import FACE_SCHEMA_PATH
 
@@ -258,8 +258,8 @@ def _report_rows(report_paths: List[str]) -> List[dict]:
 
 def print_model_metrics(pipeline_root: str) -> None:
     """One line per trained model of the latest run: eval AUC, accuracy, log loss and where it is."""
-    from pipeline.evaluation import report
-    from pipeline.models import export
+    from deepfake_detection.evaluation import report
+    from deepfake_detection.models import export
 
     for component, model_uri in report.latest_output_dirs(pipeline_root, "model").items():
         path = os.path.join(model_uri, export.EVAL_METRICS_FILE)
@@ -270,7 +270,7 @@ def print_model_metrics(pipeline_root: str) -> None:
         loss = metrics.get("loss", metrics.get("ensemble_eval_log_loss"))
         accuracy = f"{metrics['accuracy']:.3f}" if "accuracy" in metrics else "  -  "
         print(
-            f"{component:<24} eval AUC {metrics['auc']:.3f}  accuracy {accuracy}  log loss {loss:.3f}  "
+            f"{component:<24} eval AUC {report.format_auc(metrics)}  accuracy {accuracy}  log loss {loss:.3f}  "
             f"model {os.path.dirname(path)}"
         )
 
@@ -333,7 +333,7 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
     """The same factory, bound for Kubeflow: paths in the cluster, per-run knobs as runtime parameters."""
     from tfx.orchestration import data_types
 
-    from pipeline.evaluation.eval_config import BlessingConfig
+    from deepfake_detection.evaluation.eval_config import BlessingConfig
     from pipeline.pipeline import RunSettings, create_pipeline
 
     def parameter(name: str) -> data_types.RuntimeParameter:
@@ -490,7 +490,7 @@ def run_schedule(args: argparse.Namespace) -> int:
 
 
 def _add_kubeflow_flags(parser: argparse.ArgumentParser) -> None:
-    from components.video_example_gen.readers import LAYOUT_AUTO, LAYOUTS
+    from deepfake_detection.ingest.readers import LAYOUT_AUTO, LAYOUTS
 
     parser.add_argument("--pipeline-name", default=config.PIPELINE_NAME)
     parser.add_argument("--pipeline-root", default=config.KUBEFLOW_PIPELINE_ROOT, help="object storage root")

@@ -8,7 +8,17 @@ setup(
     description="TFX pipeline for deepfake video detection: video ingest, validation, training, serving",
     python_requires=">=3.10,<3.11",
     packages=find_packages(
-        include=["pipeline", "pipeline.*", "components", "components.*", "serving", "serving.*", "schemas"]
+        include=[
+            "deepfake_detection",
+            "deepfake_detection.*",
+            "pipeline",
+            "pipeline.*",
+            "components",
+            "components.*",
+            "serving",
+            "serving.*",
+            "schemas",
+        ]
     ),
     py_modules=["pipeline_runner"],
     package_data={"schemas": ["*.pbtxt"], "serving": ["static/*"]},
@@ -26,5 +36,5 @@ setup(
         "SQLAlchemy==2.0.58",
     ],
     entry_points={"console_scripts": ["deepfake-pipeline=serving.cli:main"]},
-    extras_require={"test": ["pytest==9.2.0", "ruff==0.17.6", "playwright==1.65.2"]},
+    extras_require={"test": ["pytest==9.2.0", "ruff==0.17.6", "playwright==1.65.2", "import-linter==2.15"]},
 )

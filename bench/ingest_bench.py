@@ -37,7 +37,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from components.video_example_gen.ingest_config import IngestConfig  # noqa: E402
+from deepfake_detection.ingest.ingest_config import IngestConfig  # noqa: E402
 
 # name, people (indices into the portraits), frame size, codec, container, manipulation
 BENCH_VIDEOS = (
@@ -54,7 +54,7 @@ FRAMES_PER_VIDEO = 32
 
 def make_videos(folder: str) -> None:
     """Writes the bench videos as one DFDC part (metadata.json beside them), unless already there."""
-    from pipeline import sample_data
+    from deepfake_detection import sample_data
 
     if os.path.isfile(os.path.join(folder, "metadata.json")):
         return
@@ -148,7 +148,7 @@ def ingest_boxes(output: str) -> dict:
     """{video file: {frame index: [boxes]}} from the ingest's face examples."""
     import tensorflow as tf
 
-    from pipeline import config
+    from deepfake_detection import config
 
     boxes: dict = {}
     files = glob.glob(os.path.join(output, "Split-*", "*.gz"))
@@ -163,9 +163,9 @@ def ingest_boxes(output: str) -> dict:
 
 def reference_boxes(folder: str) -> dict:
     """Every sampled frame detected in full at the width-based scale, then the keep rule: the yardstick."""
-    from components.video_example_gen.detector import FaceDetector
-    from components.video_example_gen.faces import build_tracks, keep_tracks
-    from components.video_example_gen.sampling import sample_frames
+    from deepfake_detection.ingest.detector import FaceDetector
+    from deepfake_detection.ingest.faces import build_tracks, keep_tracks
+    from deepfake_detection.ingest.sampling import sample_frames
 
     ingest_config = IngestConfig(detect_every=1, detection_face_px=0)
     detector = FaceDetector.from_config(ingest_config)
@@ -187,7 +187,7 @@ def reference_boxes(folder: str) -> dict:
 
 def agreement(reference: dict, found: dict, margin: float) -> tuple:
     """(faces found, reference faces, mean crop-box IoU over the reference faces)."""
-    from components.video_example_gen.faces import iou, margin_crop_box
+    from deepfake_detection.ingest.faces import iou, margin_crop_box
 
     overlaps, count = [], 0
     for video, frames in reference.items():
@@ -205,9 +205,8 @@ def agreement(reference: dict, found: dict, margin: float) -> tuple:
 
 
 def _video_key(file_name: str, found: dict) -> str:
-    """The winner names videos by file name, the ingest by dataset and file stem (`dfdc/<stem>`)."""
-    stem = os.path.splitext(file_name)[0]
-    return next((key for key in found if key in (file_name, f"dfdc/{stem}")), file_name)
+    """The winner names videos by file name, the ingest by dataset and path (`dfdc/<file name>`)."""
+    return file_name if file_name in found else f"dfdc/{file_name}"
 
 
 def main() -> None:

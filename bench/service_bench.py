@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import skimage.data
 
-from pipeline import sample_data
+from deepfake_detection import sample_data
 from serving import launch, model_config
 from serving.cli import multipart_body
 

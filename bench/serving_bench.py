@@ -23,7 +23,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from pipeline import config
+from deepfake_detection import config
 from serving import launch, model_config
 from serving.clients import GrpcClient, InProcessModel, ModelTarget, RestClient
 
@@ -47,9 +47,9 @@ def export_bench_model(export_dir: str, input_size: int, backbone: str = config.
     """An untrained `backbone` (default: the one the main job trains and pushes), exported as the Trainer does."""
     import keras
 
-    from pipeline.models import export
-    from pipeline.models.base import ModelSettings
-    from pipeline.models.registry import get_backbone
+    from deepfake_detection.models import export
+    from deepfake_detection.models.base import ModelSettings
+    from deepfake_detection.models.registry import get_backbone
 
     keras.utils.set_random_seed(0)
     export.export_saved_model(get_backbone(backbone).build(ModelSettings(input_size=input_size), {}), export_dir)

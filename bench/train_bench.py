@@ -1,7 +1,7 @@
 """Training throughput: the pipeline's input path against decoded images held in memory.
 
 For each backbone, trains the same number of steps three times in one run:
-- decoding: `pipeline.models.data.dataset` over gzipped TFRecords of PNG
+- decoding: `deepfake_detection.models.data.dataset` over gzipped TFRecords of PNG
   crops, read, parsed, decoded and resized in tf.data at every step (what the
   first epoch costs);
 - trainer path: the same with the Trainer's setting `cache_examples` (crops
@@ -25,9 +25,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from pipeline import config
-from pipeline.models import data
-from pipeline.models.trainer import TrainingConfig, build_and_compile
+from deepfake_detection import config
+from deepfake_detection.models import data
+from deepfake_detection.models.training import TrainingConfig, build_and_compile
 
 # Where MTCNN puts the five landmarks of a centred face crop (fractions of the crop).
 _LANDMARKS = (0.36, 0.4, 0.64, 0.4, 0.5, 0.55, 0.39, 0.68, 0.61, 0.68)

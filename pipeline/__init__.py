@@ -1,0 +1,1 @@
+"""The pipeline graph: `pipeline.create_pipeline`, the one factory of the TFX pipeline; runners bind it."""

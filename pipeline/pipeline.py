@@ -19,18 +19,18 @@ from components.anomaly_gate import AnomalyGate
 from components.ensemble import EnsembleTrainer
 from components.runtime_settings.component import Setting
 from components.video_example_gen.component import VideoExampleGen
-from components.video_example_gen.ingest_config import IngestConfig
-from components.video_example_gen.readers import LAYOUT_AUTO
-from pipeline import config
-from pipeline.evaluation import cross_generator
-from pipeline.evaluation.eval_config import BlessingConfig, build_eval_config
-from pipeline.models.registry import get_backbone
-from pipeline.models.trainer import TrainingConfig
+from deepfake_detection import config
+from deepfake_detection.evaluation import cross_generator
+from deepfake_detection.evaluation.eval_config import BlessingConfig, build_eval_config
+from deepfake_detection.ingest.ingest_config import IngestConfig
+from deepfake_detection.ingest.readers import LAYOUT_AUTO
+from deepfake_detection.models.registry import get_backbone
+from deepfake_detection.models.training import TrainingConfig
 
-RUN_FN = "pipeline.models.trainer.run_fn"
+RUN_FN = "components.training.module.run_fn"
 ENSEMBLE = "ensemble"
 ENSEMBLE_TRAINER_ID = "EnsembleTrainer"
-TUNER_FN = "pipeline.models.trainer.tuner_fn"
+TUNER_FN = "components.training.module.tuner_fn"
 
 
 @dataclasses.dataclass(frozen=True)

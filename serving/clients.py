@@ -24,7 +24,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from pipeline import config
+from deepfake_detection import config
 from serving import tensors
 
 

@@ -37,8 +37,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from tensorflow_serving.apis import get_model_status_pb2
 
-from components.video_example_gen.ingest_config import IngestConfig
-from pipeline.evaluation import video_scores
+from deepfake_detection.evaluation import video_scores
+from deepfake_detection.ingest.ingest_config import IngestConfig
 from serving.clients import GrpcClient, ModelTarget, ServingError
 from serving.history import Check, History
 from serving.media import IsolatedDecoder, MediaError, classify
@@ -396,7 +396,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     service = DetectionService(settings)
     service.decoder.warm_up()
     app = create_app(service)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    finally:
+        service.decoder.close()
     return 0
 
 

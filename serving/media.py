@@ -1,24 +1,26 @@
 """Uploaded media: what kind it is, and decoding it in an isolated process under a time limit.
 
 A malformed file can hang or crash a decoder (FFmpeg, libjpeg, libwebp): the
-service decodes each upload in a child process of a fork server that holds no
-TensorFlow threads, waits at most `timeout_s`, and kills it past that; a crash
-or a timeout costs that one upload an error, never the service. The media only
+service decodes each upload in a fresh child process of its own
+(`serving.decode_worker`: OpenCV, numpy and the ingest's sampling, no
+TensorFlow), waits at most `timeout_s`, and kills it past that; a crash or a
+timeout costs that one upload an error, never the service. The media only
 ever lives in memory and, for the decoder, in a private file on a RAM-backed
 folder that is removed as soon as the decode ends.
 """
 
 import dataclasses
-import multiprocessing
 import os
+import pickle
+import subprocess
 import sys
 import tempfile
-import traceback
+import threading
 from typing import Callable, List, Optional, Tuple
 
-from components.video_example_gen.ingest_config import IngestConfig
-from components.video_example_gen.sampling import SampledFrame, VideoError
-from pipeline import config
+from deepfake_detection import config
+from deepfake_detection.ingest.ingest_config import IngestConfig
+from deepfake_detection.ingest.sampling import SampledFrame, VideoError
 
 KIND_IMAGE = "image"
 KIND_VIDEO = "video"
@@ -77,7 +79,7 @@ def decode_media(path: str, kind: str, ingest_config: IngestConfig) -> DecodeRes
     """The frames the pipeline's ingest would sample (video) or the image as one frame; raises VideoError."""
     import cv2
 
-    from components.video_example_gen.sampling import sample_frames
+    from deepfake_detection.ingest.sampling import sample_frames
 
     if kind == KIND_IMAGE:
         image = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -98,40 +100,35 @@ def decode_media(path: str, kind: str, ingest_config: IngestConfig) -> DecodeRes
 Decoder = Callable[[str, str, IngestConfig], DecodeResult]
 
 
-def _decode_in_child(decoder: Decoder, path: str, kind: str, ingest_config: IngestConfig, connection) -> None:  # noqa: ANN001
-    try:
-        connection.send(("ok", decoder(path, kind, ingest_config)))
-    except VideoError as e:
-        connection.send(("video_error", (e.status, e.reason, e.limit)))
-    except Exception as e:  # noqa: BLE001 - any decoder failure goes back to the parent as an answer
-        connection.send(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"))
-    finally:
-        connection.close()
-
-
-def _main_module() -> List[str]:
-    """The program's main module when it runs as `python -m NAME`: each decode child re-runs it, so the fork
-    server imports it (and what it imports) once, instead of every child importing it anew."""
-    spec = getattr(sys.modules["__main__"], "__spec__", None)
-    return [spec.name] if spec is not None and spec.name else []
-
-
 class IsolatedDecoder:
-    """Runs `decoder` in a fresh child process per upload, with a time limit."""
+    """Runs `decoder` in a fresh child process per upload, with a time limit.
+
+    The child is `python -m serving.decode_worker`, a program that imports the
+    decoding stack only, so the service's TensorFlow never enters it. One child
+    is kept started ahead (Python and OpenCV loaded, waiting for its upload), so
+    an upload does not wait for a process to start.
+    """
 
     def __init__(self, timeout_s: float = 60.0, decoder: Decoder = decode_media):
         self.timeout_s = timeout_s
         self.decoder = decoder
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["cv2", "numpy", "components.video_example_gen.sampling", *_main_module()])
+        self._lock = threading.Lock()
+        self._spare: Optional[subprocess.Popen] = None
 
     def warm_up(self) -> None:
-        """Starts the fork server (it imports the decoding stack, seconds) before the first upload needs it."""
+        """Decodes a tiny image: the first child starts, and the next one waits ready."""
         import cv2
         import numpy as np
 
         png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
         self.decode(png, KIND_IMAGE, "png", IngestConfig())
+
+    def close(self) -> None:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.kill()
+            spare.communicate()
 
     def decode(self, data: bytes, kind: str, extension: str, ingest_config: IngestConfig) -> DecodeResult:
         folder = RAM_FOLDER if os.path.isdir(RAM_FOLDER) and os.access(RAM_FOLDER, os.W_OK) else None
@@ -140,30 +137,27 @@ class IsolatedDecoder:
             media.flush()
             return self._run(media.name, kind, ingest_config)
 
+    def _child(self) -> subprocess.Popen:
+        """The child started ahead, replaced at once by a new one."""
+        with self._lock:
+            child, self._spare = self._spare, _start_child()
+        return child if child is not None and child.poll() is None else _start_child()
+
     def _run(self, path: str, kind: str, ingest_config: IngestConfig) -> DecodeResult:
-        receiver, sender = self._context.Pipe(duplex=False)
-        child = self._context.Process(
-            target=_decode_in_child, args=(self.decoder, path, kind, ingest_config, sender), daemon=True
-        )
-        child.start()
-        sender.close()
+        child = self._child()
+        request = pickle.dumps((self.decoder, path, kind, ingest_config))
         try:
-            if not receiver.poll(self.timeout_s):
-                raise MediaError(
-                    "decode_timeout",
-                    422,
-                    f"decoding took longer than the limit of {self.timeout_s:g} s",
-                    "decode_timeout_s",
-                )
-            outcome, payload = receiver.recv()
-        except EOFError as e:
-            child.join(5)
-            raise MediaError("decoder_crash", 422, f"the decoder crashed (exit code {child.exitcode})") from e
-        finally:
-            if child.is_alive():
-                child.kill()
-            child.join(5)
-            receiver.close()
+            answer, errors = child.communicate(request, timeout=self.timeout_s)
+        except subprocess.TimeoutExpired as e:
+            child.kill()
+            child.communicate()
+            message = f"decoding took longer than the limit of {self.timeout_s:g} s"
+            raise MediaError("decode_timeout", 422, message, "decode_timeout_s") from e
+        if child.returncode != 0 or not answer:
+            last_line = errors.decode(errors="replace").strip().splitlines()[-1:] if errors else []
+            detail = f": {last_line[0]}" if last_line else ""
+            raise MediaError("decoder_crash", 422, f"the decoder crashed (exit code {child.returncode}){detail}")
+        outcome, payload = pickle.loads(answer)
         if outcome == "ok":
             return payload
         if outcome == "video_error":
@@ -172,3 +166,12 @@ class IsolatedDecoder:
                 raise MediaError("limit", 422 if limit != "max_file_bytes" else 413, reason, limit)
             raise MediaError("undecodable", 422, reason)
         raise MediaError("decoder_error", 422, f"the decoder failed: {payload.splitlines()[0]}")
+
+
+def _start_child() -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "serving.decode_worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )

@@ -15,11 +15,11 @@ from typing import Callable, Dict, List, Optional, Protocol, Sequence
 import cv2
 import numpy as np
 
-from components.video_example_gen.detector import FaceDetector
-from components.video_example_gen.ingest import FacesFound, find_faces
-from components.video_example_gen.ingest_config import IngestConfig
-from components.video_example_gen.sampling import SampledFrame
-from pipeline.evaluation import video_scores
+from deepfake_detection.evaluation import video_scores
+from deepfake_detection.ingest.detector import FaceDetector
+from deepfake_detection.ingest.ingest_config import IngestConfig
+from deepfake_detection.ingest.sampling import SampledFrame
+from deepfake_detection.ingest.videos import FacesFound, find_faces
 from serving.media import KIND_VIDEO, decode_media
 
 VERDICT_FAKE = "fake"

@@ -11,7 +11,7 @@ import pytest
 import skimage.data
 import tensorflow as tf
 
-from pipeline import sample_data
+from deepfake_detection import sample_data
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 import pipeline_runner
-from components.video_example_gen.readers import read_dataset
-from pipeline import config
+from deepfake_detection import config
+from deepfake_detection.ingest.readers import read_dataset
 from tests.conftest import BROKEN_FILE_LIMITS, make_broken_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

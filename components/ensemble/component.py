@@ -18,7 +18,7 @@ from tfx.types import component_spec, standard_artifacts
 
 from components.ensemble import executor
 from components.ensemble.ensemble import MEMBER_KEY_PREFIX
-from pipeline.models.data import FakeSource
+from deepfake_detection.models.data import FakeSource
 
 MAX_MEMBERS = 8
 EXAMPLES_KEY = "examples"

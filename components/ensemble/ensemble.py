@@ -12,8 +12,8 @@ import numpy as np
 import scipy.optimize
 import tensorflow as tf
 
-from pipeline.evaluation.video_scores import log_loss
-from pipeline.models.base import image_input
+from deepfake_detection.evaluation.video_scores import log_loss
+from deepfake_detection.models.base import image_input
 
 MEMBER_KEY_PREFIX = "member_"  # the EnsembleTrainer's inputs: member_0, member_1, ...
 

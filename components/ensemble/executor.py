@@ -11,9 +11,9 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from components.ensemble.ensemble import MEMBER_KEY_PREFIX, build_ensemble, fit_weights
-from pipeline import config
-from pipeline.evaluation.video_scores import log_loss
-from pipeline.models import data, export
+from deepfake_detection import config
+from deepfake_detection.evaluation.video_scores import log_loss
+from deepfake_detection.models import data, export
 
 
 def load_member(model_artifact: types.Artifact) -> keras.Model:
@@ -62,6 +62,8 @@ class Executor(base_executor.BaseExecutor):
             "member_eval_log_loss": [log_loss(p, labels) for p in probabilities],
             "ensemble_eval_log_loss": log_loss(weights @ probabilities, labels),
             "eval_examples": int(labels.size),
+            config.EVAL_FAKE_EXAMPLES: int(labels.sum()),
+            config.EVAL_REAL_EXAMPLES: int(labels.size - labels.sum()),
         }
         logging.info("Ensemble fitted: %s", summary)
         model = artifact_utils.get_single_instance(output_dict["model"])

@@ -28,7 +28,7 @@ def fold_into_custom_config(exec_properties: Mapping[str, Any], settings: Mappin
 
 def fold_into_eval_config(exec_properties: Mapping[str, Any]) -> Dict[str, Any]:
     """A copy of `exec_properties` whose `eval_config` carries `min_auc` / `max_auc_drop` on its overall AUC bound."""
-    from pipeline.evaluation.eval_config import override_auc_threshold
+    from deepfake_detection.evaluation.eval_config import override_auc_threshold
 
     result = dict(exec_properties)
     min_auc, max_auc_drop = (result.pop(name, None) for name in EVALUATOR_SETTINGS)

@@ -1,6 +1,6 @@
 """VideoExampleGen: videos in, face and clip tf.Examples plus an ingest report out.
 
-The component is `component.VideoExampleGen`; the ingest logic beside it
-(sampling, detection, tracks, examples) imports neither TFX nor Beam, so the
-standalone ingest and the detection service load it without them.
+`component.py` and `executor.py` are the TFX side, `transforms.py` the Beam
+transforms the executor and the standalone ingest share; the ingest logic
+itself is in `deepfake_detection.ingest`.
 """

@@ -13,8 +13,8 @@ from tfx.orchestration import data_types
 from tfx.types import component_spec, standard_artifacts
 
 from components.video_example_gen import executor
-from components.video_example_gen.ingest_config import IngestConfig
-from components.video_example_gen.readers import LAYOUT_AUTO
+from deepfake_detection.ingest.ingest_config import IngestConfig
+from deepfake_detection.ingest.readers import LAYOUT_AUTO
 
 INPUT_BASE_KEY = "input_base"
 LAYOUT_KEY = "layout"

@@ -11,9 +11,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from components.video_example_gen import transforms
-from components.video_example_gen.ingest_config import IngestConfig
-from components.video_example_gen.readers import read_dataset
-from pipeline import config
+from deepfake_detection import config
+from deepfake_detection.ingest.ingest_config import IngestConfig
+from deepfake_detection.ingest.readers import read_dataset
 
 _OUTPUT_KEYS = ("examples", "clip_examples", "ingest_report")
 

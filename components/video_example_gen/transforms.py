@@ -15,11 +15,11 @@ from typing import Dict, Iterator, List, Sequence
 
 import apache_beam as beam
 
-from components.video_example_gen.detector import FaceDetector
-from components.video_example_gen.ingest import VideoResult, ingest_videos
-from components.video_example_gen.ingest_config import IngestConfig
-from components.video_example_gen.readers import VideoRecord
-from pipeline import config
+from deepfake_detection import config
+from deepfake_detection.ingest.detector import FaceDetector
+from deepfake_detection.ingest.ingest_config import IngestConfig
+from deepfake_detection.ingest.readers import VideoRecord
+from deepfake_detection.ingest.videos import VideoResult, ingest_videos
 
 FACES_TAG = "faces"
 CLIPS_TAG = "clips"

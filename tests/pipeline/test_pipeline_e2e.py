@@ -14,10 +14,10 @@ from tfx import v1 as tfx
 
 from components.anomaly_gate import DataValidationResult
 from components.video_example_gen.component import IngestReport
-from components.video_example_gen.ingest_config import IngestConfig
-from pipeline import config, sample_data
-from pipeline.evaluation import report
-from pipeline.evaluation.eval_config import BlessingConfig
+from deepfake_detection import config, sample_data
+from deepfake_detection.evaluation import report
+from deepfake_detection.evaluation.eval_config import BlessingConfig
+from deepfake_detection.ingest.ingest_config import IngestConfig
 from pipeline.pipeline import create_pipeline
 from schemas import FACE_SCHEMA_PATH
 

@@ -7,7 +7,7 @@ import tensorflow_model_analysis as tfma
 from tfx.dsl.compiler import compiler
 from tfx.utils import proto_utils
 
-from pipeline.evaluation.eval_config import BlessingConfig
+from deepfake_detection.evaluation.eval_config import BlessingConfig
 from pipeline.pipeline import create_pipeline
 
 

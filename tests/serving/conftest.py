@@ -19,9 +19,9 @@ import pytest
 import tensorflow as tf
 import uvicorn
 
-from pipeline.models import data, export
-from pipeline.models.base import ModelSettings
-from pipeline.models.registry import get_backbone
+from deepfake_detection.models import data, export
+from deepfake_detection.models.base import ModelSettings
+from deepfake_detection.models.registry import get_backbone
 from serving import launch, model_config
 from serving.detection_service import DetectionService, ServiceSettings, create_app
 from serving.media import IsolatedDecoder

@@ -6,6 +6,7 @@ must lose that one upload and nothing else.
 """
 
 import os
+import sys
 import time
 
 from serving.media import decode_media
@@ -22,3 +23,9 @@ def crashing_or_hanging(path, kind, ingest_config):
     if HANG_MARKER in data:
         time.sleep(600)
     return decode_media(path, kind, ingest_config)
+
+
+def loaded_modules(path, kind, ingest_config):
+    """Instead of frames: the modules the decode child has loaded once it decoded the upload."""
+    decode_media(path, kind, ingest_config)
+    return sorted(sys.modules)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from components.video_example_gen.ingest_config import IngestConfig
-from components.video_example_gen.readers import read_dataset
-from components.video_example_gen.sampling import VideoError
+from deepfake_detection.ingest.ingest_config import IngestConfig
+from deepfake_detection.ingest.readers import read_dataset
+from deepfake_detection.ingest.sampling import VideoError
 from serving.clients import GrpcClient, InProcessModel, ModelTarget, RestClient, ServingError
 from serving.video_client import VERDICT_NO_FACE, VideoAnalyzer
 from tests.conftest import face_crops, write_numbered_video
@@ -52,7 +52,7 @@ def test_clients_report_status_metadata_and_errors(model_server, clients):
 
 @pytest.fixture(scope="module")
 def detector():
-    from components.video_example_gen.detector import FaceDetector
+    from deepfake_detection.ingest.detector import FaceDetector
 
     return FaceDetector.from_config(SMALL)
 

@@ -9,7 +9,7 @@ import os
 import pytest
 from playwright.sync_api import sync_playwright
 
-from components.video_example_gen.readers import read_dataset
+from deepfake_detection.ingest.readers import read_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHROMIUM = "/usr/bin/chromium"

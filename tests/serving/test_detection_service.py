@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import skimage.data
 
-from components.video_example_gen.detector import FaceDetector
-from components.video_example_gen.readers import read_dataset
+from deepfake_detection.ingest.detector import FaceDetector
+from deepfake_detection.ingest.readers import read_dataset
 from serving.cli import multipart_body
 from serving.clients import GrpcClient, InProcessModel, ModelTarget
 from serving.detection_service import DetectionService, ServiceSettings, create_app
@@ -177,6 +177,21 @@ def test_decoder_crash_and_hang_cost_one_file_and_the_service_stays_up(service):
     assert hung["error"]["limit"] == "decode_timeout_s"
     assert fine["status"] == 200 and fine["verdict"] in ("fake", "real")
     assert get(url + "/healthz")[0] == 200
+
+
+def test_the_decode_child_holds_no_tensorflow_tfx_or_beam():
+    from deepfake_detection.ingest.ingest_config import IngestConfig
+    from serving.media import KIND_IMAGE, IsolatedDecoder
+    from tests.serving.decoders import loaded_modules
+
+    decoder = IsolatedDecoder(30, decoder=loaded_modules)
+    try:
+        modules = decoder.decode(astronaut(".png"), KIND_IMAGE, "png", IngestConfig())
+    finally:
+        decoder.close()
+    assert "cv2" in modules and "deepfake_detection.ingest.sampling" in modules
+    heavy = [m for m in modules if m.split(".")[0] in ("tensorflow", "tfx", "apache_beam", "keras")]
+    assert not heavy, heavy[:5]
 
 
 def test_several_files_each_answered_and_concurrent_requests(service):

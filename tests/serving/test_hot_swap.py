@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from pipeline import config
+from deepfake_detection import config
 from serving.clients import GrpcClient, ModelTarget, RestClient
 from tests.conftest import face_crops
 from tests.serving.conftest import push

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from components.ensemble.ensemble import build_ensemble, fit_weights
-from pipeline.evaluation.video_scores import log_loss
-from pipeline.models.base import ModelSettings
-from pipeline.models.registry import get_backbone
+from deepfake_detection.evaluation.video_scores import log_loss
+from deepfake_detection.models.base import ModelSettings
+from deepfake_detection.models.registry import get_backbone
 
 
 def test_weights_favour_the_better_member():

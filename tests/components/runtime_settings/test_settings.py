@@ -7,7 +7,7 @@ import tensorflow_model_analysis as tfma
 from tfx.utils import proto_utils
 
 from components.runtime_settings import Trainer, settings
-from pipeline.evaluation.eval_config import BlessingConfig, build_eval_config
+from deepfake_detection.evaluation.eval_config import BlessingConfig, build_eval_config
 
 
 def test_trainer_and_tuner_settings_land_in_custom_config():
@@ -52,6 +52,6 @@ def test_components_carry_settings_as_execution_properties():
     from tfx import v1 as tfx
 
     examples = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples)
-    trainer = Trainer(epochs=7, examples=examples, run_fn="pipeline.models.trainer.run_fn")
+    trainer = Trainer(epochs=7, examples=examples, run_fn="components.training.module.run_fn")
     assert trainer.exec_properties["epochs"] == 7
     assert "epochs" not in Trainer(examples=examples, run_fn="m.f").exec_properties

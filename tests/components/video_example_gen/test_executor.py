@@ -9,8 +9,8 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from components.video_example_gen.component import IngestReport
 from components.video_example_gen.executor import Executor
-from components.video_example_gen.ingest_config import IngestConfig
-from pipeline import config
+from deepfake_detection import config
+from deepfake_detection.ingest.ingest_config import IngestConfig
 from tests.conftest import make_artifact
 
 

@@ -10,9 +10,9 @@ import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to
 
 from components.video_example_gen import transforms
-from components.video_example_gen.ingest_config import IngestConfig
-from components.video_example_gen.readers import read_dataset
-from pipeline import config
+from deepfake_detection import config
+from deepfake_detection.ingest.ingest_config import IngestConfig
+from deepfake_detection.ingest.readers import read_dataset
 from tests.conftest import BROKEN_FILE_LIMITS, make_broken_files
 
 FACE_FEATURES = {

@@ -1,0 +1,168 @@
+"""What an Evaluator run found, in a few lines a person can read: metrics, blessing and why."""
+
+import math
+import os
+from typing import Any, Dict, List, Mapping
+
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+
+from deepfake_detection import config
+from deepfake_detection.evaluation import cross_generator, video_metrics
+from deepfake_detection.evaluation.eval_config import CANDIDATE
+
+BLESSED_FILE = "BLESSED"
+FRAME_METRICS = ("auc", "binary_accuracy", "binary_crossentropy", "precision", "recall", "f1_score", "example_count")
+VIDEO_METRICS = tuple(video_metrics.metric_name(statistic) for statistic in video_metrics.STATISTICS)
+
+
+def overall_metrics(evaluation_uri: str, model_name: str = CANDIDATE) -> Dict[str, float]:
+    """The overall slice's frame, video and cross-generator metrics of one model of the evaluation."""
+    for metrics in tfma.load_metrics(evaluation_uri):
+        if metrics.slice_key.single_slice_keys:
+            continue
+        values = {}
+        for item in metrics.metric_keys_and_values:
+            key = item.key
+            if key.model_name not in (model_name, "") or key.HasField("sub_key") or key.is_diff:
+                continue
+            wanted = key.name in FRAME_METRICS + VIDEO_METRICS or cross_generator.parse_metric_name(key.name)
+            if wanted and item.value.HasField("double_value"):
+                values[key.name] = item.value.double_value.value
+        return values
+    return {}
+
+
+def _slice_text(slice_key: tfma.proto.metrics_for_slice_pb2.SliceKey) -> str:
+    parts = [f"{k.column}={k.bytes_value.decode() or k.int64_value}" for k in slice_key.single_slice_keys]
+    return ", ".join(parts) or "overall"
+
+
+def blessing_failures(evaluation_uri: str) -> List[str]:
+    """Why the model was not blessed: one line per failed threshold; empty when it was blessed."""
+    result = tfma.load_validation_result(evaluation_uri)
+    if result.validation_ok:
+        return []
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            value = failure.metric_value.double_value.value
+            bound = failure.metric_threshold
+            name = failure.metric_key.name + (" change vs. baseline" if failure.metric_key.is_diff else "")
+            lines.append(f"{name} = {value:.4f} on {_slice_text(per_slice.slice_key)} fails {_threshold_text(bound)}")
+    lines.extend(
+        f"no examples in the slice {list(spec.feature_keys)} that a threshold names" for spec in result.missing_slices
+    )
+    return lines or ["validation failed (see the Evaluator's validations file)"]
+
+
+def _threshold_text(threshold: tfma.MetricThreshold) -> str:
+    if threshold.HasField("value_threshold"):
+        return f"lower bound {threshold.value_threshold.lower_bound.value:g}"
+    if threshold.HasField("change_threshold"):
+        return f"allowed change {threshold.change_threshold.absolute.value:+.4g}"
+    return str(threshold).replace("\n", " ")
+
+
+def is_blessed(blessing_uri: str) -> bool:
+    return tf.io.gfile.exists(os.path.join(blessing_uri, BLESSED_FILE))
+
+
+def format_auc(metrics: Mapping[str, Any]) -> str:
+    """A trained model's eval AUC, or `undefined (...)` when the eval split holds one class only.
+
+    Keras reports 0.0 for an AUC over one class; that number would read as a
+    model that is always wrong.
+    """
+    real, fake = metrics.get(config.EVAL_REAL_EXAMPLES), metrics.get(config.EVAL_FAKE_EXAMPLES)
+    if real is not None and fake is not None and (real == 0 or fake == 0):
+        missing = "real" if real == 0 else "fake"
+        return f"undefined (the eval split has no {missing} example: {real} real, {fake} fake)"
+    return f"{metrics['auc']:.3f}"
+
+
+def format_metrics(values: Dict[str, float]) -> str:
+    def show(name: str) -> str:
+        value = values.get(name, float("nan"))
+        return "-" if math.isnan(value) else f"{value:.3f}"
+
+    video = video_metrics.metric_name
+    return (
+        f"AUC {show('auc')}  accuracy {show('binary_accuracy')}  log loss {show('binary_crossentropy')}  "
+        f"F1 {show('f1_score')}  | video AUC {show(video(video_metrics.AUC))}  "
+        f"video log loss {show(video(video_metrics.LOG_LOSS))}  "
+        f"({int(values.get(video(video_metrics.COUNT), 0))} videos, {int(values.get('example_count', 0))} faces)"
+    )
+
+
+def format_cross_generator(values: Mapping[str, float]) -> str:
+    """`unseen video AUC 0.812 | face_swap 0.80 poisson_swap (seen) 0.95 | c23 0.86 c40 0.75`; "" without them.
+
+    An undefined AUC reads `undefined (why)`, from the video counts beside it.
+    """
+    groups = [
+        parsed
+        for parsed in map(cross_generator.parse_metric_name, values)
+        if parsed and parsed.statistic == cross_generator.AUC
+    ]
+    if not groups:
+        return ""
+
+    def show(group: cross_generator.MetricName, digits: int) -> str:
+        auc = values[cross_generator.metric_name(*group)]
+        if not cross_generator.is_undefined(auc):
+            return f"{auc:.{digits}f}"
+        fakes, reals = (
+            values.get(cross_generator.metric_name(statistic, *group[1:]))
+            for statistic in (cross_generator.FAKES, cross_generator.REALS)
+        )
+        if fakes is None or reals is None:
+            return "undefined"
+        at = group.value if group.feature == config.COMPRESSION_KEY else None
+        return f"undefined ({cross_generator.undefined_reason(int(fakes), int(reals), group.seen, at)})"
+
+    def part(feature: str) -> str:
+        chosen = sorted((g for g in groups if g.feature == feature), key=lambda g: g.value)
+        return " ".join(f"{g.value}{' (seen)' if g.seen else ''} {show(g, 2)}" for g in chosen)
+
+    overall = [g for g in groups if g.feature is None and not g.seen]
+    parts = [f"unseen video AUC {show(overall[0], 3) if overall else 'undefined'}"]
+    parts += [text for text in (part(config.MANIPULATION_KEY), part(config.COMPRESSION_KEY)) if text]
+    return " | ".join(parts)
+
+
+def latest_output_dirs(pipeline_root: str, output_key: str, component_prefix: str = "") -> Dict[str, str]:
+    """{component id: its latest execution's `output_key` folder} under a local pipeline root."""
+    latest: Dict[str, tuple] = {}
+    for path in tf.io.gfile.glob(os.path.join(pipeline_root, f"{component_prefix}*", output_key, "*")):
+        component, _, execution = path.rstrip("/").split("/")[-3:]
+        if execution.isdigit() and int(execution) >= latest.get(component, (-1, ""))[0]:
+            latest[component] = (int(execution), path)
+    return {component: path for component, (_, path) in sorted(latest.items())}
+
+
+def evaluation_lines(pipeline_root: str, serving_model_dir: str = "") -> List[str]:
+    """Per evaluated model: its test metrics, its video AUCs on unseen manipulation kinds, whether it was
+    blessed (and why not), and where it was pushed."""
+    blessings = latest_output_dirs(pipeline_root, "blessing", "Evaluator.")
+    pushes = latest_output_dirs(pipeline_root, "pushed_model", "Pusher.")
+    lines = []
+    for component, evaluation_uri in latest_output_dirs(pipeline_root, "evaluation", "Evaluator.").items():
+        name = component.split(".", 1)[1]
+        metrics = overall_metrics(evaluation_uri)
+        lines.append(f"{name:<16} {format_metrics(metrics)}")
+        cross = format_cross_generator(metrics)
+        if cross:
+            lines.append(f"{'':<16} {cross}")
+        blessing_uri = blessings.get(component)
+        if blessing_uri and is_blessed(blessing_uri):
+            pushed = pushes.get(f"Pusher.{name}")
+            where = os.path.join(serving_model_dir, name) if serving_model_dir else ""
+            if pushed and tf.io.gfile.listdir(pushed):
+                lines.append(f"{'':<16} blessed; pushed to {where}")
+            else:
+                lines.append(f"{'':<16} blessed; not pushed (no serving directory)")
+        else:
+            reasons = "; ".join(blessing_failures(evaluation_uri))
+            lines.append(f"{'':<16} NOT blessed, not pushed: {reasons}")
+    return lines

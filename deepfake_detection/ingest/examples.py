@@ -1,0 +1,110 @@
+"""Builds the `tf.Example`s written by the ingest: one per face crop, one per clip.
+
+Pixels are stored as encoded crops without any backbone's normalisation, so one
+dataset serves every model; each model normalises inside its own graph.
+"""
+
+from typing import Iterable, List, Sequence
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from deepfake_detection import config
+from deepfake_detection.ingest.faces import Detection, FaceTrack
+from deepfake_detection.ingest.readers import VideoRecord
+
+
+def encode_image(image: np.ndarray, image_format: str) -> bytes:
+    """Encodes a BGR crop as PNG (lossless) or JPEG (quality 95)."""
+    if image_format == "png":
+        ok, data = cv2.imencode(".png", image)
+    else:
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise ValueError(f"Could not encode a {image.shape} crop as {image_format}")
+    return data.tobytes()
+
+
+def _bytes(values: Iterable[bytes]) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def _ints(values: Iterable[int]) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+
+
+def _floats(values: Iterable[float]) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
+
+
+def _video_features(record: VideoRecord, track_id: int) -> dict:
+    return {
+        config.LABEL_KEY: _ints([record.label]),
+        config.VIDEO_ID_KEY: _bytes([record.video_id.encode()]),
+        config.SOURCE_ID_KEY: _bytes([record.source_id.encode()]),
+        config.DATASET_KEY: _bytes([record.dataset.encode()]),
+        config.MANIPULATION_KEY: _bytes([record.manipulation.encode()]),
+        config.COMPRESSION_KEY: _bytes([record.compression.encode()]),
+        config.TRACK_ID_KEY: _ints([track_id]),
+    }
+
+
+def face_size_bucket(face_size: int) -> str:
+    """The evaluation slice of a face by its shorter side in source pixels."""
+    for upper, name in config.FACE_SIZE_BUCKETS:
+        if upper is None or face_size < upper:
+            return name
+    raise AssertionError("the last face-size bucket is open-ended")
+
+
+def face_example(
+    record: VideoRecord,
+    detection: Detection,
+    track_id: int,
+    timestamp: float,
+    encoded_crop: bytes,
+    crop_landmarks: Sequence[float],
+) -> tf.train.Example:
+    """One face crop with its video's labels, where it was found and its landmarks in crop coordinates."""
+    features = _video_features(record, track_id)
+    face_size = min(detection.box[2], detection.box[3])
+    features.update(
+        {
+            config.IMAGE_KEY: _bytes([encoded_crop]),
+            config.FRAME_INDEX_KEY: _ints([detection.frame_index]),
+            config.TIMESTAMP_KEY: _floats([timestamp]),
+            config.FACE_CONFIDENCE_KEY: _floats([detection.confidence]),
+            config.FACE_BOX_KEY: _ints(detection.box),
+            config.FACE_SIZE_KEY: _ints([face_size]),
+            config.FACE_SIZE_BUCKET_KEY: _bytes([face_size_bucket(face_size).encode()]),
+            config.FACE_LANDMARKS_KEY: _floats(crop_landmarks),
+        }
+    )
+    return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+def clip_windows(track: FaceTrack, clip_length: int) -> List[List[int]]:
+    """Positions of consecutive, non-overlapping windows of `clip_length` faces in a track."""
+    count = len(track.detections) // clip_length
+    return [list(range(i * clip_length, (i + 1) * clip_length)) for i in range(count)]
+
+
+def clip_example(
+    record: VideoRecord,
+    track_id: int,
+    detections: Sequence[Detection],
+    encoded_crops: Sequence[bytes],
+    crop_landmarks: Sequence[Sequence[float]],
+) -> tf.train.Example:
+    """T crops of one face track in time order with their landmarks, for the temporal model."""
+    features = _video_features(record, track_id)
+    features.update(
+        {
+            config.CLIP_FRAMES_KEY: _bytes(encoded_crops),
+            config.CLIP_FRAME_INDICES_KEY: _ints(d.frame_index for d in detections),
+            config.CLIP_LENGTH_KEY: _ints([len(encoded_crops)]),
+            config.FACE_LANDMARKS_KEY: _floats(value for marks in crop_landmarks for value in marks),
+        }
+    )
+    return tf.train.Example(features=tf.train.Features(feature=features))

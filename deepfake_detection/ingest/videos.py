@@ -1,0 +1,239 @@
+"""Ingest of one video: sample, detect, track, crop, and account for the outcome.
+
+`ingest_video` never raises for a bad input: every video ends in exactly one
+status (`ok`, `no_face`, `unreadable`, `rejected`) with a reason, so a run over
+a folder of broken files completes and its report lists each of them.
+"""
+
+import dataclasses
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+
+import cv2
+
+from deepfake_detection import config
+from deepfake_detection.ingest import examples as examples_lib
+from deepfake_detection.ingest.detector import FaceDetector
+from deepfake_detection.ingest.faces import (
+    Detection,
+    FaceTrack,
+    build_tracks,
+    crop_face,
+    crop_landmarks,
+    keep_tracks,
+    margin_crop_box,
+)
+from deepfake_detection.ingest.ingest_config import IngestConfig
+from deepfake_detection.ingest.readers import VideoRecord
+from deepfake_detection.ingest.sampling import SampledFrame, VideoError, VideoInfo, sample_frames
+from deepfake_detection.ingest.splits import assign_split
+
+
+@dataclasses.dataclass
+class VideoResult:
+    """What one video produced: serialized examples and its report row."""
+
+    split: str
+    report: dict
+    face_examples: List[bytes] = dataclasses.field(default_factory=list)
+    clip_examples: List[bytes] = dataclasses.field(default_factory=list)
+
+
+def report_row(record: VideoRecord, split: str, status: str, reason: Optional[str], **counts) -> dict:
+    row = {
+        "video": record.relative_path,
+        "status": status,
+        "reason": reason,
+        "frames_sampled": 0,
+        "faces": 0,
+        "tracks": 0,
+        "clips": 0,
+        "video_id": record.video_id,
+        "source_id": record.source_id,
+        "label": record.label,
+        "dataset": record.dataset,
+        "manipulation": record.manipulation,
+        "split": split,
+    }
+    row.update(counts)
+    return row
+
+
+Decoded = Tuple[VideoInfo, List[SampledFrame]]
+Finish = Callable[[], VideoResult]
+
+
+def ingest_video(record: VideoRecord, detector: FaceDetector, ingest_config: IngestConfig) -> VideoResult:
+    """Turns one video into face and clip examples plus a report row; never raises for bad input."""
+    return _detect_stage(record, detector, ingest_config, lambda: sample_frames(record.path, ingest_config))()
+
+
+def ingest_videos(
+    records: Sequence[VideoRecord], detector: FaceDetector, ingest_config: IngestConfig
+) -> Iterator[VideoResult]:
+    """`ingest_video` over several videos in order, with both cores busy.
+
+    Face detection (MTCNN, holding the GIL for much of its time) runs on this
+    thread; a helper thread reads the next video's frames and crops and
+    encodes the previous video's faces, work that OpenCV does outside the GIL.
+    At most three videos' frames are held at once.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-helper") as helper:
+
+        def read_ahead(position: int) -> Optional[Future]:
+            if position >= len(records) or records[position].reject_reason:
+                return None
+            return helper.submit(sample_frames, records[position].path, ingest_config)
+
+        ahead, finishing = read_ahead(0), None
+        for position, record in enumerate(records):
+            current, ahead = ahead, read_ahead(position + 1)
+            read = current.result if current else lambda: sample_frames(record.path, ingest_config)  # noqa: B023
+            finish = _detect_stage(record, detector, ingest_config, read)
+            if finishing is not None:
+                yield finishing.result()
+            finishing = helper.submit(finish)
+        if finishing is not None:
+            yield finishing.result()
+
+
+def _detect_stage(
+    record: VideoRecord, detector: FaceDetector, ingest_config: IngestConfig, read: Callable[[], Decoded]
+) -> Finish:
+    """Reads (or takes the frames read ahead) and detects; returns the step that finishes the video's result.
+
+    An error in either step ends in the video's report row, never raised.
+    """
+    started = time.monotonic()
+    split = assign_split(record.source_id, ingest_config.split_buckets, record.split)
+    if record.reject_reason:
+        rejected = VideoResult(split, report_row(record, split, config.STATUS_REJECTED, record.reject_reason))
+        return lambda: rejected
+
+    def accounted(work: Callable[[], VideoResult]) -> VideoResult:
+        try:
+            result = work()
+        except VideoError as e:
+            result = VideoResult(split, report_row(record, split, e.status, e.reason))
+        except (cv2.error, MemoryError, OSError, ValueError) as e:
+            logging.exception("Ingest of %s failed", record.path)
+            reason = f"{type(e).__name__}: {e}"
+            result = VideoResult(split, report_row(record, split, config.STATUS_UNREADABLE, reason))
+        result.report["seconds"] = round(time.monotonic() - started, 3)
+        return result
+
+    try:
+        info, frames = read()
+        kept = detect_faces(frames, detector, ingest_config)
+    except (VideoError, cv2.error, MemoryError, OSError, ValueError) as e:
+        error = e
+
+        def fail() -> VideoResult:
+            raise error
+
+        return lambda: accounted(fail)
+    return lambda: accounted(lambda: _finish_video(record, split, info, frames, kept, ingest_config))
+
+
+@dataclasses.dataclass
+class FacesFound:
+    """The kept faces of a run of frames: tracks (largest first), each track's encoded crops and crop landmarks."""
+
+    tracks: List[FaceTrack]
+    crops: List[List[bytes]]
+    landmarks: List[List[List[float]]]
+    detections_before_keep: int
+
+
+@dataclasses.dataclass
+class KeptFaces:
+    """The tracks a video keeps after detection and the keep rule, and how many faces were detected before it."""
+
+    tracks: List[FaceTrack]
+    detections_before_keep: int
+
+
+def detect_faces(frames: Sequence[SampledFrame], detector: FaceDetector, ingest_config: IngestConfig) -> KeptFaces:
+    """Detection, tracks and the keep rule."""
+    detections = detector.detect([f.image for f in frames], [f.index for f in frames])
+    tracks = build_tracks(detections, ingest_config.track_iou)
+    kept = keep_tracks(tracks, ingest_config.min_confidence_multi, min(ingest_config.min_track_faces, len(frames)))
+    return KeptFaces(kept, sum(len(d) for d in detections))
+
+
+def crop_faces(frames: Sequence[SampledFrame], kept: KeptFaces, ingest_config: IngestConfig) -> FacesFound:
+    """Margin crops of the kept faces, encoded, with their landmarks in crop coordinates."""
+    images = {f.index: f.image for f in frames}
+
+    def crop(detection: Detection) -> Tuple[bytes, List[float]]:
+        image = images[detection.frame_index]
+        height, width = image.shape[:2]
+        crop_box = margin_crop_box(detection.box, width, height, ingest_config.margin)
+        pixels = crop_face(image, detection.box, ingest_config.margin, ingest_config.image_size)
+        encoded = examples_lib.encode_image(pixels, ingest_config.image_format)
+        return encoded, crop_landmarks(detection.landmarks, crop_box)
+
+    cropped = [[crop(d) for d in track.detections] for track in kept.tracks]
+    return FacesFound(
+        kept.tracks,
+        [[encoded for encoded, _ in track] for track in cropped],
+        [[marks for _, marks in track] for track in cropped],
+        kept.detections_before_keep,
+    )
+
+
+def find_faces(frames: Sequence[SampledFrame], detector: FaceDetector, ingest_config: IngestConfig) -> FacesFound:
+    """Detection, tracks, the keep rule and margin crops: the one face path of ingest and serving."""
+    return crop_faces(frames, detect_faces(frames, detector, ingest_config), ingest_config)
+
+
+def _finish_video(
+    record: VideoRecord,
+    split: str,
+    info: VideoInfo,
+    frames: Sequence[SampledFrame],
+    kept: KeptFaces,
+    ingest_config: IngestConfig,
+) -> VideoResult:
+    """Crops, examples and the report row of a video whose faces are found."""
+    found = crop_faces(frames, kept, ingest_config)
+    counts = {
+        "frames_sampled": len(frames),
+        "width": info.width,
+        "height": info.height,
+        "fps": round(info.fps, 3),
+    }
+    if not found.tracks:
+        before = found.detections_before_keep
+        reason = f"no face kept in {len(frames)} sampled frames ({before} detections before the keep rule)"
+        return VideoResult(split, report_row(record, split, config.STATUS_NO_FACE, reason, **counts))
+
+    timestamps = {f.index: f.timestamp for f in frames}
+    result = VideoResult(split, {})
+    for track_id, (track, crops, landmarks) in enumerate(zip(found.tracks, found.crops, found.landmarks, strict=True)):
+        for detection, crop, marks in zip(track.detections, crops, landmarks, strict=True):
+            timestamp = timestamps[detection.frame_index]
+            example = examples_lib.face_example(record, detection, track_id, timestamp, crop, marks)
+            result.face_examples.append(example.SerializeToString())
+        for window in examples_lib.clip_windows(track, ingest_config.clip_length):
+            clip = examples_lib.clip_example(
+                record,
+                track_id,
+                [track.detections[i] for i in window],
+                [crops[i] for i in window],
+                [landmarks[i] for i in window],
+            )
+            result.clip_examples.append(clip.SerializeToString())
+    result.report = report_row(
+        record,
+        split,
+        config.STATUS_OK,
+        None,
+        faces=len(result.face_examples),
+        tracks=len(found.tracks),
+        clips=len(result.clip_examples),
+        **counts,
+    )
+    return result

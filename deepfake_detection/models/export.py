@@ -1,0 +1,91 @@
+"""Export of a trained Keras model as a serving-ready SavedModel.
+
+Signatures:
+- `serving_default`: a batch of encoded face images (JPEG/PNG bytes, string
+  tensor `images` [N]) -> `fake_probability` [N]; for the temporal model a
+  batch of clips (`clips` [N, T]).
+- `serving_tf_example`: serialized tf.Examples (`examples` [N]) -> the same
+  output, for TensorFlow Model Analysis.
+Decoding and resizing are the input functions' own (`data.decode_images`), and
+the backbone's normalisation is inside the Keras model, so serving equals training.
+Warm-up requests (one grey face, or one clip of them) are stored in
+`assets.extra/` for TensorFlow Serving to replay before a version takes traffic.
+"""
+
+import json
+import os
+from typing import Any, Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from deepfake_detection import config, warmup
+from deepfake_detection.models import data
+
+SERVING_DEFAULT = config.SERVING_DEFAULT
+SERVING_TF_EXAMPLE = config.SERVING_TF_EXAMPLE
+OUTPUT_KEY = config.OUTPUT_KEY
+SERVING_DIR = "Format-Serving"  # where TFX's Trainer and Pusher expect the SavedModel
+KERAS_FILE = os.path.join("keras", "model.keras")
+EVAL_METRICS_FILE = "eval_metrics.json"
+
+
+def _probabilities(model: keras.Model, pixels: tf.Tensor) -> dict:
+    return {OUTPUT_KEY: tf.reshape(tf.cast(model(pixels, training=False), tf.float32), [-1])}
+
+
+def export_saved_model(model: keras.Model, export_dir: str, clip_length: int = 0) -> None:
+    """Writes the SavedModel with both signatures; `clip_length` > 0 marks a temporal model."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    if clip_length:
+        image_spec = tf.TensorSpec([None, clip_length], tf.string, name=config.CLIPS_INPUT)
+        features = {config.CLIP_FRAMES_KEY: data.clip_features(clip_length)[config.CLIP_FRAMES_KEY]}
+
+        def pixels_from_bytes(encoded: tf.Tensor) -> tf.Tensor:
+            return data.decode_clips(encoded, clip_length)
+
+        bytes_key = config.CLIP_FRAMES_KEY
+    else:
+        image_spec = tf.TensorSpec([None], tf.string, name=config.IMAGES_INPUT)
+        features = {config.IMAGE_KEY: data.FACE_FEATURES[config.IMAGE_KEY]}
+        pixels_from_bytes = data.decode_images
+        bytes_key = config.IMAGE_KEY
+
+    @tf.function(input_signature=[image_spec])
+    def serve_images(encoded: tf.Tensor) -> dict:
+        return _probabilities(model, pixels_from_bytes(encoded))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=config.EXAMPLES_INPUT)])
+    def serve_examples(serialized: tf.Tensor) -> dict:
+        parsed = tf.io.parse_example(serialized, features)
+        return _probabilities(model, pixels_from_bytes(parsed[bytes_key]))
+
+    archive.add_endpoint(SERVING_DEFAULT, serve_images)
+    archive.add_endpoint(SERVING_TF_EXAMPLE, serve_examples)
+    archive.write_out(export_dir, verbose=False)
+    grey_face = tf.io.encode_png(tf.fill([data.CROP_SIZE, data.CROP_SIZE, 3], tf.constant(128, tf.uint8))).numpy()
+    sample = np.array([[grey_face] * clip_length] if clip_length else [grey_face], dtype=object)
+    warmup.write_warmup_requests(export_dir, [warmup.predict_request("", SERVING_DEFAULT, {image_spec.name: sample})])
+
+
+def keras_path(model_uri: str) -> str:
+    return os.path.join(model_uri, KERAS_FILE)
+
+
+def save_keras(model: keras.Model, model_uri: str) -> str:
+    """Saves the Keras model beside the SavedModel in the Model artifact, for the ensemble to reload."""
+    path = keras_path(model_uri)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    model.save(path)
+    return path
+
+
+def write_eval_metrics(model_uri: str, metrics: Mapping[str, Any]) -> None:
+    """Records the exported model's metrics on the eval split beside it, for people and runners to read."""
+    values = {
+        k: float(v) if hasattr(v, "__float__") and not isinstance(v, (str, dict)) else v for k, v in metrics.items()
+    }
+    with tf.io.gfile.GFile(os.path.join(model_uri, EVAL_METRICS_FILE), "w") as f:
+        json.dump(values, f, indent=1, sort_keys=True)

@@ -1,0 +1,138 @@
+"""Training recipe shared by the TFX Trainer and Tuner, the benches and the tests: settings, model, callbacks.
+
+`TrainingConfig` is what `custom_config` carries; `components/training/module.py`
+holds the `run_fn` and `tuner_fn` that TFX calls and builds on this module.
+"""
+
+import dataclasses
+from typing import Any, Dict, Mapping, Optional
+
+import keras
+import keras_tuner
+import tensorflow as tf
+
+from deepfake_detection import config
+from deepfake_detection.models import data
+from deepfake_detection.models.base import (
+    DEFAULT_HPARAMS,
+    FINE_TUNE_LAYERS,
+    LEARNING_RATE,
+    ModelSettings,
+    set_trainable_tail,
+)
+from deepfake_detection.models.registry import get_backbone
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Per-backbone training settings; the design's defaults, all overridable."""
+
+    backbone: str
+    weights: Optional[str] = None
+    input_size: Optional[int] = None
+    batch_size: int = 16
+    epochs: int = 10
+    tuning_epochs: int = 3
+    steps_per_epoch: Optional[int] = None
+    fine_tune_epochs: int = 5
+    early_stopping_patience: int = 5
+    l2: float = 1e-3
+    clip_length: int = 8
+    lstm_units: int = 256
+    fusion_backbones: tuple = ("xception", "densenet121")
+    hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    seed: int = 0
+    cache_examples: bool = True
+    fake_source: str = config.DEFAULT_FAKE_SOURCE
+    held_out_manipulations: tuple = ()
+
+    def __post_init__(self) -> None:
+        get_backbone(self.backbone)
+        unknown = set(self.hparams) - set(DEFAULT_HPARAMS)
+        if unknown:
+            raise ValueError(f"Unknown hyperparameter(s) {sorted(unknown)}; expected among {sorted(DEFAULT_HPARAMS)}")
+        data.FakeSource(self.fake_source, self.held_out_manipulations)
+        for name in ("batch_size", "epochs", "tuning_epochs", "early_stopping_patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Invalid training setting {name}={getattr(self, name)!r}: expected >= 1")
+
+    @classmethod
+    def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> "TrainingConfig":
+        values = dict(custom_config or {})
+        for name in ("fusion_backbones", "held_out_manipulations"):
+            if name in values:
+                values[name] = tuple(values[name])
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown training setting(s) {unknown}; known settings are {sorted(known)}")
+        return cls(**values)
+
+    def model_settings(self) -> ModelSettings:
+        backbone = get_backbone(self.backbone)
+        return ModelSettings(
+            input_size=self.input_size or backbone.input_size,
+            weights=self.weights,
+            l2=self.l2,
+            clip_length=self.clip_length,
+            lstm_units=self.lstm_units,
+            fusion_backbones=self.fusion_backbones,
+        )
+
+    @property
+    def temporal(self) -> bool:
+        return get_backbone(self.backbone).temporal
+
+    def fakes(self) -> data.FakeSource:
+        return data.FakeSource(self.fake_source, tuple(self.held_out_manipulations), self.seed)
+
+
+def configure_accelerators() -> tf.distribute.Strategy:
+    """Mixed precision when a GPU is present; MirroredStrategy across several GPUs."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def build_and_compile(training: TrainingConfig, hparams: Mapping[str, Any]) -> keras.Model:
+    """Builds the backbone; with pretrained weights its base starts frozen (phase one)."""
+    backbone = get_backbone(training.backbone)
+    model = backbone.build(training.model_settings(), hparams)
+    if backbone.base_layer and training.weights:
+        set_trainable_tail(model.get_layer(backbone.base_layer), 0)
+    compile_model(model, float(hparams.get(LEARNING_RATE, backbone.learning_rate)))
+    return model
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
+        jit_compile=bool(tf.config.list_physical_devices("GPU")),
+    )
+
+
+def callbacks(checkpoint_path: str, patience: int) -> list:
+    return [
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2)),
+        keras.callbacks.ModelCheckpoint(
+            checkpoint_path, monitor="val_auc", mode="max", save_best_only=True, save_weights_only=True
+        ),
+    ]
+
+
+def search_space(hp: keras_tuner.HyperParameters, learning_rate: float) -> Dict[str, Any]:
+    """Learning rate (a tenth to five times the backbone's default), dropout, head width, fine-tune depth."""
+    return {
+        LEARNING_RATE: hp.Float(
+            LEARNING_RATE, learning_rate / 10, learning_rate * 5, sampling="log", default=learning_rate
+        ),
+        "dropout": hp.Choice("dropout", [0.3, 0.5], default=DEFAULT_HPARAMS["dropout"]),
+        "head_units": hp.Choice("head_units", [256, 512], default=DEFAULT_HPARAMS["head_units"]),
+        FINE_TUNE_LAYERS: hp.Choice(FINE_TUNE_LAYERS, [0, 20, 50], default=DEFAULT_HPARAMS[FINE_TUNE_LAYERS]),
+    }

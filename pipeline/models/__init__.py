@@ -1,1 +1,0 @@
-"""Model code: one small module per backbone on the shared base, plus data, export and the Trainer/Tuner functions."""

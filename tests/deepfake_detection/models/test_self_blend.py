@@ -1,0 +1,152 @@
+"""Self-blended images: the mask stays on the face, pairs are (real, fake), every draw follows its seed."""
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import tensorflow as tf
+
+from deepfake_detection import config, face_geometry
+from deepfake_detection.models import data, self_blend
+
+# The astronaut's face cropped to 200 x 180 px and MTCNN's landmarks on it, as fractions of the crop.
+_TOP, _LEFT, _HEIGHT, _WIDTH = 30, 140, 200, 180
+_ASTRONAUT_LANDMARKS = np.array([[204, 100], [245, 102], [224, 126], [202, 139], [244, 140]], np.float64)
+
+
+def _face(size: int = 128):
+    crop = skimage.data.astronaut()[_TOP : _TOP + _HEIGHT, _LEFT : _LEFT + _WIDTH]
+    landmarks = (_ASTRONAUT_LANDMARKS - [_LEFT, _TOP]) / [_WIDTH, _HEIGHT]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), landmarks.ravel()
+
+
+def test_mask_lies_on_the_face_and_is_a_soft_blend_weight():
+    image, landmarks = _face()
+    marks = self_blend.landmarks_in_pixels(landmarks, 128, 128)
+    x, y, w, h = cv2.boundingRect(np.round(face_geometry.outline_points(marks, forehead=0.7)).astype(np.int32))
+    for seed in range(20):
+        _, mask = self_blend.self_blend(image, landmarks, np.random.default_rng(seed))
+        assert mask.shape == (128, 128) and 0.0 <= mask.min() and mask.max() <= 1.0 + 1e-6
+        assert mask.max() >= 0.25 - 1e-6
+        rows, cols = np.nonzero(mask > 0.05)
+        # the source shift moves the mask by at most 5 % of the crop; the elastic warp by 6 %.
+        slack = 0.15 * 128
+        assert rows.min() >= y - slack and rows.max() <= y + h + slack
+        assert cols.min() >= x - slack and cols.max() <= x + w + slack
+        assert mask[:8].max() < 0.05 and mask[-8:].max() < 0.05
+
+
+def test_fake_equals_one_image_outside_the_mask_and_changes_inside():
+    image, landmarks = _face()
+    changed_inside = 0
+    for seed in range(10):
+        fake, mask = self_blend.self_blend(image, landmarks, np.random.default_rng(seed))
+        difference = np.abs(fake.astype(int) - image.astype(int)).max(axis=-1)
+        if np.percentile(difference[mask == 0], 99) <= 1:
+            inside = difference[mask > 0.5]
+            changed_inside += inside.size > 0 and inside.mean() > 2
+    assert changed_inside >= 3, "with the source altered, the blend changes the face and nothing else"
+
+
+def test_pair_is_real_then_fake_post_processed_alike():
+    image, landmarks = _face()
+    for seed in range(12):
+        pair = self_blend.blend_pair(image, landmarks, np.array([0, seed]))
+        assert pair.shape == (2, 128, 128, 3) and pair.dtype == np.uint8
+        real = pair[0].astype(float)
+        candidates = [image, image[:, ::-1]]
+        assert min(np.abs(real - c).mean() for c in candidates) < 8, "the first image is the real face (JPEG at worst)"
+        assert np.abs(pair[1].astype(float) - real).mean() > 0.5, "the second is its blend"
+
+
+def test_cross_blend_pastes_the_partner_face_colour_matched():
+    image, landmarks = _face()
+    partner = np.ascontiguousarray(image[:, ::-1, ::-1])
+    fake, mask = self_blend.cross_blend(image, landmarks, partner, landmarks, np.random.default_rng(0))
+    inside, outside = mask > 0.9, mask == 0
+    assert np.abs(fake[outside].astype(int) - image[outside]).max() <= 1
+    assert np.abs(fake[inside].astype(int) - image[inside]).mean() > 5
+    assert np.abs(fake[inside].mean(axis=0) - image[inside].mean(axis=0)).max() < 12, "colour-corrected"
+
+
+def test_a_batch_pairs_each_real_face_and_passes_fakes_through():
+    image, landmarks = _face(64)
+    images = np.stack([image, image[:, ::-1], image])
+    out = self_blend.blend_batch(images, np.stack([landmarks] * 3), np.array([True, False, True]), np.array([0, 1]))
+    assert out.shape == (3, 2, 64, 64, 3)
+    np.testing.assert_array_equal(out[1, 0], out[1, 1])
+    np.testing.assert_array_equal(
+        out, self_blend.blend_batch(images, np.stack([landmarks] * 3), np.array([True, False, True]), np.array([0, 1]))
+    )
+
+
+def test_same_seed_same_blend_other_seed_other_blend():
+    image, landmarks = _face()
+    first = self_blend.blend_pair(image, landmarks, np.array([3, 7]))
+    np.testing.assert_array_equal(first, self_blend.blend_pair(image, landmarks, np.array([3, 7])))
+    assert not np.array_equal(first, self_blend.blend_pair(image, landmarks, np.array([3, 8])))
+
+
+def test_a_clip_is_blended_with_the_same_draws_in_every_frame():
+    image, landmarks = _face(64)
+    clip = np.stack([image] * 3)
+    pair = self_blend.blend_pair(clip, np.stack([landmarks] * 3), np.array([1, 2]))
+    assert pair.shape == (2, 3, 64, 64, 3)
+    frame_to_frame = np.abs(pair[1, 0].astype(float) - pair[1, 2]).mean()
+    fake_to_real = np.abs(pair[1].astype(float) - pair[0]).mean()
+    assert frame_to_frame < 4 and frame_to_frame < fake_to_real, "only per-frame sensor noise differs"
+
+
+def _write_faces(path, labels, manipulations):
+    image, landmarks = _face(64)
+    encoded = tf.io.encode_png(image).numpy()
+    with tf.io.TFRecordWriter(str(path), "GZIP") as writer:
+        for label, manipulation in zip(labels, manipulations, strict=True):
+            feature = {
+                config.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+                config.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                config.MANIPULATION_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[manipulation.encode()])),
+                config.FACE_LANDMARKS_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=landmarks)),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+def test_self_blended_input_uses_real_faces_only_each_beside_its_blend(tmp_path):
+    _write_faces(tmp_path / "a.gz", [0, 1, 0, 1], ["original", "face_swap", "original", "self_warp"])
+    fakes = data.FakeSource(config.FAKE_SOURCE_SELF_BLENDED)
+    [(pixels, labels)] = list(data.dataset([str(tmp_path / "a.gz")], 8, training=False, fake_source=fakes))
+    assert labels.numpy().tolist() == [0, 1, 0, 1]
+    assert pixels.shape == (4, data.CROP_SIZE, data.CROP_SIZE, 3)
+    assert data.label_counts([str(tmp_path / "a.gz")], fakes) == (2, 2)
+
+
+def test_both_adds_dataset_fakes_except_held_out_ones(tmp_path):
+    _write_faces(tmp_path / "a.gz", [0, 1, 0, 1], ["original", "face_swap", "original", "self_warp"])
+    both = data.FakeSource(config.FAKE_SOURCE_BOTH, held_out=("self_warp",))
+    [(_, labels)] = list(data.dataset([str(tmp_path / "a.gz")], 8, training=False, fake_source=both))
+    assert labels.numpy().tolist() == [0, 1, 1, 0, 1]
+    assert data.label_counts([str(tmp_path / "a.gz")], both) == (2, 3)
+    only_dataset = data.FakeSource(config.FAKE_SOURCE_DATASET, held_out=("face_swap",))
+    assert data.label_counts([str(tmp_path / "a.gz")], only_dataset) == (2, 1)
+
+
+def test_unknown_fake_source_is_refused():
+    with pytest.raises(ValueError, match="Invalid fake source 'gan'"):
+        data.FakeSource("gan")
+
+
+def test_clips_of_real_faces_come_with_their_blended_clips(tmp_path):
+    image, landmarks = _face(64)
+    encoded = tf.io.encode_png(image).numpy()
+    with tf.io.TFRecordWriter(str(tmp_path / "clips.gz"), "GZIP") as writer:
+        for label in (0, 1, 0):
+            feature = {
+                config.CLIP_FRAMES_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded] * 2)),
+                config.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                config.FACE_LANDMARKS_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=list(landmarks) * 2)),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    fakes = data.FakeSource(config.FAKE_SOURCE_SELF_BLENDED)
+    [(clips, labels)] = list(data.dataset([str(tmp_path / "clips.gz")], 8, False, 2, fake_source=fakes, size=64))
+    assert clips.shape == (4, 2, 64, 64, 3)
+    assert labels.numpy().tolist() == [0, 1, 0, 1]
