@@ -1,8 +1,8 @@
 """Uploaded media: what kind it is, and decoding it in an isolated process under a time limit.
 
 A malformed file can hang or crash a decoder (FFmpeg, libjpeg, libwebp): the
-service decodes each upload in a fresh child process of its own
-(`serving.decode_worker`: OpenCV, numpy and the ingest's sampling, no
+service decodes each upload in a child process of its own, forked by
+`serving.decode_worker` (OpenCV, numpy and the ingest's sampling, no
 TensorFlow), waits at most `timeout_s`, and kills it past that; a crash or a
 timeout costs that one upload an error, never the service. The media only
 ever lives in memory and, for the decoder, in a private file on a RAM-backed
@@ -12,10 +12,10 @@ folder that is removed as soon as the decode ends.
 import dataclasses
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import tempfile
-import threading
 from typing import Callable, List, Optional, Tuple
 
 from deepfake_detection import config
@@ -101,22 +101,24 @@ Decoder = Callable[[str, str, IngestConfig], DecodeResult]
 
 
 class IsolatedDecoder:
-    """Runs `decoder` in a fresh child process per upload, with a time limit.
+    """Runs `decoder` on each upload in a child process of its own, with a time limit.
 
-    The child is `python -m serving.decode_worker`, a program that imports the
-    decoding stack only, so the service's TensorFlow never enters it. One child
-    is kept started ahead (Python and OpenCV loaded, waiting for its upload), so
-    an upload does not wait for a process to start.
+    The children are forked by `serving.decode_worker`, a fork server that
+    imports the decoding stack only, so the service's TensorFlow never enters
+    them. `servers` of them (default: two per core) decode concurrently; more
+    uploads wait for a free one.
     """
 
-    def __init__(self, timeout_s: float = 60.0, decoder: Decoder = decode_media):
+    def __init__(self, timeout_s: float = 60.0, decoder: Decoder = decode_media, servers: int = 0):
         self.timeout_s = timeout_s
         self.decoder = decoder
-        self._lock = threading.Lock()
-        self._spare: Optional[subprocess.Popen] = None
+        self._size = servers or 2 * (os.cpu_count() or 1)
+        self._idle: queue.Queue[Optional[subprocess.Popen]] = queue.Queue()
+        for _ in range(self._size):
+            self._idle.put(None)  # started on first use
 
     def warm_up(self) -> None:
-        """Decodes a tiny image: the first child starts, and the next one waits ready."""
+        """Starts a fork server (it imports the decoding stack, a fraction of a second) and decodes a tiny image."""
         import cv2
         import numpy as np
 
@@ -124,40 +126,44 @@ class IsolatedDecoder:
         self.decode(png, KIND_IMAGE, "png", IngestConfig())
 
     def close(self) -> None:
-        with self._lock:
-            spare, self._spare = self._spare, None
-        if spare is not None:
-            spare.kill()
-            spare.communicate()
+        for _ in range(self._size):
+            server = self._idle.get()
+            if server is not None:
+                server.stdin.close()
+                server.wait(timeout=10)
 
     def decode(self, data: bytes, kind: str, extension: str, ingest_config: IngestConfig) -> DecodeResult:
         folder = RAM_FOLDER if os.path.isdir(RAM_FOLDER) and os.access(RAM_FOLDER, os.W_OK) else None
         with tempfile.NamedTemporaryFile(suffix=f".{extension}", dir=folder) as media:
             media.write(data)
             media.flush()
-            return self._run(media.name, kind, ingest_config)
+            answer_path = f"{media.name}.answer"
+            try:
+                return self._run(media.name, kind, ingest_config, answer_path)
+            finally:
+                if os.path.exists(answer_path):
+                    os.remove(answer_path)
 
-    def _child(self) -> subprocess.Popen:
-        """The child started ahead, replaced at once by a new one."""
-        with self._lock:
-            child, self._spare = self._spare, _start_child()
-        return child if child is not None and child.poll() is None else _start_child()
-
-    def _run(self, path: str, kind: str, ingest_config: IngestConfig) -> DecodeResult:
-        child = self._child()
-        request = pickle.dumps((self.decoder, path, kind, ingest_config))
+    def _run(self, path: str, kind: str, ingest_config: IngestConfig, answer_path: str) -> DecodeResult:
+        server = self._idle.get()
         try:
-            answer, errors = child.communicate(request, timeout=self.timeout_s)
-        except subprocess.TimeoutExpired as e:
-            child.kill()
-            child.communicate()
+            if server is None or server.poll() is not None:
+                server = _start_server()
+            pickle.dump((self.decoder, path, kind, ingest_config, answer_path, self.timeout_s), server.stdin)
+            server.stdin.flush()
+            ended, code = pickle.load(server.stdout)
+        except (EOFError, OSError, pickle.PickleError) as e:
+            server = None
+            raise MediaError("decoder_crash", 422, f"the decode server failed: {type(e).__name__}") from e
+        finally:
+            self._idle.put(server)
+        if ended == "timeout":
             message = f"decoding took longer than the limit of {self.timeout_s:g} s"
-            raise MediaError("decode_timeout", 422, message, "decode_timeout_s") from e
-        if child.returncode != 0 or not answer:
-            last_line = errors.decode(errors="replace").strip().splitlines()[-1:] if errors else []
-            detail = f": {last_line[0]}" if last_line else ""
-            raise MediaError("decoder_crash", 422, f"the decoder crashed (exit code {child.returncode}){detail}")
-        outcome, payload = pickle.loads(answer)
+            raise MediaError("decode_timeout", 422, message, "decode_timeout_s")
+        if code != 0 or not os.path.exists(answer_path):
+            raise MediaError("decoder_crash", 422, f"the decoder crashed (exit code {code})")
+        with open(answer_path, "rb") as f:
+            outcome, payload = pickle.load(f)
         if outcome == "ok":
             return payload
         if outcome == "video_error":
@@ -168,10 +174,6 @@ class IsolatedDecoder:
         raise MediaError("decoder_error", 422, f"the decoder failed: {payload.splitlines()[0]}")
 
 
-def _start_child() -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "serving.decode_worker"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+def _start_server() -> subprocess.Popen:
+    command = [sys.executable, "-m", "serving.decode_worker"]
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
