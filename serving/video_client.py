@@ -8,7 +8,8 @@ crops training saw. Face scores are turned into one video score by a rule of
 
 import base64
 import dataclasses
-import threading
+import os
+import queue
 import time
 from typing import Callable, Dict, List, Optional, Protocol, Sequence
 
@@ -76,7 +77,11 @@ def decide(probability: Optional[float], threshold: float) -> str:
 
 
 class VideoAnalyzer:
-    """Holds one face detector and a model client; analyses videos and images one at a time."""
+    """Holds face detectors (one per core by default) and a model client; analyses videos and images.
+
+    Face detection is the cost of an analysis; with one detector per core,
+    concurrent requests detect in parallel, and more wait for a free one.
+    """
 
     def __init__(
         self,
@@ -86,14 +91,17 @@ class VideoAnalyzer:
         threshold: float = 0.5,
         batch_size: int = 32,
         detector: Optional[FaceDetector] = None,
+        detectors: int = 0,
     ):
         self.model = model
         self.ingest_config = ingest_config or IngestConfig()
         self.rule = video_scores.check_rule(rule)
         self.threshold = threshold
         self.batch_size = batch_size
-        self.detector = detector or FaceDetector.from_config(self.ingest_config)
-        self._detector_lock = threading.Lock()
+        count = 1 if detector else detectors or os.cpu_count() or 1
+        self._detectors: queue.Queue[FaceDetector] = queue.Queue()
+        for _ in range(count):
+            self._detectors.put(detector or FaceDetector.from_config(self.ingest_config))
 
     def analyse_video(self, path: str) -> Verdict:
         """Raises VideoError (unreadable or rejected, with the reason) for a file that cannot be analysed."""
@@ -112,8 +120,11 @@ class VideoAnalyzer:
         report = progress or (lambda stage, fraction: None)
         started = time.perf_counter()
         report("detecting faces", 0.0)
-        with self._detector_lock:
-            found = find_faces(frames, self.detector, self.ingest_config)
+        detector = self._detectors.get()
+        try:
+            found = find_faces(frames, detector, self.ingest_config)
+        finally:
+            self._detectors.put(detector)
         detection_s = time.perf_counter() - started
         probabilities, version = self._score(found, report)
         model_s = time.perf_counter() - started - detection_s

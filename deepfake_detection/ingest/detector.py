@@ -105,10 +105,13 @@ class FaceDetector:
         faces = self.detect_at([frame], [frame_index], coarse)[0]
         if not faces:
             return design, self.detect_at([frame], [frame_index], design)[0]
-        scale = keyframes.scale_for_faces([d.box[2] for d in faces], self._face_px, design)
-        if scale > coarse * 1.05:
-            faces = self.detect_at([frame], [frame_index], scale)[0]
-        return scale, faces
+        widths = [d.box[2] for d in faces]
+        if min(widths) * coarse < 2 * keyframes.MTCNN_SMALLEST_FACE_PX:
+            # A face under 40 px at the probe's scale is found but placed
+            # coarsely: detect this keyframe again at the finer scale.
+            scale = keyframes.scale_for_faces(widths, self._face_px, design)
+            return scale, self.detect_at([frame], [frame_index], scale)[0]
+        return keyframes.scale_for_faces(widths, self._face_px, design), faces
 
     def detect_at(self, frames: Sequence[np.ndarray], frame_indices: Sequence[int], scale: float):  # noqa: ANN201
         """Full-frame detection of same-sized BGR frames resized by `scale`."""
