@@ -67,6 +67,8 @@ FAKE_SOURCE_DATASET = "dataset"
 FAKE_SOURCE_SELF_BLENDED = "self_blended"
 FAKE_SOURCE_BOTH = "both"
 FAKE_SOURCES = (FAKE_SOURCE_DATASET, FAKE_SOURCE_SELF_BLENDED, FAKE_SOURCE_BOTH)
+# Stands for every fake kind in a list of manipulations (what a model trained without dataset fakes never saw).
+ALL_MANIPULATIONS = "*"
 # What a backbone trains on unless its settings say otherwise (TrainingConfig, and the evaluation's unseen kinds).
 DEFAULT_FAKE_SOURCE = FAKE_SOURCE_SELF_BLENDED
 # The main job trains without a single fake video: every sample manipulation stays unseen until the test.

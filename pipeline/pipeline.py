@@ -83,11 +83,36 @@ def _settings(training_settings: Mapping[str, Mapping[str, Any]], name: str) -> 
     return {**training_settings.get("*", {}), **training_settings.get(name, {})}
 
 
+def _training(training_settings: Mapping[str, Mapping[str, Any]], name: str) -> TrainingConfig:
+    """The TrainingConfig the Trainer of backbone `name` will build from its custom_config."""
+    return TrainingConfig.from_custom_config({**_settings(training_settings, name), "backbone": name})
+
+
+def _check_training(
+    ingest_config: IngestConfig, backbones: Sequence[str], training_settings: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Each backbone's training settings, checked when the pipeline is built, before any video is read.
+
+    Catches what would otherwise fail in the Trainer after the whole ingest: an
+    input size under the backbone's smallest, and clips of another length than
+    the ingest writes.
+    """
+    for name in backbones:
+        training = _training(training_settings, name)
+        if training.temporal and training.clip_length != ingest_config.clip_length:
+            raise ValueError(
+                f"{name} trains on clips of clip_length={training.clip_length}, but the ingest writes "
+                f"clip_length={ingest_config.clip_length}: set both to the same value"
+            )
+
+
 def _unseen_manipulations(
     training_settings: Mapping[str, Mapping[str, Any]], backbones: Sequence[str], ensemble_members: Sequence[str]
 ) -> Dict[str, Sequence[str]]:
     """{model name: the manipulation kinds it never trained on}; an ensemble's are those none of its members saw."""
-    unseen = {name: cross_generator.unseen_manipulations(_settings(training_settings, name)) for name in backbones}
+    unseen = {
+        name: cross_generator.unseen_manipulations(_training(training_settings, name).fakes()) for name in backbones
+    }
     if ensemble_members:
         unseen[ENSEMBLE] = cross_generator.common_unseen(unseen[name] for name in ensemble_members)
     return unseen
@@ -237,6 +262,7 @@ def create_pipeline(
     unknown = set(training_settings) - set(backbones) - {"*"}
     if unknown:
         raise ValueError(f"training_settings names backbones that are not trained: {sorted(unknown)}")
+    _check_training(ingest_config or IngestConfig(), backbones, training_settings)
     examples, clip_examples = example_gen.outputs["examples"], example_gen.outputs["clip_examples"]
     training = [
         node

@@ -13,19 +13,16 @@ counts kept beside it so the report can say why.
 
 import dataclasses
 import math
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from deepfake_detection import config
 from deepfake_detection.evaluation import video_scores
+from deepfake_detection.models.data import FakeSource
 
-# TrainingConfig's settings that decide what a model saw in training, and their defaults.
-FAKE_SOURCE_SETTING = "fake_source"
-HELD_OUT_SETTING = "held_out_manipulations"
-# An unseen-kinds tuple holding only this stands for every fake kind (a model trained without dataset fakes).
-ALL_MANIPULATIONS = "*"
-EVERY_KIND_UNSEEN: Tuple[str, ...] = (ALL_MANIPULATIONS,)
+# The unseen kinds of a model trained without dataset fakes: every kind.
+EVERY_KIND_UNSEEN: Tuple[str, ...] = (config.ALL_MANIPULATIONS,)
 
 AUC = "auc"
 FAKES = "fakes"
@@ -82,31 +79,15 @@ def parse_metric_name(name: str) -> Optional[MetricName]:
     return MetricName(parts[1], parts[2] == _SEEN, feature, value)
 
 
-def unseen_manipulations(settings: Mapping[str, Any]) -> Tuple[str, ...]:
-    """The manipulation kinds a model with these training settings never trained on.
+def unseen_manipulations(fakes: FakeSource) -> Tuple[str, ...]:
+    """The manipulation kinds a model trained on these fakes never saw.
 
     Self-blended fakes only: every kind (`EVERY_KIND_UNSEEN`); dataset fakes,
     with or without self-blended ones: the held-out kinds, possibly none.
     """
-    fake_source = settings.get(FAKE_SOURCE_SETTING, config.DEFAULT_FAKE_SOURCE)
-    if fake_source not in config.FAKE_SOURCES:
-        raise ValueError(
-            f"Invalid training setting {FAKE_SOURCE_SETTING}={fake_source!r}: "
-            f"expected one of {list(config.FAKE_SOURCES)}"
-        )
-    held_out = settings.get(HELD_OUT_SETTING, ())
-    if isinstance(held_out, (str, bytes)) or not all(isinstance(kind, str) and kind for kind in held_out):
-        raise ValueError(
-            f"Invalid training setting {HELD_OUT_SETTING}={held_out!r}: expected a list of manipulation kinds"
-        )
-    if config.ORIGINAL_MANIPULATION in held_out or ALL_MANIPULATIONS in held_out:
-        raise ValueError(
-            f"Invalid training setting {HELD_OUT_SETTING}={held_out!r}: "
-            f"{config.ORIGINAL_MANIPULATION!r} and {ALL_MANIPULATIONS!r} are not manipulation kinds"
-        )
-    if fake_source == config.FAKE_SOURCE_SELF_BLENDED:
+    if not fakes.dataset_fakes:
         return EVERY_KIND_UNSEEN
-    return tuple(sorted(set(held_out)))
+    return tuple(sorted(set(fakes.held_out)))
 
 
 def common_unseen(members: Iterable[Sequence[str]]) -> Tuple[str, ...]:

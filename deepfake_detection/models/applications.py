@@ -81,12 +81,15 @@ FEATURE_EXTRACTORS = {
     "densenet121": (keras.applications.DenseNet121, "torch", {}),
 }
 
+# Keras refuses Xception inputs under 71 px, the others under 32.
+XCEPTION_MIN_INPUT_SIZE = 71
+
 BACKBONES = [
-    Backbone(name, build, size, base_layer_name(name))
-    for name, build, size in (
-        ("xception", build_xception, 299),
-        ("efficientnet_v2m", build_efficientnet_v2m, 299),
-        ("resnet50", build_resnet50, 224),
-        ("densenet121", build_densenet121, 224),
+    Backbone(name, build, size, base_layer_name(name), min_input_size=smallest)
+    for name, build, size, smallest in (
+        ("xception", build_xception, 299, XCEPTION_MIN_INPUT_SIZE),
+        ("efficientnet_v2m", build_efficientnet_v2m, 299, 32),
+        ("resnet50", build_resnet50, 224, 32),
+        ("densenet121", build_densenet121, 224, 32),
     )
 ]

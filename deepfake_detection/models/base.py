@@ -162,7 +162,9 @@ class Backbone:
 
     `base_layer` names the pretrained sub-model that two-phase fine-tuning
     freezes and then partly unfreezes; `temporal` models take clips;
-    `learning_rate` is the default the tuner searches around.
+    `learning_rate` is the default the tuner searches around;
+    `min_input_size` is the smallest input side its layers accept (Keras'
+    Xception refuses under 71), checked before any video is read.
     """
 
     name: str
@@ -171,6 +173,7 @@ class Backbone:
     base_layer: Optional[str] = None
     temporal: bool = False
     learning_rate: float = DEFAULT_HPARAMS[LEARNING_RATE]
+    min_input_size: int = 32
 
     def default_hparams(self) -> Dict[str, Any]:
         return {**DEFAULT_HPARAMS, LEARNING_RATE: self.learning_rate}

@@ -69,6 +69,13 @@ class FakeSource:
     def __post_init__(self) -> None:
         if self.kind not in config.FAKE_SOURCES:
             raise ValueError(f"Invalid fake source {self.kind!r}: expected one of {list(config.FAKE_SOURCES)}")
+        if not all(isinstance(kind, str) and kind for kind in self.held_out):
+            raise ValueError(f"Invalid held-out manipulations {self.held_out!r}: expected manipulation kinds")
+        if {config.ORIGINAL_MANIPULATION, config.ALL_MANIPULATIONS} & set(self.held_out):
+            raise ValueError(
+                f"Invalid held-out manipulations {self.held_out!r}: "
+                f"{config.ORIGINAL_MANIPULATION!r} and {config.ALL_MANIPULATIONS!r} are not manipulation kinds"
+            )
 
     def to_json(self) -> str:
         return json.dumps({"kind": self.kind, "held_out": list(self.held_out), "seed": self.seed})

@@ -37,4 +37,4 @@ def build_fusion(settings: ModelSettings, hparams: Mapping[str, Any]) -> keras.M
     return keras.Model(images, probability(x), name="fusion")
 
 
-BACKBONES = [Backbone("fusion", build_fusion, 299)]
+BACKBONES = [Backbone("fusion", build_fusion, 299, min_input_size=applications.XCEPTION_MIN_INPUT_SIZE)]

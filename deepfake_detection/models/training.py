@@ -52,6 +52,12 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"Unknown hyperparameter(s) {sorted(unknown)}; expected among {sorted(DEFAULT_HPARAMS)}")
         data.FakeSource(self.fake_source, self.held_out_manipulations)
+        backbone, size = get_backbone(self.backbone), self.model_settings().input_size
+        if size < backbone.min_input_size:
+            raise ValueError(
+                f"Invalid training setting input_size={size} for {self.backbone}: "
+                f"expected at least {backbone.min_input_size}"
+            )
         for name in ("batch_size", "epochs", "tuning_epochs", "early_stopping_patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Invalid training setting {name}={getattr(self, name)!r}: expected >= 1")
@@ -61,6 +67,8 @@ class TrainingConfig:
         values = dict(custom_config or {})
         for name in ("fusion_backbones", "held_out_manipulations"):
             if name in values:
+                if isinstance(values[name], (str, bytes)):
+                    raise ValueError(f"Invalid training setting {name}={values[name]!r}: expected a list")
                 values[name] = tuple(values[name])
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)

@@ -44,6 +44,23 @@ def test_settings_for_an_untrained_backbone_are_refused():
         _pipeline(backbones=["meso4"], training_settings={"xception": {}})
 
 
+def test_an_input_below_the_backbones_smallest_fails_the_build_naming_both():
+    with pytest.raises(ValueError, match="input_size=64 for fusion: expected at least 71"):
+        _pipeline(backbones=["meso4", "fusion"], training_settings={"*": {"input_size": 64}})
+
+
+def test_clips_of_another_length_than_the_ingest_writes_fail_the_build():
+    from deepfake_detection.ingest.ingest_config import IngestConfig
+
+    with pytest.raises(ValueError, match="clip_length=4, but the ingest writes clip_length=8"):
+        _pipeline(backbones=["resnext_lstm"], training_settings={"resnext_lstm": {"clip_length": 4}})
+    _pipeline(
+        backbones=["resnext_lstm"],
+        training_settings={"resnext_lstm": {"clip_length": 4}},
+        ingest_config=IngestConfig(clip_length=4),
+    )
+
+
 def test_ensemble_takes_every_member_model():
     pipeline = _pipeline(backbones=["meso4", "compact_cnn"], ensemble_members=["meso4", "compact_cnn"])
     [ensemble] = [n for n in pipeline.components if n.id == "EnsembleTrainer"]
@@ -148,5 +165,5 @@ def test_by_default_every_kind_is_unseen_and_an_unbounded_model_may_have_seen_th
             training_settings={"*": {"fake_source": "dataset"}},
             blessing=BlessingConfig(min_unseen_video_auc=0.6),
         )
-    with pytest.raises(ValueError, match="fake_source='gan'"):
+    with pytest.raises(ValueError, match="fake source 'gan'"):
         _pipeline(backbones=["meso4"], training_settings={"*": {"fake_source": "gan"}})

@@ -14,6 +14,8 @@ from deepfake_detection import config
 from deepfake_detection.evaluation import cross_generator as cg
 from deepfake_detection.evaluation import report, video_metrics
 from deepfake_detection.evaluation.eval_config import BlessingConfig, build_eval_config
+from deepfake_detection.models.data import FakeSource
+from deepfake_detection.models.training import TrainingConfig
 
 ALL = cg.EVERY_KIND_UNSEEN
 
@@ -51,29 +53,29 @@ def test_metric_names_round_trip_and_foreign_names_are_not_parsed():
 
 
 @pytest.mark.parametrize(
-    "settings, expected",
+    "fakes, expected",
     [
-        ({}, ALL),
-        ({"fake_source": config.FAKE_SOURCE_SELF_BLENDED, "held_out_manipulations": ["face_swap"]}, ALL),
-        ({"fake_source": config.FAKE_SOURCE_DATASET}, ()),
-        ({"fake_source": config.FAKE_SOURCE_BOTH, "held_out_manipulations": ("b", "a", "b")}, ("a", "b")),
+        (FakeSource(config.FAKE_SOURCE_SELF_BLENDED), ALL),
+        (FakeSource(config.FAKE_SOURCE_SELF_BLENDED, ("face_swap",)), ALL),
+        (FakeSource(config.FAKE_SOURCE_DATASET), ()),
+        (FakeSource(config.FAKE_SOURCE_BOTH, ("b", "a", "b")), ("a", "b")),
     ],
 )
-def test_unseen_kinds_follow_the_fake_source(settings, expected):
-    assert cg.unseen_manipulations(settings) == expected
+def test_unseen_kinds_follow_the_fake_source(fakes, expected):
+    assert cg.unseen_manipulations(fakes) == expected
 
 
 @pytest.mark.parametrize(
     "settings, match",
     [
-        ({"fake_source": "gan"}, "fake_source='gan'"),
+        ({"fake_source": "gan"}, "fake source 'gan'"),
         ({"fake_source": "dataset", "held_out_manipulations": "face_swap"}, "held_out_manipulations='face_swap'"),
         ({"fake_source": "dataset", "held_out_manipulations": ["original"]}, "not manipulation kinds"),
     ],
 )
 def test_bad_training_settings_are_refused_by_name(settings, match):
     with pytest.raises(ValueError, match=match):
-        cg.unseen_manipulations(settings)
+        TrainingConfig.from_custom_config({"backbone": "meso4", **settings})
 
 
 def test_an_ensemble_has_not_seen_only_what_none_of_its_members_saw():
