@@ -13,23 +13,21 @@ an exported untrained copy of the main job's backbone, the detection service in 
 """
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
+import httpx
 import numpy as np
 import skimage.data
 
 from deepfake_detection import sample_data
 from serving import launch, model_config
-from serving.cli import multipart_body
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from serving_bench import export_bench_model, free_port  # noqa: E402
@@ -38,10 +36,9 @@ CONCURRENCY = (1, 4, 16)
 
 
 def post(url: str, name: str, data: bytes) -> dict:
-    body, content_type = multipart_body(name, data)
-    request = urllib.request.Request(f"{url}/v1/detect", data=body, headers={"Content-Type": content_type})
-    with urllib.request.urlopen(request, timeout=600) as response:
-        return json.loads(response.read())["results"][0]
+    response = httpx.post(f"{url}/v1/detect", files={"files": (name, data)}, timeout=600)
+    response.raise_for_status()
+    return response.json()["results"][0]
 
 
 def video_breakdown(url: str, video: str, repeats: int) -> None:

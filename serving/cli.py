@@ -11,41 +11,49 @@ import argparse
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
-import uuid
+import time
 from typing import Callable, List, Optional, Tuple
 
+import httpx
+
 DEFAULT_SERVICE = "http://127.0.0.1:8080"
-
-
-def multipart_body(file_name: str, data: bytes) -> Tuple[bytes, str]:
-    """A multipart/form-data body with one file in the `files` field, and its content type."""
-    boundary = uuid.uuid4().hex
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{file_name}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+MAX_ATTEMPTS = 5
+MAX_RETRY_WAIT_S = 30.0
 
 
 def remote_analyser(service: str, timeout_s: float) -> Callable[[str], Tuple[int, dict]]:
+    """POSTs each file to the service's `/v1/detect`, streamed from disk.
+
+    Connection failures are retried by the transport; a `503` with
+    `Retry-After` (the service is full) is retried after the time it asks for,
+    up to `MAX_ATTEMPTS` tries and `MAX_RETRY_WAIT_S` per wait.
+    """
+    client = httpx.Client(base_url=service, timeout=timeout_s, transport=httpx.HTTPTransport(retries=2))
+
     def analyse(path: str) -> Tuple[int, dict]:
-        with open(path, "rb") as f:
-            body, content_type = multipart_body(os.path.basename(path), f.read())
-        request = urllib.request.Request(
-            f"{service.rstrip('/')}/v1/detect", data=body, headers={"Content-Type": content_type}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
-                return response.status, json.loads(response.read())["results"][0]
-        except urllib.error.HTTPError as e:
-            answer = json.loads(e.read() or b"{}")
-            if "results" in answer:
-                return e.code, answer["results"][0]
-            return e.code, {"file_name": os.path.basename(path), "error": answer.get("error", {"message": str(e)})}
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            with open(path, "rb") as f:
+                files = {"files": (os.path.basename(path), f, "application/octet-stream")}
+                response = client.post("/v1/detect", files=files)
+            wait = retry_after(response)
+            if wait is None or attempt == MAX_ATTEMPTS:
+                break
+            time.sleep(wait)
+        answer = response.json() if response.content else {}
+        if "results" in answer:
+            return response.status_code, answer["results"][0]
+        error = answer.get("error", {"message": f"HTTP {response.status_code}: {response.text[:200]}"})
+        return response.status_code, {"file_name": os.path.basename(path), "error": error}
 
     return analyse
+
+
+def retry_after(response: httpx.Response) -> Optional[float]:
+    """Seconds to wait before trying again: a 503 with `Retry-After` in seconds, else None."""
+    value = response.headers.get("Retry-After", "")
+    if response.status_code != 503 or not value.strip().isdigit():
+        return None
+    return min(float(value), MAX_RETRY_WAIT_S)
 
 
 def local_analyser(model_dir: str, settings_overrides: dict) -> Callable[[str], Tuple[int, dict]]:
@@ -107,7 +115,7 @@ def detect(args: argparse.Namespace) -> int:
     for path in files:
         try:
             status, answer = analyse(path)
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+        except (httpx.TransportError, OSError) as e:
             status, answer = (
                 503,
                 {"file_name": os.path.basename(path), "error": {"message": f"service unreachable: {e}"}},

@@ -11,18 +11,15 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
-import numpy as np
+import httpx
 import pytest
 import skimage.data
 
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.readers import read_dataset
-from serving.cli import multipart_body
 from serving.clients import GrpcClient, InProcessModel, ModelTarget
 from serving.detection_service import DetectionService, ServiceSettings, create_app
 from serving.video_client import VideoAnalyzer
@@ -35,34 +32,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def post_files(url, files, path="/v1/detect"):
     """POSTs (name, bytes) pairs as multipart `files`; returns (status, JSON answer)."""
-    boundary = "testboundary1234"
-    body = b""
-    for name, data in files:
-        body += (
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-                "Content-Type: application/octet-stream\r\n\r\n"
-            ).encode()
-            + data
-            + b"\r\n"
-        )
-    body += f"--{boundary}--\r\n".encode()
-    request = urllib.request.Request(
-        url + path, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
+    response = httpx.post(url + path, files=parts, timeout=120)
+    return response.status_code, response.json()
 
 
 def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    response = httpx.get(url, timeout=30)
+    return response.status_code, response.content
 
 
 def read(path):
@@ -159,10 +136,8 @@ def test_body_over_the_limit_is_413_naming_it(service):
 
 def test_not_multipart_is_400(service):
     url, _ = service
-    request = urllib.request.Request(url + "/v1/detect", data=b"{}", headers={"Content-Type": "application/json"})
-    with pytest.raises(urllib.error.HTTPError) as error:
-        urllib.request.urlopen(request, timeout=30)
-    assert error.value.code == 400 and "multipart" in json.loads(error.value.read())["error"]["message"]
+    response = httpx.post(url + "/v1/detect", content=b"{}", headers={"Content-Type": "application/json"}, timeout=30)
+    assert response.status_code == 400 and "multipart" in response.json()["error"]["message"]
 
 
 def test_decoder_crash_and_hang_cost_one_file_and_the_service_stays_up(service):
@@ -298,9 +273,3 @@ def test_command_line_against_the_service_and_fully_local(service, model_server,
     [offline] = json.loads(local.stdout)
     assert offline["verdict"] == remote["verdict"]
     assert offline["fake_probability"] == pytest.approx(remote["fake_probability"], abs=1e-5)
-
-
-def test_multipart_body_round_trips():
-    body, content_type = multipart_body("a.png", b"\x89PNG data")
-    assert content_type.startswith("multipart/form-data; boundary=") and b'filename="a.png"' in body
-    assert np.frombuffer(body, np.uint8).size == len(body)

@@ -2,10 +2,9 @@
 
 import base64
 import json
-import urllib.error
-import urllib.request
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -33,12 +32,11 @@ def _expected(in_process, seed, images=FACES):
 
 def _rest(url, body=None, raw=None):
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    if data is None:
+        response = httpx.get(url, timeout=30)
+    else:
+        response = httpx.post(url, content=data, headers={"Content-Type": "application/json"}, timeout=30)
+    return response.status_code, response.json()
 
 
 def test_rest_row_format_matches_the_saved_model(model_server, in_process):
@@ -173,6 +171,5 @@ def test_grpc_errors_carry_tf_serving_codes(model_server, stubs, request_factory
 
 
 def test_prometheus_metrics_count_requests(model_server):
-    with urllib.request.urlopen(f"{model_server.rest_url}/monitoring/prometheus/metrics", timeout=10) as response:
-        text = response.read().decode()
+    text = httpx.get(f"{model_server.rest_url}/monitoring/prometheus/metrics", timeout=10).text
     assert ":tensorflow:serving:request_count" in text and 'model_name="faces"' in text
