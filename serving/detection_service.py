@@ -39,6 +39,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 
 from deepfake_detection.evaluation import video_scores
 from deepfake_detection.ingest.ingest_config import IngestConfig
+from serving.admission import Admission
 from serving.clients import GrpcClient, ModelTarget, ServingError
 from serving.history import Check, History
 from serving.media import IsolatedDecoder, MediaError, classify
@@ -64,6 +65,8 @@ class ServiceSettings:
     rule: str = video_scores.RULE_MEAN
     threshold: float = 0.5
     batch_size: int = 32
+    max_in_flight: int = 2
+    max_queued: int = 8
 
     def ingest_config(self) -> IngestConfig:
         return IngestConfig(
@@ -93,6 +96,15 @@ class Metrics:
         self.errors = prometheus_client.Counter(
             "detection_errors", "Files refused or failed, by kind", ["kind"], registry=self.registry
         )
+
+    def watch(self, admission: Admission) -> None:
+        """Queue depth, analyses in flight and refusals, read from the admission control when scraped."""
+        for name, text, read in (
+            ("detection_queue_depth", "Admitted requests waiting for a slot", lambda: admission.queued),
+            ("detection_in_flight", "Requests being analysed", lambda: admission.in_flight),
+            ("detection_rejected", "Requests refused with 503 because the queue was full", lambda: admission.rejected),
+        ):
+            prometheus_client.Gauge(name, text, registry=self.registry).set_function(read)
 
 
 @dataclasses.dataclass
@@ -144,6 +156,8 @@ class DetectionService:
         self.decoder = decoder or IsolatedDecoder(settings.decode_timeout_s)
         self.history = History(settings.history_url)
         self.metrics = Metrics()
+        self.admission = Admission(settings.max_in_flight, settings.max_queued)
+        self.metrics.watch(self.admission)
         self.jobs: OrderedDict[str, dict] = OrderedDict()
         self._jobs_lock = threading.Lock()
 
@@ -189,8 +203,9 @@ class DetectionService:
         return combined_status([r["status"] for r in results]), {"results": results}
 
     def start_job(self, uploads: List[Upload], thumbnails: bool) -> str:
+        """Runs an admitted request in the background: `queued` until a slot frees, then `running`."""
         job_id = uuid.uuid4().hex
-        job = {"job_id": job_id, "state": "running", "files": len(uploads), "file_index": 0, "stage": "queued"}
+        job = {"job_id": job_id, "state": "queued", "files": len(uploads), "file_index": 0, "stage": "queued"}
         with self._jobs_lock:
             self.jobs[job_id] = job
             while len(self.jobs) > MAX_JOBS_KEPT:
@@ -201,7 +216,9 @@ class DetectionService:
 
         def run() -> None:
             try:
-                status, answer = self.analyse_all(uploads, thumbnails, progress)
+                status, answer = self.admission.run(
+                    lambda: self.analyse_all(uploads, thumbnails, progress), lambda: job.update(state="running")
+                )
                 job.update(state="done", status=status, progress=1.0, stage="done", **answer)
             except Exception as e:  # noqa: BLE001 - a failed job reports its error; the service goes on
                 logging.exception("Job %s failed", job_id)
@@ -287,21 +304,46 @@ def create_app(service: DetectionService) -> FastAPI:
         body = {"kind": error.kind, "message": error.message, **({"limit": error.limit} if error.limit else {})}
         return JSONResponse({"error": body}, status_code=error.status)
 
+    def busy() -> JSONResponse:
+        admission = service.admission
+        wait = admission.retry_after_s()
+        message = (
+            f"the service is full ({admission.in_flight} analyses running, {admission.queued} waiting): "
+            f"try again in {wait} s"
+        )
+        service.metrics.errors.labels("busy").inc()
+        body = {"error": {"kind": "busy", "message": message, "limit": "max_queued"}}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(wait)})
+
+    async def admitted_uploads(request: Request) -> List[Upload]:
+        """The request's files once it holds a place in the queue; MediaError (and the place given back) if not."""
+        try:
+            return await read_uploads(request)
+        except MediaError:
+            service.admission.leave()
+            raise
+
     @app.post("/v1/detect")
     async def detect(request: Request, thumbnails: bool = False) -> JSONResponse:
+        if not service.admission.admit():
+            return busy()
         try:
-            uploads = await read_uploads(request)
+            uploads = await admitted_uploads(request)
         except MediaError as e:
             return refused(e)
         from starlette.concurrency import run_in_threadpool
 
-        status, answer = await run_in_threadpool(service.analyse_all, uploads, thumbnails)
+        status, answer = await run_in_threadpool(
+            service.admission.run, lambda: service.analyse_all(uploads, thumbnails)
+        )
         return JSONResponse(answer, status_code=status)
 
     @app.post("/v1/jobs", status_code=202)
     async def create_job(request: Request, thumbnails: bool = True) -> JSONResponse:
+        if not service.admission.admit():
+            return busy()
         try:
-            uploads = await read_uploads(request)
+            uploads = await admitted_uploads(request)
         except MediaError as e:
             return refused(e)
         job_id = service.start_job(uploads, thumbnails)
@@ -378,6 +420,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--max-duration-s", type=float, default=defaults.max_duration_s)
     parser.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
     parser.add_argument("--decode-timeout-s", type=float, default=defaults.decode_timeout_s)
+    parser.add_argument("--max-in-flight", type=int, default=defaults.max_in_flight, help="analyses at once")
+    parser.add_argument(
+        "--max-queued", type=int, default=defaults.max_queued, help="requests waiting; more are answered 503"
+    )
     parser.add_argument("--frames-per-video", type=int, default=defaults.frames_per_video)
     parser.add_argument("--rule", default=defaults.rule, choices=sorted(video_scores.RULES))
     parser.add_argument("--threshold", type=float, default=defaults.threshold)

@@ -102,8 +102,16 @@ async function analyse(files) {
   const form = new FormData();
   for (const file of files) form.append("files", file, file.name);
   setProgress(0, `Uploading ${files.length} file(s)…`);
-  const started = await fetch("/v1/jobs?thumbnails=true", { method: "POST", body: form });
-  const created = await started.json();
+  let started, created;
+  for (let attempt = 1; ; attempt++) {
+    started = await fetch("/v1/jobs?thumbnails=true", { method: "POST", body: form });
+    created = await started.json();
+    const wait = Number(started.headers.get("Retry-After"));
+    // A full service answers 503 with Retry-After: wait as it asks, a few times.
+    if (started.status !== 503 || !wait || attempt === 5) break;
+    setProgress(0, `The service is busy; trying again in ${wait} s…`);
+    await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 30) * 1000));
+  }
   if (!started.ok) {
     setProgress(1, `Refused: ${created.error.message}`);
     return;
@@ -111,6 +119,10 @@ async function analyse(files) {
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, 400));
     const job = await (await fetch(created.status_url)).json();
+    if (job.state === "queued") {
+      setProgress(0, "Waiting for a free slot…");
+      continue;
+    }
     if (job.state === "running") {
       setProgress(job.progress || 0, `${job.file_name || ""}: ${job.stage} (${Math.round((job.progress || 0) * 100)}%)`);
       continue;
