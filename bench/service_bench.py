@@ -1,13 +1,16 @@
 """Detection service: time to a verdict for a 10-second 720p video, and image throughput under concurrency.
 
 In one run it starts the local model server (or TF Serving when installed) on
-an exported untrained copy of the main job's backbone, the detection service in front of it over gRPC, and then:
+an exported untrained copy of the main job's backbone, the detection service
+in front of it over gRPC, and then:
 - posts a 10 s 1280x720 sample video (a real face, 32 sampled frames) several
   times and prints the median time to a verdict split into decode (isolated
   worker), face detection, model calls and overhead (upload, parsing, history,
   HTTP), from the service's own timings against the client's clock;
 - posts single face images from 1, 4 and 16 concurrent clients for a fixed
-  number of requests each and prints requests/s and latency p50/p99.
+  number of requests each and prints requests/s, latency p50/p99 and the
+  peak resident memory of the service's process tree (service, decode
+  servers and their children).
 
     python bench/service_bench.py [--model DIR] [--repeats 3] [--image-requests 48]
 """
@@ -18,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -61,11 +65,55 @@ def video_breakdown(url: str, video: str, repeats: int) -> None:
     print(f"  {'verdict in':<12} {wall:7.3f} s  ({result['verdict']}, P(fake) {result['fake_probability']:.3f})")
 
 
-def image_throughput(url: str, requests: int) -> None:
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants, from /proc."""
+    children: dict = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        stack.extend(children.get(current, []))
+        try:
+            with open(f"/proc/{current}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
+
+
+class PeakMemory:
+    """Samples a process tree's resident memory every 0.25 s while in use; `peak_mib` is the highest seen."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak_mib, self._stop = pid, 0.0, threading.Event()
+
+    def __enter__(self) -> "PeakMemory":
+        def sample() -> None:
+            while not self._stop.is_set():
+                self.peak_mib = max(self.peak_mib, tree_rss_mib(self.pid))
+                self._stop.wait(0.25)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def image_throughput(url: str, requests: int, service_pid: int) -> None:
     image = cv2.imencode(".jpg", cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
     post(url, "warmup.jpg", image)
     print(f"One-face images (scikit-image's astronaut, 512x512 JPEG), {requests} requests per level:")
-    print(f"  {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"  {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'peak MiB':>9}  (service process tree)")
     for clients in CONCURRENCY:
 
         def timed(_: int) -> tuple:
@@ -74,13 +122,14 @@ def image_throughput(url: str, requests: int) -> None:
             return time.perf_counter() - started, timings["decode"], timings["detection"], timings["model"]
 
         started = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
+        with PeakMemory(service_pid) as memory, ThreadPoolExecutor(clients) as pool:
             rows = np.array(list(pool.map(timed, range(requests))))
         rate = requests / (time.perf_counter() - started)
         p50, p99 = np.percentile(rows[:, 0], [50, 99]) * 1000
         decode, detection, model = np.median(rows[:, 1:], axis=0) * 1000
         print(
-            f"  {clients:>7} {rate:8.2f} {p50:8.1f} {p99:8.1f}   (median decode {decode:.0f} ms, "
+            f"  {clients:>7} {rate:8.2f} {p50:8.1f} {p99:8.1f} {memory.peak_mib:9.0f}   "
+            f"(median decode {decode:.0f} ms, "
             f"detection {detection:.0f} ms, model {model:.0f} ms)",
             flush=True,
         )
@@ -109,6 +158,9 @@ def main() -> None:
         service = [sys.executable, "-m", "serving.detection_service", "--port", str(http_port)]
         service += ["--model-server", f"127.0.0.1:{grpc_port}", "--model-name", "bench"]
         service += ["--history-url", f"sqlite:///{work}/history.sqlite"]
+        # A queue as deep as the most clients: every request is served and timed (the default answers
+        # the 11th waiting request 503 + Retry-After).
+        service += ["--max-queued", str(max(CONCURRENCY))]
         processes.append(subprocess.Popen(service, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         url = f"http://127.0.0.1:{http_port}"
         launch.wait_for_http(f"{url}/readyz", processes[1], lambda body: b'"ready":true' in body, 180)
@@ -118,7 +170,7 @@ def main() -> None:
             f"Model server: {os.path.basename(command[0])}; service: serving.detection_service; {os.cpu_count()} cores"
         )
         video_breakdown(url, video, args.repeats)
-        image_throughput(url, args.image_requests)
+        image_throughput(url, args.image_requests, processes[1].pid)
     finally:
         for process in processes:
             process.terminate()
