@@ -235,7 +235,8 @@ def main() -> None:
                 output = outputs[name] = os.path.join(work, f"{name}_{pair}")
                 os.makedirs(output)
                 if name == "ingest":
-                    command = [sys.executable, "pipeline_runner.py", "ingest", "--input", folder, "--output", output]
+                    command = [sys.executable, "pipeline_runner.py", "ingest", "--data-root", folder]
+                    command += ["--output-dir", output]
                     command += args.ingest_flags
                 else:
                     command = [sys.executable, os.path.abspath(__file__), "--winner", folder, output]

@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 import pipeline_runner
+from pipeline.runners import beam, kubeflow
 
 BACKBONES = "meso4,mesoinception4"
 COMPILE_FLAGS = ["--image", "registry.example/deepfake-pipeline:1.2", "--pipeline-root", "gs://bucket/root"]
@@ -43,7 +44,7 @@ def test_compile_writes_a_pipeline_spec_with_every_component_and_runtime_paramet
     tasks = set(spec.root.dag.tasks)
     assert EXPECTED_TASKS <= tasks
     assert {t for t in tasks if t.startswith("LatestBlessedModel.")}, "each model has a baseline resolver"
-    assert set(spec.root.input_definitions.parameters) == set(pipeline_runner.RUNTIME_PARAMETERS)
+    assert set(spec.root.input_definitions.parameters) == set(kubeflow.RUNTIME_PARAMETERS)
     bound = {
         (task, key): value.component_input_parameter
         for task, task_spec in spec.root.dag.tasks.items()
@@ -194,9 +195,9 @@ def test_missing_endpoint_is_refused(monkeypatch):
     ],
 )
 def test_beam_presets(runner, options, expected):
-    assert expected in pipeline_runner.beam_args(runner, **options)
+    assert expected in beam.beam_args(runner, **options)
 
 
 def test_beam_preset_names_what_it_misses():
     with pytest.raises(ValueError, match="--project, --region"):
-        pipeline_runner.beam_args("dataflow", image="i", temp_location="gs://t")
+        beam.beam_args("dataflow", image="i", temp_location="gs://t")

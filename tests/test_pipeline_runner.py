@@ -27,9 +27,9 @@ def test_ingest_command_accounts_for_every_file(sample_dataset, tmp_path):
             sys.executable,
             "pipeline_runner.py",
             "ingest",
-            "--input",
+            "--data-root",
             str(data),
-            "--output",
+            "--output-dir",
             str(output),
             "--frames-per-video",
             "4",
@@ -57,7 +57,15 @@ def test_ingest_command_accounts_for_every_file(sample_dataset, tmp_path):
 def test_ingest_command_names_an_unknown_layout(tmp_path):
     os.makedirs(tmp_path / "videos")
     result = subprocess.run(
-        [sys.executable, "pipeline_runner.py", "ingest", "--input", str(tmp_path), "--output", str(tmp_path / "o")],
+        [
+            sys.executable,
+            "pipeline_runner.py",
+            "ingest",
+            "--data-root",
+            str(tmp_path),
+            "--output-dir",
+            str(tmp_path / "o"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,0 +1,13 @@
+"""Runners: one module per orchestrator, each binding paths, metadata and Beam arguments to `create_pipeline`.
+
+`pipeline_runner.py` only dispatches to them: `ingest` (the Beam transforms
+alone), `local` (the main job on LocalDagRunner), `serve` (the model server on
+pushed models), `kubeflow` (compile, submit, schedule); Beam presets are in
+`beam`, flags shared by several commands in `flags`.
+"""
+
+import os
+
+# The checkout's outputs/ folder: artifacts, metadata, pushed models and serving configs.
+OUTPUT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "outputs")
+SERVING_MODELS_DIR = "serving_models"

@@ -1,0 +1,74 @@
+"""Flags that several commands share, named the same everywhere, and what they build."""
+
+import argparse
+from typing import List
+
+from deepfake_detection import config
+from deepfake_detection.evaluation import video_scores
+
+
+def add_ingest_flags(parser: argparse.ArgumentParser) -> None:
+    from deepfake_detection.ingest.ingest_config import SAMPLING_MODES
+    from deepfake_detection.ingest.readers import LAYOUT_AUTO, LAYOUTS
+
+    parser.add_argument("--layout", default=LAYOUT_AUTO, choices=(LAYOUT_AUTO,) + LAYOUTS)
+    parser.add_argument("--sampling", choices=SAMPLING_MODES, help="uniform (default) or per_second")
+    parser.add_argument("--frames-per-video", type=int, help="frames spread over each video in uniform mode")
+    parser.add_argument("--image-size", type=int, help="side of the square face crops, in pixels")
+    parser.add_argument("--image-format", choices=("png", "jpeg"))
+    parser.add_argument("--clip-length", type=int, help="faces per clip example")
+    parser.add_argument("--detect-every", type=int, help="full face detection on every n-th sampled frame")
+    parser.add_argument(
+        "--detection-face-px", type=int, help="detection scale: smallest face at this many pixels (0: by width)"
+    )
+    parser.add_argument("--max-file-bytes", type=int)
+    parser.add_argument("--max-duration-s", type=float)
+    parser.add_argument("--max-pixels", type=int)
+    parser.add_argument("--split-buckets", help="split shares, e.g. train:8,eval:1,test:1")
+    parser.add_argument(
+        "--direct-num-workers", type=int, default=1, help="DirectRunner worker processes (0: one per core)"
+    )
+
+
+def ingest_config(args: argparse.Namespace):  # noqa: ANN201 - an IngestConfig, imported only when used
+    from deepfake_detection.ingest.ingest_config import IngestConfig, parse_split_buckets
+
+    names = (
+        "sampling",
+        "frames_per_video",
+        "image_size",
+        "image_format",
+        "clip_length",
+        "detect_every",
+        "detection_face_px",
+        "max_file_bytes",
+        "max_duration_s",
+        "max_pixels",
+    )
+    values = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if args.split_buckets:
+        values["split_buckets"] = parse_split_buckets(args.split_buckets)
+    return IngestConfig(**values)
+
+
+def add_blessing_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--min-auc", type=float, default=config.LOCAL_MIN_AUC, help="blessing: lowest test AUC")
+    parser.add_argument(
+        "--max-auc-drop", type=float, default=0.0, help="blessing: how far below the last blessed model's AUC"
+    )
+    parser.add_argument(
+        "--min-unseen-auc",
+        type=float,
+        default=None,
+        help="blessing: lowest video AUC on manipulation kinds the model never trained on "
+        f"(local default {config.LOCAL_MIN_UNSEEN_AUC} when some are unseen; else no bound)",
+    )
+    parser.add_argument("--video-rule", default=video_scores.RULE_MEAN, choices=sorted(video_scores.RULES))
+
+
+def ensemble_members(args: argparse.Namespace) -> List[str]:
+    """--ensemble's backbones; when it is not given, every one of --backbones if there are two or more."""
+    if args.ensemble is None:
+        backbones = args.backbones.split(",")
+        return backbones if len(backbones) >= 2 else []
+    return [name for name in args.ensemble.split(",") if name]

@@ -1,0 +1,226 @@
+"""`pipeline_runner.py compile | submit | schedule`: the pipeline on Kubeflow Pipelines (V2), run once or on a cron."""
+
+import argparse
+import json
+import os
+
+from deepfake_detection import config
+from pipeline.runners import OUTPUT_DIR, SERVING_MODELS_DIR, beam, flags
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    compile_ = commands.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (V2 JSON)")
+    compile_.add_argument("--output", default=os.path.join(OUTPUT_DIR, f"{config.PIPELINE_NAME}.json"))
+    _add_kubeflow_flags(compile_)
+    compile_.set_defaults(run=run_compile)
+    submit = commands.add_parser("submit", help="compile and start one run on Kubeflow Pipelines")
+    _add_kubeflow_flags(submit)
+    _add_kfp_client_flags(submit)
+    submit.set_defaults(run=run_submit)
+    schedule = commands.add_parser("schedule", help="compile and create a recurring run (scheduled retraining)")
+    schedule.add_argument("--cron", required=True, help="e.g. '0 3 * * 1' (weekly, Monday 03:00)")
+    _add_kubeflow_flags(schedule)
+    _add_kfp_client_flags(schedule)
+    schedule.set_defaults(run=run_schedule)
+
+
+# The Kubeflow pipeline's runtime parameters and their types.
+RUNTIME_PARAMETERS = {"data_root": str, "epochs": int, "tuner_trials": int, "min_auc": float, "max_auc_drop": float}
+
+
+def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pipeline
+    """The same factory, bound for Kubeflow: paths in the cluster, per-run knobs as runtime parameters."""
+    from tfx.orchestration import data_types
+
+    from deepfake_detection.evaluation.eval_config import BlessingConfig
+    from pipeline.pipeline import RunSettings, create_pipeline
+
+    def parameter(name: str) -> data_types.RuntimeParameter:
+        ptype = RUNTIME_PARAMETERS[name]
+        return data_types.RuntimeParameter(name=name, ptype=ptype, default=ptype(getattr(args, name)))
+
+    serving_dir = args.serving_dir or f"{args.pipeline_root.rstrip('/')}/{SERVING_MODELS_DIR}"
+    return create_pipeline(
+        pipeline_name=args.pipeline_name,
+        pipeline_root=args.pipeline_root,
+        data_root=parameter("data_root"),
+        schema_path=args.schema_path,
+        layout=args.layout,
+        backbones=args.backbones.split(","),
+        training_settings={"*": {"weights": args.weights}} if args.weights else None,
+        ensemble_members=flags.ensemble_members(args),
+        blessing=BlessingConfig(min_unseen_video_auc=args.min_unseen_auc, video_rule=args.video_rule),
+        run_settings=RunSettings(
+            epochs=parameter("epochs"),
+            tuner_trials=parameter("tuner_trials"),
+            min_auc=parameter("min_auc"),
+            max_auc_drop=parameter("max_auc_drop"),
+        ),
+        serving_model_dir=serving_dir,
+        beam_pipeline_args=beam.beam_args(
+            args.beam_runner,
+            args.direct_num_workers,
+            project=args.project,
+            region=args.region,
+            temp_location=args.temp_location,
+            image=args.image,
+            flink_master=args.flink_master,
+            spark_master=args.spark_master,
+        ),
+    )
+
+
+def compile_pipeline(args: argparse.Namespace, output: str) -> dict:
+    """KubeflowV2DagRunner's compilation, written as the bare PipelineSpec (JSON) the KFP API and UI take."""
+    import tempfile
+
+    from tfx import v1 as tfx
+
+    with tempfile.TemporaryDirectory() as work:
+        runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+            config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=args.image),
+            output_dir=work,
+            output_filename="pipeline_job.json",
+        )
+        runner.run(kubeflow_pipeline(args), write_out=True)
+        with open(os.path.join(work, "pipeline_job.json")) as f:
+            spec = json.load(f)["pipelineSpec"]
+    spec["defaultPipelineRoot"] = args.pipeline_root
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as f:
+        json.dump(spec, f, indent=1, sort_keys=True)
+    return spec
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    spec = compile_pipeline(args, args.output)
+    tasks = spec["root"]["dag"]["tasks"]
+    parameters = sorted(spec["root"]["inputDefinitions"]["parameters"])
+    print(f"Compiled {len(tasks)} tasks with runtime parameters {parameters} to {args.output}")
+    return 0
+
+
+def _kfp_client(args: argparse.Namespace):  # noqa: ANN202 - a kfp.Client
+    """The KFP client; endpoint and token come from flags or the environment, never from the pipeline."""
+    import kfp
+
+    endpoint = args.endpoint or os.environ.get("KFP_ENDPOINT")
+    if not endpoint:
+        raise SystemExit("Give the Kubeflow Pipelines endpoint with --endpoint or KFP_ENDPOINT")
+    token = args.token or os.environ.get("KFP_TOKEN")
+    return kfp.Client(host=endpoint, existing_token=token, namespace=args.namespace)
+
+
+def _run_parameters(args: argparse.Namespace) -> dict:
+    """--param NAME=VALUE pairs, typed as the runtime parameters they set."""
+    values = {}
+    for pair in args.param:
+        name, _, value = pair.partition("=")
+        if name not in RUNTIME_PARAMETERS or not value:
+            raise SystemExit(f"--param {pair!r}: expected NAME=VALUE with NAME among {list(RUNTIME_PARAMETERS)}")
+        try:
+            values[name] = RUNTIME_PARAMETERS[name](value)
+        except ValueError as e:
+            raise SystemExit(f"--param {pair!r}: {e}") from e
+    return values
+
+
+def _compiled_package(args: argparse.Namespace, work: str) -> str:
+    """The compiled PipelineSpec as the `.yaml` package the KFP client uploads (JSON is YAML)."""
+    package = os.path.join(work, f"{args.pipeline_name}.yaml")
+    if args.package:
+        with open(args.package) as source, open(package, "w") as target:
+            target.write(source.read())
+    else:
+        compile_pipeline(args, package)
+    return package
+
+
+def normalize_cron(expression: str) -> str:
+    """KFP's cron has six fields (seconds first); a five-field crontab line gets `0` seconds."""
+    fields = expression.split()
+    if len(fields) == 5:
+        fields.insert(0, "0")
+    if len(fields) != 6:
+        raise ValueError(f"Invalid cron expression {expression!r}: expected 5 or 6 fields, e.g. '0 3 * * *'")
+    return " ".join(fields)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    import tempfile
+
+    parameters = _run_parameters(args)
+    client = _kfp_client(args)
+    with tempfile.TemporaryDirectory() as work:
+        run = client.create_run_from_pipeline_package(
+            _compiled_package(args, work),
+            arguments=parameters,
+            run_name=args.run_name,
+            experiment_name=args.experiment,
+            enable_caching=not args.no_cache,
+        )
+    print(f"Submitted run {run.run_id} in experiment {args.experiment!r}")
+    return 0
+
+
+def run_schedule(args: argparse.Namespace) -> int:
+    import tempfile
+
+    try:
+        cron = normalize_cron(args.cron)
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
+    parameters = _run_parameters(args)
+    client = _kfp_client(args)
+    experiment = client.create_experiment(args.experiment, namespace=args.namespace)
+    with tempfile.TemporaryDirectory() as work:
+        recurring = client.create_recurring_run(
+            experiment_id=experiment.experiment_id,
+            job_name=args.run_name or f"{args.pipeline_name}-retraining",
+            cron_expression=cron,
+            params=parameters,
+            pipeline_package_path=_compiled_package(args, work),
+            max_concurrency=1,
+            no_catchup=True,
+            enable_caching=not args.no_cache,
+        )
+    print(f"Scheduled recurring run {recurring.recurring_run_id} ({cron}) in experiment {args.experiment!r}")
+    return 0
+
+
+def _add_kubeflow_flags(parser: argparse.ArgumentParser) -> None:
+    from deepfake_detection.ingest.readers import LAYOUT_AUTO, LAYOUTS
+
+    parser.add_argument("--pipeline-name", default=config.PIPELINE_NAME)
+    parser.add_argument("--pipeline-root", default=config.KUBEFLOW_PIPELINE_ROOT, help="object storage root")
+    parser.add_argument("--image", default=config.PIPELINE_IMAGE, help="the pipeline image (infra/Dockerfile)")
+    parser.add_argument("--schema-path", default=config.IMAGE_SCHEMA_PATH, help="the curated schema inside the image")
+    parser.add_argument("--serving-dir", help="model base paths of pushed models; default PIPELINE_ROOT/serving_models")
+    parser.add_argument("--data-root", default=config.KUBEFLOW_DATA_ROOT, help="default of the data_root parameter")
+    parser.add_argument("--layout", default=LAYOUT_AUTO, choices=(LAYOUT_AUTO,) + LAYOUTS)
+    parser.add_argument("--backbones", default=",".join(config.KUBEFLOW_BACKBONES))
+    parser.add_argument(
+        "--ensemble", help="backbones to ensemble; default: every backbone when there are two or more; '' for none"
+    )
+    parser.add_argument("--weights", help="backbone weights: imagenet or a weights file in the image")
+    parser.add_argument("--epochs", type=int, default=config.LOCAL_EPOCHS, help="default of the epochs parameter")
+    parser.add_argument("--tuner-trials", type=int, default=config.LOCAL_TUNER_TRIALS)
+    flags.add_blessing_flags(parser)
+    parser.add_argument("--beam-runner", default="direct", choices=beam.BEAM_RUNNERS, help="Beam preset, see beam_args")
+    parser.add_argument("--direct-num-workers", type=int, default=0, help="direct: processes (0: one per core)")
+    parser.add_argument("--project", help="dataflow: GCP project")
+    parser.add_argument("--region", help="dataflow: GCP region")
+    parser.add_argument("--temp-location", help="dataflow: gs:// staging folder")
+    parser.add_argument("--flink-master", help="flink: HOST:PORT of the job manager")
+    parser.add_argument("--spark-master", help="spark: spark://HOST:PORT")
+
+
+def _add_kfp_client_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", help="KFP API endpoint (or KFP_ENDPOINT)")
+    parser.add_argument("--token", help="bearer token (or KFP_TOKEN); never stored in the pipeline")
+    parser.add_argument("--namespace", help="Kubeflow profile namespace")
+    parser.add_argument("--experiment", default=config.PIPELINE_NAME)
+    parser.add_argument("--run-name")
+    parser.add_argument("--package", help="a compiled pipeline JSON to use instead of compiling now")
+    parser.add_argument("--param", action="append", default=[], help=f"NAME=VALUE, NAME in {list(RUNTIME_PARAMETERS)}")
+    parser.add_argument("--no-cache", action="store_true", help="disable caching for the run")

@@ -1,0 +1,173 @@
+"""`pipeline_runner.py local`: the main job, the whole pipeline on LocalDagRunner, SQLite ML Metadata, DirectRunner."""
+
+import argparse
+import json
+import os
+from typing import List, Optional
+
+from deepfake_detection import config
+from pipeline.runners import OUTPUT_DIR, SERVING_MODELS_DIR, beam, flags
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("local", help="run the whole pipeline locally (the main job)")
+    parser.add_argument("--data-root", help="dataset folder; default: generated sample videos")
+    parser.add_argument("--output-dir", default=OUTPUT_DIR, help="where artifacts and metadata go")
+    parser.add_argument("--no-cache", action="store_true", help="re-run every component")
+    parser.add_argument("--backbones", default=",".join(config.LOCAL_BACKBONES), help="comma-separated backbones")
+    parser.add_argument("--epochs", type=int, default=config.LOCAL_EPOCHS)
+    parser.add_argument("--tuner-trials", type=int, default=config.LOCAL_TUNER_TRIALS, help="0 skips tuning")
+    parser.add_argument("--tuning-epochs", type=int, default=config.LOCAL_TUNING_EPOCHS, help="epochs per tuner trial")
+    parser.add_argument(
+        "--ensemble", default=",".join(config.LOCAL_ENSEMBLE), help="backbones to ensemble ('' for none)"
+    )
+    parser.add_argument("--weights", help="backbone weights: imagenet (needs a network) or a local file; default none")
+    parser.add_argument(
+        "--input-size", type=int, default=config.LOCAL_INPUT_SIZE, help="every backbone's input size (0: its own)"
+    )
+    parser.add_argument(
+        "--serving-dir", help="TF Serving model base paths of pushed models; default OUTPUT/serving_models"
+    )
+    parser.add_argument("--evaluation-split", default=config.EVALUATION_SPLIT, choices=config.SPLIT_NAMES)
+    parser.add_argument(
+        "--fake-source",
+        default=config.LOCAL_FAKE_SOURCE,
+        choices=config.FAKE_SOURCES,
+        help="training fakes: self-blends of real faces only, the dataset's labelled fakes, or both",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="training seed: initialisation, shuffling, pseudo-fakes")
+    parser.add_argument(
+        "--held-out",
+        default="",
+        help="with dataset or both: comma-separated manipulations left out of training, judged as unseen",
+    )
+    flags.add_blessing_flags(parser)
+    flags.add_ingest_flags(parser)
+    parser.set_defaults(run=run)
+
+
+def _local_ingest_config(args: argparse.Namespace):  # noqa: ANN202 - an IngestConfig
+    """The main job's ingest: larger eval and test shares unless --split-buckets says otherwise."""
+    import dataclasses
+
+    ingest_config = flags.ingest_config(args)
+    if args.split_buckets:
+        return ingest_config
+    return dataclasses.replace(ingest_config, split_buckets=dict(config.LOCAL_SPLIT_BUCKETS))
+
+
+def _training_settings(args: argparse.Namespace) -> dict:
+    settings = {
+        "epochs": args.epochs,
+        "tuning_epochs": args.tuning_epochs,
+        "early_stopping_patience": config.LOCAL_EARLY_STOPPING_PATIENCE,
+        "fake_source": args.fake_source,
+        "seed": args.seed,
+        "held_out_manipulations": [kind for kind in args.held_out.split(",") if kind],
+    }
+    if args.weights:
+        settings["weights"] = args.weights
+    if args.input_size:
+        settings["input_size"] = args.input_size
+    return settings
+
+
+def _local_min_unseen_auc(args: argparse.Namespace) -> Optional[float]:
+    """The bound on unseen manipulation kinds: the flag, else the main job's whenever training leaves kinds unseen."""
+    if args.min_unseen_auc is not None:
+        return args.min_unseen_auc
+    leaves_kinds_unseen = args.fake_source == config.FAKE_SOURCE_SELF_BLENDED or bool(args.held_out)
+    return config.LOCAL_MIN_UNSEEN_AUC if leaves_kinds_unseen else None
+
+
+def run(args: argparse.Namespace) -> int:
+    """The main job: the whole pipeline on LocalDagRunner, SQLite ML Metadata and the DirectRunner."""
+    from tfx import v1 as tfx
+
+    from deepfake_detection import sample_data
+    from deepfake_detection.evaluation import report
+    from deepfake_detection.evaluation.eval_config import BlessingConfig
+    from pipeline.pipeline import create_pipeline
+    from schemas import FACE_SCHEMA_PATH
+
+    output_dir = os.path.abspath(args.output_dir)
+    data_root = args.data_root or os.path.join(output_dir, "sample_data")
+    if not args.data_root and not os.path.isdir(data_root):
+        print(f"Generating {config.LOCAL_SAMPLE_VIDEOS} sample videos under {data_root}", flush=True)
+        sample_data.generate(data_root, config.LOCAL_SAMPLE_VIDEOS, seed=0)
+    pipeline_root = os.path.join(output_dir, "pipeline_root")
+    metadata_path = os.path.join(output_dir, "metadata.sqlite")
+    serving_dir = os.path.abspath(args.serving_dir or os.path.join(output_dir, SERVING_MODELS_DIR))
+    pipeline = create_pipeline(
+        pipeline_name=config.PIPELINE_NAME,
+        pipeline_root=pipeline_root,
+        data_root=os.path.abspath(data_root),
+        schema_path=FACE_SCHEMA_PATH,
+        ingest_config=_local_ingest_config(args),
+        layout=args.layout,
+        beam_pipeline_args=beam.beam_args("direct", args.direct_num_workers),
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
+        backbones=args.backbones.split(","),
+        training_settings={"*": _training_settings(args)},
+        tuner_trials=args.tuner_trials,
+        ensemble_members=flags.ensemble_members(args),
+        blessing=BlessingConfig(
+            min_auc=args.min_auc,
+            max_auc_drop=args.max_auc_drop,
+            min_unseen_video_auc=_local_min_unseen_auc(args),
+            video_rule=args.video_rule,
+        ),
+        evaluation_split=args.evaluation_split,
+        serving_model_dir=serving_dir,
+        enable_cache=not args.no_cache,
+    )
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    print(f"Pipeline finished. Artifacts under {pipeline_root}, ML Metadata in {metadata_path}")
+    report_paths = [
+        os.path.join(folder, config.REPORT_FILE_NAME)
+        for folder in report.latest_output_dirs(pipeline_root, "ingest_report", "VideoExampleGen").values()
+    ]
+    for path in report_paths:
+        print(f"Ingest report: {path}")
+    print("Training (eval split, early stopping and checkpoints watched it):")
+    print_model_metrics(pipeline_root)
+    print(f"Evaluation on the {args.evaluation_split} split (frame metrics | video metrics, rule {args.video_rule}):")
+    for line in report.evaluation_lines(pipeline_root, serving_dir):
+        print(line)
+    no_face = [r["video"] for r in _report_rows(report_paths) if r["status"] == config.STATUS_NO_FACE]
+    if no_face:
+        print(f"{len(no_face)} videos had no face and are not scored (see the ingest report): {', '.join(no_face[:5])}")
+    from serving import model_config
+
+    if model_config.discover_models(serving_dir):
+        print(f"Serve the pushed models with: python pipeline_runner.py serve --serving-dir {serving_dir}")
+    else:
+        print(f"No model was blessed, so none was pushed to {serving_dir}: see the evaluation above.")
+    return 0
+
+
+def _report_rows(report_paths: List[str]) -> List[dict]:
+    rows = []
+    for path in report_paths:
+        with open(path) as f:
+            rows.extend(json.loads(line) for line in f)
+    return rows
+
+
+def print_model_metrics(pipeline_root: str) -> None:
+    """One line per trained model of the latest run: eval AUC, accuracy, log loss and where it is."""
+    from deepfake_detection.evaluation import report
+    from deepfake_detection.models import export
+
+    for component, model_uri in report.latest_output_dirs(pipeline_root, "model").items():
+        path = os.path.join(model_uri, export.EVAL_METRICS_FILE)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            metrics = json.load(f)
+        loss = metrics.get("loss", metrics.get("ensemble_eval_log_loss"))
+        accuracy = f"{metrics['accuracy']:.3f}" if "accuracy" in metrics else "  -  "
+        print(
+            f"{component:<24} eval AUC {report.format_auc(metrics)}  accuracy {accuracy}  log loss {loss:.3f}  "
+            f"model {os.path.dirname(path)}"
+        )
