@@ -85,7 +85,6 @@ def run(args: argparse.Namespace) -> int:
     from tfx import v1 as tfx
 
     from deepfake_detection import sample_data
-    from deepfake_detection.evaluation import report
     from deepfake_detection.evaluation.eval_config import BlessingConfig
     from pipeline.pipeline import create_pipeline
     from schemas import FACE_SCHEMA_PATH
@@ -123,6 +122,15 @@ def run(args: argparse.Namespace) -> int:
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
     print(f"Pipeline finished. Artifacts under {pipeline_root}, ML Metadata in {metadata_path}")
+    print_summary(pipeline_root, serving_dir, args.evaluation_split, args.video_rule)
+    return 0
+
+
+def print_summary(pipeline_root: str, serving_dir: str, evaluation_split: str, video_rule: str) -> None:
+    """What the run produced: ingest reports, training and evaluation figures, videos without a face, the push."""
+    from deepfake_detection.evaluation import report
+    from serving import model_config
+
     report_paths = [
         os.path.join(folder, config.REPORT_FILE_NAME)
         for folder in report.latest_output_dirs(pipeline_root, "ingest_report", "VideoExampleGen").values()
@@ -131,19 +139,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"Ingest report: {path}")
     print("Training (eval split, early stopping and checkpoints watched it):")
     print_model_metrics(pipeline_root)
-    print(f"Evaluation on the {args.evaluation_split} split (frame metrics | video metrics, rule {args.video_rule}):")
+    print(f"Evaluation on the {evaluation_split} split (frame metrics | video metrics, rule {video_rule}):")
     for line in report.evaluation_lines(pipeline_root, serving_dir):
         print(line)
     no_face = [r["video"] for r in _report_rows(report_paths) if r["status"] == config.STATUS_NO_FACE]
     if no_face:
         print(f"{len(no_face)} videos had no face and are not scored (see the ingest report): {', '.join(no_face[:5])}")
-    from serving import model_config
-
     if model_config.discover_models(serving_dir):
         print(f"Serve the pushed models with: python pipeline_runner.py serve --serving-dir {serving_dir}")
     else:
         print(f"No model was blessed, so none was pushed to {serving_dir}: see the evaluation above.")
-    return 0
 
 
 def _report_rows(report_paths: List[str]) -> List[dict]:
