@@ -6,6 +6,25 @@ that the ingest, the curated schema, the trainer and the clients cannot drift.
 
 PIPELINE_NAME = "deepfake-detection"
 
+# Component ids of one model's branch are "<kind>.<model name>", built and read only here.
+TUNER = "Tuner"
+TRAINER = "Trainer"
+EVALUATOR = "Evaluator"
+PUSHER = "Pusher"
+BASELINE_RESOLVER = "LatestBlessedModel"
+
+
+def node_id(kind: str, model_name: str) -> str:
+    return f"{kind}.{model_name}"
+
+
+def model_of(component_id: str) -> str:
+    """The model name in a branch component's id (`Evaluator.meso4` -> `meso4`)."""
+    kind, dot, name = component_id.partition(".")
+    if not dot or not name:
+        raise ValueError(f"{component_id!r} is not a per-model component id (<kind>.<model>)")
+    return name
+
 # Kubeflow defaults: the image infra/Dockerfile builds, with this project under IMAGE_PROJECT_DIR.
 PIPELINE_IMAGE = "deepfake-pipeline:0.1.0"
 IMAGE_PROJECT_DIR = "/pipeline"

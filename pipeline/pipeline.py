@@ -6,7 +6,7 @@ Beam arguments and pass them in.
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
@@ -63,7 +63,7 @@ def _ensemble(
             f"ensemble_members={list(members)!r}: expected two or more image backbones among {list(backbones)}"
         )
     trainers = {node.id: node for node in training}
-    models = [trainers[f"Trainer.{name}"].outputs["model"] for name in members]
+    models = [trainers[config.node_id(config.TRAINER, name)].outputs["model"] for name in members]
     fakes = TrainingConfig.from_custom_config({**_settings(training_settings, members[0]), "backbone": members[0]})
     ensemble = EnsembleTrainer(members=models, examples=examples, fake_source=fakes.fakes())
     return [ensemble.with_id(ENSEMBLE_TRAINER_ID)]
@@ -71,7 +71,7 @@ def _ensemble(
 
 def _model_name(trainer_id: str) -> str:
     """The model's name in serving and in component ids: the backbone, or `ensemble`."""
-    return ENSEMBLE if trainer_id == ENSEMBLE_TRAINER_ID else trainer_id.split(".", 1)[1]
+    return ENSEMBLE if trainer_id == ENSEMBLE_TRAINER_ID else config.model_of(trainer_id)
 
 
 def _temporal(trainer_id: str) -> bool:
@@ -88,15 +88,37 @@ def _training(training_settings: Mapping[str, Mapping[str, Any]], name: str) -> 
     return TrainingConfig.from_custom_config({**_settings(training_settings, name), "backbone": name})
 
 
+def _data_nodes(
+    data_root: Union[str, data_types.RuntimeParameter],
+    layout: str,
+    ingest_config: Optional[IngestConfig],
+    schema_path: str,
+) -> List[BaseNode]:
+    """Videos -> examples -> statistics -> validation against the curated schema -> the gate (last)."""
+    example_gen = VideoExampleGen(input_base=data_root, layout=layout, ingest_config=ingest_config)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
+    )
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    return [example_gen, schema_gen, statistics_gen, example_validator, anomaly_gate]
+
+
 def _check_training(
     ingest_config: IngestConfig, backbones: Sequence[str], training_settings: Mapping[str, Mapping[str, Any]]
 ) -> None:
     """Each backbone's training settings, checked when the pipeline is built, before any video is read.
 
-    Catches what would otherwise fail in the Trainer after the whole ingest: an
-    input size under the backbone's smallest, and clips of another length than
-    the ingest writes.
+    Catches what would otherwise fail in the Trainer after the whole ingest:
+    settings for a backbone that is not trained, an input size under the
+    backbone's smallest, clips of another length than the ingest writes.
     """
+    unknown = set(training_settings) - set(backbones) - {"*"}
+    if unknown:
+        raise ValueError(f"training_settings names backbones that are not trained: {sorted(unknown)}")
     for name in backbones:
         training = _training(training_settings, name)
         if training.temporal and training.clip_length != ingest_config.clip_length:
@@ -141,10 +163,10 @@ def _evaluation_branch(
         ),
         model_blessing=tfx.dsl.Channel(
             type=tfx.types.standard_artifacts.ModelBlessing,
-            producer_component_id=f"Evaluator.{name}",
+            producer_component_id=config.node_id(config.EVALUATOR, name),
             output_key="blessing",
         ),
-    ).with_id(f"LatestBlessedModel.{name}")
+    ).with_id(config.node_id(config.BASELINE_RESOLVER, name))
     model = trainer.outputs["model"]
     evaluator = runtime_settings.Evaluator(
         min_auc=run_settings.min_auc,
@@ -154,7 +176,7 @@ def _evaluation_branch(
         baseline_model=baseline.outputs["model"],
         eval_config=build_eval_config(blessing, temporal=temporal, unseen_manipulations=unseen_manipulations[name]),
         example_splits=[evaluation_split],
-    ).with_id(f"Evaluator.{name}")
+    ).with_id(config.node_id(config.EVALUATOR, name))
     nodes: List[BaseNode] = [baseline, evaluator]
     if serving_model_dir:
         destination = tfx.proto.PushDestination(
@@ -163,7 +185,7 @@ def _evaluation_branch(
         nodes.append(
             tfx.components.Pusher(
                 model=model, model_blessing=evaluator.outputs["blessing"], push_destination=destination
-            ).with_id(f"Pusher.{name}")
+            ).with_id(config.node_id(config.PUSHER, name))
         )
     return nodes
 
@@ -192,7 +214,7 @@ def _training_branch(
             train_args=train_args,
             eval_args=eval_args,
             custom_config=custom_config,
-        ).with_id(f"Tuner.{name}")
+        ).with_id(config.node_id(config.TUNER, name))
         tuner.add_upstream_node(gate)
         hyperparameters = tuner.outputs["best_hyperparameters"]
         nodes.append(tuner)
@@ -204,9 +226,49 @@ def _training_branch(
         train_args=train_args,
         eval_args=eval_args,
         custom_config=custom_config,
-    ).with_id(f"Trainer.{name}")
+    ).with_id(config.node_id(config.TRAINER, name))
     trainer.add_upstream_node(gate)
     return nodes + [trainer]
+
+
+def _model_nodes(
+    backbones: Sequence[str],
+    training_settings: Mapping[str, Mapping[str, Any]],
+    ensemble_members: Sequence[str],
+    tuner_trials: Union[int, data_types.RuntimeParameter],
+    run_settings: "RunSettings",
+    data: Tuple[BaseChannel, BaseChannel, BaseNode],
+    blessing: BlessingConfig,
+    evaluation_split: str,
+    serving_model_dir: Optional[str],
+) -> List[BaseNode]:
+    """Every model's branch behind the gate: Tuner and Trainer per backbone, the ensemble, then each model's
+    baseline, Evaluator and Pusher. `data` is (examples, clip examples, the gate)."""
+    examples, clip_examples, anomaly_gate = data
+    training = [
+        node
+        for name in backbones
+        for node in _training_branch(
+            name,
+            examples,
+            clip_examples,
+            _settings(training_settings, name),
+            tuner_trials,
+            run_settings.epochs,
+            anomaly_gate,
+        )
+    ]
+    training += _ensemble(ensemble_members, backbones, training, examples, training_settings)
+    unseen = _unseen_manipulations(training_settings, backbones, ensemble_members)
+    evaluation = [
+        node
+        for trainer in training
+        if trainer.id.startswith(config.node_id(config.TRAINER, "")) or trainer.id == ENSEMBLE_TRAINER_ID
+        for node in _evaluation_branch(
+            trainer, examples, clip_examples, blessing, unseen, run_settings, evaluation_split, serving_model_dir
+        )
+    ]
+    return training + evaluation
 
 
 def create_pipeline(
@@ -230,82 +292,39 @@ def create_pipeline(
 ) -> tfx.dsl.Pipeline:
     """Videos -> face examples -> validation -> gate -> per-backbone training -> evaluation -> push.
 
-    The gate fails the run on any anomaly, naming the feature, so no backbone
-    ever trains on examples that break the schema. Each backbone in
-    `backbones` gets its own Tuner (when `tuner_trials` > 0) and Trainer;
-    `training_settings[name]` overrides its `TrainingConfig` defaults, and the
-    key "*" applies to every backbone. With two or more `ensemble_members`
-    (image backbones among `backbones`), an EnsembleTrainer fits their weights
-    on the eval split and exports the ensemble as a model of its own. Every
-    model is evaluated on `evaluation_split` against its latest blessed
-    predecessor under `blessing`, and, given `serving_model_dir`, pushed to
-    `<serving_model_dir>/<name>/<version>/` when blessed. Its cross-generator
-    metrics judge it on the manipulation kinds it never trained on: all of them
-    with self-blended fakes only, else its `held_out_manipulations` (an
-    ensemble: those none of its members saw). `run_settings`
-    override epochs, tuner trials and the AUC bounds per run (runtime
-    parameters on Kubeflow).
+    The gate fails the run on any anomaly, so no backbone trains on examples
+    that break the schema. Each backbone gets a Tuner (`tuner_trials` > 0) and
+    a Trainer; `training_settings[name]` (or "*", for all) overrides its
+    `TrainingConfig`, checked here. Two or more image `ensemble_members` add an
+    EnsembleTrainer. Every model is evaluated on `evaluation_split` against its
+    latest blessed predecessor under `blessing` (cross-generator metrics on the
+    kinds it never trained on) and pushed to `<serving_model_dir>/<name>/` when
+    blessed. `run_settings` override epochs, tuner trials and AUC bounds per
+    run (runtime parameters on Kubeflow).
     """
     run_settings = run_settings or RunSettings()
     if evaluation_split not in config.SPLIT_NAMES:
         raise ValueError(f"evaluation_split={evaluation_split!r}: expected one of {list(config.SPLIT_NAMES)}")
-    example_gen = VideoExampleGen(input_base=data_root, layout=layout, ingest_config=ingest_config)
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
-    statistics_gen = tfx.components.StatisticsGen(
-        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
-    )
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-    )
-    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
     training_settings = training_settings or {}
-    unknown = set(training_settings) - set(backbones) - {"*"}
-    if unknown:
-        raise ValueError(f"training_settings names backbones that are not trained: {sorted(unknown)}")
     _check_training(ingest_config or IngestConfig(), backbones, training_settings)
+    data = _data_nodes(data_root, layout, ingest_config, schema_path)
+    example_gen, anomaly_gate = data[0], data[-1]
     examples, clip_examples = example_gen.outputs["examples"], example_gen.outputs["clip_examples"]
-    training = [
-        node
-        for name in backbones
-        for node in _training_branch(
-            name,
-            examples,
-            clip_examples,
-            _settings(training_settings, name),
-            run_settings.tuner_trials if run_settings.tuner_trials is not None else tuner_trials,
-            run_settings.epochs,
-            anomaly_gate,
-        )
-    ]
-    training += _ensemble(ensemble_members, backbones, training, examples, training_settings)
-    unseen = _unseen_manipulations(training_settings, backbones, ensemble_members)
-    evaluation = [
-        node
-        for trainer in training
-        if trainer.id.startswith("Trainer.") or trainer.id == ENSEMBLE_TRAINER_ID
-        for node in _evaluation_branch(
-            trainer,
-            examples,
-            clip_examples,
-            blessing or BlessingConfig(),
-            unseen,
-            run_settings,
-            evaluation_split,
-            serving_model_dir,
-        )
-    ]
+    models = _model_nodes(
+        backbones,
+        training_settings,
+        ensemble_members,
+        run_settings.tuner_trials if run_settings.tuner_trials is not None else tuner_trials,
+        run_settings,
+        (examples, clip_examples, anomaly_gate),
+        blessing or BlessingConfig(),
+        evaluation_split,
+        serving_model_dir,
+    )
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[
-            example_gen,
-            schema_gen,
-            statistics_gen,
-            example_validator,
-            anomaly_gate,
-            *training,
-            *evaluation,
-        ],
+        components=[*data, *models],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],

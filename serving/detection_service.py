@@ -271,7 +271,6 @@ def combined_status(statuses: List[int]) -> int:
 
 def create_app(service: DetectionService) -> FastAPI:
     app = FastAPI(title="Deepfake detection", description=__doc__)
-    settings = service.settings
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Any) -> Response:
@@ -282,46 +281,34 @@ def create_app(service: DetectionService) -> FastAPI:
         service.metrics.latency.labels(route).observe(time.perf_counter() - started)
         return response
 
-    async def read_uploads(request: Request) -> List[Upload]:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            await _drain(request, 2 * settings.max_body_bytes)
-            raise MediaError("body_size", 413, _over_body_limit(int(declared), settings), "max_body_bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body.extend(chunk)
-            if len(body) > settings.max_body_bytes:
-                raise MediaError("body_size", 413, _over_body_limit(len(body), settings), "max_body_bytes")
-        uploads = parse_uploads(bytes(body), request.headers.get("content-type", ""))
-        if len(uploads) > settings.max_files:
-            raise MediaError(
-                "too_many_files", 413, f"{len(uploads)} files is over the limit of {settings.max_files}", "max_files"
-            )
-        return uploads
+    _add_analysis_routes(app, service)
+    _add_status_routes(app, service)
+    return app
+
+
+def _add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
+    """`POST /v1/detect` and `POST /v1/jobs`: admission, upload limits, then the analysis."""
+
+    async def admitted_uploads(request: Request) -> List[Upload]:
+        """The request's files once it holds a place in the queue; MediaError (and the place given back) if not."""
+        try:
+            return await _read_uploads(request, service.settings)
+        except MediaError:
+            service.admission.leave()
+            raise
 
     def refused(error: MediaError) -> JSONResponse:
         service.metrics.errors.labels(error.kind).inc()
-        body = {"kind": error.kind, "message": error.message, **({"limit": error.limit} if error.limit else {})}
-        return JSONResponse({"error": body}, status_code=error.status)
+        return _error_response(error.kind, error.message, error.status, error.limit)
 
     def busy() -> JSONResponse:
-        admission = service.admission
-        wait = admission.retry_after_s()
+        admission, wait = service.admission, service.admission.retry_after_s()
         message = (
             f"the service is full ({admission.in_flight} analyses running, {admission.queued} waiting): "
             f"try again in {wait} s"
         )
         service.metrics.errors.labels("busy").inc()
-        body = {"error": {"kind": "busy", "message": message, "limit": "max_queued"}}
-        return JSONResponse(body, status_code=503, headers={"Retry-After": str(wait)})
-
-    async def admitted_uploads(request: Request) -> List[Upload]:
-        """The request's files once it holds a place in the queue; MediaError (and the place given back) if not."""
-        try:
-            return await read_uploads(request)
-        except MediaError:
-            service.admission.leave()
-            raise
+        return _error_response("busy", message, 503, "max_queued", {"Retry-After": str(wait)})
 
     @app.post("/v1/detect")
     async def detect(request: Request, thumbnails: bool = False) -> JSONResponse:
@@ -348,6 +335,11 @@ def create_app(service: DetectionService) -> FastAPI:
             return refused(e)
         job_id = service.start_job(uploads, thumbnails)
         return JSONResponse({"job_id": job_id, "status_url": f"/v1/jobs/{job_id}"}, status_code=202)
+
+
+def _add_status_routes(app: FastAPI, service: DetectionService) -> None:
+    """Jobs, history, health, readiness, metrics and the page."""
+    settings = service.settings
 
     @app.get("/v1/jobs/{job_id}")
     def job(job_id: str) -> JSONResponse:
@@ -389,7 +381,33 @@ def create_app(service: DetectionService) -> FastAPI:
         return FileResponse(os.path.join(STATIC_DIR, "index.html"))
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app
+
+
+async def _read_uploads(request: Request, settings: ServiceSettings) -> List[Upload]:
+    """The files of a multipart request, refused (MediaError 413) past the body size or file count limits."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        await _drain(request, 2 * settings.max_body_bytes)
+        raise MediaError("body_size", 413, _over_body_limit(int(declared), settings), "max_body_bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > settings.max_body_bytes:
+            raise MediaError("body_size", 413, _over_body_limit(len(body), settings), "max_body_bytes")
+    uploads = parse_uploads(bytes(body), request.headers.get("content-type", ""))
+    if len(uploads) > settings.max_files:
+        raise MediaError(
+            "too_many_files", 413, f"{len(uploads)} files is over the limit of {settings.max_files}", "max_files"
+        )
+    return uploads
+
+
+def _error_response(
+    kind: str, message: str, status: int, limit: Optional[str] = None, headers: Optional[dict] = None
+) -> JSONResponse:
+    """The service's error body: `{"error": {"kind", "message", "limit"}}`."""
+    body = {"kind": kind, "message": message, **({"limit": limit} if limit else {})}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 async def _drain(request: Request, cap: int) -> None:

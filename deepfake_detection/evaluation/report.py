@@ -144,11 +144,12 @@ def latest_output_dirs(pipeline_root: str, output_key: str, component_prefix: st
 def evaluation_lines(pipeline_root: str, serving_model_dir: str = "") -> List[str]:
     """Per evaluated model: its test metrics, its video AUCs on unseen manipulation kinds, whether it was
     blessed (and why not), and where it was pushed."""
-    blessings = latest_output_dirs(pipeline_root, "blessing", "Evaluator.")
-    pushes = latest_output_dirs(pipeline_root, "pushed_model", "Pusher.")
+    blessings = latest_output_dirs(pipeline_root, "blessing", config.node_id(config.EVALUATOR, ""))
+    pushes = latest_output_dirs(pipeline_root, "pushed_model", config.node_id(config.PUSHER, ""))
     lines = []
-    for component, evaluation_uri in latest_output_dirs(pipeline_root, "evaluation", "Evaluator.").items():
-        name = component.split(".", 1)[1]
+    evaluations = latest_output_dirs(pipeline_root, "evaluation", config.node_id(config.EVALUATOR, ""))
+    for component, evaluation_uri in evaluations.items():
+        name = config.model_of(component)
         metrics = overall_metrics(evaluation_uri)
         lines.append(f"{name:<16} {format_metrics(metrics)}")
         cross = format_cross_generator(metrics)
@@ -156,7 +157,7 @@ def evaluation_lines(pipeline_root: str, serving_model_dir: str = "") -> List[st
             lines.append(f"{'':<16} {cross}")
         blessing_uri = blessings.get(component)
         if blessing_uri and is_blessed(blessing_uri):
-            pushed = pushes.get(f"Pusher.{name}")
+            pushed = pushes.get(config.node_id(config.PUSHER, name))
             where = os.path.join(serving_model_dir, name) if serving_model_dir else ""
             if pushed and tf.io.gfile.listdir(pushed):
                 lines.append(f"{'':<16} blessed; pushed to {where}")
