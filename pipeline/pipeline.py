@@ -34,18 +34,36 @@ TUNER_FN = "components.training.module.tuner_fn"
 
 
 @dataclasses.dataclass(frozen=True)
-class RunSettings:
-    """Knobs a scheduled run may change: values, or `RuntimeParameter`s on Kubeflow; None keeps the configured one.
+class PipelineSettings:
+    """One run's configuration, checked when it is built, before any video is read.
 
-    They override `training_settings`' epochs, `tuner_trials` (a runtime
-    parameter keeps every Tuner in the graph) and `blessing`'s `min_auc` and
-    `max_auc_drop`.
+    What is ingested (`ingest_config`, `layout`), which models train and how
+    (`backbones`; `training_settings[name]`, or "*" for all, overriding each
+    `TrainingConfig`; two or more image `ensemble_members` add an
+    EnsembleTrainer), how models are judged (`blessing`, on `evaluation_split`).
+    The per-run knobs `epochs`, `tuner_trials`, `min_auc` and `max_auc_drop`
+    are values or Kubeflow `RuntimeParameter`s; `epochs`, `min_auc` and
+    `max_auc_drop` left at None keep `training_settings`' and `blessing`'s.
     """
 
+    backbones: Sequence[str] = ()
+    ingest_config: IngestConfig = dataclasses.field(default_factory=IngestConfig)
+    layout: str = LAYOUT_AUTO
+    training_settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    ensemble_members: Sequence[str] = ()
+    blessing: BlessingConfig = dataclasses.field(default_factory=BlessingConfig)
+    evaluation_split: str = config.EVALUATION_SPLIT
     epochs: Setting = None
-    tuner_trials: Setting = None
+    tuner_trials: Setting = 0
     min_auc: Setting = None
     max_auc_drop: Setting = None
+
+    def __post_init__(self) -> None:
+        if self.evaluation_split not in config.SPLIT_NAMES:
+            raise ValueError(
+                f"evaluation_split={self.evaluation_split!r}: expected one of {list(config.SPLIT_NAMES)}"
+            )
+        _check_training(self.ingest_config, self.backbones, self.training_settings)
 
 
 def _ensemble(
@@ -144,10 +162,8 @@ def _evaluation_branch(
     trainer: BaseNode,
     examples: BaseChannel,
     clip_examples: BaseChannel,
-    blessing: BlessingConfig,
     unseen_manipulations: Mapping[str, Sequence[str]],
-    run_settings: "RunSettings",
-    evaluation_split: str,
+    settings: PipelineSettings,
     serving_model_dir: Optional[str],
 ) -> List[BaseNode]:
     """Baseline resolver, Evaluator and (with a serving directory) Pusher of one model, ids suffixed with its name.
@@ -169,13 +185,15 @@ def _evaluation_branch(
     ).with_id(config.node_id(config.BASELINE_RESOLVER, name))
     model = trainer.outputs["model"]
     evaluator = runtime_settings.Evaluator(
-        min_auc=run_settings.min_auc,
-        max_auc_drop=run_settings.max_auc_drop,
+        min_auc=settings.min_auc,
+        max_auc_drop=settings.max_auc_drop,
         examples=clip_examples if temporal else examples,
         model=model,
         baseline_model=baseline.outputs["model"],
-        eval_config=build_eval_config(blessing, temporal=temporal, unseen_manipulations=unseen_manipulations[name]),
-        example_splits=[evaluation_split],
+        eval_config=build_eval_config(
+            settings.blessing, temporal=temporal, unseen_manipulations=unseen_manipulations[name]
+        ),
+        example_splits=[settings.evaluation_split],
     ).with_id(config.node_id(config.EVALUATOR, name))
     nodes: List[BaseNode] = [baseline, evaluator]
     if serving_model_dir:
@@ -194,14 +212,14 @@ def _training_branch(
     name: str,
     examples: BaseChannel,
     clip_examples: BaseChannel,
-    settings: Mapping[str, Any],
-    tuner_trials: Union[int, data_types.RuntimeParameter],
-    epochs: Setting,
+    backbone_settings: Mapping[str, Any],
+    settings: "PipelineSettings",
     gate: BaseNode,
 ) -> List[BaseNode]:
     """Tuner (when trials > 0) and Trainer of one backbone, ids suffixed with its name."""
+    tuner_trials, epochs = settings.tuner_trials, settings.epochs
     inputs = clip_examples if get_backbone(name).temporal else examples
-    custom_config: Dict[str, Any] = {**settings, "backbone": name}
+    custom_config: Dict[str, Any] = {**backbone_settings, "backbone": name}
     train_args = tfx.proto.TrainArgs(splits=[config.TRAIN_SPLIT])
     eval_args = tfx.proto.EvalArgs(splits=[config.EVAL_SPLIT])
     nodes = []
@@ -232,41 +250,27 @@ def _training_branch(
 
 
 def _model_nodes(
-    backbones: Sequence[str],
-    training_settings: Mapping[str, Mapping[str, Any]],
-    ensemble_members: Sequence[str],
-    tuner_trials: Union[int, data_types.RuntimeParameter],
-    run_settings: "RunSettings",
-    data: Tuple[BaseChannel, BaseChannel, BaseNode],
-    blessing: BlessingConfig,
-    evaluation_split: str,
-    serving_model_dir: Optional[str],
+    settings: PipelineSettings, data: Tuple[BaseChannel, BaseChannel, BaseNode], serving_model_dir: Optional[str]
 ) -> List[BaseNode]:
     """Every model's branch behind the gate: Tuner and Trainer per backbone, the ensemble, then each model's
     baseline, Evaluator and Pusher. `data` is (examples, clip examples, the gate)."""
     examples, clip_examples, anomaly_gate = data
+    training_settings = settings.training_settings
     training = [
         node
-        for name in backbones
+        for name in settings.backbones
         for node in _training_branch(
-            name,
-            examples,
-            clip_examples,
-            _settings(training_settings, name),
-            tuner_trials,
-            run_settings.epochs,
-            anomaly_gate,
+            name, examples, clip_examples, _settings(training_settings, name), settings, anomaly_gate
         )
     ]
-    training += _ensemble(ensemble_members, backbones, training, examples, training_settings)
-    unseen = _unseen_manipulations(training_settings, backbones, ensemble_members)
+    members = settings.ensemble_members
+    training += _ensemble(members, settings.backbones, training, examples, training_settings)
+    unseen = _unseen_manipulations(training_settings, settings.backbones, members)
     evaluation = [
         node
         for trainer in training
         if trainer.id.startswith(config.node_id(config.TRAINER, "")) or trainer.id == ENSEMBLE_TRAINER_ID
-        for node in _evaluation_branch(
-            trainer, examples, clip_examples, blessing, unseen, run_settings, evaluation_split, serving_model_dir
-        )
+        for node in _evaluation_branch(trainer, examples, clip_examples, unseen, settings, serving_model_dir)
     ]
     return training + evaluation
 
@@ -276,15 +280,7 @@ def create_pipeline(
     pipeline_root: str,
     data_root: Union[str, data_types.RuntimeParameter],
     schema_path: str,
-    ingest_config: Optional[IngestConfig] = None,
-    layout: str = LAYOUT_AUTO,
-    backbones: Sequence[str] = (),
-    training_settings: Optional[Mapping[str, Mapping[str, Any]]] = None,
-    tuner_trials: int = 0,
-    ensemble_members: Sequence[str] = (),
-    blessing: Optional[BlessingConfig] = None,
-    run_settings: Optional[RunSettings] = None,
-    evaluation_split: str = config.EVALUATION_SPLIT,
+    settings: Optional[PipelineSettings] = None,
     serving_model_dir: Optional[str] = None,
     beam_pipeline_args: Optional[List[str]] = None,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
@@ -293,38 +289,20 @@ def create_pipeline(
     """Videos -> face examples -> validation -> gate -> per-backbone training -> evaluation -> push.
 
     The gate fails the run on any anomaly, so no backbone trains on examples
-    that break the schema. Each backbone gets a Tuner (`tuner_trials` > 0) and
-    a Trainer; `training_settings[name]` (or "*", for all) overrides its
-    `TrainingConfig`, checked here. Two or more image `ensemble_members` add an
-    EnsembleTrainer. Every model is evaluated on `evaluation_split` against its
-    latest blessed predecessor under `blessing` (cross-generator metrics on the
-    kinds it never trained on) and pushed to `<serving_model_dir>/<name>/` when
-    blessed. `run_settings` override epochs, tuner trials and AUC bounds per
-    run (runtime parameters on Kubeflow).
+    that break the schema. Each backbone gets a Tuner (`tuner_trials` > 0, or a
+    runtime parameter) and a Trainer; every model is evaluated against its
+    latest blessed predecessor (cross-generator metrics on the kinds it never
+    trained on) and, given `serving_model_dir`, pushed to
+    `<serving_model_dir>/<name>/` when blessed. `settings` holds the rest.
     """
-    run_settings = run_settings or RunSettings()
-    if evaluation_split not in config.SPLIT_NAMES:
-        raise ValueError(f"evaluation_split={evaluation_split!r}: expected one of {list(config.SPLIT_NAMES)}")
-    training_settings = training_settings or {}
-    _check_training(ingest_config or IngestConfig(), backbones, training_settings)
-    data = _data_nodes(data_root, layout, ingest_config, schema_path)
+    settings = settings or PipelineSettings()
+    data = _data_nodes(data_root, settings.layout, settings.ingest_config, schema_path)
     example_gen, anomaly_gate = data[0], data[-1]
-    examples, clip_examples = example_gen.outputs["examples"], example_gen.outputs["clip_examples"]
-    models = _model_nodes(
-        backbones,
-        training_settings,
-        ensemble_members,
-        run_settings.tuner_trials if run_settings.tuner_trials is not None else tuner_trials,
-        run_settings,
-        (examples, clip_examples, anomaly_gate),
-        blessing or BlessingConfig(),
-        evaluation_split,
-        serving_model_dir,
-    )
+    channels = (example_gen.outputs["examples"], example_gen.outputs["clip_examples"], anomaly_gate)
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[*data, *models],
+        components=[*data, *_model_nodes(settings, channels, serving_model_dir)],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],

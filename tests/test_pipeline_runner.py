@@ -102,8 +102,9 @@ def test_min_unseen_auc_flag_feeds_the_blessing(monkeypatch, tmp_path, command, 
     where = ["--data-root", str(tmp_path), "--output-dir", str(tmp_path / "out")] if command == "local" else []
     with pytest.raises(_FactoryCalledError):
         pipeline_runner.main([command, *where, *flags])
-    assert bound["blessing"].min_unseen_video_auc == expected
+    settings = bound["settings"]
+    assert settings.blessing.min_unseen_video_auc == expected
     default_ensemble = list(config.KUBEFLOW_BACKBONES) if command == "compile" else list(config.LOCAL_ENSEMBLE)
-    assert list(bound["ensemble_members"]) == default_ensemble
+    assert list(settings.ensemble_members) == default_ensemble
     if command == "local" and "--held-out" in flags:
-        assert bound["training_settings"]["*"]["held_out_manipulations"] == ["self_warp"]
+        assert settings.training_settings["*"]["held_out_manipulations"] == ["self_warp"]

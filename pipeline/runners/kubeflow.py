@@ -33,7 +33,7 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
     from tfx.orchestration import data_types
 
     from deepfake_detection.evaluation.eval_config import BlessingConfig
-    from pipeline.pipeline import RunSettings, create_pipeline
+    from pipeline.pipeline import PipelineSettings, create_pipeline
 
     def parameter(name: str) -> data_types.RuntimeParameter:
         ptype = RUNTIME_PARAMETERS[name]
@@ -45,12 +45,12 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
         pipeline_root=args.pipeline_root,
         data_root=parameter("data_root"),
         schema_path=args.schema_path,
-        layout=args.layout,
-        backbones=args.backbones.split(","),
-        training_settings={"*": {"weights": args.weights}} if args.weights else None,
-        ensemble_members=flags.ensemble_members(args),
-        blessing=BlessingConfig(min_unseen_video_auc=args.min_unseen_auc, video_rule=args.video_rule),
-        run_settings=RunSettings(
+        settings=PipelineSettings(
+            backbones=args.backbones.split(","),
+            layout=args.layout,
+            training_settings={"*": {"weights": args.weights}} if args.weights else {},
+            ensemble_members=flags.ensemble_members(args),
+            blessing=BlessingConfig(min_unseen_video_auc=args.min_unseen_auc, video_rule=args.video_rule),
             epochs=parameter("epochs"),
             tuner_trials=parameter("tuner_trials"),
             min_auc=parameter("min_auc"),

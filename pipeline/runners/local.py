@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     from deepfake_detection import sample_data
     from deepfake_detection.evaluation.eval_config import BlessingConfig
-    from pipeline.pipeline import create_pipeline
+    from pipeline.pipeline import PipelineSettings, create_pipeline
     from schemas import FACE_SCHEMA_PATH
 
     output_dir = os.path.abspath(args.output_dir)
@@ -102,21 +102,23 @@ def run(args: argparse.Namespace) -> int:
         pipeline_root=pipeline_root,
         data_root=os.path.abspath(data_root),
         schema_path=FACE_SCHEMA_PATH,
-        ingest_config=_local_ingest_config(args),
-        layout=args.layout,
+        settings=PipelineSettings(
+            backbones=args.backbones.split(","),
+            ingest_config=_local_ingest_config(args),
+            layout=args.layout,
+            training_settings={"*": _training_settings(args)},
+            ensemble_members=flags.ensemble_members(args),
+            blessing=BlessingConfig(
+                min_auc=args.min_auc,
+                max_auc_drop=args.max_auc_drop,
+                min_unseen_video_auc=_local_min_unseen_auc(args),
+                video_rule=args.video_rule,
+            ),
+            evaluation_split=args.evaluation_split,
+            tuner_trials=args.tuner_trials,
+        ),
         beam_pipeline_args=beam.beam_args("direct", args.direct_num_workers),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
-        backbones=args.backbones.split(","),
-        training_settings={"*": _training_settings(args)},
-        tuner_trials=args.tuner_trials,
-        ensemble_members=flags.ensemble_members(args),
-        blessing=BlessingConfig(
-            min_auc=args.min_auc,
-            max_auc_drop=args.max_auc_drop,
-            min_unseen_video_auc=_local_min_unseen_auc(args),
-            video_rule=args.video_rule,
-        ),
-        evaluation_split=args.evaluation_split,
         serving_model_dir=serving_dir,
         enable_cache=not args.no_cache,
     )

@@ -18,7 +18,7 @@ from deepfake_detection import config, sample_data
 from deepfake_detection.evaluation import report
 from deepfake_detection.evaluation.eval_config import BlessingConfig
 from deepfake_detection.ingest.ingest_config import IngestConfig
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import PipelineSettings, create_pipeline
 from schemas import FACE_SCHEMA_PATH
 
 BACKBONES = ("meso4", "compact_cnn")
@@ -46,15 +46,17 @@ def _run(dataset, root):
         pipeline_root=os.path.join(root, "pipeline_root"),
         data_root=dataset,
         schema_path=FACE_SCHEMA_PATH,
-        ingest_config=IngestConfig(
-            frames_per_video=6, image_size=64, clip_length=2, split_buckets={"train": 1, "eval": 1}
+        settings=PipelineSettings(
+            backbones=BACKBONES,
+            ingest_config=IngestConfig(
+                frames_per_video=6, image_size=64, clip_length=2, split_buckets={"train": 1, "eval": 1}
+            ),
+            training_settings={"*": {"input_size": 64, "epochs": 1, "tuning_epochs": 1, "batch_size": 8}},
+            tuner_trials=1,
+            ensemble_members=BACKBONES,
+            blessing=BlessingConfig(min_auc=0.0, max_auc_drop=1.0),
+            evaluation_split="eval",
         ),
-        backbones=BACKBONES,
-        training_settings={"*": {"input_size": 64, "epochs": 1, "tuning_epochs": 1, "batch_size": 8}},
-        tuner_trials=1,
-        ensemble_members=BACKBONES,
-        blessing=BlessingConfig(min_auc=0.0, max_auc_drop=1.0),
-        evaluation_split="eval",
         serving_model_dir=os.path.join(root, "serving_models"),
         beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"],
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),

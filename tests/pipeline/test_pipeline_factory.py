@@ -8,12 +8,17 @@ from tfx.dsl.compiler import compiler
 from tfx.utils import proto_utils
 
 from deepfake_detection.evaluation.eval_config import BlessingConfig
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import PipelineSettings, create_pipeline
 
 
-def _pipeline(**kwargs):
+def _pipeline(serving_model_dir=None, **settings):
     return create_pipeline(
-        pipeline_name="p", pipeline_root="/tmp/root", data_root="/tmp/data", schema_path="/tmp/schema.pbtxt", **kwargs
+        pipeline_name="p",
+        pipeline_root="/tmp/root",
+        data_root="/tmp/data",
+        schema_path="/tmp/schema.pbtxt",
+        settings=PipelineSettings(**settings),
+        serving_model_dir=serving_model_dir,
     )
 
 
