@@ -63,8 +63,9 @@ class FaceDetector:
             # 129 -> 58 ms, 8 keyframes 175 -> 85 ms). One trace per network,
             # made here (0.25 s), instead of retracing on new frame sizes.
             side = _NETWORK_INPUT_SIDE[type(stage).__name__]
-            stage._model = tf.function(stage._model, input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32)])
-            stage._model(tf.zeros([1, side or 12, side or 12, 3]))
+            network = tf.function(stage._model, input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32)])
+            network(tf.zeros([1, side or 12, side or 12, 3]))
+            stage._model = _refusing_empty_batches(network)
         self._min_confidence = min_detection_confidence
         self._batch_size = batch_size
         self._detect_every = detect_every
@@ -168,6 +169,21 @@ class FaceDetector:
             for axis, v in enumerate(face["keypoints"][name])
         )
         return Detection(frame_index, (left, top, right - left, bottom - top), float(face["confidence"]), landmarks)
+
+
+def _refusing_empty_batches(network):  # noqa: ANN001, ANN202 - a traced Keras network, and its wrapper
+    """mtcnn 1.0.0 learns that a stage has no face candidate left from the InvalidArgumentError its network
+    raises on an empty batch; raising it before the graph runs spares the TensorFlow runtime a warning per
+    such frame, and the time to fail."""
+
+    def call(batch):  # noqa: ANN001, ANN202
+        if batch.shape[0] == 0:
+            import tensorflow as tf
+
+            raise tf.errors.InvalidArgumentError(None, None, "empty batch: no face candidate")
+        return network(batch)
+
+    return call
 
 
 def _resized(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
