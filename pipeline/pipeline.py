@@ -66,13 +66,27 @@ class PipelineSettings:
         _check_training(self.ingest_config, self.backbones, self.training_settings)
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingBranch:
+    """One model's training nodes: its name in serving and in component ids, its Trainer, its Tuner if any."""
+
+    name: str
+    trainer: BaseNode
+    tuner: Optional[BaseNode] = None
+    temporal: bool = False
+
+    @property
+    def nodes(self) -> List[BaseNode]:
+        return [node for node in (self.tuner, self.trainer) if node is not None]
+
+
 def _ensemble(
     members: Sequence[str],
     backbones: Sequence[str],
-    training: Sequence[BaseNode],
+    branches: Sequence[TrainingBranch],
     examples: BaseChannel,
     training_settings: Mapping[str, Mapping[str, Any]],
-) -> List[BaseNode]:
+) -> List[TrainingBranch]:
     if not members:
         return []
     invalid = [m for m in members if m not in backbones or get_backbone(m).temporal]
@@ -80,20 +94,11 @@ def _ensemble(
         raise ValueError(
             f"ensemble_members={list(members)!r}: expected two or more image backbones among {list(backbones)}"
         )
-    trainers = {node.id: node for node in training}
-    models = [trainers[config.node_id(config.TRAINER, name)].outputs["model"] for name in members]
-    fakes = TrainingConfig.from_custom_config({**_settings(training_settings, members[0]), "backbone": members[0]})
-    ensemble = EnsembleTrainer(members=models, examples=examples, fake_source=fakes.fakes())
-    return [ensemble.with_id(ENSEMBLE_TRAINER_ID)]
-
-
-def _model_name(trainer_id: str) -> str:
-    """The model's name in serving and in component ids: the backbone, or `ensemble`."""
-    return ENSEMBLE if trainer_id == ENSEMBLE_TRAINER_ID else config.model_of(trainer_id)
-
-
-def _temporal(trainer_id: str) -> bool:
-    return trainer_id != ENSEMBLE_TRAINER_ID and get_backbone(_model_name(trainer_id)).temporal
+    trainers = {branch.name: branch.trainer for branch in branches}
+    models = [trainers[name].outputs["model"] for name in members]
+    fakes = _training(training_settings, members[0]).fakes()
+    ensemble = EnsembleTrainer(members=models, examples=examples, fake_source=fakes)
+    return [TrainingBranch(ENSEMBLE, ensemble.with_id(ENSEMBLE_TRAINER_ID))]
 
 
 def _settings(training_settings: Mapping[str, Mapping[str, Any]], name: str) -> Dict[str, Any]:
@@ -159,7 +164,7 @@ def _unseen_manipulations(
 
 
 def _evaluation_branch(
-    trainer: BaseNode,
+    branch: TrainingBranch,
     examples: BaseChannel,
     clip_examples: BaseChannel,
     unseen_manipulations: Mapping[str, Sequence[str]],
@@ -171,7 +176,7 @@ def _evaluation_branch(
     The baseline is the latest model of the same producer that this model's
     own Evaluator blessed, so backbones never compare against each other.
     """
-    name, temporal = _model_name(trainer.id), _temporal(trainer.id)
+    name, temporal, trainer = branch.name, branch.temporal, branch.trainer
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(
@@ -215,15 +220,15 @@ def _training_branch(
     backbone_settings: Mapping[str, Any],
     settings: "PipelineSettings",
     gate: BaseNode,
-) -> List[BaseNode]:
+) -> TrainingBranch:
     """Tuner (when trials > 0) and Trainer of one backbone, ids suffixed with its name."""
     tuner_trials, epochs = settings.tuner_trials, settings.epochs
-    inputs = clip_examples if get_backbone(name).temporal else examples
+    temporal = get_backbone(name).temporal
+    inputs = clip_examples if temporal else examples
     custom_config: Dict[str, Any] = {**backbone_settings, "backbone": name}
     train_args = tfx.proto.TrainArgs(splits=[config.TRAIN_SPLIT])
     eval_args = tfx.proto.EvalArgs(splits=[config.EVAL_SPLIT])
-    nodes = []
-    hyperparameters = None
+    tuner, hyperparameters = None, None
     if isinstance(tuner_trials, data_types.RuntimeParameter) or tuner_trials > 0:
         tuner = runtime_settings.Tuner(
             tuner_trials=tuner_trials,
@@ -235,7 +240,6 @@ def _training_branch(
         ).with_id(config.node_id(config.TUNER, name))
         tuner.add_upstream_node(gate)
         hyperparameters = tuner.outputs["best_hyperparameters"]
-        nodes.append(tuner)
     trainer = runtime_settings.Trainer(
         epochs=epochs,
         examples=inputs,
@@ -246,7 +250,7 @@ def _training_branch(
         custom_config=custom_config,
     ).with_id(config.node_id(config.TRAINER, name))
     trainer.add_upstream_node(gate)
-    return nodes + [trainer]
+    return TrainingBranch(name, trainer, tuner, temporal)
 
 
 def _model_nodes(
@@ -256,21 +260,18 @@ def _model_nodes(
     baseline, Evaluator and Pusher. `data` is (examples, clip examples, the gate)."""
     examples, clip_examples, anomaly_gate = data
     training_settings = settings.training_settings
-    training = [
-        node
+    branches = [
+        _training_branch(name, examples, clip_examples, _settings(training_settings, name), settings, anomaly_gate)
         for name in settings.backbones
-        for node in _training_branch(
-            name, examples, clip_examples, _settings(training_settings, name), settings, anomaly_gate
-        )
     ]
     members = settings.ensemble_members
-    training += _ensemble(members, settings.backbones, training, examples, training_settings)
+    branches += _ensemble(members, settings.backbones, branches, examples, training_settings)
     unseen = _unseen_manipulations(training_settings, settings.backbones, members)
+    training = [node for branch in branches for node in branch.nodes]
     evaluation = [
         node
-        for trainer in training
-        if trainer.id.startswith(config.node_id(config.TRAINER, "")) or trainer.id == ENSEMBLE_TRAINER_ID
-        for node in _evaluation_branch(trainer, examples, clip_examples, unseen, settings, serving_model_dir)
+        for branch in branches
+        for node in _evaluation_branch(branch, examples, clip_examples, unseen, settings, serving_model_dir)
     ]
     return training + evaluation
 
