@@ -28,7 +28,6 @@ import os
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from typing import Any, List, Optional, Tuple
 
 import prometheus_client
@@ -47,7 +46,6 @@ from serving.video_client import VideoAnalyzer
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 FILES_FIELD = "files"
-MAX_JOBS_KEPT = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,8 +156,6 @@ class DetectionService:
         self.metrics = Metrics()
         self.admission = Admission(settings.max_in_flight, settings.max_queued)
         self.metrics.watch(self.admission)
-        self.jobs: OrderedDict[str, dict] = OrderedDict()
-        self._jobs_lock = threading.Lock()
 
     def analyse(self, upload: Upload, thumbnails: bool, progress: Any = None) -> Tuple[int, dict]:
         """(HTTP status, answer) for one file; every outcome is counted and recorded in the history."""
@@ -203,26 +199,31 @@ class DetectionService:
         return combined_status([r["status"] for r in results]), {"results": results}
 
     def start_job(self, uploads: List[Upload], thumbnails: bool) -> str:
-        """Runs an admitted request in the background: `queued` until a slot frees, then `running`."""
+        """Runs an admitted request in the background: `queued` until a slot frees, then `running`.
+
+        Every change of the job is written to the shared database, so any
+        replica on it answers `GET /v1/jobs/<id>`.
+        """
         job_id = uuid.uuid4().hex
         job = {"job_id": job_id, "state": "queued", "files": len(uploads), "file_index": 0, "stage": "queued"}
-        with self._jobs_lock:
-            self.jobs[job_id] = job
-            while len(self.jobs) > MAX_JOBS_KEPT:
-                self.jobs.popitem(last=False)
+        self.history.save_job(job)
+
+        def update(**changes: Any) -> None:
+            job.update(changes)
+            self.history.save_job(job)
 
         def progress(index: int, total: int, name: str, stage: str, fraction: float) -> None:
-            job.update(file_index=index, file_name=name, stage=stage, progress=round((index + fraction) / total, 3))
+            update(file_index=index, file_name=name, stage=stage, progress=round((index + fraction) / total, 3))
 
         def run() -> None:
             try:
                 status, answer = self.admission.run(
-                    lambda: self.analyse_all(uploads, thumbnails, progress), lambda: job.update(state="running")
+                    lambda: self.analyse_all(uploads, thumbnails, progress), lambda: update(state="running")
                 )
-                job.update(state="done", status=status, progress=1.0, stage="done", **answer)
+                update(state="done", status=status, progress=1.0, stage="done", **answer)
             except Exception as e:  # noqa: BLE001 - a failed job reports its error; the service goes on
                 logging.exception("Job %s failed", job_id)
-                job.update(state="failed", error=f"{type(e).__name__}: {e}")
+                update(state="failed", error=f"{type(e).__name__}: {e}")
 
         threading.Thread(target=run, name=f"job-{job_id[:8]}", daemon=True).start()
         return job_id
@@ -343,7 +344,7 @@ def _add_status_routes(app: FastAPI, service: DetectionService) -> None:
 
     @app.get("/v1/jobs/{job_id}")
     def job(job_id: str) -> JSONResponse:
-        found = service.jobs.get(job_id)
+        found = service.history.job(job_id)
         if found is None:
             return JSONResponse({"error": {"kind": "not_found", "message": f"no job {job_id}"}}, status_code=404)
         return JSONResponse(dict(found))

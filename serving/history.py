@@ -1,12 +1,14 @@
-"""The history of checks: one row per analysed (or refused) file, never the media itself.
+"""The service's shared state: the history of checks (one row per analysed or refused file, never the
+media itself) and the background jobs, so that any replica on the same database answers any job.
 
 SQLite in a local file by default; any SQLAlchemy URL (PostgreSQL, MySQL) in
-production. The table is created on first use.
+production. The tables are created on first use.
 """
 
 import dataclasses
 import datetime
-from typing import List, Optional, Tuple
+import json
+from typing import List, Mapping, Optional, Tuple
 
 import sqlalchemy as sa
 
@@ -26,6 +28,18 @@ CHECKS = sa.Table(
     sa.Column("model_version", sa.BigInteger, nullable=True),
     sa.Column("error", sa.String(1024), nullable=True),
 )
+
+
+JOBS = sa.Table(
+    "jobs",
+    METADATA,
+    sa.Column("job_id", sa.String(64), primary_key=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+)
+# Finished or abandoned jobs are forgotten after this long.
+JOBS_KEPT = datetime.timedelta(days=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +78,21 @@ class History:
             ).mappings()
             items = [{**row, "checked_at": row["checked_at"].isoformat()} for row in rows]
         return items, int(total)
+
+    def save_job(self, job: Mapping) -> None:
+        """Writes a job's whole state (its JSON document); a new job also forgets jobs older than `JOBS_KEPT`."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        values = {"state": job["state"], "document": json.dumps(job), "updated_at": now}
+        with self._engine.begin() as connection:
+            updated = connection.execute(JOBS.update().where(JOBS.c.job_id == job["job_id"]).values(**values))
+            if updated.rowcount == 0:
+                connection.execute(JOBS.delete().where(JOBS.c.updated_at < now - JOBS_KEPT))
+                connection.execute(JOBS.insert().values(job_id=job["job_id"], **values))
+
+    def job(self, job_id: str) -> Optional[dict]:
+        with self._engine.connect() as connection:
+            document = connection.execute(sa.select(JOBS.c.document).where(JOBS.c.job_id == job_id)).scalar()
+        return json.loads(document) if document is not None else None
 
     def close(self) -> None:
         self._engine.dispose()

@@ -192,12 +192,33 @@ def test_job_reports_progress_then_the_answers(service, sample_dataset):
         code, body = get(url + created["status_url"])
         job = json.loads(body)
         seen.add(job["stage"])
-        if job["state"] != "running":
+        if job["state"] not in ("queued", "running"):
             break
         time.sleep(0.05)
     assert job["state"] == "done" and job["progress"] == 1.0
     assert job["results"][0]["faces"][0]["thumbnail_jpeg_b64"]
     assert get(url + "/v1/jobs/unknown")[0] == 404
+
+
+def test_a_job_created_on_one_replica_is_answered_by_another_on_the_same_database(service, sample_dataset):
+    from starlette.testclient import TestClient
+
+    from serving.media import IsolatedDecoder
+
+    url, detection = service
+    record = read_dataset(sample_dataset)[0]
+    status, created = post_files(url, [("replica.mp4", read(record.path))], "/v1/jobs")
+    assert status == 202
+    other = DetectionService(detection.settings, model=detection.client, decoder=IsolatedDecoder(5))
+    with TestClient(create_app(other)) as replica:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            job = replica.get(created["status_url"]).json()
+            if job["state"] not in ("queued", "running"):
+                break
+            time.sleep(0.1)
+        assert replica.get("/v1/jobs/unknown").status_code == 404
+    assert job["state"] == "done" and job["results"][0]["file_name"] == "replica.mp4"
 
 
 def test_history_pages_checks_without_media(service):
