@@ -164,8 +164,8 @@ def ingest_boxes(output: str) -> dict:
 def reference_boxes(folder: str) -> dict:
     """Every sampled frame detected in full at the width-based scale, then the keep rule: the yardstick."""
     from deepfake_detection.ingest.detector import FaceDetector
-    from deepfake_detection.ingest.faces import build_tracks, keep_tracks
     from deepfake_detection.ingest.sampling import sample_frames
+    from deepfake_detection.ingest.videos import detect_faces
 
     ingest_config = IngestConfig(detect_every=1, detection_face_px=0)
     detector = FaceDetector.from_config(ingest_config)
@@ -174,14 +174,11 @@ def reference_boxes(folder: str) -> dict:
         if path.endswith(".json"):
             continue
         _, frames = sample_frames(path, ingest_config)
-        detections = detector.detect([f.image for f in frames], [f.index for f in frames])
-        tracks = build_tracks(detections, ingest_config.track_iou)
-        kept = keep_tracks(tracks, ingest_config.min_confidence_multi, ingest_config.min_track_faces)
-        video = boxes.setdefault(os.path.basename(path), {})
-        for track in kept:
+        by_frame: dict = {}
+        for track in detect_faces(frames, detector, ingest_config).tracks:
             for d in track.detections:
-                video.setdefault(str(d.frame_index), []).append(list(d.box))
-        boxes[os.path.basename(path)]["size"] = frames[0].image.shape[1::-1]
+                by_frame.setdefault(str(d.frame_index), []).append(list(d.box))
+        boxes[os.path.basename(path)] = {"size": frames[0].image.shape[1::-1], "frames": by_frame}
     return boxes
 
 
@@ -190,13 +187,11 @@ def agreement(reference: dict, found: dict, margin: float) -> tuple:
     from deepfake_detection.ingest.faces import iou, margin_crop_box
 
     overlaps, count = [], 0
-    for video, frames in reference.items():
-        width, height = frames["size"]
-        by_frame = {key: value for key, value in found.get(_video_key(video, found), {}).items()}
+    for video, expected in reference.items():
+        width, height = expected["size"]
+        by_frame = found.get(_video_key(video, found), {})
         count += sum(len(v) for v in by_frame.values())
-        for frame, boxes in frames.items():
-            if frame == "size":
-                continue
+        for frame, boxes in expected["frames"].items():
             theirs = [margin_crop_box(tuple(b), width, height, margin) for b in by_frame.get(frame, [])]
             for box in boxes:
                 mine = margin_crop_box(tuple(box), width, height, margin)

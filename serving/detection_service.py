@@ -346,15 +346,13 @@ def _add_status_routes(app: FastAPI, service: DetectionService) -> None:
     def job(job_id: str) -> JSONResponse:
         found = service.history.job(job_id)
         if found is None:
-            return JSONResponse({"error": {"kind": "not_found", "message": f"no job {job_id}"}}, status_code=404)
+            return _error_response("not_found", f"no job {job_id}", 404)
         return JSONResponse(dict(found))
 
     @app.get("/v1/history")
     def history(limit: int = 20, offset: int = 0) -> JSONResponse:
         if not 1 <= limit <= 500 or offset < 0:
-            return JSONResponse(
-                {"error": {"kind": "bad_request", "message": "limit must be 1-500 and offset >= 0"}}, status_code=400
-            )
+            return _error_response("bad_request", "limit must be 1-500 and offset >= 0", 400)
         items, total = service.history.page(limit, offset)
         return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
 

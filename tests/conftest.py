@@ -1,8 +1,12 @@
 """Shared fixtures: tiny generated videos and broken files of every kind."""
 
+import contextlib
 import os
 import struct
+import threading
 import wave
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator, Type
 
 import cv2
 import keras
@@ -125,3 +129,16 @@ def spread_outputs(model, pixels) -> None:
     assert logits.std() > 0, "the features before the output layer do not depend on the input"
     kernel *= 2.0 / logits.std()
     layer.set_weights([kernel, np.array([-float((features @ kernel).mean())], "float32")])
+
+
+@contextlib.contextmanager
+def loopback_http_server(handler: Type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded HTTP server with `handler` on a free loopback port, for the block; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

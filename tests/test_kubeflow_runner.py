@@ -7,8 +7,7 @@ It proves the requests the client sends, not that a cluster would run them.
 """
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from google.protobuf import json_format
@@ -16,6 +15,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 import pipeline_runner
 from pipeline.runners import beam, kubeflow
+from tests.conftest import loopback_http_server
 
 BACKBONES = "meso4,mesoinception4"
 COMPILE_FLAGS = ["--image", "registry.example/deepfake-pipeline:1.2", "--pipeline-root", "gs://bucket/root"]
@@ -105,12 +105,8 @@ class RecordingKfpApi(BaseHTTPRequestHandler):
 @pytest.fixture()
 def kfp_api():
     RecordingKfpApi.calls = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingKfpApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", RecordingKfpApi.calls
-    server.shutdown()
-    server.server_close()
+    with loopback_http_server(RecordingKfpApi) as url:
+        yield url, RecordingKfpApi.calls
 
 
 def test_schedule_creates_a_recurring_run_with_cron_pipeline_and_parameters(kfp_api, tmp_path, monkeypatch):

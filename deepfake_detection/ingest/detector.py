@@ -65,7 +65,7 @@ class FaceDetector:
             side = _NETWORK_INPUT_SIDE[type(stage).__name__]
             network = tf.function(stage._model, input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32)])
             network(tf.zeros([1, side or 12, side or 12, 3]))
-            stage._model = _refusing_empty_batches(network)
+            stage._model = _refusing_empty_batches(network, tf.errors.InvalidArgumentError)
         self._min_confidence = min_detection_confidence
         self._batch_size = batch_size
         self._detect_every = detect_every
@@ -107,12 +107,12 @@ class FaceDetector:
         if not faces:
             return design, self.detect_at([frame], [frame_index], design)[0]
         widths = [d.box[2] for d in faces]
+        scale = keyframes.scale_for_faces(widths, self._face_px, design)
         if min(widths) * coarse < 2 * keyframes.MTCNN_SMALLEST_FACE_PX:
             # A face under 40 px at the probe's scale is found but placed
             # coarsely: detect this keyframe again at the finer scale.
-            scale = keyframes.scale_for_faces(widths, self._face_px, design)
-            return scale, self.detect_at([frame], [frame_index], scale)[0]
-        return keyframes.scale_for_faces(widths, self._face_px, design), faces
+            faces = self.detect_at([frame], [frame_index], scale)[0]
+        return scale, faces
 
     def detect_at(self, frames: Sequence[np.ndarray], frame_indices: Sequence[int], scale: float):  # noqa: ANN201
         """Full-frame detection of same-sized BGR frames resized by `scale`."""
@@ -171,16 +171,14 @@ class FaceDetector:
         return Detection(frame_index, (left, top, right - left, bottom - top), float(face["confidence"]), landmarks)
 
 
-def _refusing_empty_batches(network):  # noqa: ANN001, ANN202 - a traced Keras network, and its wrapper
+def _refusing_empty_batches(network, empty_error: type):  # noqa: ANN001, ANN202 - a traced network, its wrapper
     """mtcnn 1.0.0 learns that a stage has no face candidate left from the InvalidArgumentError its network
-    raises on an empty batch; raising it before the graph runs spares the TensorFlow runtime a warning per
-    such frame, and the time to fail."""
+    raises on an empty batch; raising it (`empty_error`) before the graph runs spares the TensorFlow runtime
+    a warning per such frame, and the time to fail."""
 
     def call(batch):  # noqa: ANN001, ANN202
         if batch.shape[0] == 0:
-            import tensorflow as tf
-
-            raise tf.errors.InvalidArgumentError(None, None, "empty batch: no face candidate")
+            raise empty_error(None, None, "empty batch: no face candidate")
         return network(batch)
 
     return call

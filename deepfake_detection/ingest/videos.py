@@ -108,33 +108,41 @@ def _detect_stage(
     """
     started = time.monotonic()
     split = assign_split(record.source_id, ingest_config.split_buckets, record.split)
-    if record.reject_reason:
-        rejected = VideoResult(split, report_row(record, split, config.STATUS_REJECTED, record.reject_reason))
-        return lambda: rejected
 
-    def accounted(work: Callable[[], VideoResult]) -> VideoResult:
-        try:
-            result = work()
-        except VideoError as e:
-            result = VideoResult(split, report_row(record, split, e.status, e.reason))
-        except (cv2.error, MemoryError, OSError, ValueError) as e:
-            logging.exception("Ingest of %s failed", record.path)
-            reason = f"{type(e).__name__}: {e}"
-            result = VideoResult(split, report_row(record, split, config.STATUS_UNREADABLE, reason))
+    def timed(result: VideoResult) -> VideoResult:
         result.report["seconds"] = round(time.monotonic() - started, 3)
         return result
 
+    if record.reject_reason:
+        rejected = VideoResult(split, report_row(record, split, config.STATUS_REJECTED, record.reject_reason))
+        return lambda: rejected
     try:
         info, frames = read()
         kept = detect_faces(frames, detector, ingest_config)
-    except (VideoError, cv2.error, MemoryError, OSError, ValueError) as e:
-        error = e
+    except _INGEST_ERRORS as e:
+        failed = timed(_failed(record, split, e))
+        return lambda: failed
 
-        def fail() -> VideoResult:
-            raise error
+    def finish() -> VideoResult:
+        try:
+            return timed(_finish_video(record, split, info, frames, kept, ingest_config))
+        except _INGEST_ERRORS as e:
+            return timed(_failed(record, split, e))
 
-        return lambda: accounted(fail)
-    return lambda: accounted(lambda: _finish_video(record, split, info, frames, kept, ingest_config))
+    return finish
+
+
+# What a bad input raises while it is read, detected or cropped; anything else is a bug and propagates.
+_INGEST_ERRORS = (VideoError, cv2.error, MemoryError, OSError, ValueError)
+
+
+def _failed(record: VideoRecord, split: str, error: Exception) -> VideoResult:
+    """The report row of a video the ingest could not finish: its VideoError's status, else unreadable."""
+    if isinstance(error, VideoError):
+        return VideoResult(split, report_row(record, split, error.status, error.reason))
+    logging.error("Ingest of %s failed", record.path, exc_info=error)
+    reason = f"{type(error).__name__}: {error}"
+    return VideoResult(split, report_row(record, split, config.STATUS_UNREADABLE, reason))
 
 
 @dataclasses.dataclass

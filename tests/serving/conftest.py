@@ -5,6 +5,7 @@ Models: `faces` (latest version), `pinned` (versions 1 and 2 under the labels
 version 2 while requests stream in).
 """
 
+import contextlib
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 from types import SimpleNamespace
+from typing import Iterator
 
 import keras
 import pytest
@@ -128,14 +130,22 @@ def service(model_server, tmp_path_factory):
     )
     decoder = IsolatedDecoder(settings.decode_timeout_s, decoder=crashing_or_hanging)
     detection = DetectionService(settings, decoder=decoder)
+    with serving_on_loopback(detection) as url:
+        yield url, detection
+
+
+@contextlib.contextmanager
+def serving_on_loopback(detection: DetectionService) -> Iterator[str]:
+    """The service's app under uvicorn on a free loopback port, in a thread, for the block; yields its URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(detection), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.1)
-    yield url, detection
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -7,12 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import uvicorn
 
 from deepfake_detection.ingest.readers import read_dataset
 from serving.admission import Admission
-from serving.detection_service import DetectionService, ServiceSettings, create_app
-from tests.serving.conftest import LIMITS, free_port
+from serving.detection_service import DetectionService, ServiceSettings
+from tests.serving.conftest import LIMITS, serving_on_loopback
 
 
 def test_requests_beyond_slots_and_queue_are_refused_and_counted():
@@ -65,16 +64,8 @@ def small_service(model_server, tmp_path_factory):
         **LIMITS,
     )
     detection = DetectionService(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(detection), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}", detection
-    server.should_exit = True
-    thread.join(10)
+    with serving_on_loopback(detection) as url:
+        yield url, detection
     detection.decoder.close()
 
 

@@ -1,12 +1,12 @@
 """The command line's HTTP client: streamed uploads, and a full service answered by waiting as it asks."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from serving.cli import main, remote_analyser
+from tests.conftest import loopback_http_server
 
 
 class _BusyOnceService(BaseHTTPRequestHandler):
@@ -37,11 +37,8 @@ class _BusyOnceService(BaseHTTPRequestHandler):
 @pytest.fixture()
 def busy_once_service():
     _BusyOnceService.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _BusyOnceService)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with loopback_http_server(_BusyOnceService) as url:
+        yield url
 
 
 def test_a_503_with_retry_after_is_retried_and_the_file_sent_whole_each_time(busy_once_service, tmp_path):
