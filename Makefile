@@ -15,7 +15,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: install run test lint bench clean
 
-install: $(STAMP) $(INFRA_STAMP) $(CHROMIUM)
+install: $(STAMP) $(INFRA_STAMP) $(CHROMIUM) $(POSTGRES)
 
 $(STAMP): setup.py constraints.txt
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 is required: install python3.10 (e.g. pyenv install 3.10)"; exit 1; }
@@ -35,6 +35,11 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
+# Debian's PostgreSQL server for the history tests (each test run starts and deletes its own cluster).
+POSTGRES := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) /usr/lib/postgresql/15/bin/initdb)
+$(POSTGRES):
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+
 run: $(STAMP)
 	$(VENV)/bin/python pipeline_runner.py local
 
@@ -42,7 +47,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
-test: lint $(INFRA_STAMP) $(CHROMIUM)
+test: lint $(INFRA_STAMP) $(CHROMIUM) $(POSTGRES)
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

@@ -21,7 +21,10 @@ setup(
         ]
     ),
     py_modules=["pipeline_runner"],
-    package_data={"schemas": ["*.pbtxt"], "serving": ["static/*"]},
+    package_data={
+        "schemas": ["*.pbtxt"],
+        "serving": ["static/*", "migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"],
+    },
     install_requires=[
         "tfx[kfp]==1.16.0",
         "apache-beam[gcp]==2.60.0",
@@ -34,6 +37,8 @@ setup(
         "uvicorn==0.54.0",
         "python-multipart==0.0.32",
         "SQLAlchemy==2.0.58",
+        "alembic==1.20.1",
+        "psycopg[binary]==3.3.9",
     ],
     entry_points={"console_scripts": ["deepfake-pipeline=serving.cli:main"]},
     extras_require={"test": ["pytest==9.2.0", "ruff==0.17.6", "playwright==1.65.2", "import-linter==2.15"]},

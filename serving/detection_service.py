@@ -54,6 +54,7 @@ class ServiceSettings:
     model_name: str = "ensemble"
     model_label: Optional[str] = None
     history_url: str = "sqlite:///outputs/detection_history.sqlite"
+    history_pool_size: int = 5
     max_body_bytes: int = 200 * 1024 * 1024
     max_files: int = 20
     decode_timeout_s: float = 60.0
@@ -152,7 +153,7 @@ class DetectionService:
             self.client, settings.ingest_config(), settings.rule, settings.threshold, settings.batch_size
         )
         self.decoder = decoder or IsolatedDecoder(settings.decode_timeout_s)
-        self.history = History(settings.history_url)
+        self.history = History(settings.history_url, settings.history_pool_size)
         self.metrics = Metrics()
         self.admission = Admission(settings.max_in_flight, settings.max_queued)
         self.metrics.watch(self.admission)
@@ -431,7 +432,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--model-server", default=defaults.model_server, help="gRPC address of TF Serving")
     parser.add_argument("--model-name", default=defaults.model_name)
     parser.add_argument("--model-label", help="a version label such as stable or canary")
-    parser.add_argument("--history-url", default=defaults.history_url, help="SQLAlchemy URL of the history")
+    parser.add_argument(
+        "--history-url", default=defaults.history_url, help="history database: sqlite:///file or postgresql://..."
+    )
+    parser.add_argument(
+        "--history-url-file", help="read the history URL from this file (a mounted Secret), not from the flag"
+    )
+    parser.add_argument(
+        "--history-pool-size", type=int, default=defaults.history_pool_size, help="database connections kept open"
+    )
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
     parser.add_argument("--max-files", type=int, default=defaults.max_files)
     parser.add_argument("--max-duration-s", type=float, default=defaults.max_duration_s)
@@ -453,6 +462,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = parse_args(argv)
     names = {f.name for f in dataclasses.fields(ServiceSettings)}
+    if args.history_url_file:
+        with open(args.history_url_file) as url_file:
+            args.history_url = url_file.read().strip()
     settings = ServiceSettings(**{k: v for k, v in vars(args).items() if k in names and v is not None})
     if settings.history_url.startswith("sqlite:///") and not settings.history_url.startswith("sqlite:////"):
         os.makedirs(os.path.dirname(os.path.abspath(settings.history_url[len("sqlite:///") :])) or ".", exist_ok=True)

@@ -1,16 +1,22 @@
 """The service's shared state: the history of checks (one row per analysed or refused file, never the
 media itself) and the background jobs, so that any replica on the same database answers any job.
 
-SQLite in a local file by default; any SQLAlchemy URL (PostgreSQL, MySQL) in
-production. The tables are created on first use.
+SQLite in a local file is the default for one process; PostgreSQL (psycopg 3)
+is what several replicas share. The schema is Alembic's revisions in
+`serving/migrations`, applied at start under a lock (`migrate`), or ahead of a
+roll-out with `python -m serving.history upgrade --url URL`.
 """
 
+import argparse
 import dataclasses
 import datetime
 import json
+import pathlib
 from typing import List, Mapping, Optional, Tuple
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
 METADATA = sa.MetaData()
 CHECKS = sa.Table(
@@ -55,11 +61,65 @@ class Check:
     error: Optional[str] = None
 
 
+_MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
+# Key of the PostgreSQL advisory lock that lets one replica at a time run the migrations.
+_MIGRATION_LOCK = 0x6466_6873
+# Revisions that a database made before migrations (by create_all) already holds, by the table each added.
+_REVISION_OF_TABLE = (("checks", "0001"), ("jobs", "0002"))
+
+
+def engine_url(url: str) -> str:
+    """Managed databases hand out `postgres://` or `postgresql://` URLs; both mean the psycopg 3 driver here."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def create_engine(url: str, pool_size: int = 5) -> sa.Engine:
+    """SQLite shared across the service's threads; a server database through a checked, recycled pool."""
+    url = engine_url(url)
+    if url.startswith("sqlite"):
+        return sa.create_engine(url, connect_args={"check_same_thread": False})
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
+
+
+def _alembic_config(connection: sa.Connection) -> Config:
+    alembic_config = Config()
+    alembic_config.set_main_option("script_location", str(_MIGRATIONS))
+    alembic_config.attributes["connection"] = connection
+    return alembic_config
+
+
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
+    """Brings the database to `revision` in one transaction; on PostgreSQL under an advisory lock.
+
+    A database created before migrations existed is stamped with the
+    revisions its tables show, then upgraded, so no history is lost.
+    """
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        alembic_config = _alembic_config(connection)
+        inspector = sa.inspect(connection)
+        if not inspector.has_table("alembic_version"):
+            held = [revision for table, revision in _REVISION_OF_TABLE if inspector.has_table(table)]
+            if held:
+                command.stamp(alembic_config, held[-1])
+        command.upgrade(alembic_config, revision)
+
+
+def current_revision(engine: sa.Engine) -> Optional[str]:
+    with engine.connect() as connection:
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
 class History:
-    def __init__(self, url: str):
-        connect_args = {"check_same_thread": False} if url.startswith("sqlite") else {}
-        self._engine = sa.create_engine(url, connect_args=connect_args)
-        METADATA.create_all(self._engine)
+    def __init__(self, url: str, pool_size: int = 5):
+        self._engine = create_engine(url, pool_size)
+        migrate(self._engine)
 
     def record(self, check: Check) -> int:
         values = dataclasses.asdict(check)
@@ -96,3 +156,22 @@ class History:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """`python -m serving.history upgrade|current --url URL`: migrations ahead of a roll-out, and their state."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("action", choices=["upgrade", "current"])
+    parser.add_argument("--url", required=True, help="SQLAlchemy URL of the history database")
+    args = parser.parse_args(argv)
+    engine = create_engine(args.url)
+    try:
+        if args.action == "upgrade":
+            migrate(engine)
+        print(current_revision(engine) or "empty")
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -131,7 +131,7 @@ def test_only_the_detection_service_reaches_tf_serving(rendered):
 def test_every_container_is_non_root_with_requests_and_limits(rendered):
     _, documents = rendered
     for overlay in OVERLAYS:
-        for deployment in (d for d in documents[overlay] if d["kind"] == "Deployment"):
+        for deployment in (d for d in documents[overlay] if d["kind"] in ("Deployment", "StatefulSet")):
             pod = deployment["spec"]["template"]["spec"]
             assert pod["securityContext"]["runAsNonRoot"] is True
             for container in pod["containers"]:
@@ -150,3 +150,34 @@ def test_prod_reads_models_from_object_storage_and_dev_from_a_volume(rendered):
         "persistentVolumeClaim": {"claimName": "serving-models", "readOnly": True},
     } in dev["volumes"]
     assert _find(documents["dev"], "PersistentVolumeClaim", "serving-models")
+
+
+def test_every_replica_of_the_detection_service_shares_one_postgresql_history(rendered):
+    _, documents = rendered
+    for overlay in OVERLAYS:
+        deployment = _find(documents[overlay], "Deployment", "detection-service")
+        pod = deployment["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        assert "--history-url-file=/etc/history-db/url" in container["args"]
+        assert not any("sqlite" in arg for arg in container["args"])
+        [secret] = [v["secret"] for v in pod["volumes"] if "secret" in v]
+        assert secret["secretName"] == "detection-history-db"
+        assert not any("emptyDir" in v and v["name"] != "tmp" for v in pod["volumes"]), "no state on a pod's disk"
+    assert _find(documents["prod"], "Deployment", "detection-service")["spec"]["replicas"] == 3
+    assert not [d for d in documents["prod"] if d["kind"] == "StatefulSet"], "prod uses a managed database"
+
+
+def test_dev_runs_postgresql_as_a_statefulset_only_the_detection_service_reaches(rendered):
+    _, documents = rendered
+    database = _find(documents["dev"], "StatefulSet", "history-db")
+    assert database["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+    [container] = database["spec"]["template"]["spec"]["containers"]
+    environment = {e["name"]: e.get("value") for e in container["env"]}
+    assert (
+        environment["POSTGRES_PASSWORD_FILE"].startswith("/etc/history-db/") and "POSTGRES_PASSWORD" not in environment
+    )
+    policy = _find(documents["dev"], "NetworkPolicy", "history-db")
+    assert policy["spec"]["ingress"] == [
+        {"from": [{"podSelector": {"matchLabels": {"app": "detection-service"}}}], "ports": [{"port": 5432}]}
+    ]
+    assert _find(documents["dev"], "Service", "history-db")["spec"]["clusterIP"] == "None"

@@ -149,3 +149,22 @@ def serving_on_loopback(detection: DetectionService) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server; `postgres(name)` makes a new database on it and returns its URL.
+
+    Missing server binaries skip the tests outside CI and fail them in CI,
+    where `make test` installs Debian's postgresql first.
+    """
+    from tests.serving.postgres import create_database, postgres_server, server_binaries
+
+    binaries = server_binaries()
+    if binaries is None:
+        message = "PostgreSQL server binaries not found (make test installs Debian's postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with postgres_server(binaries) as server_url:
+        yield lambda name: create_database(server_url, name)

@@ -1,6 +1,11 @@
-"""Admission control: the counting alone, then a burst of real uploads against a service with small limits."""
+"""Admission control: the counting alone, then a burst of real uploads against a service with small limits,
+and the same burst against two service processes sharing one PostgreSQL database."""
 
+import contextlib
+import os
 import resource
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +16,7 @@ import pytest
 from deepfake_detection.ingest.readers import read_dataset
 from serving.admission import Admission
 from serving.detection_service import DetectionService, ServiceSettings
-from tests.serving.conftest import LIMITS, serving_on_loopback
+from tests.serving.conftest import LIMITS, free_port, serving_on_loopback
 
 
 def test_requests_beyond_slots_and_queue_are_refused_and_counted():
@@ -97,3 +102,64 @@ def test_a_burst_of_four_times_the_capacity_is_answered_200_or_503_and_nothing_i
     assert "detection_rejected" in metrics and "detection_queue_depth" in metrics
     growth_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - peak_before_mib
     assert growth_mib < 500, f"peak memory grew by {growth_mib:.0f} MiB during the burst"
+
+
+@contextlib.contextmanager
+def service_process(model_server, history: list, log_path: str):
+    """`python -m serving.detection_service` with the test limits and `history` flags on a free port, until it
+    is ready; its URL."""
+    port = free_port()
+    flags = {**LIMITS, "frames_per_video": 6, "max_in_flight": 1, "max_queued": 1}
+    command = [sys.executable, "-m", "serving.detection_service", "--port", str(port)]
+    command += ["--model-server", model_server.grpc_address, "--model-name", "faces", *history]
+    command += [f"--{name.replace('_', '-')}={value}" for name, value in flags.items()]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": os.getcwd()}
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                    break
+            time.sleep(0.3)
+        assert process.poll() is None, open(log_path).read()[-3000:]
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_two_service_processes_on_one_postgresql_share_jobs_and_history(
+    model_server, postgres, sample_dataset, tmp_path
+):
+    history_url = postgres("two_replicas")
+    url_file = tmp_path / "history-url"
+    url_file.write_text(history_url + "\n")
+    videos = [open(r.path, "rb").read() for r in read_dataset(sample_dataset)]
+    with (
+        service_process(model_server, ["--history-url", history_url], str(tmp_path / "a.log")) as first,
+        service_process(model_server, ["--history-url-file", str(url_file)], str(tmp_path / "b.log")) as second,
+    ):
+        replicas = [first, second]
+        uploads = [(replicas[i % 2], f"replica{i}.mp4", videos[i % len(videos)]) for i in range(8)]
+        with ThreadPoolExecutor(len(uploads)) as pool:
+            answers = list(
+                pool.map(lambda u: httpx.post(f"{u[0]}/v1/detect", files={"files": u[1:]}, timeout=120), uploads)
+            )
+        assert {a.status_code for a in answers} <= {200, 503} and 200 in {a.status_code for a in answers}
+        analysed = {a.json()["results"][0]["file_name"] for a in answers if a.status_code == 200}
+        for replica in replicas:
+            items = httpx.get(f"{replica}/v1/history?limit=100", timeout=30).json()["items"]
+            assert analysed <= {item["file_name"] for item in items}, "each replica reads the other's checks"
+        created = httpx.post(f"{first}/v1/jobs", files={"files": ("shared.mp4", videos[0])}, timeout=60)
+        assert created.status_code == 202
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            job = httpx.get(second + created.json()["status_url"], timeout=30).json()
+            if job["state"] not in ("queued", "running"):
+                break
+            time.sleep(0.2)
+        assert job["state"] == "done" and job["results"][0]["file_name"] == "shared.mp4"
