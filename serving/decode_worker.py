@@ -4,8 +4,9 @@
 sampling, nothing that loads TensorFlow, and then serves requests read as
 pickles on stdin: `(decoder, path, kind, ingest_config, answer_path,
 timeout_s)`. For each it forks a child that decodes and writes the pickled
-`(outcome, payload)` to `answer_path` (`("ok", DecodeResult)`,
-`("video_error", (status, reason, limit))` or `("error", text)`), waits for it
+`(outcome, payload)` to `answer_path` (`("ok", FramesHeader)` followed by the
+frames' raw pixels, `("video_error", (status, reason, limit))` or
+`("error", text)`), waits for it
 at most `timeout_s` and kills it past that, and answers on stdout with
 `("exited", exit code)` or `("timeout", None)`. A crash or a hang ends the
 child, never this server; forking a warm single-threaded process costs
@@ -20,23 +21,33 @@ import time
 import traceback
 
 import cv2  # noqa: F401 - loaded once here, inherited by every child
+import numpy
 
 from deepfake_detection.ingest.sampling import VideoError
-from serving import media  # noqa: F401 - the default decoder, unpickled by reference
+from serving import media  # the default decoder, unpickled by reference, and the answer's header
 
 _POLL_S = 0.002
 
 
 def decode_to_file(decoder, path: str, kind: str, ingest_config, answer_path: str) -> None:  # noqa: ANN001
-    """The child's work: decode, then write the outcome where the service reads it."""
+    """The child's work: decode, then write the outcome where the service reads it.
+
+    Frames go after the header as raw pixels, one after the other, so the
+    service maps them from the RAM-backed file instead of unpickling a copy.
+    """
+    frames = []
     try:
-        outcome = ("ok", decoder(path, kind, ingest_config))
+        result = decoder(path, kind, ingest_config)
+        frames = [numpy.ascontiguousarray(frame.image) for frame in result.frames]
+        outcome = ("ok", media.FramesHeader.of(result))
     except VideoError as e:
         outcome = ("video_error", (e.status, e.reason, e.limit))
     except Exception as e:  # noqa: BLE001 - any decoder failure goes back to the service as an answer
         outcome = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")
     with open(answer_path, "wb") as f:
         pickle.dump(outcome, f, protocol=pickle.HIGHEST_PROTOCOL)
+        for frame in frames:
+            f.write(memoryview(frame).cast("B"))
 
 
 def wait_at_most(pid: int, timeout_s: float) -> tuple:

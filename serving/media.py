@@ -18,6 +18,8 @@ import sys
 import tempfile
 from typing import Callable, List, Optional, Tuple
 
+import numpy as np
+
 from deepfake_detection import config
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.sampling import SampledFrame, VideoError
@@ -100,6 +102,39 @@ def decode_media(path: str, kind: str, ingest_config: IngestConfig) -> DecodeRes
 Decoder = Callable[[str, str, IngestConfig], DecodeResult]
 
 
+@dataclasses.dataclass(frozen=True)
+class FramesHeader:
+    """What precedes a decode child's frames in its answer file: the frames' indices, times and shape."""
+
+    indices: List[int]
+    timestamps: List[float]
+    shape: Tuple[int, ...]
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, result: DecodeResult) -> "FramesHeader":
+        shapes = {frame.image.shape for frame in result.frames}
+        if len(shapes) > 1:
+            raise ValueError(f"frames of one upload differ in shape: {sorted(shapes)}")
+        shape = shapes.pop() if shapes else (0,)
+        indices = [frame.index for frame in result.frames]
+        return cls(indices, [frame.timestamp for frame in result.frames], shape, result.width, result.height)
+
+    def mapped(self, path: str, offset: int) -> DecodeResult:
+        """The frames as read-only views of the file's pages: no copy in the service's memory.
+
+        The mapping outlives the file's name, so the file can be removed at
+        once; its pages go back when the last frame is dropped.
+        """
+        if not self.indices:
+            return DecodeResult([], self.width, self.height)
+        pixels = np.memmap(path, np.uint8, "r", offset, (len(self.indices), *self.shape))
+        times = zip(self.indices, self.timestamps, strict=True)
+        frames = [SampledFrame(index, timestamp, pixels[n]) for n, (index, timestamp) in enumerate(times)]
+        return DecodeResult(frames, self.width, self.height)
+
+
 class IsolatedDecoder:
     """Runs `decoder` on each upload in a child process of its own, with a time limit.
 
@@ -164,8 +199,9 @@ class IsolatedDecoder:
             raise MediaError("decoder_crash", 422, f"the decoder crashed (exit code {code})")
         with open(answer_path, "rb") as f:
             outcome, payload = pickle.load(f)
+            offset = f.tell()
         if outcome == "ok":
-            return payload
+            return payload.mapped(answer_path, offset)
         if outcome == "video_error":
             status, reason, limit = payload
             if status == config.STATUS_REJECTED:

@@ -9,7 +9,10 @@ import os
 import sys
 import time
 
-from serving.media import decode_media
+import numpy as np
+
+from deepfake_detection.ingest.sampling import SampledFrame
+from serving.media import DecodeResult, decode_media
 
 CRASH_MARKER = b"CRASH-THE-DECODER"
 HANG_MARKER = b"HANG-THE-DECODER"
@@ -26,6 +29,12 @@ def crashing_or_hanging(path, kind, ingest_config):
 
 
 def loaded_modules(path, kind, ingest_config):
-    """Instead of frames: the modules the decode child has loaded once it decoded the upload."""
-    decode_media(path, kind, ingest_config)
-    return sorted(sys.modules)
+    """Instead of pixels: the names of the modules the decode child has loaded once it decoded the upload,
+    one per line, as the bytes of a one-frame answer (read back with `module_names`)."""
+    decoded = decode_media(path, kind, ingest_config)
+    names = np.frombuffer("\n".join(sorted(sys.modules)).encode(), np.uint8)
+    return DecodeResult([SampledFrame(0, 0.0, names)], decoded.width, decoded.height)
+
+
+def module_names(result: DecodeResult) -> list:
+    return bytes(result.frames[0].image).decode().split("\n")

@@ -157,16 +157,36 @@ def test_decoder_crash_and_hang_cost_one_file_and_the_service_stays_up(service):
 def test_the_decode_child_holds_no_tensorflow_tfx_or_beam():
     from deepfake_detection.ingest.ingest_config import IngestConfig
     from serving.media import KIND_IMAGE, IsolatedDecoder
-    from tests.serving.decoders import loaded_modules
+    from tests.serving.decoders import loaded_modules, module_names
 
     decoder = IsolatedDecoder(30, decoder=loaded_modules)
     try:
-        modules = decoder.decode(astronaut(".png"), KIND_IMAGE, "png", IngestConfig())
+        modules = module_names(decoder.decode(astronaut(".png"), KIND_IMAGE, "png", IngestConfig()))
     finally:
         decoder.close()
     assert "cv2" in modules and "deepfake_detection.ingest.sampling" in modules
     heavy = [m for m in modules if m.split(".")[0] in ("tensorflow", "tfx", "apache_beam", "keras")]
     assert not heavy, heavy[:5]
+
+
+def test_decoded_frames_are_mapped_from_the_decode_childs_answer_not_copied(sample_dataset):
+    import numpy as np
+
+    from deepfake_detection.ingest.ingest_config import IngestConfig
+    from serving.media import KIND_VIDEO, IsolatedDecoder, decode_media
+
+    record = read_dataset(sample_dataset)[0]
+    ingest_config = IngestConfig(frames_per_video=6)
+    decoder = IsolatedDecoder(30)
+    try:
+        result = decoder.decode(read(record.path), KIND_VIDEO, "mp4", ingest_config)
+    finally:
+        decoder.close()
+    reference = decode_media(record.path, KIND_VIDEO, ingest_config)
+    assert [(f.index, f.timestamp) for f in result.frames] == [(f.index, f.timestamp) for f in reference.frames]
+    for frame, expected in zip(result.frames, reference.frames, strict=True):
+        assert isinstance(frame.image, np.memmap) and not frame.image.flags.writeable
+        assert np.array_equal(frame.image, expected.image)
 
 
 def test_several_files_each_answered_and_concurrent_requests(service):
