@@ -12,16 +12,20 @@ For each backbone, trains the same number of steps three times in one run:
   tf.data worker threads).
 The ratio (trainer path / in memory) near 1 means the input pipeline is not the
 bottleneck; (self-blended / trainer path) near 1 means making pseudo-fakes does
-not starve training.
+not starve training. This machine's throughput swings up to 2x between
+minutes, so the paths are measured in turn for `--rounds` rounds and each
+figure is the median of its rounds.
 
-    python bench/train_bench.py [--backbones blend_resnet,meso4] [--steps 30] [--batch-size 16]
+    python bench/train_bench.py [--backbones blend_resnet,meso4] [--steps 30] [--batch-size 16] [--rounds 3]
 """
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -55,11 +59,26 @@ def write_examples(path: str, count: int, size: int, seed: int = 0) -> np.ndarra
     return np.stack(pixels).astype(np.float32)
 
 
-def images_per_second(model, steps: int, batch_size: int, **fit_kwargs) -> float:
-    model.fit(epochs=1, steps_per_epoch=2, verbose=0, **fit_kwargs)  # trace and warm up
-    started = time.perf_counter()
-    model.fit(epochs=1, steps_per_epoch=steps, verbose=0, **fit_kwargs)
-    return steps * batch_size / (time.perf_counter() - started)
+class _StepClock(keras.callbacks.Callback):
+    """The time from the end of the `warm_up`-th step to the end of training."""
+
+    def __init__(self, warm_up: int):
+        super().__init__()
+        self.warm_up, self.started, self.ended = warm_up, 0.0, 0.0
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:  # noqa: ANN001
+        if batch == self.warm_up - 1:
+            self.started = time.perf_counter()
+
+    def on_train_end(self, logs=None) -> None:  # noqa: ANN001
+        self.ended = time.perf_counter()
+
+
+def images_per_second(model, steps: int, batch_size: int, warm_up: int, **fit_kwargs) -> float:
+    """Steps timed inside one fit, after `warm_up` steps: no tracing, iterator start or cache filling counted."""
+    clock = _StepClock(warm_up)
+    model.fit(epochs=1, steps_per_epoch=warm_up + steps, verbose=0, callbacks=[clock], **fit_kwargs)
+    return steps * batch_size / (clock.ended - clock.started)
 
 
 def main() -> None:
@@ -69,6 +88,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--examples", type=int, default=256)
     parser.add_argument("--input-size", type=int, help="override the backbones' input size (default: their own)")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each path, in turn; medians shown")
     args = parser.parse_args()
     devices = [d.name for d in tf.config.list_physical_devices("GPU")] or ["CPU only"]
     print(f"devices: {', '.join(devices)}; batch {args.batch_size}; {args.steps} timed steps per measurement")
@@ -91,23 +111,24 @@ def main() -> None:
             )
             model = build_and_compile(training, {})
             size = training.model_settings().input_size
-            rates = [
-                images_per_second(
-                    model,
-                    args.steps,
-                    args.batch_size,
-                    x=data.dataset([path], args.batch_size, training=True, cache=cache, size=size),
-                )
-                for cache in (False, training.cache_examples)
-            ]
             resized = tf.image.resize(pixels, [size, size])
             memory = tf.data.Dataset.from_tensor_slices((resized, labels)).shuffle(1024).repeat().batch(args.batch_size)
-            memory_rate = images_per_second(model, args.steps, args.batch_size, x=memory.prefetch(2))
-            blended = data.dataset([path], args.batch_size, True, cache=True, fake_source=self_blended, size=size)
-            blended_rate = images_per_second(model, args.steps, args.batch_size, x=blended)
+            paths = {
+                "decoding": data.dataset([path], args.batch_size, training=True, size=size),
+                "trainer": data.dataset([path], args.batch_size, True, cache=training.cache_examples, size=size),
+                "memory": memory.prefetch(2),
+                "blended": data.dataset([path], args.batch_size, True, cache=True, fake_source=self_blended, size=size),
+            }
+            rounds = {key: [] for key in paths}
+            warm_up = args.examples // args.batch_size + 2  # one pass fills the caches
+            for _ in range(args.rounds):
+                for key, batches in paths.items():
+                    rounds[key].append(images_per_second(model, args.steps, args.batch_size, warm_up, x=batches))
+            rate = {key: statistics.median(values) for key, values in rounds.items()}
+            cache_ratio, blend_ratio = rate["trainer"] / rate["memory"], rate["blended"] / rate["trainer"]
             print(
-                f"{name:<16} {rates[0]:15.1f} {rates[1]:19.1f} {memory_rate:16.1f} {rates[1] / memory_rate:6.2f}"
-                f" {blended_rate:19.1f} {blended_rate / rates[1]:6.2f}"
+                f"{name:<16} {rate['decoding']:15.1f} {rate['trainer']:19.1f} {rate['memory']:16.1f}"
+                f" {cache_ratio:6.2f} {rate['blended']:19.1f} {blend_ratio:6.2f}"
             )
 
 

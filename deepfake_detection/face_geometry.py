@@ -106,12 +106,13 @@ def align_face(
 
 def colour_transfer(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Reinhard colour transfer in Lab: uint8 RGB `source` takes `target`'s mean and spread under `mask`."""
-    weight = mask > 0.5
-    if not weight.any():
+    weight = (mask > 0.5).astype(np.uint8)
+    if not cv2.countNonZero(weight):
         return source
-    source_lab = cv2.cvtColor(source, cv2.COLOR_RGB2LAB).astype(np.float32)
-    target_lab = cv2.cvtColor(target, cv2.COLOR_RGB2LAB).astype(np.float32)
-    s_mean, s_std = source_lab[weight].mean(axis=0), source_lab[weight].std(axis=0) + 1e-3
-    t_mean, t_std = target_lab[weight].mean(axis=0), target_lab[weight].std(axis=0) + 1e-3
-    moved = (source_lab - s_mean) / s_std * t_std + t_mean
+    source_lab = cv2.cvtColor(source, cv2.COLOR_RGB2LAB)
+    target_lab = cv2.cvtColor(target, cv2.COLOR_RGB2LAB)
+    s_mean, s_std = (v.ravel() for v in cv2.meanStdDev(source_lab, mask=weight))
+    t_mean, t_std = (v.ravel() for v in cv2.meanStdDev(target_lab, mask=weight))
+    gain = (t_std + 1e-3) / (s_std + 1e-3)
+    moved = source_lab.astype(np.float32) * gain.astype(np.float32) + (t_mean - s_mean * gain).astype(np.float32)
     return cv2.cvtColor(np.clip(moved, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)

@@ -29,7 +29,7 @@ from deepfake_detection import face_geometry
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
 # Share of pseudo-fakes that paste another real face of the batch (Face X-ray) rather than the face itself (SBI).
 CROSS_SHARE = 0.5
-# Masks are drawn at this size (SBI's 192-256 px range) and resized to the crop.
+# SBI draws masks on 192-256 px faces; its blur kernels (5-25 px) are for this size and scale with the crop.
 _MASK_SIZE = 224
 
 
@@ -95,21 +95,25 @@ def _odd(value: float) -> int:
 def blend_mask(landmarks: np.ndarray, shape: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """SBI's mask: the face hull (sometimes without the forehead), deformed, blurred, shrunk, blurred, scaled.
 
-    Made at `_MASK_SIZE` and resized to `shape`: kernel sizes are SBI's
-    (5-25 px on a 192-256 px mask), so the mask has the same shape at any
-    crop size.
+    Kernel sizes are SBI's (5-25 px on a `_MASK_SIZE` face) scaled to the
+    crop, so the mask has the same shape at any crop size. A crop larger
+    than `_MASK_SIZE` gets its mask drawn at that size and resized up; a
+    smaller one at its own size (drawing large and shrinking cost a third of
+    a 128 px blend).
     """
     height, width = shape
-    factor = _MASK_SIZE / max(height, width)
+    factor = min(1.0, _MASK_SIZE / max(height, width))
     small = (max(1, round(height * factor)), max(1, round(width * factor)))
+    kernel_scale = max(small) / _MASK_SIZE
     forehead = 0.7 if rng.random() < 0.5 else 0.1
     mask = _elastic(face_geometry.hull_mask(np.asarray(landmarks) * factor, small, forehead), rng)
-    mask = cv2.GaussianBlur(mask, (_odd(rng.integers(5, 26)),) * 2, 0)
+    mask = cv2.GaussianBlur(mask, (_odd(rng.integers(5, 26) * kernel_scale),) * 2, 0)
     core = (mask >= 0.999).astype(np.float32)
     if core.any():
         mask = core
-    mask = cv2.GaussianBlur(mask, (_odd(rng.integers(5, 26)),) * 2, 0)
-    mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+    mask = cv2.GaussianBlur(mask, (_odd(rng.integers(5, 26) * kernel_scale),) * 2, 0)
+    if small != (height, width):
+        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
     return mask * float(rng.choice(BLEND_RATIOS))
 
 
