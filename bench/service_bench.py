@@ -7,12 +7,12 @@ in front of it over gRPC, and then:
   times and prints the median time to a verdict split into decode (isolated
   worker), face detection, model calls and overhead (upload, parsing, history,
   HTTP), from the service's own timings against the client's clock;
-- posts single face images from 1, 4 and 16 concurrent clients for a fixed
-  number of requests each and prints requests/s, latency p50/p99 and the
-  peak resident memory of the service's process tree (service, decode
-  servers and their children).
+- posts single face images, then 3 s 720p clips, from 1, 4 and 16
+  concurrent clients for a fixed number of requests each and prints
+  requests/s, latency p50/p99 and the peak resident memory of the service's
+  process tree (service, decode servers and their children).
 
-    python bench/service_bench.py [--model DIR] [--repeats 3] [--image-requests 48]
+    python bench/service_bench.py [--model DIR] [--repeats 3] [--image-requests 48] [--video-requests 16]
 """
 
 import argparse
@@ -109,16 +109,16 @@ class PeakMemory:
         self._thread.join()
 
 
-def image_throughput(url: str, requests: int, service_pid: int) -> None:
-    image = cv2.imencode(".jpg", cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
-    post(url, "warmup.jpg", image)
-    print(f"One-face images (scikit-image's astronaut, 512x512 JPEG), {requests} requests per level:")
+def throughput(url: str, title: str, name: str, upload: bytes, requests: int, service_pid: int) -> None:
+    """Requests/s, latency and the service tree's peak memory with 1, 4 and 16 clients posting `upload`."""
+    post(url, f"warmup-{name}", upload)
+    print(f"{title}, {requests} requests per level:")
     print(f"  {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'peak MiB':>9}  (service process tree)")
     for clients in CONCURRENCY:
 
         def timed(_: int) -> tuple:
             started = time.perf_counter()
-            timings = post(url, "face.jpg", image)["timings_s"]
+            timings = post(url, name, upload)["timings_s"]
             return time.perf_counter() - started, timings["decode"], timings["detection"], timings["model"]
 
         started = time.perf_counter()
@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--model", help="a SavedModel to serve (default: an untrained blend_resnet exported here)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--image-requests", type=int, default=48)
+    parser.add_argument("--video-requests", type=int, default=16)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="service_bench_")
     processes = []
@@ -170,7 +171,13 @@ def main() -> None:
             f"Model server: {os.path.basename(command[0])}; service: serving.detection_service; {os.cpu_count()} cores"
         )
         video_breakdown(url, video, args.repeats)
-        image_throughput(url, args.image_requests, processes[1].pid)
+        image = cv2.imencode(".jpg", cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
+        title = "One-face images (scikit-image's astronaut, 512x512 JPEG)"
+        throughput(url, title, "face.jpg", image, args.image_requests, processes[1].pid)
+        part = sample_data.generate(os.path.join(work, "clip"), 2, seed=4, seconds=3.0, frame_size=(1280, 720))
+        clip = open(os.path.join(part, sorted(f for f in os.listdir(part) if f.endswith(".mp4"))[0]), "rb").read()
+        title = "3 s 1280x720 clips (32 frames sampled each)"
+        throughput(url, title, "clip.mp4", clip, args.video_requests, processes[1].pid)
     finally:
         for process in processes:
             process.terminate()
