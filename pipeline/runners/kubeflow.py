@@ -204,7 +204,7 @@ def _add_kubeflow_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--weights", help="backbone weights: imagenet or a weights file in the image")
     parser.add_argument("--epochs", type=int, default=config.LOCAL_EPOCHS, help="default of the epochs parameter")
-    parser.add_argument("--tuner-trials", type=int, default=config.LOCAL_TUNER_TRIALS)
+    parser.add_argument("--tuner-trials", type=int, default=config.KUBEFLOW_TUNER_TRIALS)
     flags.add_blessing_flags(parser)
     parser.add_argument("--beam-runner", default="direct", choices=beam.BEAM_RUNNERS, help="Beam preset, see beam_args")
     parser.add_argument("--direct-num-workers", type=int, default=0, help="direct: processes (0: one per core)")
