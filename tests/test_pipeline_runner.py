@@ -108,3 +108,26 @@ def test_min_unseen_auc_flag_feeds_the_blessing(monkeypatch, tmp_path, command, 
     assert list(settings.ensemble_members) == default_ensemble
     if command == "local" and "--held-out" in flags:
         assert settings.training_settings["*"]["held_out_manipulations"] == ["self_warp"]
+
+
+@pytest.mark.parametrize(
+    "flags, epochs, patience",
+    [
+        ([], config.LOCAL_EPOCHS, config.LOCAL_EARLY_STOPPING_PATIENCE),
+        (["--epochs", "3", "--patience", "2"], 3, 2),
+        (["--quality"], config.QUALITY_EPOCHS, config.QUALITY_EARLY_STOPPING_PATIENCE),
+        (["--quality", "--epochs", "60"], 60, config.QUALITY_EARLY_STOPPING_PATIENCE),
+    ],
+)
+def test_the_quality_preset_trains_longer(monkeypatch, tmp_path, flags, epochs, patience):
+    bound = {}
+
+    def create_pipeline(**kwargs):
+        bound.update(kwargs)
+        raise _FactoryCalledError
+
+    monkeypatch.setattr("pipeline.pipeline.create_pipeline", create_pipeline)
+    with pytest.raises(_FactoryCalledError):
+        pipeline_runner.main(["local", "--data-root", str(tmp_path), "--output-dir", str(tmp_path / "out"), *flags])
+    training = bound["settings"].training_settings["*"]
+    assert (training["epochs"], training["early_stopping_patience"]) == (epochs, patience)

@@ -16,6 +16,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
     parser.add_argument("--backbones", default=",".join(config.LOCAL_BACKBONES), help="comma-separated backbones")
     parser.add_argument("--epochs", type=int, default=config.LOCAL_EPOCHS)
+    parser.add_argument(
+        "--patience", type=int, default=config.LOCAL_EARLY_STOPPING_PATIENCE, help="epochs without progress to stop"
+    )
+    parser.add_argument(
+        "--quality",
+        action="store_true",
+        help=f"longer training: at least {config.QUALITY_EPOCHS} epochs, "
+        f"patience {config.QUALITY_EARLY_STOPPING_PATIENCE}",
+    )
     parser.add_argument("--tuner-trials", type=int, default=config.LOCAL_TUNER_TRIALS, help="0 skips tuning")
     parser.add_argument("--tuning-epochs", type=int, default=config.LOCAL_TUNING_EPOCHS, help="epochs per tuner trial")
     parser.add_argument(
@@ -57,10 +66,13 @@ def _local_ingest_config(args: argparse.Namespace):  # noqa: ANN202 - an IngestC
 
 
 def _training_settings(args: argparse.Namespace) -> dict:
+    epochs, patience = args.epochs, args.patience
+    if args.quality:
+        epochs, patience = max(epochs, config.QUALITY_EPOCHS), max(patience, config.QUALITY_EARLY_STOPPING_PATIENCE)
     settings = {
-        "epochs": args.epochs,
+        "epochs": epochs,
         "tuning_epochs": args.tuning_epochs,
-        "early_stopping_patience": config.LOCAL_EARLY_STOPPING_PATIENCE,
+        "early_stopping_patience": patience,
         "fake_source": args.fake_source,
         "seed": args.seed,
         "held_out_manipulations": [kind for kind in args.held_out.split(",") if kind],
