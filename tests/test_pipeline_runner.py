@@ -79,6 +79,20 @@ class _FactoryCalledError(Exception):
     pass
 
 
+def _settings_of(monkeypatch, argv):
+    """The PipelineSettings a command hands the pipeline factory (which is stopped there)."""
+    bound = {}
+
+    def create_pipeline(**kwargs):
+        bound.update(kwargs)
+        raise _FactoryCalledError
+
+    monkeypatch.setattr("pipeline.pipeline.create_pipeline", create_pipeline)
+    with pytest.raises(_FactoryCalledError):
+        pipeline_runner.main(argv)
+    return bound["settings"]
+
+
 @pytest.mark.parametrize(
     "command, flags, expected",
     [
@@ -92,17 +106,8 @@ class _FactoryCalledError(Exception):
 )
 def test_min_unseen_auc_flag_feeds_the_blessing(monkeypatch, tmp_path, command, flags, expected):
     """The main job bounds unseen kinds by default whenever training leaves some unseen."""
-    bound = {}
-
-    def create_pipeline(**kwargs):
-        bound.update(kwargs)
-        raise _FactoryCalledError
-
-    monkeypatch.setattr("pipeline.pipeline.create_pipeline", create_pipeline)
     where = ["--data-root", str(tmp_path), "--output-dir", str(tmp_path / "out")] if command == "local" else []
-    with pytest.raises(_FactoryCalledError):
-        pipeline_runner.main([command, *where, *flags])
-    settings = bound["settings"]
+    settings = _settings_of(monkeypatch, [command, *where, *flags])
     assert settings.blessing.min_unseen_video_auc == expected
     default_ensemble = list(config.KUBEFLOW_BACKBONES) if command == "compile" else list(config.LOCAL_ENSEMBLE)
     assert list(settings.ensemble_members) == default_ensemble
@@ -120,14 +125,6 @@ def test_min_unseen_auc_flag_feeds_the_blessing(monkeypatch, tmp_path, command, 
     ],
 )
 def test_the_quality_preset_trains_longer(monkeypatch, tmp_path, flags, epochs, patience):
-    bound = {}
-
-    def create_pipeline(**kwargs):
-        bound.update(kwargs)
-        raise _FactoryCalledError
-
-    monkeypatch.setattr("pipeline.pipeline.create_pipeline", create_pipeline)
-    with pytest.raises(_FactoryCalledError):
-        pipeline_runner.main(["local", "--data-root", str(tmp_path), "--output-dir", str(tmp_path / "out"), *flags])
-    training = bound["settings"].training_settings["*"]
+    argv = ["local", "--data-root", str(tmp_path), "--output-dir", str(tmp_path / "out"), *flags]
+    training = _settings_of(monkeypatch, argv).training_settings["*"]
     assert (training["epochs"], training["early_stopping_patience"]) == (epochs, patience)
