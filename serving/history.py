@@ -17,6 +17,7 @@ from typing import List, Mapping, Optional, Tuple
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 
 METADATA = sa.MetaData()
 CHECKS = sa.Table(
@@ -110,10 +111,9 @@ def migrate(engine: sa.Engine, revision: str = "head") -> None:
 
 
 def current_revision(engine: sa.Engine) -> Optional[str]:
+    """The database's Alembic revision; None before the first migration."""
     with engine.connect() as connection:
-        if not sa.inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        return MigrationContext.configure(connection).get_current_revision()
 
 
 class History:

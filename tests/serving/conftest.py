@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from types import SimpleNamespace
-from typing import Iterator
+from typing import Callable, Iterator
 
 import keras
 import pytest
@@ -32,6 +32,18 @@ from tests.serving.decoders import crashing_or_hanging
 
 # Service limits of the tests: the astronaut (512x512) fits, a 640x480 video and a 5 s video do not.
 LIMITS = {"max_body_bytes": 2_000_000, "max_duration_s": 3.0, "max_pixels": 512 * 512}
+# A service with one analysis at a time and one waiting (a capacity of 2), for the load tests.
+SMALL_SERVICE = {**LIMITS, "frames_per_video": 6, "max_in_flight": 1, "max_queued": 1}
+
+
+def finished_job(fetch: Callable[[], dict], timeout_s: float = 120.0, poll_s: float = 0.1) -> dict:
+    """Polls a job (`fetch` returns its JSON) until it is neither queued nor running, or `timeout_s` passed."""
+    deadline = time.monotonic() + timeout_s
+    job = fetch()
+    while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        job = fetch()
+    return job
 
 
 def free_port() -> int:

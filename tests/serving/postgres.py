@@ -12,7 +12,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from typing import Iterator, List, Optional
+from typing import Iterator, Optional
 
 import sqlalchemy as sa
 
@@ -29,8 +29,9 @@ def server_binaries() -> Optional[str]:
     return os.path.dirname(versions[-1]) if versions else None
 
 
-def _as_server_user(command: List[str]) -> List[str]:
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+def _run_as_server_user(*command: str) -> None:
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*prefix, *command], check=True, capture_output=True)
 
 
 @contextlib.contextmanager
@@ -41,16 +42,15 @@ def postgres_server(binaries: str) -> Iterator[str]:
         user = pwd.getpwnam("postgres")
         os.chown(root, user.pw_uid, user.pw_gid)
     data, port = os.path.join(root, "data"), free_port()
-    run = lambda *args: subprocess.run(_as_server_user(list(args)), check=True, capture_output=True)  # noqa: E731
     try:
-        run(os.path.join(binaries, "initdb"), "-D", data, "-U", "tests", "--auth=trust", "-E", "UTF8")
+        _run_as_server_user(os.path.join(binaries, "initdb"), "-D", data, "-U", "tests", "--auth=trust", "-E", "UTF8")
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
         pg_ctl = os.path.join(binaries, "pg_ctl")
-        run(pg_ctl, "-D", data, "-o", options, "-l", os.path.join(root, "server.log"), "-w", "start")
+        _run_as_server_user(pg_ctl, "-D", data, "-o", options, "-l", os.path.join(root, "server.log"), "-w", "start")
         try:
             yield f"postgresql://tests@127.0.0.1:{port}/postgres"
         finally:
-            run(pg_ctl, "-D", data, "-m", "fast", "-w", "stop")
+            _run_as_server_user(pg_ctl, "-D", data, "-m", "fast", "-w", "stop")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

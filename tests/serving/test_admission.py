@@ -16,7 +16,7 @@ import pytest
 from deepfake_detection.ingest.readers import read_dataset
 from serving.admission import Admission
 from serving.detection_service import DetectionService, ServiceSettings
-from tests.serving.conftest import LIMITS, free_port, serving_on_loopback
+from tests.serving.conftest import SMALL_SERVICE, finished_job, free_port, serving_on_loopback
 
 
 def test_requests_beyond_slots_and_queue_are_refused_and_counted():
@@ -63,10 +63,7 @@ def small_service(model_server, tmp_path_factory):
         model_server=model_server.grpc_address,
         model_name="faces",
         history_url=f"sqlite:///{tmp_path_factory.mktemp('busy')}/history.sqlite",
-        frames_per_video=6,
-        max_in_flight=1,
-        max_queued=1,
-        **LIMITS,
+        **SMALL_SERVICE,
     )
     detection = DetectionService(settings)
     with serving_on_loopback(detection) as url:
@@ -109,10 +106,9 @@ def service_process(model_server, history: list, log_path: str):
     """`python -m serving.detection_service` with the test limits and `history` flags on a free port, until it
     is ready; its URL."""
     port = free_port()
-    flags = {**LIMITS, "frames_per_video": 6, "max_in_flight": 1, "max_queued": 1}
     command = [sys.executable, "-m", "serving.detection_service", "--port", str(port)]
     command += ["--model-server", model_server.grpc_address, "--model-name", "faces", *history]
-    command += [f"--{name.replace('_', '-')}={value}" for name, value in flags.items()]
+    command += [f"--{name.replace('_', '-')}={value}" for name, value in SMALL_SERVICE.items()]
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": os.getcwd()}
@@ -156,10 +152,5 @@ def test_two_service_processes_on_one_postgresql_share_jobs_and_history(
             assert analysed <= {item["file_name"] for item in items}, "each replica reads the other's checks"
         created = httpx.post(f"{first}/v1/jobs", files={"files": ("shared.mp4", videos[0])}, timeout=60)
         assert created.status_code == 202
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            job = httpx.get(second + created.json()["status_url"], timeout=30).json()
-            if job["state"] not in ("queued", "running"):
-                break
-            time.sleep(0.2)
+        job = finished_job(lambda: httpx.get(second + created.json()["status_url"], timeout=30).json())
         assert job["state"] == "done" and job["results"][0]["file_name"] == "shared.mp4"

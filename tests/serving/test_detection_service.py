@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -24,7 +23,7 @@ from serving.clients import GrpcClient, InProcessModel, ModelTarget
 from serving.detection_service import DetectionService, ServiceSettings, create_app
 from serving.video_client import VideoAnalyzer
 from tests.conftest import make_broken_files, write_numbered_video
-from tests.serving.conftest import LIMITS
+from tests.serving.conftest import LIMITS, finished_job
 from tests.serving.decoders import CRASH_MARKER, HANG_MARKER
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -206,15 +205,7 @@ def test_job_reports_progress_then_the_answers(service, sample_dataset):
     record = read_dataset(sample_dataset)[0]
     status, created = post_files(url, [(os.path.basename(record.path), read(record.path))], "/v1/jobs")
     assert status == 202
-    seen = set()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        code, body = get(url + created["status_url"])
-        job = json.loads(body)
-        seen.add(job["stage"])
-        if job["state"] not in ("queued", "running"):
-            break
-        time.sleep(0.05)
+    job = finished_job(lambda: json.loads(get(url + created["status_url"])[1]), poll_s=0.05)
     assert job["state"] == "done" and job["progress"] == 1.0
     assert job["results"][0]["faces"][0]["thumbnail_jpeg_b64"]
     assert get(url + "/v1/jobs/unknown")[0] == 404
@@ -231,12 +222,7 @@ def test_a_job_created_on_one_replica_is_answered_by_another_on_the_same_databas
     assert status == 202
     other = DetectionService(detection.settings, model=detection.client, decoder=IsolatedDecoder(5))
     with TestClient(create_app(other)) as replica:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            job = replica.get(created["status_url"]).json()
-            if job["state"] not in ("queued", "running"):
-                break
-            time.sleep(0.1)
+        job = finished_job(lambda: replica.get(created["status_url"]).json())
         assert replica.get("/v1/jobs/unknown").status_code == 404
     assert job["state"] == "done" and job["results"][0]["file_name"] == "replica.mp4"
 
