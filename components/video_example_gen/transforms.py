@@ -16,6 +16,7 @@ from typing import Dict, Iterator, List, Sequence
 import apache_beam as beam
 
 from deepfake_detection import config
+from deepfake_detection.ingest import report as report_lib
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import VideoRecord
@@ -63,11 +64,7 @@ class IngestVideoDoFn(beam.DoFn):
 
 
 def _print_progress(done: int, total: int, report: dict) -> None:
-    detail = f"{report['faces']} faces" if report["status"] == config.STATUS_OK else report["reason"]
-    message = (
-        f"[ingest] {done}/{total} (this worker) {report['video']}: "
-        f"{report['status']} - {detail} in {report['seconds']:.1f}s"
-    )
+    message = report_lib.progress_line(done, total, report, scope="this worker")
     print(message, file=sys.stderr, flush=True)
     logging.info(message)
 
@@ -121,17 +118,3 @@ def WriteReport(report_lines: beam.PCollection, output_dir: str) -> beam.pvalue.
         | "WriteJsonl"
         >> beam.io.WriteToText(os.path.join(output_dir, config.REPORT_FILE_NAME), shard_name_template="", num_shards=1)
     )
-
-
-def summarize_report(report_path: str) -> Dict[str, int]:
-    """Counts report rows per status (every status present, zero included)."""
-    counts = {status: 0 for status in config.STATUSES}
-    with open(report_path) as f:
-        for line in f:
-            counts[json.loads(line)["status"]] += 1
-    return counts
-
-
-def summary_line(counts: Dict[str, int]) -> str:
-    total = sum(counts.values())
-    return f"Ingested {total} videos: " + ", ".join(f"{status} {counts[status]}" for status in config.STATUSES)

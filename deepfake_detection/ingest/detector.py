@@ -27,13 +27,9 @@ import numpy as np
 from deepfake_detection.ingest import keyframes
 from deepfake_detection.ingest.faces import Detection
 from deepfake_detection.ingest.ingest_config import IngestConfig
+from deepfake_detection.ingest.mtcnn_onnx import Face, Mtcnn
 from deepfake_detection.ingest.sampling import detection_scale
 
-# MTCNN's keypoint names, in the order of the stored landmarks.
-_MTCNN_KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-# Input side of MTCNN's networks by stage: PNet is fully convolutional, RNet
-# and ONet take 24 and 48 px patches.
-_NETWORK_INPUT_SIDE = {"StagePNet": None, "StageRNet": 24, "StageONet": 48}
 # A search square is this many times the face's longer side: room for the
 # face to move half its size away from where it was predicted.
 _SEARCH_FACTOR = 2.0
@@ -53,19 +49,7 @@ class FaceDetector:
     """One MTCNN detector; `detect` finds the faces of one video's sampled frames (same-sized BGR frames)."""
 
     def __init__(self, min_detection_confidence: float, batch_size: int = 8, detect_every: int = 1, face_px: int = 0):
-        import tensorflow as tf
-        from mtcnn import MTCNN
-
-        self._mtcnn = MTCNN(device="CPU:0")
-        for stage in self._mtcnn.stages:
-            # mtcnn 1.0.0 (pinned) calls its three Keras networks eagerly; as
-            # graphs they take half the time (measured: 23 search squares
-            # 129 -> 58 ms, 8 keyframes 175 -> 85 ms). One trace per network,
-            # made here (0.25 s), instead of retracing on new frame sizes.
-            side = _NETWORK_INPUT_SIDE[type(stage).__name__]
-            network = tf.function(stage._model, input_signature=[tf.TensorSpec([None, side, side, 3], tf.float32)])
-            network(tf.zeros([1, side or 12, side or 12, 3]))
-            stage._model = _refusing_empty_batches(network, tf.errors.InvalidArgumentError)
+        self._mtcnn = Mtcnn()
         self._min_confidence = min_detection_confidence
         self._batch_size = batch_size
         self._detect_every = detect_every
@@ -144,44 +128,27 @@ class FaceDetector:
                 followed[position].append(match)
         return {p: faces if faces is None else keyframes.distinct_faces(faces) for p, faces in followed.items()}
 
-    def _run(self, rgb_images: Sequence[np.ndarray], per_call: int = 0) -> List[List[dict]]:
+    def _run(self, rgb_images: Sequence[np.ndarray], per_call: int = 0) -> List[List[Face]]:
         """MTCNN on same-sized RGB images, `per_call` (default `batch_size`) at a time; unsure faces dropped."""
         per_call = per_call or self._batch_size
-        results: List[List[dict]] = []
+        results: List[List[Face]] = []
         for start in range(0, len(rgb_images), per_call):
             batch = list(rgb_images[start : start + per_call])
-            results.extend(self._mtcnn.detect_faces(batch, min_face_size=keyframes.MTCNN_SMALLEST_FACE_PX))
-        return [[face for face in faces if face["confidence"] >= self._min_confidence] for faces in results]
+            results.extend(self._mtcnn.detect(batch, min_face_size=keyframes.MTCNN_SMALLEST_FACE_PX))
+        return [[face for face in faces if face.confidence >= self._min_confidence] for faces in results]
 
     @staticmethod
     def _to_detection(
-        face: dict, frame_index: int, scale: float, origin: Tuple[float, float], frame_size: Tuple[int, int]
+        face: Face, frame_index: int, scale: float, origin: Tuple[float, float], frame_size: Tuple[int, int]
     ) -> Detection:
         """MTCNN's face in a resized image whose top-left is `origin` in the frame -> a Detection in frame pixels."""
         width, height = frame_size
-        x, y, w, h = face["box"]
+        x, y, w, h = face.box
         x, y, w, h = x / scale + origin[0], y / scale + origin[1], w / scale, h / scale
         left, top = max(0, int(round(x))), max(0, int(round(y)))
         right, bottom = min(width, int(round(x + w))), min(height, int(round(y + h)))
-        landmarks = tuple(
-            float(v) / scale + origin[axis]
-            for name in _MTCNN_KEYPOINTS
-            for axis, v in enumerate(face["keypoints"][name])
-        )
-        return Detection(frame_index, (left, top, right - left, bottom - top), float(face["confidence"]), landmarks)
-
-
-def _refusing_empty_batches(network, empty_error: type):  # noqa: ANN001, ANN202 - a traced network, its wrapper
-    """mtcnn 1.0.0 learns that a stage has no face candidate left from the InvalidArgumentError its network
-    raises on an empty batch; raising it (`empty_error`) before the graph runs spares the TensorFlow runtime
-    a warning per such frame, and the time to fail."""
-
-    def call(batch):  # noqa: ANN001, ANN202
-        if batch.shape[0] == 0:
-            raise empty_error(None, None, "empty batch: no face candidate")
-        return network(batch)
-
-    return call
+        landmarks = tuple(float(v) for v in (face.landmarks / scale + origin).ravel())
+        return Detection(frame_index, (left, top, right - left, bottom - top), face.confidence, landmarks)
 
 
 def _resized(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:

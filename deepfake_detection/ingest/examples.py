@@ -1,4 +1,4 @@
-"""Builds the `tf.Example`s written by the ingest: one per face crop, one per clip.
+"""Builds the `tf.Example`s written by the ingest: one per face crop, one per clip (no TensorFlow import).
 
 Pixels are stored as encoded crops without any backbone's normalisation, so one
 dataset serves every model; each model normalises inside its own graph.
@@ -8,9 +8,9 @@ from typing import Iterable, List, Sequence
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
 from deepfake_detection import config
+from deepfake_detection.ingest import example_proto as pb
 from deepfake_detection.ingest.faces import Detection, FaceTrack
 from deepfake_detection.ingest.readers import VideoRecord
 
@@ -26,16 +26,16 @@ def encode_image(image: np.ndarray, image_format: str) -> bytes:
     return data.tobytes()
 
 
-def _bytes(values: Iterable[bytes]) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+def _bytes(values: Iterable[bytes]) -> pb.Feature:
+    return pb.Feature(bytes_list=pb.BytesList(value=list(values)))
 
 
-def _ints(values: Iterable[int]) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+def _ints(values: Iterable[int]) -> pb.Feature:
+    return pb.Feature(int64_list=pb.Int64List(value=[int(v) for v in values]))
 
 
-def _floats(values: Iterable[float]) -> tf.train.Feature:
-    return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
+def _floats(values: Iterable[float]) -> pb.Feature:
+    return pb.Feature(float_list=pb.FloatList(value=[float(v) for v in values]))
 
 
 def _video_features(record: VideoRecord, track_id: int) -> dict:
@@ -65,7 +65,7 @@ def face_example(
     timestamp: float,
     encoded_crop: bytes,
     crop_landmarks: Sequence[float],
-) -> tf.train.Example:
+) -> pb.Example:
     """One face crop with its video's labels, where it was found and its landmarks in crop coordinates."""
     features = _video_features(record, track_id)
     face_size = min(detection.box[2], detection.box[3])
@@ -81,7 +81,7 @@ def face_example(
             config.FACE_LANDMARKS_KEY: _floats(crop_landmarks),
         }
     )
-    return tf.train.Example(features=tf.train.Features(feature=features))
+    return pb.Example(features=pb.Features(feature=features))
 
 
 def clip_windows(track: FaceTrack, clip_length: int) -> List[List[int]]:
@@ -96,7 +96,7 @@ def clip_example(
     detections: Sequence[Detection],
     encoded_crops: Sequence[bytes],
     crop_landmarks: Sequence[Sequence[float]],
-) -> tf.train.Example:
+) -> pb.Example:
     """T crops of one face track in time order with their landmarks, for the temporal model."""
     features = _video_features(record, track_id)
     features.update(
@@ -107,4 +107,4 @@ def clip_example(
             config.FACE_LANDMARKS_KEY: _floats(value for marks in crop_landmarks for value in marks),
         }
     )
-    return tf.train.Example(features=tf.train.Features(feature=features))
+    return pb.Example(features=pb.Features(feature=features))

@@ -25,9 +25,6 @@ def add_ingest_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-duration-s", type=float)
     parser.add_argument("--max-pixels", type=int)
     parser.add_argument("--split-buckets", help="split shares, e.g. train:8,eval:1,test:1")
-    parser.add_argument(
-        "--direct-num-workers", type=int, default=1, help="DirectRunner worker processes (0: one per core)"
-    )
 
 
 def ingest_config(args: argparse.Namespace):  # noqa: ANN201 - an IngestConfig, imported only when used

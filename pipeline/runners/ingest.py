@@ -1,4 +1,4 @@
-"""`pipeline_runner.py ingest`: the VideoExampleGen transforms on the DirectRunner, without TFX or ML Metadata."""
+"""`pipeline_runner.py ingest`: the pipeline's per-video ingest over a folder, without TFX, Beam or TensorFlow."""
 
 import argparse
 import os
@@ -6,7 +6,6 @@ import sys
 
 from deepfake_detection import config
 from pipeline.runners import flags
-from pipeline.runners.beam import beam_args
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -14,15 +13,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-root", "--input", required=True, help="dataset folder (layout auto-detected)")
     parser.add_argument("--output-dir", "--output", required=True, help="folder for Split-*/ TFRecords and the report")
     flags.add_ingest_flags(parser)
+    parser.add_argument("--workers", type=int, default=0, help="worker processes, one detector each (0: one per core)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Standalone ingest: the VideoExampleGen transforms without TFX or ML Metadata."""
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    from components.video_example_gen import transforms
+    """Standalone ingest: `deepfake_detection.ingest.folder` (what VideoExampleGen runs per video) on a folder."""
+    from deepfake_detection.ingest import report
+    from deepfake_detection.ingest.folder import CLIPS_DIR, ingest_folder
     from deepfake_detection.ingest.readers import read_dataset
 
     ingest_config = flags.ingest_config(args)
@@ -31,14 +29,11 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         print("Nothing to ingest.", file=sys.stderr)
         return 1
-    options = PipelineOptions(beam_args("direct", args.direct_num_workers))
-    with beam.Pipeline(options=options) as pipeline:
-        outputs = pipeline | "IngestVideos" >> transforms.IngestVideos(records, ingest_config)
-        _ = outputs[transforms.FACES_TAG] | "WriteFaces" >> transforms.WriteSplits(args.output_dir)
-        clips_dir = os.path.join(args.output_dir, "clips")
-        _ = outputs[transforms.CLIPS_TAG] | "WriteClips" >> transforms.WriteSplits(clips_dir)
-        _ = outputs[transforms.REPORT_TAG] | "WriteReport" >> transforms.WriteReport(args.output_dir)
+    counts = ingest_folder(
+        records, ingest_config, args.output_dir, args.workers, lambda line: print(line, file=sys.stderr, flush=True)
+    )
     report_path = os.path.join(args.output_dir, config.REPORT_FILE_NAME)
-    print(f"Examples under {args.output_dir}/Split-*/, clips under {args.output_dir}/clips/, report {report_path}")
-    print(transforms.summary_line(transforms.summarize_report(report_path)))
+    clips = os.path.join(args.output_dir, CLIPS_DIR)
+    print(f"Examples under {args.output_dir}/Split-*/, clips under {clips}/, report {report_path}")
+    print(report.summary_line(counts))
     return 0

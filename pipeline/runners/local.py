@@ -52,6 +52,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     flags.add_blessing_flags(parser)
     flags.add_ingest_flags(parser)
+    parser.add_argument(
+        "--direct-num-workers", type=int, default=1, help="DirectRunner worker processes (0: one per core)"
+    )
     parser.set_defaults(run=run)
 
 

@@ -11,6 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from components.video_example_gen import transforms
 from deepfake_detection import config
+from deepfake_detection.ingest import report as report_lib
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
 from tests.conftest import BROKEN_FILE_LIMITS, make_broken_files
@@ -111,9 +112,9 @@ def test_written_splits_and_report_account_for_every_video(broken_dataset, tmp_p
     report_path = os.path.join(output, config.REPORT_FILE_NAME)
     rows = [json.loads(line) for line in open(report_path)]
     assert [row["video"] for row in rows] == sorted(expected)
-    counts = transforms.summarize_report(report_path)
+    counts = report_lib.summarize_report(report_path)
     assert counts == {"ok": 1, "no_face": 1, "unreadable": 6, "rejected": 3}
-    assert transforms.summary_line(counts) == "Ingested 11 videos: ok 1, no_face 1, unreadable 6, rejected 3"
+    assert report_lib.summary_line(counts) == "Ingested 11 videos: ok 1, no_face 1, unreadable 6, rejected 3"
     faces_written = sum(
         1
         for split in config.SPLIT_NAMES
