@@ -1,8 +1,9 @@
 """MTCNN on the sampled frames of one video: full detection on keyframes, search squares in between.
 
-One `FaceDetector` wraps one MTCNN instance that a Beam worker builds once in
-`DoFn.setup` and reuses (a new detector per frame is about 2x slower and
-leaks). Per video it:
+One `FaceDetector` wraps one MTCNN (`mtcnn_onnx`: the mtcnn package's
+networks on ONNX Runtime, no TensorFlow) that a worker builds once (Beam's
+`DoFn.setup`, the standalone ingest's worker start, the service's pool) and
+reuses for every video. Per video it:
 
 1. probes the first keyframe at half the design's width-based scale (the
    DFDC winners' half-size frames), or at the design scale when that finds
@@ -40,8 +41,9 @@ _SEARCH_FACTOR = 2.0
 _SEARCH_FACE_PX = 32
 # The probe's scale relative to the design's.
 _PROBE_SHARE = 0.5
-# Search squares are small: this many go through MTCNN in one call (MTCNN's
-# cost per call is mostly fixed: 23 squares cost 0.16 s in one call, 0.3 s in three).
+# Search squares go through MTCNN this many at a time, which bounds one call's
+# memory (a call's fixed cost is small on ONNX Runtime: 23 squares took 57 ms
+# in one call and 47 ms in three).
 _SQUARES_PER_CALL = 64
 
 

@@ -103,4 +103,12 @@ def _results(records: Sequence[VideoRecord], ingest_config: IngestConfig, worker
         return
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_start_worker, initargs=(ingest_config.to_json(),)) as pool:
-        yield from pool.imap_unordered(_ingest_in_worker, records)
+        yield from pool.imap_unordered(_ingest_in_worker, sorted(records, key=_size, reverse=True))
+
+
+def _size(record: VideoRecord) -> int:
+    """Largest videos first, so the last video to finish is a short one and no core waits long at the end."""
+    try:
+        return os.path.getsize(record.path)
+    except OSError:
+        return 0

@@ -240,9 +240,14 @@ def _normalized(pixels: np.ndarray) -> np.ndarray:
 
 
 class Mtcnn:
-    """PNet, RNet and ONet as ONNX Runtime sessions; `detect` takes a batch of same-sized RGB images."""
+    """PNet, RNet and ONet as ONNX Runtime sessions; `detect` takes a batch of same-sized RGB images.
 
-    def __init__(self, threads: int = 0):
+    One intra-op thread by default: the ingest keeps the other core busy
+    with a second worker process or with decoding, and a second ONNX Runtime
+    thread spinning for work would take that core from it.
+    """
+
+    def __init__(self, threads: int = 1):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
