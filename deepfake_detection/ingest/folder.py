@@ -16,10 +16,13 @@ more. It writes the same layout as the pipeline's VideoExampleGen:
 `ingest_report.jsonl`, one row per input file, sorted by path.
 """
 
+import collections
 import contextlib
 import json
 import multiprocessing
 import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Dict, Optional, Sequence
 
 from deepfake_detection import config
@@ -28,7 +31,8 @@ from deepfake_detection.ingest import tfrecords
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import VideoRecord
-from deepfake_detection.ingest.videos import VideoResult, ingest_video, ingest_videos
+from deepfake_detection.ingest.splits import assign_split
+from deepfake_detection.ingest.videos import VideoResult, ingest_video, report_row
 
 CLIPS_DIR = "clips"
 _SHARD_NAME = f"{config.EXAMPLES_FILE_PREFIX}-00000-of-00001.gz"
@@ -42,8 +46,12 @@ def _start_worker(ingest_config_json: str) -> None:
     _worker.update(config=ingest_config, detector=FaceDetector.from_config(ingest_config))
 
 
-def _ingest_in_worker(record: VideoRecord) -> VideoResult:
+def ingest_in_worker(record: VideoRecord) -> VideoResult:
+    """One video in a worker process, with the worker's detector."""
     return ingest_video(record, _worker["detector"], _worker["config"])  # type: ignore[arg-type]
+
+
+Task = Callable[[VideoRecord], VideoResult]
 
 
 def split_file(output_dir: str, split: str) -> str:
@@ -73,17 +81,20 @@ def ingest_folder(
     output_dir: str,
     workers: int = 0,
     progress: Optional[Callable[[str], None]] = None,
+    task: Task = ingest_in_worker,
 ) -> Dict[str, int]:
     """Ingests `records` into `output_dir` with `workers` processes (0: one per core); returns counts per status.
 
     Results are written as they arrive; each video's report row is kept, so
     every input file is in the report with its status, whatever happened.
+    `task` is what a worker runs per video (a module-level function, so a
+    spawned worker can import it).
     """
     workers = workers or os.cpu_count() or 1
     rows = []
     with contextlib.ExitStack() as stack:
         writers = _SplitWriters(output_dir, stack)
-        for result in _results(records, ingest_config, min(workers, max(1, len(records)))):
+        for result in _results(records, ingest_config, min(workers, max(1, len(records))), task):
             writers.write(result)
             rows.append(result.report)
             if progress:
@@ -95,15 +106,50 @@ def ingest_folder(
     return report_lib.summarize_report(report_path)
 
 
-def _results(records: Sequence[VideoRecord], ingest_config: IngestConfig, workers: int):  # noqa: ANN202 - results
-    """Video results in the order they finish: in this process (reading ahead) for one worker, else worker
-    processes taking one video at a time."""
-    if workers == 1:
-        yield from ingest_videos(records, FaceDetector.from_config(ingest_config), ingest_config)
-        return
+def _results(records: Sequence[VideoRecord], ingest_config: IngestConfig, workers: int, task: Task):  # noqa: ANN202
+    """Video results in the order they finish, from worker processes taking one video at a time.
+
+    A worker that dies (a decoder's native crash takes its process with it)
+    breaks the pool: the videos it held are tried again one at a time in a
+    fresh worker, so the one that kills it is found, reported `unreadable`
+    with the reason, and every other video is still ingested.
+    """
+    todo = collections.deque(sorted(records, key=_size, reverse=True))
+    alone: collections.deque = collections.deque()
+    while todo or alone:
+        queue, width = (alone, 1) if alone else (todo, workers)
+        lost = yield from _until_broken(queue, ingest_config, width, task)
+        if width == 1 and lost:
+            yield _worker_died(lost[0], ingest_config)
+        else:
+            alone.extend(lost)
+
+
+def _until_broken(queue: collections.deque, ingest_config: IngestConfig, width: int, task: Task):  # noqa: ANN202
+    """Yields results of `queue`'s videos, `width` in flight; returns the videos in flight if a worker died."""
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_start_worker, initargs=(ingest_config.to_json(),)) as pool:
-        yield from pool.imap_unordered(_ingest_in_worker, sorted(records, key=_size, reverse=True))
+    settings = (ingest_config.to_json(),)
+    with ProcessPoolExecutor(width, mp_context=context, initializer=_start_worker, initargs=settings) as pool:
+        running: Dict[Future, VideoRecord] = {}
+        while queue or running:
+            while queue and len(running) < width:
+                record = queue.popleft()
+                running[pool.submit(task, record)] = record
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    return list(running.values())
+                del running[future]
+                yield result
+    return []
+
+
+def _worker_died(record: VideoRecord, ingest_config: IngestConfig) -> VideoResult:
+    split = assign_split(record.source_id, ingest_config.split_buckets, record.split)
+    reason = "the ingest worker process died while reading this file (a crash in its decoder)"
+    return VideoResult(split, report_row(record, split, config.STATUS_UNREADABLE, reason))
 
 
 def _size(record: VideoRecord) -> int:

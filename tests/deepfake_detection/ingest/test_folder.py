@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from deepfake_detection import config
-from deepfake_detection.ingest.folder import CLIPS_DIR, ingest_folder, split_file
+from deepfake_detection.ingest.folder import CLIPS_DIR, ingest_folder, ingest_in_worker, split_file
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
 from tests.conftest import BROKEN_FILE_LIMITS, make_broken_files
@@ -65,3 +65,24 @@ def test_every_file_is_reported_and_workers_write_the_same_examples(dataset, tmp
         single = tmp_path / "single"
         ingest_folder(records, ingest_config, str(single), 1)
         assert _examples(str(single)) == faces
+
+
+def crash_on_marked_files(record):
+    """A worker task that dies like a native decoder crash on files named `crash*`."""
+    if os.path.basename(record.path).startswith("crash"):
+        os._exit(11)
+    return ingest_in_worker(record)
+
+
+def test_a_file_that_kills_its_worker_is_reported_and_the_others_are_ingested(sample_dataset, tmp_path):
+    good = sorted(r.path for r in read_dataset(sample_dataset))
+    os.makedirs(tmp_path / "data" / "real")
+    for number, path in enumerate(good[:3]):
+        shutil.copy(path, tmp_path / "data" / "real" / f"video_{number}.mp4")
+    shutil.copy(good[0], tmp_path / "data" / "real" / "crash.mp4")
+    records = read_dataset(str(tmp_path / "data"))
+    counts = ingest_folder(records, IngestConfig(**SMALL), str(tmp_path / "out"), 2, task=crash_on_marked_files)
+    rows = {row["video"]: row for row in map(json.loads, open(tmp_path / "out" / config.REPORT_FILE_NAME))}
+    assert counts == {"ok": 3, "no_face": 0, "unreadable": 1, "rejected": 0}
+    assert "worker process died" in rows["real/crash.mp4"]["reason"]
+    assert sum(len(v) for v in _examples(str(tmp_path / "out")).values()) == sum(r["faces"] for r in rows.values())
