@@ -26,6 +26,7 @@ from deepfake_detection.models.training import (
     compile_model,
     configure_accelerators,
     search_space,
+    serving_model,
 )
 
 
@@ -102,6 +103,8 @@ def run_fn(fn_args: FnArgs) -> None:
         compile_model(model, float(hparams[LEARNING_RATE]) * 0.1)
         model.fit(epochs=training.fine_tune_epochs, **fit)
     model.load_weights(checkpoint)
+    model = serving_model(model, training, hparams)
+    compile_model(model, float(hparams[LEARNING_RATE]))
     model_uri = os.path.dirname(fn_args.serving_model_dir)
     export.export_saved_model(model, fn_args.serving_model_dir, training.clip_length if training.temporal else 0)
     export.save_keras(model, model_uri)

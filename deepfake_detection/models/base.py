@@ -97,18 +97,69 @@ class RandomChannelShift(keras.layers.Layer):
         return {**super().get_config(), "max_shift": self.max_shift}
 
 
+# Pixels are resized, augmented and normalised in float32 under any mixed
+# precision policy; the first layer after them casts to its compute dtype.
+PIXEL_DTYPE = "float32"
+
+
 def augmentation(name: str = "augmentation") -> keras.Sequential:
     """The design's augmentation; every layer is the identity outside training."""
     return keras.Sequential(
         [
-            keras.layers.RandomRotation(15 / 360, fill_mode="reflect"),
-            keras.layers.RandomZoom(0.2, fill_mode="reflect"),
-            keras.layers.RandomBrightness(0.2, value_range=(0.0, 255.0)),
-            RandomChannelShift(20.0),
-            keras.layers.RandomFlip("horizontal"),
+            keras.layers.RandomRotation(15 / 360, fill_mode="reflect", dtype=PIXEL_DTYPE),
+            keras.layers.RandomZoom(0.2, fill_mode="reflect", dtype=PIXEL_DTYPE),
+            keras.layers.RandomBrightness(0.2, value_range=(0.0, 255.0), dtype=PIXEL_DTYPE),
+            RandomChannelShift(20.0, dtype=PIXEL_DTYPE),
+            keras.layers.RandomFlip("horizontal", dtype=PIXEL_DTYPE),
         ],
         name=name,
     )
+
+
+@keras.saving.register_keras_serializable(package="deepfake")
+class FusedBatchNormalization(keras.layers.Layer):
+    """Batch normalisation of NHWC feature maps as one fused TensorFlow op (oneDNN's kernel on CPU).
+
+    Keras 3's BatchNormalization computes moments, normalisation and their
+    gradients as a dozen separate element-wise ops: on this project's
+    from-scratch CPU backbones they took most of a training step (blend_resnet
+    at 128 px, batch 32: 756 ms a step, 273 ms without any normalisation;
+    with this layer 347 ms). Same maths, weights and defaults as Keras's
+    layer (scale, offset, moving mean and variance updated with `momentum`);
+    the statistics stay float32 under mixed precision.
+    """
+
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = momentum
+        self.epsilon = epsilon
+
+    def build(self, input_shape: tuple) -> None:
+        channels = (input_shape[-1],)
+        self.gamma = self.add_weight(shape=channels, initializer="ones", name="gamma", autocast=False)
+        self.beta = self.add_weight(shape=channels, initializer="zeros", name="beta", autocast=False)
+        statistics = dict(shape=channels, trainable=False, autocast=False)
+        self.moving_mean = self.add_weight(initializer="zeros", name="moving_mean", **statistics)
+        self.moving_variance = self.add_weight(initializer="ones", name="moving_variance", **statistics)
+
+    def call(self, inputs: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
+        if not training:
+            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                inputs, self.gamma, self.beta, self.moving_mean, self.moving_variance, self.epsilon, is_training=False
+            )
+            return outputs
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, self.gamma, self.beta, epsilon=self.epsilon, is_training=True
+        )
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1 - self.momentum))
+        return outputs
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
 
 
 def image_input(name: str = "image") -> keras.KerasTensor:
@@ -118,10 +169,10 @@ def image_input(name: str = "image") -> keras.KerasTensor:
 
 def prepare(images: keras.KerasTensor, size: int, mode: str, augment: bool = True) -> keras.KerasTensor:
     """Resize to the backbone's input size, augment (training only), normalise."""
-    x = keras.layers.Resizing(size, size)(images)
+    x = keras.layers.Resizing(size, size, dtype=PIXEL_DTYPE)(images)
     if augment:
         x = augmentation()(x)
-    return Normalization(mode)(x)
+    return Normalization(mode, dtype=PIXEL_DTYPE)(x)
 
 
 def design_head(features: keras.KerasTensor, hparams: Mapping[str, Any]) -> keras.KerasTensor:
@@ -150,7 +201,7 @@ def set_trainable_tail(base: keras.Model, layers: int) -> None:
         return
     for position, layer in enumerate(base.layers):
         tail = position >= len(base.layers) - layers
-        layer.trainable = tail and not isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = tail and not isinstance(layer, (keras.layers.BatchNormalization, FusedBatchNormalization))
 
 
 BuildFn = Callable[[ModelSettings, Mapping[str, Any]], keras.Model]

