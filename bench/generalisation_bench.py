@@ -1,0 +1,144 @@
+"""Generalisation: an exported model's video AUC on an ingest of videos it never saw.
+
+Calls the model's `serving_default` signature (a batch of encoded face crops
+`images` -> `fake_probability`) on every face example of every `Split-*`
+folder of an ingest output, scores each person (track) by the mean of its
+faces and each video by its most fake person (`evaluation.video_scores`),
+then prints the video AUC of all fakes against all reals (with a bootstrap
+95 % interval over videos), per manipulation
+kind (its fakes against all reals) and per compression level (fakes against
+reals at that level), as `evaluation.cross_generator` computes them for the
+pipeline, and the frame AUC. Every kind counts as unseen, as for a model
+trained on self-blends of real faces only.
+
+    python bench/generalisation_bench.py --model OUTPUT/serving_models/blend_resnet/<version> \
+        --examples /tmp/heldout_ingest [--batch-size 64] [--json results.json]
+
+`--model` is a pushed version folder or a Trainer's `Format-Serving` folder.
+"""
+
+import argparse
+import collections
+import glob
+import json
+import os
+import time
+from typing import Dict, List, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from deepfake_detection import config
+from deepfake_detection.evaluation import cross_generator, video_scores
+
+# A person's score is the mean of its faces' scores; a video's, its most fake person's.
+RULE = video_scores.RULE_MEAN
+_FEATURES = {
+    config.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+    config.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+    config.VIDEO_ID_KEY: tf.io.FixedLenFeature([], tf.string),
+    config.TRACK_ID_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    config.MANIPULATION_KEY: tf.io.FixedLenFeature([], tf.string, default_value=config.UNKNOWN),
+    config.COMPRESSION_KEY: tf.io.FixedLenFeature([], tf.string, default_value=config.UNKNOWN),
+}
+
+
+def example_files(examples_dir: str) -> List[str]:
+    """Every example file of every split of an ingest output (`examples_dir/Split-*/`)."""
+    files = sorted(glob.glob(os.path.join(examples_dir, "Split-*", "*")))
+    if not files:
+        raise SystemExit(f"No example files under {examples_dir}/Split-*/")
+    return files
+
+
+def score_faces(model_dir: str, files: List[str], batch_size: int) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+    """The examples' features (without the image) and the model's fake probability for each face."""
+    signature = tf.saved_model.load(model_dir).signatures[config.SERVING_DEFAULT]
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
+    columns: Dict[str, list] = collections.defaultdict(list)
+    scores = []
+    for serialized in records:
+        parsed = tf.io.parse_example(serialized, _FEATURES)
+        output = signature(**{config.IMAGES_INPUT: parsed.pop(config.IMAGE_KEY)})[config.OUTPUT_KEY]
+        scores.append(np.reshape(output.numpy(), [-1]))
+        for key, value in parsed.items():
+            columns[key].append(value.numpy())
+    return {k: np.concatenate(v) for k, v in columns.items()}, np.concatenate(scores)
+
+
+def video_outcomes(features: Dict[str, np.ndarray], scores: np.ndarray) -> List[cross_generator.VideoOutcome]:
+    """One outcome per video: its most fake track, each track scored by the mean of its faces."""
+    tracks: Dict[bytes, Dict[int, List[float]]] = collections.defaultdict(lambda: collections.defaultdict(list))
+    meta: Dict[bytes, Tuple[int, str, str]] = {}
+    for i, video in enumerate(features[config.VIDEO_ID_KEY]):
+        tracks[video][int(features[config.TRACK_ID_KEY][i])].append(float(scores[i]))
+        meta[video] = (
+            int(features[config.LABEL_KEY][i]),
+            features[config.MANIPULATION_KEY][i].decode(),
+            features[config.COMPRESSION_KEY][i].decode(),
+        )
+    return [
+        cross_generator.VideoOutcome(label, video_scores.video_score(tracks[video], RULE), kind, level)
+        for video, (label, kind, level) in meta.items()
+    ]
+
+
+def bootstrap_interval(videos: List[cross_generator.VideoOutcome], rounds: int, seed: int = 0) -> Tuple[float, float]:
+    """A 95 % interval of the overall video AUC, resampling videos with replacement."""
+    scored = [v for v in videos if v.score is not None]
+    labels = np.array([v.label != config.REAL_LABEL for v in scored])
+    scores = np.array([v.score for v in scored])
+    rng = np.random.default_rng(seed)
+    draws = [video_scores.roc_auc(labels[i], scores[i]) for i in rng.integers(0, len(scored), (rounds, len(scored)))]
+    low, high = np.nanpercentile(draws, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def results(features: Dict[str, np.ndarray], scores: np.ndarray, rounds: int = 1000) -> Dict[str, float]:
+    """{name: value}: frame AUC, face and video counts, the cross-generator video AUCs with their counts."""
+    values = {
+        "frame_auc": video_scores.roc_auc(features[config.LABEL_KEY] != config.REAL_LABEL, scores),
+        "faces": float(scores.size),
+    }
+    videos = video_outcomes(features, scores)
+    values["videos"] = float(len(videos))
+    values["video_auc_low"], values["video_auc_high"] = bootstrap_interval(videos, rounds)
+    for group in cross_generator.cross_generator_aucs(videos, cross_generator.EVERY_KIND_UNSEEN):
+        values.update(group.metrics())
+    return values
+
+
+def report(values: Dict[str, float]) -> str:
+    lines = [f"faces {values['faces']:.0f}, videos {values['videos']:.0f}, frame AUC {values['frame_auc']:.3f}"]
+    for name, value in values.items():
+        parsed = cross_generator.parse_metric_name(name)
+        if parsed is None or parsed.statistic != cross_generator.AUC:
+            continue
+        fakes = values[cross_generator.metric_name(cross_generator.FAKES, parsed.seen, parsed.feature, parsed.value)]
+        reals = values[cross_generator.metric_name(cross_generator.REALS, parsed.seen, parsed.feature, parsed.value)]
+        group, interval = f"{parsed.feature}={parsed.value}", ""
+        if parsed.feature is None:
+            group, interval = "all fakes", f", 95 % {values['video_auc_low']:.3f}-{values['video_auc_high']:.3f}"
+        lines.append(f"video AUC {group:<28} {value:.3f}  ({fakes:.0f} fakes vs {reals:.0f} reals{interval})")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="exported SavedModel folder (pushed version or Format-Serving)")
+    parser.add_argument("--examples", required=True, help="ingest output folder holding Split-*/ example files")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the overall AUC's interval")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    features, scores = score_faces(args.model, example_files(args.examples), args.batch_size)
+    values = results(features, scores, args.bootstrap)
+    print(f"model {args.model}\nscored in {time.perf_counter() - start:.0f}s\n{report(values)}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"model": args.model, **values}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
