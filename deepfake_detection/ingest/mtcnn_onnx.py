@@ -254,6 +254,10 @@ class Mtcnn:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # No memory arena: it keeps the largest pyramid level's buffers for
+        # good (two 720p frames at full scale: 1480 MiB peak with it, 717
+        # MiB without, 7 % slower), and a service holds one detector per core.
+        options.enable_cpu_mem_arena = False
         weights = mtcnn_weights()
         self._sessions = {
             name: onnxruntime.InferenceSession(build(weights[name]), options, providers=["CPUExecutionProvider"])
