@@ -124,9 +124,11 @@ class FusedBatchNormalization(keras.layers.Layer):
     gradients as a dozen separate element-wise ops: on this project's
     from-scratch CPU backbones they took most of a training step (blend_resnet
     at 128 px, batch 32: 756 ms a step, 273 ms without any normalisation;
-    with this layer 347 ms). Same maths, weights and defaults as Keras's
-    layer (scale, offset, moving mean and variance updated with `momentum`);
-    the statistics stay float32 under mixed precision.
+    with this layer 347 ms). Keras's weights, defaults and normalisation
+    (scale, offset, moving mean and variance updated with `momentum`), but
+    the moving variance averages the fused op's unbiased batch variance,
+    n / (n - 1) of Keras's for n values per channel in a batch; the
+    statistics stay float32 under mixed precision.
     """
 
     def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs):
