@@ -25,6 +25,7 @@ def model_of(component_id: str) -> str:
         raise ValueError(f"{component_id!r} is not a per-model component id (<kind>.<model>)")
     return name
 
+
 # Kubeflow defaults: the image infra/Dockerfile builds, with this project under IMAGE_PROJECT_DIR.
 PIPELINE_IMAGE = "deepfake-pipeline:0.1.0"
 IMAGE_PROJECT_DIR = "/pipeline"
@@ -55,6 +56,10 @@ LOCAL_MIN_AUC = 0.55
 LOCAL_MIN_UNSEEN_AUC = 0.6
 # Self-blended validation pairs every eval face with its pseudo-fake, so val AUC is steady: stop after 4 flat epochs.
 LOCAL_EARLY_STOPPING_PATIENCE = 4
+# Training keeps an exponential moving average of every weight (about the last 330 steps, 2 main-job epochs),
+# which validation scores and the Trainer exports; 0 keeps the raw weights. Main job, seed 0: eval AUC 0.838
+# against 0.808, held-out sample videos 0.729 against 0.639 (c23 0.753 / 0.769, c40 0.703 / 0.507).
+EMA_MOMENTUM = 0.997
 # `local --quality`: longer training for users with time. Unseen-kind video AUC roughly follows how well the
 # pseudo-fake task is learned (eval AUC), which was still rising when the main job's early stopping ended.
 QUALITY_EPOCHS = 40

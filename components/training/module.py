@@ -91,7 +91,7 @@ def run_fn(fn_args: FnArgs) -> None:
         validation_data=evaluation,
         steps_per_epoch=_steps_per_epoch(fn_args, training, real + fake),
         class_weight=None if training.temporal else data.class_weights(real, fake),
-        callbacks=callbacks(checkpoint, training.early_stopping_patience),
+        callbacks=callbacks(checkpoint, training.early_stopping_patience, training.ema_momentum),
         verbose=2,
     )
     model.fit(epochs=training.epochs, **fit)

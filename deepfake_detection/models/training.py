@@ -46,6 +46,7 @@ class TrainingConfig:
     cache_examples: bool = True
     fake_source: str = config.DEFAULT_FAKE_SOURCE
     held_out_manipulations: tuple = ()
+    ema_momentum: float = config.EMA_MOMENTUM
 
     def __post_init__(self) -> None:
         get_backbone(self.backbone)
@@ -62,6 +63,8 @@ class TrainingConfig:
         for name in ("batch_size", "epochs", "tuning_epochs", "early_stopping_patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Invalid training setting {name}={getattr(self, name)!r}: expected >= 1")
+        if not 0 <= self.ema_momentum < 1:
+            raise ValueError(f"Invalid training setting ema_momentum={self.ema_momentum!r}: expected 0 (off) to < 1")
 
     @classmethod
     def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> "TrainingConfig":
@@ -163,8 +166,68 @@ def compile_model(model: keras.Model, learning_rate: float) -> None:
     )
 
 
-def callbacks(checkpoint_path: str, patience: int) -> list:
-    return [
+class WeightAverage(keras.callbacks.Callback):
+    """An exponential moving average of every float weight, batch-norm statistics included.
+
+    Validation scores the average, and the callbacks after this one (early
+    stopping, checkpoints) see it at each epoch's end, so the model kept and
+    exported is the average, not the last step's weights. Keras's own
+    (`use_ema` with `SwapEMAWeights`) averages only trainable weights: the
+    averaged convolutions then meet batch-norm statistics gathered under the
+    raw ones, and in the main job its val AUC peaked at 0.69 (0.81 without).
+    The momentum warms up as min(momentum, (1 + t) / (10 + t)) after t steps,
+    so the first epochs are not an average with the initialisation.
+    """
+
+    def __init__(self, momentum: float):
+        super().__init__()
+        self.momentum = momentum
+        self._in_model = False
+
+    def on_train_begin(self, logs=None) -> None:  # noqa: ANN001
+        self._weights = [w for w in self.model.weights if w.dtype in ("float32", "float64")]
+        self._average = [tf.Variable(w.value, trainable=False) for w in self._weights]
+        self._steps = tf.Variable(0.0)
+
+    @tf.function
+    def _update(self) -> None:
+        self._steps.assign_add(1.0)
+        momentum = tf.minimum(self.momentum, (1.0 + self._steps) / (10.0 + self._steps))
+        for average, weight in zip(self._average, self._weights, strict=True):
+            average.assign(momentum * average + (1.0 - momentum) * weight.value)
+
+    def _swap(self) -> None:
+        for average, weight in zip(self._average, self._weights, strict=True):
+            current = tf.identity(weight.value)
+            weight.assign(average)
+            average.assign(current)
+        self._in_model = not self._in_model
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:  # noqa: ANN001
+        self._update()
+
+    def on_test_begin(self, logs=None) -> None:  # noqa: ANN001
+        if not self._in_model:
+            self._swap()
+
+    def on_test_end(self, logs=None) -> None:  # noqa: ANN001
+        if self._in_model:
+            self._swap()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:  # noqa: ANN001
+        if not self._in_model:
+            self._swap()
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:  # noqa: ANN001
+        if self._in_model:
+            self._swap()
+
+
+def callbacks(checkpoint_path: str, patience: int, ema_momentum: float = 0.0) -> list:
+    """Early stopping and checkpoints on val AUC, learning-rate halving on plateaus; with a non-zero
+    `ema_momentum`, all three judge and keep the moving average of the weights (`WeightAverage`)."""
+    averaging = [WeightAverage(ema_momentum)] if ema_momentum else []
+    return averaging + [
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2)),
         keras.callbacks.ModelCheckpoint(

@@ -20,6 +20,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--patience", type=int, default=config.LOCAL_EARLY_STOPPING_PATIENCE, help="epochs without progress to stop"
     )
     parser.add_argument(
+        "--ema-momentum",
+        type=float,
+        default=config.EMA_MOMENTUM,
+        help="momentum of the weights' moving average that is validated and exported (0: the raw weights)",
+    )
+    parser.add_argument(
         "--quality",
         action="store_true",
         help=f"longer training: at least {config.QUALITY_EPOCHS} epochs, "
@@ -76,6 +82,7 @@ def _training_settings(args: argparse.Namespace) -> dict:
         "epochs": epochs,
         "tuning_epochs": args.tuning_epochs,
         "early_stopping_patience": patience,
+        "ema_momentum": args.ema_momentum,
         "fake_source": args.fake_source,
         "seed": args.seed,
         "held_out_manipulations": [kind for kind in args.held_out.split(",") if kind],
