@@ -131,6 +131,9 @@ STATUS_NO_FACE = "no_face"
 STATUS_UNREADABLE = "unreadable"
 STATUS_REJECTED = "rejected"
 STATUSES = (STATUS_OK, STATUS_NO_FACE, STATUS_UNREADABLE, STATUS_REJECTED)
+# The standalone ingest stops a video still running after this long (a hung decoder) and reports it unreadable;
+# a minute of 1080p with 32 sampled frames takes about half a minute on one core.
+VIDEO_TIMEOUT_S = 600.0
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpeg", ".mpg", ".m4v")
 

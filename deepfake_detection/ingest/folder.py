@@ -18,12 +18,14 @@ more. It writes the same layout as the pipeline's VideoExampleGen:
 
 import collections
 import contextlib
+import dataclasses
 import json
 import multiprocessing
 import os
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from deepfake_detection import config
 from deepfake_detection.ingest import report as report_lib
@@ -82,19 +84,22 @@ def ingest_folder(
     workers: int = 0,
     progress: Optional[Callable[[str], None]] = None,
     task: Task = ingest_in_worker,
+    video_timeout_s: float = config.VIDEO_TIMEOUT_S,
 ) -> Dict[str, int]:
     """Ingests `records` into `output_dir` with `workers` processes (0: one per core); returns counts per status.
 
     Results are written as they arrive; each video's report row is kept, so
-    every input file is in the report with its status, whatever happened.
-    `task` is what a worker runs per video (a module-level function, so a
-    spawned worker can import it).
+    every input file is in the report with its status, whatever happened: a
+    video still running after `video_timeout_s` (a hung decoder) is stopped
+    with its worker and reported `unreadable`. `task` is what a worker runs
+    per video (a module-level function, so a spawned worker can import it).
     """
     workers = workers or os.cpu_count() or 1
     rows = []
     with contextlib.ExitStack() as stack:
         writers = _SplitWriters(output_dir, stack)
-        for result in _results(records, ingest_config, min(workers, max(1, len(records))), task):
+        width = min(workers, max(1, len(records)))
+        for result in _results(records, ingest_config, width, task, video_timeout_s):
             writers.write(result)
             rows.append(result.report)
             if progress:
@@ -106,49 +111,83 @@ def ingest_folder(
     return report_lib.summarize_report(report_path)
 
 
-def _results(records: Sequence[VideoRecord], ingest_config: IngestConfig, workers: int, task: Task):  # noqa: ANN202
+@dataclasses.dataclass
+class _Stopped:
+    """Why a pool of workers stopped early: the videos it held when a worker died, or the ones that overran."""
+
+    in_flight: List[VideoRecord] = dataclasses.field(default_factory=list)
+    overdue: List[VideoRecord] = dataclasses.field(default_factory=list)
+
+
+def _results(  # noqa: ANN202 - a generator of VideoResult
+    records: Sequence[VideoRecord], ingest_config: IngestConfig, workers: int, task: Task, timeout_s: float
+):
     """Video results in the order they finish, from worker processes taking one video at a time.
 
     A worker that dies (a decoder's native crash takes its process with it)
     breaks the pool: the videos it held are tried again one at a time in a
     fresh worker, so the one that kills it is found, reported `unreadable`
-    with the reason, and every other video is still ingested.
+    with the reason, and every other video is still ingested. A video that
+    overruns is known by its own clock: it is reported at once, and the
+    videos beside it go back to the queue.
     """
     todo = collections.deque(sorted(records, key=_size, reverse=True))
     alone: collections.deque = collections.deque()
     while todo or alone:
         queue, width = (alone, 1) if alone else (todo, workers)
-        lost = yield from _until_broken(queue, ingest_config, width, task)
-        if width == 1 and lost:
-            yield _worker_died(lost[0], ingest_config)
+        stopped = yield from _until_stopped(queue, ingest_config, width, task, timeout_s)
+        for record in stopped.overdue:
+            yield _failed(record, ingest_config, f"still running after {timeout_s:g} s (a hung decoder?); stopped")
+        if stopped.overdue:
+            queue.extendleft(reversed(stopped.in_flight))
+        elif width == 1 and stopped.in_flight:
+            yield _failed(stopped.in_flight[0], ingest_config, _WORKER_DIED)
         else:
-            alone.extend(lost)
+            alone.extend(stopped.in_flight)
 
 
-def _until_broken(queue: collections.deque, ingest_config: IngestConfig, width: int, task: Task):  # noqa: ANN202
-    """Yields results of `queue`'s videos, `width` in flight; returns the videos in flight if a worker died."""
+def _until_stopped(  # noqa: ANN202 - a generator of VideoResult returning a _Stopped
+    queue: collections.deque, ingest_config: IngestConfig, width: int, task: Task, timeout_s: float
+):
+    """Yields results of `queue`'s videos, `width` in flight, until the queue is done, a worker dies or one overruns."""
     context = multiprocessing.get_context("spawn")
     settings = (ingest_config.to_json(),)
     with ProcessPoolExecutor(width, mp_context=context, initializer=_start_worker, initargs=settings) as pool:
-        running: Dict[Future, VideoRecord] = {}
+        running: Dict[Future, Tuple[VideoRecord, float]] = {}
         while queue or running:
             while queue and len(running) < width:
                 record = queue.popleft()
-                running[pool.submit(task, record)] = record
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+                running[pool.submit(task, record)] = (record, time.monotonic() + timeout_s)
+            first_deadline = min(deadline for _, deadline in running.values())
+            done, _ = wait(running, timeout=max(0.0, first_deadline - time.monotonic()), return_when=FIRST_COMPLETED)
             for future in done:
                 try:
                     result = future.result()
                 except BrokenProcessPool:
-                    return list(running.values())
+                    return _Stopped(in_flight=[record for record, _ in running.values()])
                 del running[future]
                 yield result
-    return []
+            now = time.monotonic()
+            overdue = [future for future, (_, deadline) in running.items() if deadline <= now and not future.done()]
+            if overdue:
+                _stop_workers(pool)
+                late = [running.pop(future)[0] for future in overdue]
+                return _Stopped(in_flight=[record for record, _ in running.values()], overdue=late)
+    return _Stopped()
 
 
-def _worker_died(record: VideoRecord, ingest_config: IngestConfig) -> VideoResult:
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Kills the pool's worker processes: a hung decoder does not return, so its worker cannot be asked to stop."""
+    for process in list(pool._processes.values()):  # noqa: SLF001 - the pool has no public way to kill a worker
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+_WORKER_DIED = "the ingest worker process died while reading this file (a crash in its decoder)"
+
+
+def _failed(record: VideoRecord, ingest_config: IngestConfig, reason: str) -> VideoResult:
     split = assign_split(record.source_id, ingest_config.split_buckets, record.split)
-    reason = "the ingest worker process died while reading this file (a crash in its decoder)"
     return VideoResult(split, report_row(record, split, config.STATUS_UNREADABLE, reason))
 
 

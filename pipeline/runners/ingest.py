@@ -14,6 +14,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--output-dir", "--output", required=True, help="folder for Split-*/ TFRecords and the report")
     flags.add_ingest_flags(parser)
     parser.add_argument("--workers", type=int, default=0, help="worker processes, one detector each (0: one per core)")
+    parser.add_argument(
+        "--video-timeout-s",
+        type=float,
+        default=config.VIDEO_TIMEOUT_S,
+        help="stop a video still running after this long (a hung decoder) and report it unreadable",
+    )
     parser.set_defaults(run=run)
 
 
@@ -30,7 +36,12 @@ def run(args: argparse.Namespace) -> int:
         print("Nothing to ingest.", file=sys.stderr)
         return 1
     counts = ingest_folder(
-        records, ingest_config, args.output_dir, args.workers, lambda line: print(line, file=sys.stderr, flush=True)
+        records,
+        ingest_config,
+        args.output_dir,
+        args.workers,
+        lambda line: print(line, file=sys.stderr, flush=True),
+        video_timeout_s=args.video_timeout_s,
     )
     report_path = os.path.join(args.output_dir, config.REPORT_FILE_NAME)
     clips = os.path.join(args.output_dir, CLIPS_DIR)

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import time
 
 import pytest
 import tensorflow as tf
@@ -85,4 +86,29 @@ def test_a_file_that_kills_its_worker_is_reported_and_the_others_are_ingested(sa
     rows = {row["video"]: row for row in map(json.loads, open(tmp_path / "out" / config.REPORT_FILE_NAME))}
     assert counts == {"ok": 3, "no_face": 0, "unreadable": 1, "rejected": 0}
     assert "worker process died" in rows["real/crash.mp4"]["reason"]
+    assert sum(len(v) for v in _examples(str(tmp_path / "out")).values()) == sum(r["faces"] for r in rows.values())
+
+
+def hang_on_marked_files(record):
+    """A worker task that never returns on files named `hang*`, like a decoder stuck in a loop."""
+    if os.path.basename(record.path).startswith("hang"):
+        time.sleep(3600)
+    return ingest_in_worker(record)
+
+
+def test_a_file_that_hangs_is_stopped_and_reported_and_the_others_are_ingested(sample_dataset, tmp_path):
+    good = sorted(r.path for r in read_dataset(sample_dataset))
+    os.makedirs(tmp_path / "data" / "real")
+    for number, path in enumerate(good[:3]):
+        shutil.copy(path, tmp_path / "data" / "real" / f"video_{number}.mp4")
+    shutil.copy(good[0], tmp_path / "data" / "real" / "hang.mp4")
+    records = read_dataset(str(tmp_path / "data"))
+    started = time.monotonic()
+    counts = ingest_folder(
+        records, IngestConfig(**SMALL), str(tmp_path / "out"), 2, task=hang_on_marked_files, video_timeout_s=20
+    )
+    assert time.monotonic() - started < 120
+    rows = {row["video"]: row for row in map(json.loads, open(tmp_path / "out" / config.REPORT_FILE_NAME))}
+    assert counts == {"ok": 3, "no_face": 0, "unreadable": 1, "rejected": 0}
+    assert "still running after 20 s" in rows["real/hang.mp4"]["reason"]
     assert sum(len(v) for v in _examples(str(tmp_path / "out")).values()) == sum(r["faces"] for r in rows.values())
