@@ -75,20 +75,6 @@ def crash_on_marked_files(record):
     return ingest_in_worker(record)
 
 
-def test_a_file_that_kills_its_worker_is_reported_and_the_others_are_ingested(sample_dataset, tmp_path):
-    good = sorted(r.path for r in read_dataset(sample_dataset))
-    os.makedirs(tmp_path / "data" / "real")
-    for number, path in enumerate(good[:3]):
-        shutil.copy(path, tmp_path / "data" / "real" / f"video_{number}.mp4")
-    shutil.copy(good[0], tmp_path / "data" / "real" / "crash.mp4")
-    records = read_dataset(str(tmp_path / "data"))
-    counts = ingest_folder(records, IngestConfig(**SMALL), str(tmp_path / "out"), 2, task=crash_on_marked_files)
-    rows = {row["video"]: row for row in map(json.loads, open(tmp_path / "out" / config.REPORT_FILE_NAME))}
-    assert counts == {"ok": 3, "no_face": 0, "unreadable": 1, "rejected": 0}
-    assert "worker process died" in rows["real/crash.mp4"]["reason"]
-    assert sum(len(v) for v in _examples(str(tmp_path / "out")).values()) == sum(r["faces"] for r in rows.values())
-
-
 def hang_on_marked_files(record):
     """A worker task that never returns on files named `hang*`, like a decoder stuck in a loop."""
     if os.path.basename(record.path).startswith("hang"):
@@ -96,19 +82,35 @@ def hang_on_marked_files(record):
     return ingest_in_worker(record)
 
 
-def test_a_file_that_hangs_is_stopped_and_reported_and_the_others_are_ingested(sample_dataset, tmp_path):
+def _three_good_and(sample_dataset, tmp_path, bad_name: str):
+    """Records of three good videos and one more named `bad_name` (a copy of a good one)."""
     good = sorted(r.path for r in read_dataset(sample_dataset))
     os.makedirs(tmp_path / "data" / "real")
     for number, path in enumerate(good[:3]):
         shutil.copy(path, tmp_path / "data" / "real" / f"video_{number}.mp4")
-    shutil.copy(good[0], tmp_path / "data" / "real" / "hang.mp4")
-    records = read_dataset(str(tmp_path / "data"))
+    shutil.copy(good[0], tmp_path / "data" / "real" / bad_name)
+    return read_dataset(str(tmp_path / "data"))
+
+
+def _bad_file_reason(tmp_path, counts, bad_name: str) -> str:
+    """The bad file's reason, after checking that only it failed and every face reported was written."""
+    rows = {row["video"]: row for row in map(json.loads, open(tmp_path / "out" / config.REPORT_FILE_NAME))}
+    assert counts == {"ok": 3, "no_face": 0, "unreadable": 1, "rejected": 0}
+    assert sum(len(v) for v in _examples(str(tmp_path / "out")).values()) == sum(r["faces"] for r in rows.values())
+    return rows[f"real/{bad_name}"]["reason"]
+
+
+def test_a_file_that_kills_its_worker_is_reported_and_the_others_are_ingested(sample_dataset, tmp_path):
+    records = _three_good_and(sample_dataset, tmp_path, "crash.mp4")
+    counts = ingest_folder(records, IngestConfig(**SMALL), str(tmp_path / "out"), 2, task=crash_on_marked_files)
+    assert "worker process died" in _bad_file_reason(tmp_path, counts, "crash.mp4")
+
+
+def test_a_file_that_hangs_is_stopped_and_reported_and_the_others_are_ingested(sample_dataset, tmp_path):
+    records = _three_good_and(sample_dataset, tmp_path, "hang.mp4")
     started = time.monotonic()
     counts = ingest_folder(
         records, IngestConfig(**SMALL), str(tmp_path / "out"), 2, task=hang_on_marked_files, video_timeout_s=20
     )
     assert time.monotonic() - started < 120
-    rows = {row["video"]: row for row in map(json.loads, open(tmp_path / "out" / config.REPORT_FILE_NAME))}
-    assert counts == {"ok": 3, "no_face": 0, "unreadable": 1, "rejected": 0}
-    assert "still running after 20 s" in rows["real/hang.mp4"]["reason"]
-    assert sum(len(v) for v in _examples(str(tmp_path / "out")).values()) == sum(r["faces"] for r in rows.values())
+    assert "still running after 20 s" in _bad_file_reason(tmp_path, counts, "hang.mp4")
