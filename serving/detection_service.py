@@ -21,6 +21,7 @@ file's name, type, size and SHA-256, never the media.
 """
 
 import argparse
+import ctypes
 import dataclasses
 import hashlib
 import logging
@@ -456,9 +457,26 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# glibc gives each thread that allocates at once its own malloc arena, up to 8 per core, and an arena keeps
+# what its thread freed. The service's request, detector and ONNX Runtime threads each held their own: under
+# 16 clients posting 720p clips its process tree peaked at 1796 MiB with glibc's default, 1394 MiB with 2.
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number for the arena limit (malloc.h)
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """Caps glibc's malloc arenas for threads that allocate after this call; does nothing without glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(_M_ARENA_MAX, arenas)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     import uvicorn
 
+    limit_malloc_arenas()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = parse_args(argv)
     names = {f.name for f in dataclasses.fields(ServiceSettings)}

@@ -300,3 +300,46 @@ def test_command_line_against_the_service_and_fully_local(service, model_server,
     [offline] = json.loads(local.stdout)
     assert offline["verdict"] == remote["verdict"]
     assert offline["fake_probability"] == pytest.approx(remote["fake_probability"], abs=1e-5)
+
+
+_COUNT_NEW_ARENAS = """
+import ctypes, re, sys, threading
+from serving.detection_service import limit_malloc_arenas
+
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+
+
+def heaps(path):
+    stream = ctypes.c_void_p(libc.fopen(path.encode(), b"w"))
+    libc.malloc_info(0, stream)
+    libc.fclose(stream)
+    return len(re.findall("<heap nr=", open(path).read()))
+
+
+before = heaps(sys.argv[2])
+if sys.argv[1] == "limit":
+    limit_malloc_arenas(1)
+barrier = threading.Barrier(9)
+threads = [threading.Thread(target=lambda: (bytearray(65536), barrier.wait())) for _ in range(8)]
+for thread in threads:
+    thread.start()
+barrier.wait()
+for thread in threads:
+    thread.join()
+print(heaps(sys.argv[2]) - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+@pytest.mark.parametrize("mode, expect_new", [("default", True), ("limit", False)])
+def test_the_service_caps_malloc_arenas_for_its_threads(tmp_path, mode, expect_new):
+    run = subprocess.run(
+        [sys.executable, "-c", _COUNT_NEW_ARENAS, mode, str(tmp_path / "malloc_info.xml")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    )
+    new_arenas = int(run.stdout.split()[-1])
+    assert (new_arenas >= 4) if expect_new else (new_arenas == 0), run.stdout
