@@ -57,8 +57,8 @@ LOCAL_MIN_UNSEEN_AUC = 0.6
 # Self-blended validation pairs every eval face with its pseudo-fake, so val AUC is steady: stop after 4 flat epochs.
 LOCAL_EARLY_STOPPING_PATIENCE = 4
 # Training keeps an exponential moving average of every weight (about the last 330 steps, 2 main-job epochs),
-# which validation scores and the Trainer exports; 0 keeps the raw weights. Main job, seed 0: eval AUC 0.838
-# against 0.808, held-out sample videos 0.729 against 0.639 (c23 0.753 / 0.769, c40 0.703 / 0.507).
+# which validation scores and the Trainer exports; 0 keeps the raw weights. Main job, seed 0: eval AUC 0.839
+# against 0.808, held-out sample videos 0.729 against 0.639; over three seeds 0.658 against 0.639 (README).
 EMA_MOMENTUM = 0.997
 # `local --quality`: longer training for users with time. Unseen-kind video AUC roughly follows how well the
 # pseudo-fake task is learned (eval AUC), which was still rising when the main job's early stopping ended.
