@@ -182,12 +182,12 @@ class WeightAverage(keras.callbacks.Callback):
     def __init__(self, momentum: float):
         super().__init__()
         self.momentum = momentum
-        self._in_model = False
 
     def on_train_begin(self, logs=None) -> None:  # noqa: ANN001
         self._weights = [w for w in self.model.weights if w.dtype in ("float32", "float64")]
         self._average = [tf.Variable(w.value, trainable=False) for w in self._weights]
         self._steps = tf.Variable(0.0)
+        self._in_model = False
 
     @tf.function
     def _update(self) -> None:
@@ -196,31 +196,30 @@ class WeightAverage(keras.callbacks.Callback):
         for average, weight in zip(self._average, self._weights, strict=True):
             average.assign(momentum * average + (1.0 - momentum) * weight.value)
 
-    def _swap(self) -> None:
+    def _hold_average(self, wanted: bool) -> None:
+        """Puts the average in the model (`wanted`) or the raw weights back, swapping the two copies."""
+        if self._in_model == wanted:
+            return
         for average, weight in zip(self._average, self._weights, strict=True):
             current = tf.identity(weight.value)
             weight.assign(average)
             average.assign(current)
-        self._in_model = not self._in_model
+        self._in_model = wanted
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:  # noqa: ANN001
         self._update()
 
     def on_test_begin(self, logs=None) -> None:  # noqa: ANN001
-        if not self._in_model:
-            self._swap()
+        self._hold_average(True)
 
     def on_test_end(self, logs=None) -> None:  # noqa: ANN001
-        if self._in_model:
-            self._swap()
+        self._hold_average(False)
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:  # noqa: ANN001
-        if not self._in_model:
-            self._swap()
+        self._hold_average(True)
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:  # noqa: ANN001
-        if self._in_model:
-            self._swap()
+        self._hold_average(False)
 
 
 def callbacks(checkpoint_path: str, patience: int, ema_momentum: float = 0.0) -> list:
