@@ -15,6 +15,9 @@ trained on self-blends of real faces only.
         --examples /tmp/heldout_ingest [--batch-size 64] [--json results.json]
 
 `--model` is a pushed version folder or a Trainer's `Format-Serving` folder.
+Given more than once, each model is reported, then their average (the mean of
+their fake probabilities per face): what an ensemble of independently trained
+models, for example the same recipe under different seeds, would score.
 """
 
 import argparse
@@ -125,19 +128,31 @@ def report(values: Dict[str, float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="exported SavedModel folder (pushed version or Format-Serving)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        action="append",
+        help="exported SavedModel folder (pushed version or Format-Serving); repeat to also score their average",
+    )
     parser.add_argument("--examples", required=True, help="ingest output folder holding Split-*/ example files")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the overall AUC's interval")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    start = time.perf_counter()
-    features, scores = score_faces(args.model, example_files(args.examples), args.batch_size)
-    values = results(features, scores, args.bootstrap)
-    print(f"model {args.model}\nscored in {time.perf_counter() - start:.0f}s\n{report(values)}")
+    files = example_files(args.examples)
+    figures, member_scores = [], []
+    for model in args.model:
+        start = time.perf_counter()
+        features, scores = score_faces(model, files, args.batch_size)
+        member_scores.append(scores)
+        figures.append({"model": model, **results(features, scores, args.bootstrap)})
+        print(f"model {model}\nscored in {time.perf_counter() - start:.0f}s\n{report(figures[-1])}\n")
+    if len(args.model) > 1:
+        figures.append({"model": "average", **results(features, np.mean(member_scores, axis=0), args.bootstrap)})
+        print(f"average of the {len(args.model)} models' fake probabilities\n{report(figures[-1])}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"model": args.model, **values}, f, indent=1)
+            json.dump(figures if len(figures) > 1 else figures[0], f, indent=1)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import List, Mapping, Optional, Sequence
 import tensorflow_model_analysis as tfma
 
 from deepfake_detection import config
-from deepfake_detection.evaluation import cross_generator, video_metrics, video_scores
+from deepfake_detection.evaluation import cross_generator, frame_metrics, video_metrics, video_scores
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"
@@ -169,10 +169,10 @@ def _metric_configs(blessing: BlessingConfig) -> List[tfma.MetricConfig]:
         "ConfusionMatrixAtThresholds": tfma.MetricConfig(
             class_name="ConfusionMatrixAtThresholds", config=json.dumps({"thresholds": [threshold]})
         ),
-        **{
-            name: tfma.MetricConfig(class_name=name)
-            for name in ("BinaryCrossEntropy", "Calibration", "CalibrationPlot")
-        },
+        "FrameLogLoss": tfma.MetricConfig(
+            class_name=frame_metrics.FrameLogLoss.__name__, module=frame_metrics.__name__
+        ),
+        **{name: tfma.MetricConfig(class_name=name) for name in ("Calibration", "CalibrationPlot")},
     }
     _add_slice_thresholds(metrics, blessing)
     return [*metrics.values(), *_video_configs(blessing)]
