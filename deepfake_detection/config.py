@@ -66,6 +66,10 @@ QUALITY_EPOCHS = 40
 QUALITY_EARLY_STOPPING_PATIENCE = 8
 LOCAL_SPLIT_BUCKETS = {"train": 6, "eval": 2, "test": 2}
 
+# A fingerprint of the code the custom components run, in their properties (local runs): TFX's cache keys
+# on properties and inputs, not on code, and would otherwise reuse a Trainer's model after its code changed.
+CODE_VERSION_KEY = "code_version"
+
 # Feature keys of a face example (one face crop of one sampled frame).
 IMAGE_KEY = "image"
 LABEL_KEY = "label"

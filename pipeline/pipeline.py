@@ -44,6 +44,9 @@ class PipelineSettings:
     The per-run knobs `epochs`, `tuner_trials`, `min_auc` and `max_auc_drop`
     are values or Kubeflow `RuntimeParameter`s; `epochs`, `min_auc` and
     `max_auc_drop` left at None keep `training_settings`' and `blessing`'s.
+    `code_version` (a fingerprint of the code, bound by the local runner) goes
+    into the ingest's and the Trainers' properties, so TFX's cache, which keys
+    on properties and inputs, reruns them when the code changes.
     """
 
     backbones: Sequence[str] = ()
@@ -57,6 +60,7 @@ class PipelineSettings:
     tuner_trials: Setting = 0
     min_auc: Setting = None
     max_auc_drop: Setting = None
+    code_version: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.evaluation_split not in config.SPLIT_NAMES:
@@ -116,9 +120,12 @@ def _data_nodes(
     layout: str,
     ingest_config: Optional[IngestConfig],
     schema_path: str,
+    code_version: Optional[str] = None,
 ) -> List[BaseNode]:
     """Videos -> examples -> statistics -> validation against the curated schema -> the gate (last)."""
-    example_gen = VideoExampleGen(input_base=data_root, layout=layout, ingest_config=ingest_config)
+    example_gen = VideoExampleGen(
+        input_base=data_root, layout=layout, ingest_config=ingest_config, code_version=code_version
+    )
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
@@ -226,6 +233,8 @@ def _training_branch(
     temporal = get_backbone(name).temporal
     inputs = clip_examples if temporal else examples
     custom_config: Dict[str, Any] = {**backbone_settings, "backbone": name}
+    if settings.code_version:
+        custom_config[config.CODE_VERSION_KEY] = settings.code_version
     train_args = tfx.proto.TrainArgs(splits=[config.TRAIN_SPLIT])
     eval_args = tfx.proto.EvalArgs(splits=[config.EVAL_SPLIT])
     tuner, hyperparameters = None, None
@@ -297,7 +306,7 @@ def create_pipeline(
     `<serving_model_dir>/<name>/` when blessed. `settings` holds the rest.
     """
     settings = settings or PipelineSettings()
-    data = _data_nodes(data_root, settings.layout, settings.ingest_config, schema_path)
+    data = _data_nodes(data_root, settings.layout, settings.ingest_config, schema_path, settings.code_version)
     example_gen, anomaly_gate = data[0], data[-1]
     channels = (example_gen.outputs["examples"], example_gen.outputs["clip_examples"], anomaly_gate)
     return tfx.dsl.Pipeline(

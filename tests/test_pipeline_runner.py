@@ -128,3 +128,19 @@ def test_the_quality_preset_trains_longer(monkeypatch, tmp_path, flags, epochs, 
     argv = ["local", "--data-root", str(tmp_path), "--output-dir", str(tmp_path / "out"), *flags]
     training = _settings_of(monkeypatch, argv).training_settings["*"]
     assert (training["epochs"], training["early_stopping_patience"]) == (epochs, patience)
+
+
+def test_the_main_job_binds_a_code_version_that_changes_with_the_code(monkeypatch, tmp_path):
+    from pipeline.runners import local
+
+    argv = ["local", "--data-root", str(tmp_path), "--output-dir", str(tmp_path / "out")]
+    assert _settings_of(monkeypatch, argv).code_version == local.code_fingerprint()
+    package = tmp_path / "package"
+    (package / "sub").mkdir(parents=True)
+    (package / "sub" / "model.py").write_text("LAYERS = 3\n")
+    (package / "notes.txt").write_text("not code")
+    before = local.code_fingerprint([str(package)])
+    (package / "notes.txt").write_text("still not code")
+    assert local.code_fingerprint([str(package)]) == before
+    (package / "sub" / "model.py").write_text("LAYERS = 4\n")
+    assert local.code_fingerprint([str(package)]) != before

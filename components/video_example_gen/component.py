@@ -13,6 +13,7 @@ from tfx.orchestration import data_types
 from tfx.types import component_spec, standard_artifacts
 
 from components.video_example_gen import executor
+from deepfake_detection import config
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import LAYOUT_AUTO
 
@@ -35,6 +36,7 @@ class VideoExampleGenSpec(types.ComponentSpec):
         INPUT_BASE_KEY: component_spec.ExecutionParameter(type=str),
         LAYOUT_KEY: component_spec.ExecutionParameter(type=str),
         INGEST_CONFIG_KEY: component_spec.ExecutionParameter(type=str),
+        config.CODE_VERSION_KEY: component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {
@@ -55,11 +57,13 @@ class VideoExampleGen(base_beam_component.BaseBeamComponent):
         input_base: Union[str, data_types.RuntimeParameter],
         layout: str = LAYOUT_AUTO,
         ingest_config: Optional[IngestConfig] = None,
+        code_version: Optional[str] = None,
     ):
         spec = VideoExampleGenSpec(
             input_base=input_base,
             layout=layout,
             ingest_config=(ingest_config or IngestConfig()).to_json(),
+            code_version=code_version,
             examples=types.Channel(type=standard_artifacts.Examples),
             clip_examples=types.Channel(type=standard_artifacts.Examples),
             ingest_report=types.Channel(type=IngestReport),

@@ -69,6 +69,7 @@ class TrainingConfig:
     @classmethod
     def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> "TrainingConfig":
         values = dict(custom_config or {})
+        values.pop(config.CODE_VERSION_KEY, None)  # identifies the code for TFX's cache; no training setting
         for name in ("fusion_backbones", "held_out_manipulations"):
             if name in values:
                 if isinstance(values[name], (str, bytes)):

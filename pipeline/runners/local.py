@@ -1,9 +1,10 @@
 """`pipeline_runner.py local`: the main job, the whole pipeline on LocalDagRunner, SQLite ML Metadata, DirectRunner."""
 
 import argparse
+import hashlib
 import json
 import os
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from deepfake_detection import config
 from pipeline.runners import OUTPUT_DIR, SERVING_MODELS_DIR, beam, flags
@@ -94,6 +95,25 @@ def _training_settings(args: argparse.Namespace) -> dict:
     return settings
 
 
+# The packages whose code the custom components and the Trainer's module run.
+_PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COMPONENT_CODE = tuple(os.path.join(_PROJECT_DIR, package) for package in ("deepfake_detection", "components"))
+
+
+def code_fingerprint(packages: Sequence[str] = COMPONENT_CODE) -> str:
+    """A digest of every Python file under `packages` (paths and contents): changes with any edit of that code."""
+    digest = hashlib.sha256()
+    for package in packages:
+        for folder, subfolders, files in sorted(os.walk(package)):
+            subfolders.sort()
+            for name in sorted(f for f in files if f.endswith(".py")):
+                path = os.path.join(folder, name)
+                digest.update(os.path.relpath(path, os.path.dirname(package)).encode() + b"\0")
+                with open(path, "rb") as f:
+                    digest.update(f.read() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def _local_min_unseen_auc(args: argparse.Namespace) -> Optional[float]:
     """The bound on unseen manipulation kinds: the flag, else the main job's whenever training leaves kinds unseen."""
     if args.min_unseen_auc is not None:
@@ -138,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             evaluation_split=args.evaluation_split,
             tuner_trials=args.tuner_trials,
+            code_version=code_fingerprint(),
         ),
         beam_pipeline_args=beam.beam_args("direct", args.direct_num_workers),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),

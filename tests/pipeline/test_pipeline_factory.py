@@ -8,6 +8,7 @@ from tfx.dsl.compiler import compiler
 from tfx.utils import proto_utils
 
 from deepfake_detection.evaluation.eval_config import BlessingConfig
+from deepfake_detection.models.training import TrainingConfig
 from pipeline.pipeline import PipelineSettings, create_pipeline
 
 
@@ -172,3 +173,15 @@ def test_by_default_every_kind_is_unseen_and_an_unbounded_model_may_have_seen_th
         )
     with pytest.raises(ValueError, match="fake source 'gan'"):
         _pipeline(backbones=["meso4"], training_settings={"*": {"fake_source": "gan"}})
+
+
+def test_the_code_version_reaches_the_ingest_and_trainer_properties_and_no_training_setting():
+    pipeline = _pipeline(backbones=["meso4"], tuner_trials=1, code_version="abc123")
+    nodes = {node.id: node for node in pipeline.components}
+    assert nodes["VideoExampleGen"].exec_properties["code_version"] == "abc123"
+    for node_id in ("Tuner.meso4", "Trainer.meso4"):
+        custom_config = json.loads(nodes[node_id].exec_properties["custom_config"])
+        assert custom_config["code_version"] == "abc123"
+        assert TrainingConfig.from_custom_config(custom_config).backbone == "meso4"
+    unversioned = {node.id: node for node in _pipeline(backbones=["meso4"]).components}
+    assert "code_version" not in json.loads(unversioned["Trainer.meso4"].exec_properties["custom_config"])
