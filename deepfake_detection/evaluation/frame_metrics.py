@@ -8,9 +8,10 @@ and `video_scores.log_loss` do and reports under TFMA's name,
 `binary_crossentropy`, so the report and any threshold read it unchanged.
 """
 
-from typing import Iterable, List, Optional
+from typing import Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
+import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
@@ -43,8 +44,8 @@ def _log_loss(
     return [metric_types.MetricComputation(keys=[key], preprocessors=None, combiner=combiner)]
 
 
-class _LogLossCombiner(beam.CombineFn):
-    """Accumulates [sum of weighted losses, sum of weights]."""
+class OutputCombiner(beam.CombineFn):
+    """A combiner of one model output's (label, prediction, example weight) per example, for `key`."""
 
     def __init__(
         self,
@@ -52,7 +53,7 @@ class _LogLossCombiner(beam.CombineFn):
         eval_config: Optional[config_pb2.EvalConfig],
         model_name: str,
         output_name: str,
-        example_weighted: bool,
+        example_weighted: bool = False,
     ):
         self._key = key
         self._eval_config = eval_config
@@ -60,10 +61,7 @@ class _LogLossCombiner(beam.CombineFn):
         self._output_name = output_name
         self._example_weighted = example_weighted
 
-    def create_accumulator(self) -> List[float]:
-        return [0.0, 0.0]
-
-    def add_input(self, totals: List[float], element: metric_types.StandardMetricInputs) -> List[float]:
+    def labelled(self, element: metric_types.StandardMetricInputs) -> Iterator[Tuple[float, float, float]]:
         for label, prediction, weight in metric_util.to_label_prediction_example_weight(
             element,
             eval_config=self._eval_config,
@@ -71,8 +69,18 @@ class _LogLossCombiner(beam.CombineFn):
             output_name=self._output_name,
             example_weighted=self._example_weighted,
         ):
-            weight = float(weight)
-            totals[0] += weight * video_scores.log_loss(prediction, label)
+            yield float(label), float(prediction), float(weight)
+
+
+class _LogLossCombiner(OutputCombiner):
+    """Accumulates [sum of weighted losses, sum of weights]."""
+
+    def create_accumulator(self) -> List[float]:
+        return [0.0, 0.0]
+
+    def add_input(self, totals: List[float], element: metric_types.StandardMetricInputs) -> List[float]:
+        for label, prediction, weight in self.labelled(element):
+            totals[0] += weight * video_scores.log_loss(np.array([prediction]), np.array([label]))
             totals[1] += weight
         return totals
 

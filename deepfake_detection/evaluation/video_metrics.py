@@ -19,7 +19,7 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
 from deepfake_detection import config
-from deepfake_detection.evaluation import cross_generator, video_scores
+from deepfake_detection.evaluation import cross_generator, frame_metrics, video_scores
 
 VIDEO_METRICS_NAME = "video"
 AUC = "auc"
@@ -157,7 +157,7 @@ def _optional(element: metric_types.StandardMetricInputs, key: str) -> Optional[
     return str(_first(element.features[key])) if key in element.features else None
 
 
-class _VideoAccumulator(beam.CombineFn):
+class _VideoAccumulator(frame_metrics.OutputCombiner):
     """Gathers each video's label, provenance and face scores per track; subclasses turn them into metrics."""
 
     def __init__(
@@ -168,10 +168,7 @@ class _VideoAccumulator(beam.CombineFn):
         output_name: str,
         rule: str,
     ):
-        self._key = key
-        self._eval_config = eval_config
-        self._model_name = model_name
-        self._output_name = output_name
+        super().__init__(key, eval_config, model_name, output_name)
         self._rule = rule
 
     def create_accumulator(self) -> Dict[str, _Video]:
@@ -180,17 +177,15 @@ class _VideoAccumulator(beam.CombineFn):
     def add_input(self, videos: Dict[str, _Video], element: metric_types.StandardMetricInputs) -> Dict[str, _Video]:
         video_id = _first(element.features[config.VIDEO_ID_KEY])
         track_id = int(_first(element.features[config.TRACK_ID_KEY]))
-        for label, prediction, _ in metric_util.to_label_prediction_example_weight(
-            element, eval_config=self._eval_config, model_name=self._model_name, output_name=self._output_name
-        ):
+        for label, prediction, _ in self.labelled(element):
             video = videos.get(video_id)
             if video is None:
                 video = videos[video_id] = _Video(
-                    float(label),
+                    label,
                     _optional(element, config.MANIPULATION_KEY),
                     _optional(element, config.COMPRESSION_KEY),
                 )
-            video.tracks.setdefault(track_id, []).append(float(prediction))
+            video.tracks.setdefault(track_id, []).append(prediction)
         return videos
 
     def merge_accumulators(self, accumulators: Iterable[Dict[str, _Video]]) -> Dict[str, _Video]:
