@@ -11,7 +11,6 @@ and `video_scores.log_loss` do and reports under TFMA's name,
 from typing import Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
-import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
@@ -62,6 +61,7 @@ class OutputCombiner(beam.CombineFn):
         self._example_weighted = example_weighted
 
     def labelled(self, element: metric_types.StandardMetricInputs) -> Iterator[Tuple[float, float, float]]:
+        """(label, prediction, example weight) of each of the element's outputs, as floats."""
         for label, prediction, weight in metric_util.to_label_prediction_example_weight(
             element,
             eval_config=self._eval_config,
@@ -80,7 +80,7 @@ class _LogLossCombiner(OutputCombiner):
 
     def add_input(self, totals: List[float], element: metric_types.StandardMetricInputs) -> List[float]:
         for label, prediction, weight in self.labelled(element):
-            totals[0] += weight * video_scores.log_loss(np.array([prediction]), np.array([label]))
+            totals[0] += weight * video_scores.log_loss(prediction, label)
             totals[1] += weight
         return totals
 

@@ -8,6 +8,7 @@ pushed models), `kubeflow` (compile, submit, schedule); Beam presets are in
 
 import os
 
-# The checkout's outputs/ folder: artifacts, metadata, pushed models and serving configs.
-OUTPUT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "outputs")
+# The checkout, and its outputs/ folder: artifacts, metadata, pushed models and serving configs.
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUTPUT_DIR = os.path.join(PROJECT_DIR, "outputs")
 SERVING_MODELS_DIR = "serving_models"

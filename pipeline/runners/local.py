@@ -7,7 +7,7 @@ import os
 from typing import List, Optional, Sequence
 
 from deepfake_detection import config
-from pipeline.runners import OUTPUT_DIR, SERVING_MODELS_DIR, beam, flags
+from pipeline.runners import OUTPUT_DIR, PROJECT_DIR, SERVING_MODELS_DIR, beam, flags
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -96,16 +96,14 @@ def _training_settings(args: argparse.Namespace) -> dict:
 
 
 # The packages whose code the custom components and the Trainer's module run.
-_PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMPONENT_CODE = tuple(os.path.join(_PROJECT_DIR, package) for package in ("deepfake_detection", "components"))
+COMPONENT_CODE = tuple(os.path.join(PROJECT_DIR, package) for package in ("deepfake_detection", "components"))
 
 
 def code_fingerprint(packages: Sequence[str] = COMPONENT_CODE) -> str:
     """A digest of every Python file under `packages` (paths and contents): changes with any edit of that code."""
     digest = hashlib.sha256()
     for package in packages:
-        for folder, subfolders, files in sorted(os.walk(package)):
-            subfolders.sort()
+        for folder, _, files in sorted(os.walk(package)):
             for name in sorted(f for f in files if f.endswith(".py")):
                 path = os.path.join(folder, name)
                 digest.update(os.path.relpath(path, os.path.dirname(package)).encode() + b"\0")
