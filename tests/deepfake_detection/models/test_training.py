@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from deepfake_detection import config
-from deepfake_detection.models.training import TrainingConfig, WeightAverage, callbacks, compile_model
+from deepfake_detection.models.training import (
+    TrainingConfig,
+    WeightAverage,
+    callbacks,
+    compile_model,
+    cpu_has_bfloat16_units,
+)
 
 
 class _EpochEndWeights(keras.callbacks.Callback):
@@ -78,3 +84,21 @@ def test_batch_norm_statistics_are_averaged_with_the_weights(tmp_path):
     raw = next(a for a, w in zip(average._average, average._weights, strict=True) if w is moving_mean)
     assert not np.allclose(moving_mean.numpy(), raw.numpy())
     assert np.all(np.abs(moving_mean.numpy()) < np.abs(x.mean(axis=0)) + 1e-6)  # averaged from its zero start
+
+
+@pytest.mark.parametrize(
+    "flags, native",
+    [
+        ("fpu sse2 avx512f amx_bf16 amx_tile", True),  # Intel Sapphire Rapids
+        ("fpu sse2 avx512f avx512_bf16", True),  # AMD Zen 4
+        ("fpu sse2 avx2 avx512f avx512_vnni", False),  # no bfloat16 arithmetic: emulated, slower than float32
+    ],
+)
+def test_bfloat16_training_follows_the_cpus_native_bfloat16_units(tmp_path, flags, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: some CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert cpu_has_bfloat16_units(str(cpuinfo)) is native
+
+
+def test_an_unreadable_cpuinfo_means_float32(tmp_path):
+    assert cpu_has_bfloat16_units(str(tmp_path / "absent")) is False
