@@ -134,14 +134,32 @@ def winner_recipe(folder: str, output: str) -> None:
 
 
 def run_process(command: list) -> dict:
-    """Runs a command to its end; wall time, cpu time and peak memory of its largest process."""
+    """Runs a command to its end; wall time, cpu time and peak memory of its largest process.
+
+    The command starts from a small launcher (this script's `--measure`), not
+    from this process: Linux carries a process's peak memory across exec, so
+    a child started from the bench would count the bench's own pages (the
+    bench videos it made, then TensorFlow) as its peak.
+    """
+    with tempfile.TemporaryDirectory() as work:
+        result = os.path.join(work, "usage.json")
+        launcher = [sys.executable, os.path.abspath(__file__), "--measure", result, *command]
+        process = subprocess.run(launcher, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+        if process.returncode != 0:
+            raise RuntimeError(f"{command[:3]} failed: {process.stderr.decode()[-2000:]}")
+        with open(result) as f:
+            return json.load(f)
+
+
+def measure(result_path: str, command: list) -> None:
+    """The launcher: runs `command`, writes its wall time, cpu time and largest process's peak, exits as it did."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    process = subprocess.Popen(command, cwd=ROOT)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
-    if status != 0:
-        raise RuntimeError(f"{command[:3]} failed: {process.stderr.read().decode()[-2000:]}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024}
+    with open(result_path, "w") as f:
+        json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024}, f)
+    sys.exit(os.waitstatus_to_exitcode(status))
 
 
 def ingest_boxes(output: str) -> dict:
@@ -212,7 +230,10 @@ def main() -> None:
         "--copies", type=int, default=1, help="ingest each video this many times (start-up costs amortised)"
     )
     parser.add_argument("--winner", nargs=2, metavar=("VIDEOS", "OUTPUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", metavar="RESULT", help=argparse.SUPPRESS)
     parser.add_argument("ingest_flags", nargs="*", help="extra flags for pipeline_runner.py ingest")
+    if sys.argv[1:2] == ["--measure"]:
+        measure(sys.argv[2], sys.argv[3:])
     args = parser.parse_args()
     if args.winner:
         winner_recipe(*args.winner)
@@ -237,8 +258,6 @@ def main() -> None:
                     command = [sys.executable, os.path.abspath(__file__), "--winner", folder, output]
                 runs[name].append(run_process(command))
                 print(f"  pair {pair + 1} {name}: {runs[name][-1]['wall']:.1f} s", flush=True)
-        # TensorFlow enters this process only now: a child forked from a large
-        # process would count the parent's pages in its peak memory.
         with open(os.path.join(outputs["winner"], "boxes.json")) as f:
             found = {"ingest": ingest_boxes(outputs["ingest"]), "winner": json.load(f)}
         report(runs, found, reference_boxes(folder))
