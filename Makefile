@@ -14,6 +14,17 @@ export PYTHONWARNINGS := ignore::FutureWarning
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: install run test lint bench clean
+.DEFAULT_GOAL := install
+
+# Debian's Chromium for the browser test (Playwright drives it; nothing is downloaded by Playwright).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+# Debian's PostgreSQL server for the history tests (each test run starts and deletes its own cluster).
+POSTGRES := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) /usr/lib/postgresql/15/bin/initdb)
+$(POSTGRES):
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
 
 install: $(STAMP) $(INFRA_STAMP) $(CHROMIUM) $(POSTGRES)
 
@@ -29,16 +40,6 @@ $(INFRA_STAMP): infra/requirements.txt infra/constraints.txt
 	@test -x $(INFRA_VENV)/bin/python || $(PYTHON310) -m venv $(INFRA_VENV)
 	$(INFRA_VENV)/bin/python -m pip install --quiet -c infra/constraints.txt -r infra/requirements.txt
 	@touch $(INFRA_STAMP)
-
-# Debian's Chromium for the browser test (Playwright drives it; nothing is downloaded by Playwright).
-CHROMIUM := /usr/bin/chromium
-$(CHROMIUM):
-	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
-
-# Debian's PostgreSQL server for the history tests (each test run starts and deletes its own cluster).
-POSTGRES := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) /usr/lib/postgresql/15/bin/initdb)
-$(POSTGRES):
-	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
 
 run: $(STAMP)
 	$(VENV)/bin/python pipeline_runner.py local
