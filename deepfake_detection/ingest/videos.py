@@ -7,8 +7,10 @@ a folder of broken files completes and its report lists each of them.
 
 import dataclasses
 import logging
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
@@ -70,28 +72,36 @@ def ingest_video(record: VideoRecord, detector: FaceDetector, ingest_config: Ing
     return _detect_stage(record, detector, ingest_config, lambda: sample_frames(record.path, ingest_config))()
 
 
+Reader = Callable[[str, IngestConfig], Decoded]
+
+
 def ingest_videos(
-    records: Sequence[VideoRecord], detector: FaceDetector, ingest_config: IngestConfig
+    records: Sequence[VideoRecord],
+    detector: FaceDetector,
+    ingest_config: IngestConfig,
+    read_timeout_s: float = config.VIDEO_TIMEOUT_S,
+    reader: Reader = sample_frames,
 ) -> Iterator[VideoResult]:
     """`ingest_video` over several videos in order, with both cores busy.
 
     Face detection (MTCNN, holding the GIL for much of its time) runs on this
-    thread; a helper thread reads the next video's frames and crops and
-    encodes the previous video's faces, work that OpenCV does outside the GIL.
-    At most three videos' frames are held at once.
+    thread; a reader thread reads the next video's frames while a helper
+    thread crops and encodes the previous video's faces, work that OpenCV
+    does outside the GIL. At most three videos' frames are held at once.
+    A video whose frames are not read within `read_timeout_s` (a hung
+    decoder) is reported `unreadable` and the run goes on without it.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-helper") as helper:
 
-        def read_ahead(position: int) -> Optional[Future]:
+        def read_ahead(position: int) -> Optional[Callable[[], Decoded]]:
             if position >= len(records) or records[position].reject_reason:
                 return None
-            return helper.submit(sample_frames, records[position].path, ingest_config)
+            return _read_in_background(reader, records[position].path, ingest_config, read_timeout_s)
 
         ahead, finishing = read_ahead(0), None
         for position, record in enumerate(records):
             current, ahead = ahead, read_ahead(position + 1)
-            read = current.result if current else lambda: sample_frames(record.path, ingest_config)  # noqa: B023
-            finish = _detect_stage(record, detector, ingest_config, read)
+            finish = _detect_stage(record, detector, ingest_config, current)
             if finishing is not None:
                 yield finishing.result()
             finishing = helper.submit(finish)
@@ -99,10 +109,42 @@ def ingest_videos(
             yield finishing.result()
 
 
+def _read_in_background(
+    reader: Reader, path: str, ingest_config: IngestConfig, timeout_s: float
+) -> Callable[[], Decoded]:
+    """Starts reading `path` on a daemon thread; returns the wait for its frames, at most `timeout_s` from now.
+
+    A decoder that never returns cannot be stopped from Python: on its own
+    daemon thread it holds only that thread, never the ingest or the exit
+    of the process (a pool's threads would be joined at exit, forever).
+    """
+    future: Future = Future()
+    deadline = time.monotonic() + timeout_s
+
+    def read() -> None:
+        try:
+            future.set_result(reader(path, ingest_config))
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread, which decides
+            future.set_exception(e)
+
+    threading.Thread(target=read, name="ingest-reader", daemon=True).start()
+
+    def frames() -> Decoded:
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeoutError:
+            reason = f"frames still not read after {timeout_s:g} s (a hung decoder?); left behind"
+            raise VideoError(config.STATUS_UNREADABLE, reason) from None
+
+    return frames
+
+
 def _detect_stage(
-    record: VideoRecord, detector: FaceDetector, ingest_config: IngestConfig, read: Callable[[], Decoded]
+    record: VideoRecord, detector: FaceDetector, ingest_config: IngestConfig, read: Optional[Callable[[], Decoded]]
 ) -> Finish:
     """Reads (or takes the frames read ahead) and detects; returns the step that finishes the video's result.
+
+    `read` is None only for a rejected record, which is never read.
 
     An error in either step ends in the video's report row, never raised.
     """
