@@ -1,7 +1,10 @@
 """Serving overhead: REST and gRPC through the model server against the in-process SavedModel call.
 
 In one run, for batches of 1, 8 and 32 face crops (JPEG, 256 px, real photo
-texture), calls the same SavedModel three ways, sequentially:
+texture), calls the same SavedModel three ways, one request at a time, in
+alternating blocks (a few requests on each path in turn, the first of each
+block untimed so every path is timed warm), so a slow spell of the machine
+falls on all three paths alike rather than on whichever ran then:
 - in process: the `serving_default` signature of `tf.saved_model.load`;
 - gRPC: `PredictionService.Predict` through tensorflow-serving-api's stubs;
 - REST: `:predict` in the row format with base64 images.
@@ -19,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable, Dict
 
 import numpy as np
 import tensorflow as tf
@@ -55,15 +59,24 @@ def export_bench_model(export_dir: str, input_size: int, backbone: str = config.
     export.export_saved_model(get_backbone(backbone).build(ModelSettings(input_size=input_size), {}), export_dir)
 
 
-def measure(predict, images: list, requests: int) -> np.ndarray:
-    for _ in range(3):
-        predict(images)
-    latencies = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        predict(images)
-        latencies.append(time.perf_counter() - started)
-    return np.array(latencies)
+# Timed requests per path in each block; each block starts with one untimed request.
+BLOCK_REQUESTS = 5
+
+
+def measure(paths: Dict[str, Callable[[list], object]], images: list, requests: int) -> Dict[str, np.ndarray]:
+    """Latencies of `requests` calls per path, taken in alternating blocks of BLOCK_REQUESTS."""
+    for predict in paths.values():
+        for _ in range(3):
+            predict(images)
+    latencies: Dict[str, list] = {name: [] for name in paths}
+    while any(len(times) < requests for times in latencies.values()):
+        for name, predict in paths.items():
+            predict(images)
+            for _ in range(min(BLOCK_REQUESTS, requests - len(latencies[name]))):
+                started = time.perf_counter()
+                predict(images)
+                latencies[name].append(time.perf_counter() - started)
+    return {name: np.array(times) for name, times in latencies.items()}
 
 
 def free_port() -> int:
@@ -112,13 +125,15 @@ def run(server_name: str, model_dir: str, grpc_port: int, rest_port: int, reques
         "gRPC": GrpcClient(f"127.0.0.1:{grpc_port}", target).predict,
         "REST": RestClient(f"http://127.0.0.1:{rest_port}", target).predict,
     }
-    print(f"Server: {os.path.basename(server_name)}; model {model_dir}; {requests} sequential requests per cell")
+    print(
+        f"Server: {os.path.basename(server_name)}; model {model_dir}; {requests} sequential requests per cell, "
+        f"in alternating blocks of {BLOCK_REQUESTS}"
+    )
     print(f"{'batch':>5}  {'path':<10} {'p50 ms':>8} {'p99 ms':>8} {'images/s':>9} {'p50 / in-process':>17}")
     for batch in BATCH_SIZES:
         images = face_batch(batch)
         baseline = None
-        for name, predict in paths.items():
-            latencies = measure(predict, images, requests)
+        for name, latencies in measure(paths, images, requests).items():
             p50, p99 = np.percentile(latencies, [50, 99]) * 1000
             baseline = baseline or p50
             rate = batch * len(latencies) / latencies.sum()
