@@ -12,7 +12,9 @@ For each backbone, trains the same number of steps three times in one run:
   tf.data worker threads).
 The ratio (trainer path / in memory) near 1 means the input pipeline is not the
 bottleneck; (self-blended / trainer path) near 1 means making pseudo-fakes does
-not starve training. This machine's throughput swings up to 2x between
+not starve training. The blend's own cost (milliseconds per real face and its
+pseudo-fake, on one thread, in the Trainer's groups) is printed beside it: it
+is steadier than the ratio, which moves with the machine's load. This machine's throughput swings up to 2x between
 minutes, so the paths are measured in turn for `--rounds` rounds and each
 figure is the median of its rounds.
 
@@ -30,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepfake_detection import config
-from deepfake_detection.models import data
+from deepfake_detection.models import data, self_blend
 from deepfake_detection.models.training import TrainingConfig, build_and_compile
 
 # Where MTCNN puts the five landmarks of a centred face crop (fractions of the crop).
@@ -81,6 +83,21 @@ def images_per_second(model, steps: int, batch_size: int, warm_up: int, **fit_kw
     return steps * batch_size / (clock.ended - clock.started)
 
 
+def blend_ms_per_pair(pixels: np.ndarray, size: int, rounds: int, groups: int = 40) -> float:
+    """Median over `rounds` of the time `self_blend.blend_batch` takes per pair, on groups of the Trainer's size."""
+    group = data.BLEND_GROUP
+    faces = tf.cast(tf.round(tf.image.resize(pixels[:group], [size, size])), tf.uint8).numpy()
+    landmarks = np.tile(np.array(_LANDMARKS, np.float32), (group, 1))
+    real = np.ones(group, bool)
+    timings = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for index in range(groups):
+            self_blend.blend_batch(faces, landmarks, real, np.array([0, index]))
+        timings.append((time.perf_counter() - started) * 1e3 / (groups * group))
+    return statistics.median(timings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbones", default="blend_resnet,meso4,compact_cnn")
@@ -99,7 +116,7 @@ def main() -> None:
         labels = (np.arange(args.examples) % 2).astype(np.float32)
         print(
             f"{'backbone':<16} {'decoding img/s':>15} {'trainer path img/s':>19} {'in memory img/s':>16} {'ratio':>6}"
-            f" {'self-blended img/s':>19} {'ratio':>6}"
+            f" {'self-blended img/s':>19} {'ratio':>6} {'blend ms/pair':>14}"
         )
         self_blended = data.FakeSource(config.FAKE_SOURCE_SELF_BLENDED)
         for name in args.backbones.split(","):
@@ -129,6 +146,7 @@ def main() -> None:
             print(
                 f"{name:<16} {rate['decoding']:15.1f} {rate['trainer']:19.1f} {rate['memory']:16.1f}"
                 f" {cache_ratio:6.2f} {rate['blended']:19.1f} {blend_ratio:6.2f}"
+                f" {blend_ms_per_pair(pixels, size, args.rounds):14.2f}"
             )
 
 

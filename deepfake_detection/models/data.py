@@ -133,13 +133,13 @@ def _kept(element: Dict[str, tf.Tensor], source: FakeSource) -> tf.Tensor:
 
 
 # Faces blended together: a cross-blend's partner is another real face of the same group.
-_BLEND_GROUP = 8
+BLEND_GROUP = 8
 
 
 def _with_self_blends(elements: tf.data.Dataset, source: FakeSource) -> tf.data.Dataset:
     """Each real face followed by its pseudo-fake; a dataset fake (with `both`) passes through post-processed.
 
-    Faces are blended in groups of `_BLEND_GROUP` (partners for cross-blends),
+    Faces are blended in groups of `BLEND_GROUP` (partners for cross-blends),
     and the n-th group is seeded by (seed, n): the same run draws the same
     pseudo-fakes.
     """
@@ -157,7 +157,7 @@ def _with_self_blends(elements: tf.data.Dataset, source: FakeSource) -> tf.data.
         return images, labels, keep
 
     return (
-        elements.batch(_BLEND_GROUP)
+        elements.batch(BLEND_GROUP)
         .enumerate()
         .map(pairs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(4)

@@ -202,13 +202,18 @@ def postprocess(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     images = _rerendered(np.asarray(images), rng)
     quality = int(rng.integers(40, 101)) if rng.random() < 0.5 else None
     flip = rng.random() < 0.5
-    out = []
-    for image in images:
+    out = np.empty_like(images)
+    for image, slot in zip(images, out, strict=True):
         if quality is not None:
-            _, encoded = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-            image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1]
-        out.append(image[:, ::-1] if flip else image)
-    return np.stack(out)
+            _, encoded = cv2.imencode(
+                ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+            )
+            image = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        if flip:
+            cv2.flip(image, 1, dst=slot)
+        else:
+            slot[...] = image
+    return out
 
 
 def _pseudo_fake(
