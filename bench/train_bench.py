@@ -14,9 +14,10 @@ The ratio (trainer path / in memory) near 1 means the input pipeline is not the
 bottleneck; (self-blended / trainer path) near 1 means making pseudo-fakes does
 not starve training. The blend's own cost (milliseconds per real face and its
 pseudo-fake, on one thread, in the Trainer's groups) is printed beside it: it
-is steadier than the ratio, which moves with the machine's load. This machine's throughput swings up to 2x between
-minutes, so the paths are measured in turn for `--rounds` rounds and each
-figure is the median of its rounds.
+is steadier than the ratio, which moves with the machine's load. This
+machine's throughput swings up to 2x between minutes, so the paths are
+measured in turn for `--rounds` rounds and each figure is the median of its
+rounds.
 
     python bench/train_bench.py [--backbones blend_resnet,meso4] [--steps 30] [--batch-size 16] [--rounds 3]
 """
@@ -83,10 +84,10 @@ def images_per_second(model, steps: int, batch_size: int, warm_up: int, **fit_kw
     return steps * batch_size / (clock.ended - clock.started)
 
 
-def blend_ms_per_pair(pixels: np.ndarray, size: int, rounds: int, groups: int = 40) -> float:
+def blend_ms_per_pair(resized: tf.Tensor, rounds: int, groups: int = 40) -> float:
     """Median over `rounds` of the time `self_blend.blend_batch` takes per pair, on groups of the Trainer's size."""
     group = data.BLEND_GROUP
-    faces = tf.cast(tf.round(tf.image.resize(pixels[:group], [size, size])), tf.uint8).numpy()
+    faces = tf.cast(tf.round(resized[:group]), tf.uint8).numpy()
     landmarks = np.tile(np.array(_LANDMARKS, np.float32), (group, 1))
     real = np.ones(group, bool)
     timings = []
@@ -146,7 +147,7 @@ def main() -> None:
             print(
                 f"{name:<16} {rate['decoding']:15.1f} {rate['trainer']:19.1f} {rate['memory']:16.1f}"
                 f" {cache_ratio:6.2f} {rate['blended']:19.1f} {blend_ratio:6.2f}"
-                f" {blend_ms_per_pair(pixels, size, args.rounds):14.2f}"
+                f" {blend_ms_per_pair(resized, args.rounds):14.2f}"
             )
 
 

@@ -34,26 +34,24 @@ def face_axes(landmarks: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float, flo
     return np.array([ax, ay]), np.array([dx, dy]), eye_distance, mouth_distance
 
 
-# The inner face's outline: each point is a landmark (or the mouth's centre) moved across the face by a
-# multiple of the eye distance and down it by a multiple of the eye-to-mouth distance. Points: brows (the
-# forehead's height is a parameter), temples, cheeks, jaw, chin.
-_OUTLINE_ANCHORS = np.array(
+# The inner face's outline, one row per point: weights of the five landmarks it starts from, then how far it
+# moves across the face (eye distances), down it (eye-to-mouth distances) and up by the `forehead` setting.
+_OUTLINE = np.array(
     [
-        [1, 0, 0, 0, 0],
-        [0, 1, 0, 0, 0],
-        [1, 0, 0, 0, 0],
-        [0, 1, 0, 0, 0],
-        [0, 0, 0, 1, 0],
-        [0, 0, 0, 0, 1],
-        [0, 0, 0, 1, 0],
-        [0, 0, 0, 0, 1],
-        [0, 0, 0, 0.5, 0.5],
+        # left eye, right eye, nose, mouth left, mouth right | across | down | forehead
+        [1, 0, 0, 0, 0, -0.25, 0.0, 1],  # left brow
+        [0, 1, 0, 0, 0, 0.25, 0.0, 1],  # right brow
+        [1, 0, 0, 0, 0, -0.6, 0.1, 0],  # left temple
+        [0, 1, 0, 0, 0, 0.6, 0.1, 0],  # right temple
+        [0, 0, 0, 1, 0, -0.45, 0.1, 0],  # left cheek
+        [0, 0, 0, 0, 1, 0.45, 0.1, 0],  # right cheek
+        [0, 0, 0, 1, 0, -0.15, 0.6, 0],  # left jaw
+        [0, 0, 0, 0, 1, 0.15, 0.6, 0],  # right jaw
+        [0, 0, 0, 0.5, 0.5, 0.0, 0.8, 0],  # chin
     ],
     np.float64,
 )
-_OUTLINE_ACROSS = np.array([-0.25, 0.25, -0.6, 0.6, -0.45, 0.45, -0.15, 0.15, 0.0])[:, None]
-_OUTLINE_DOWN = np.array([0.0, 0.0, 0.1, 0.1, 0.1, 0.1, 0.6, 0.6, 0.8])[:, None]
-_OUTLINE_FOREHEAD = np.array([1.0, 1.0, 0, 0, 0, 0, 0, 0, 0])[:, None]
+_ANCHORS, _ACROSS_STEPS, _DOWN_STEPS, _UP_STEPS = np.split(_OUTLINE, [5, 6, 7], axis=1)
 
 
 def outline_points(landmarks: np.ndarray, forehead: float = 0.45) -> np.ndarray:
@@ -64,8 +62,8 @@ def outline_points(landmarks: np.ndarray, forehead: float = 0.45) -> np.ndarray:
     """
     landmarks = np.asarray(landmarks, np.float64)
     across, down, eye_w, mouth_h = face_axes(landmarks)
-    down_steps = _OUTLINE_DOWN - forehead * _OUTLINE_FOREHEAD
-    return _OUTLINE_ANCHORS @ landmarks + (_OUTLINE_ACROSS * eye_w) * across + (down_steps * mouth_h) * down
+    down_steps = _DOWN_STEPS - forehead * _UP_STEPS
+    return _ANCHORS @ landmarks + (_ACROSS_STEPS * eye_w) * across + (down_steps * mouth_h) * down
 
 
 def hull_mask(landmarks: np.ndarray, shape: Tuple[int, int], forehead: float = 0.45) -> np.ndarray:
