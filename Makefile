@@ -46,6 +46,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
 test: lint $(INFRA_STAMP) $(CHROMIUM) $(POSTGRES)

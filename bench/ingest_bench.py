@@ -246,7 +246,7 @@ def main() -> None:
         runs = {"ingest": [], "winner": []}
         outputs = {}
         for pair in range(args.pairs):
-            for name in (("ingest", "winner") if pair % 2 == 0 else ("winner", "ingest")):
+            for name in ("ingest", "winner") if pair % 2 == 0 else ("winner", "ingest"):
                 output = outputs[name] = os.path.join(work, f"{name}_{pair}")
                 os.makedirs(output)
                 if name == "ingest":

@@ -64,9 +64,7 @@ class PipelineSettings:
 
     def __post_init__(self) -> None:
         if self.evaluation_split not in config.SPLIT_NAMES:
-            raise ValueError(
-                f"evaluation_split={self.evaluation_split!r}: expected one of {list(config.SPLIT_NAMES)}"
-            )
+            raise ValueError(f"evaluation_split={self.evaluation_split!r}: expected one of {list(config.SPLIT_NAMES)}")
         _check_training(self.ingest_config, self.backbones, self.training_settings)
 
 

@@ -130,9 +130,7 @@ def test_both_people_of_a_two_person_clip_are_kept_with_landmarks(detector):
     faces = sample_data.load_faces()
     portraits = [n for n, face in enumerate(faces) if face.portrait]
     scene = sample_data.make_scene(faces, portraits[5:7], sample_data.load_background("brick"), 6, (480, 360), 3)
-    frames = [
-        SampledFrame(t, t / 15, cv2.cvtColor(f, cv2.COLOR_RGB2BGR)) for t, f in enumerate(scene.film())
-    ]
+    frames = [SampledFrame(t, t / 15, cv2.cvtColor(f, cv2.COLOR_RGB2BGR)) for t, f in enumerate(scene.film())]
     found = find_faces(frames, detector, IngestConfig(image_size=64))
     assert len(found.tracks) == 2
     assert [len(track.detections) for track in found.tracks] == [6, 6]
