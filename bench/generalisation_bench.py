@@ -8,7 +8,9 @@ then prints the video AUC of all fakes against all reals (with a bootstrap
 95 % interval over videos), per manipulation
 kind (its fakes against all reals) and per compression level (fakes against
 reals at that level), as `evaluation.cross_generator` computes them for the
-pipeline, and the frame AUC. Every kind counts as unseen, as for a model
+pipeline, the frame AUC, and how often a fake scores above the real video it
+was made from (overall and per kind: the manipulation seen apart from how
+evenly the model scores different people). Every kind counts as unseen, as for a model
 trained on self-blends of real faces only.
 
     python bench/generalisation_bench.py --model OUTPUT/serving_models/blend_resnet/<version> \
@@ -36,6 +38,9 @@ from deepfake_detection.evaluation import cross_generator, video_scores
 
 # A person's score is the mean of its faces' scores; a video's, its most fake person's.
 RULE = video_scores.RULE_MEAN
+# Figures of `cross_generator.paired_rates`: the share of fakes above their own original, and how many pairs.
+PAIRED_RATE = "paired_rate"
+PAIRS = "pairs"
 _FEATURES = {
     config.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
     config.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
@@ -43,6 +48,7 @@ _FEATURES = {
     config.TRACK_ID_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
     config.MANIPULATION_KEY: tf.io.FixedLenFeature([], tf.string, default_value=config.UNKNOWN),
     config.COMPRESSION_KEY: tf.io.FixedLenFeature([], tf.string, default_value=config.UNKNOWN),
+    config.SOURCE_ID_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
 }
 
 
@@ -72,17 +78,18 @@ def score_faces(model_dir: str, files: List[str], batch_size: int) -> Tuple[Dict
 def video_outcomes(features: Dict[str, np.ndarray], scores: np.ndarray) -> List[cross_generator.VideoOutcome]:
     """One outcome per video: its most fake track, each track scored by the mean of its faces."""
     tracks: Dict[bytes, Dict[int, List[float]]] = collections.defaultdict(lambda: collections.defaultdict(list))
-    meta: Dict[bytes, Tuple[int, str, str]] = {}
+    meta: Dict[bytes, Tuple[int, str, str, str]] = {}
     for i, video in enumerate(features[config.VIDEO_ID_KEY]):
         tracks[video][int(features[config.TRACK_ID_KEY][i])].append(float(scores[i]))
         meta[video] = (
             int(features[config.LABEL_KEY][i]),
             features[config.MANIPULATION_KEY][i].decode(),
             features[config.COMPRESSION_KEY][i].decode(),
+            features[config.SOURCE_ID_KEY][i].decode(),
         )
     return [
-        cross_generator.VideoOutcome(label, video_scores.video_score(tracks[video], RULE), kind, level)
-        for video, (label, kind, level) in meta.items()
+        cross_generator.VideoOutcome(label, video_scores.video_score(tracks[video], RULE), kind, level, source)
+        for video, (label, kind, level, source) in meta.items()
     ]
 
 
@@ -108,6 +115,9 @@ def results(features: Dict[str, np.ndarray], scores: np.ndarray, rounds: int = 1
     values["video_auc_low"], values["video_auc_high"] = bootstrap_interval(videos, rounds)
     for group in cross_generator.cross_generator_aucs(videos, cross_generator.EVERY_KIND_UNSEEN):
         values.update(group.metrics())
+    for paired in cross_generator.paired_rates(videos):
+        suffix = "" if paired.manipulation is None else f"/{config.MANIPULATION_KEY}={paired.manipulation}"
+        values[PAIRED_RATE + suffix], values[PAIRS + suffix] = paired.rate, float(paired.pairs)
     return values
 
 
@@ -123,6 +133,12 @@ def report(values: Dict[str, float]) -> str:
         if parsed.feature is None:
             group, interval = "all fakes", f", 95 % {values['video_auc_low']:.3f}-{values['video_auc_high']:.3f}"
         lines.append(f"video AUC {group:<28} {value:.3f}  ({fakes:.0f} fakes vs {reals:.0f} reals{interval})")
+    paired = [
+        f"{name.partition('=')[2] or 'all'} {value:.2f}"
+        for name, value in values.items()
+        if name.startswith(PAIRED_RATE)
+    ]
+    lines.append(f"fake above its own original ({values[PAIRS]:.0f} pairs): {', '.join(paired)}")
     return "\n".join(lines)
 
 

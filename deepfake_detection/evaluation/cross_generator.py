@@ -106,12 +106,17 @@ def is_unseen(manipulation: str, unseen: Sequence[str]) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class VideoOutcome:
-    """One video's label, its score (a rule of `video_scores`) and where it came from."""
+    """One video's label, its score (a rule of `video_scores`) and where it came from.
+
+    `source` is the ingest's `source_id`: a fake's original, a real video's
+    own id ("" when unknown), so a fake can be paired with its original.
+    """
 
     label: int
     score: Optional[float]
     manipulation: str
     compression: str
+    source: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +173,35 @@ def cross_generator_aucs(videos: Iterable[VideoOutcome], unseen: Sequence[str]) 
             )
         )
     return groups
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedRate:
+    """The share of fakes scored above their own original; `manipulation` None stands for every kind."""
+
+    manipulation: Optional[str]
+    rate: float
+    pairs: int
+
+
+def paired_rates(videos: Iterable[VideoOutcome]) -> List[PairedRate]:
+    """Fakes scored above the real video they were made from (a tie counts half): overall, then per kind.
+
+    An AUC ranks every fake against every real, across people and scenes; a
+    fake against its own original differs only in the manipulation. A model
+    that wins most pairs but has a low AUC sees the manipulation and scores
+    people unevenly; one that loses the pairs does not see it. Fakes whose
+    original has no score are left out; a group without pairs has rate NaN.
+    """
+    scored = [v for v in videos if v.score is not None]
+    originals = {v.source: v.score for v in scored if v.label == config.REAL_LABEL and v.source}
+    wins: Dict[str, List[float]] = {}
+    for fake in (v for v in scored if v.label != config.REAL_LABEL and v.source in originals):
+        margin = fake.score - originals[fake.source]
+        wins.setdefault(fake.manipulation, []).append(1.0 if margin > 0 else 0.5 if margin == 0 else 0.0)
+    every = [win for kind_wins in wins.values() for win in kind_wins]
+    groups = [(None, every)] + sorted(wins.items())
+    return [PairedRate(kind, float(np.mean(w)) if w else math.nan, len(w)) for kind, w in groups]
 
 
 def undefined_reason(fakes: int, reals: int, seen: bool = False, compression: Optional[str] = None) -> str:

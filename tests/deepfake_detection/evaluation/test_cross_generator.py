@@ -214,3 +214,35 @@ def test_report_line_shows_overall_per_kind_and_per_level_and_says_why_undefined
         "face_swap (seen) undefined (no real videos) poisson_swap (seen) undefined (no real videos)"
     )
     assert report.format_cross_generator({"auc": 0.9, "video_auc": 0.8}) == ""
+
+
+def _paired(label, score, manipulation, source):
+    return cg.VideoOutcome(label, score, manipulation, "c23", source)
+
+
+def test_paired_rates_compare_each_fake_with_its_own_original_only():
+    # Real "a" scores 0.8 and real "b" 0.1: the fake of "a" (0.6) loses to every real but "b" in an AUC,
+    # yet it is compared with "a" alone here, and the fake of "b" (0.2) beats its own original.
+    videos = [
+        _paired(0, 0.8, "original", "a"),
+        _paired(0, 0.1, "original", "b"),
+        _paired(1, 0.6, "face_swap", "a"),
+        _paired(1, 0.2, "face_swap", "b"),
+        _paired(1, 0.1, "self_warp", "b"),
+    ]
+    rates = {rate.manipulation: (rate.rate, rate.pairs) for rate in cg.paired_rates(videos)}
+    assert rates == {None: (0.5, 3), "face_swap": (0.5, 2), "self_warp": (0.5, 1)}
+    assert cg.paired_rates(videos)[0].manipulation is None
+
+
+def test_paired_rates_leave_out_fakes_without_a_scored_original():
+    videos = [
+        _paired(0, None, "original", "a"),
+        _paired(0, 0.3, "original", "b"),
+        _paired(1, 0.9, "face_swap", "a"),
+        _paired(1, 0.9, "face_swap", "unknown"),
+        _paired(1, 0.5, "partial_face", "b"),
+    ]
+    rates = cg.paired_rates(videos)
+    assert [(r.manipulation, r.rate, r.pairs) for r in rates] == [(None, 1.0, 1), ("partial_face", 1.0, 1)]
+    assert math.isnan(cg.paired_rates(videos[:1])[0].rate)
