@@ -10,8 +10,8 @@ kind (its fakes against all reals) and per compression level (fakes against
 reals at that level), as `evaluation.cross_generator` computes them for the
 pipeline, the frame AUC, and how often a fake scores above the real video it
 was made from (overall and per kind: the manipulation seen apart from how
-evenly the model scores different people). Every kind counts as unseen, as for a model
-trained on self-blends of real faces only.
+evenly the model scores different people). Every kind counts as unseen, as
+for a model trained on self-blends of real faces only.
 
     python bench/generalisation_bench.py --model OUTPUT/serving_models/blend_resnet/<version> \
         --examples /tmp/heldout_ingest [--batch-size 64] [--json results.json]
