@@ -11,6 +11,7 @@ TUNER = "Tuner"
 TRAINER = "Trainer"
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
+MODEL_CARD = "ModelCard"
 BASELINE_RESOLVER = "LatestBlessedModel"
 
 

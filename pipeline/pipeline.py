@@ -5,8 +5,9 @@ Beam arguments and pass them in.
 """
 
 import dataclasses
+import json
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
@@ -17,6 +18,7 @@ from tfx.types import BaseChannel
 from components import runtime_settings
 from components.anomaly_gate import AnomalyGate
 from components.ensemble import EnsembleTrainer
+from components.model_card import ModelCard
 from components.runtime_settings.component import Setting
 from components.video_example_gen.component import VideoExampleGen
 from deepfake_detection import config
@@ -46,7 +48,8 @@ class PipelineSettings:
     `max_auc_drop` left at None keep `training_settings`' and `blessing`'s.
     `code_version` (a fingerprint of the code, bound by the local runner) goes
     into the ingest's and the Trainers' properties, so TFX's cache, which keys
-    on properties and inputs, reruns them when the code changes.
+    on properties and inputs, reruns them when the code changes. `sample_data`
+    says the data are the generated sample videos, for the model cards.
     """
 
     backbones: Sequence[str] = ()
@@ -61,6 +64,7 @@ class PipelineSettings:
     min_auc: Setting = None
     max_auc_drop: Setting = None
     code_version: Optional[str] = None
+    sample_data: bool = False
 
     def __post_init__(self) -> None:
         if self.evaluation_split not in config.SPLIT_NAMES:
@@ -168,20 +172,52 @@ def _unseen_manipulations(
     return unseen
 
 
+def _card_settings(settings: PipelineSettings, branch: "TrainingBranch") -> Dict[str, Any]:
+    """What the model card says of how a model was trained: its resolved TrainingConfig (an ensemble: its first
+    member's), its name and whether the data were the generated sample videos."""
+    name = branch.name if branch.name != ENSEMBLE else settings.ensemble_members[0]
+    training = dataclasses.asdict(_training(settings.training_settings, name))
+    return {**training, "backbone": branch.name, "sample_data": settings.sample_data}
+
+
+def _model_card(
+    branch: "TrainingBranch",
+    evaluator: BaseNode,
+    data: "DataChannels",
+    settings: PipelineSettings,
+    pusher: Optional[BaseNode],
+) -> BaseNode:
+    """The model card of one model, after its Evaluator and Pusher."""
+    card_settings = _card_settings(settings, branch)
+    return ModelCard(
+        model_name=branch.name,
+        model=branch.trainer.outputs["model"],
+        examples=data.clip_examples if branch.temporal else data.examples,
+        evaluation=evaluator.outputs["evaluation"],
+        blessing=evaluator.outputs["blessing"],
+        ingest_report=data.ingest_report,
+        test_split=settings.evaluation_split,
+        training_settings=json.dumps(card_settings, sort_keys=True, default=list),
+        clip_length=card_settings["clip_length"] if branch.temporal else 0,
+        pushed_model=pusher.outputs["pushed_model"] if pusher else None,
+    ).with_id(config.node_id(config.MODEL_CARD, branch.name))
+
+
 def _evaluation_branch(
     branch: TrainingBranch,
-    examples: BaseChannel,
-    clip_examples: BaseChannel,
+    data: "DataChannels",
     unseen_manipulations: Mapping[str, Sequence[str]],
     settings: PipelineSettings,
     serving_model_dir: Optional[str],
 ) -> List[BaseNode]:
-    """Baseline resolver, Evaluator and (with a serving directory) Pusher of one model, ids suffixed with its name.
+    """Baseline resolver, Evaluator, (with a serving directory) Pusher and the model card of one model, ids
+    suffixed with its name.
 
     The baseline is the latest model of the same producer that this model's
     own Evaluator blessed, so backbones never compare against each other.
     """
     name, temporal, trainer = branch.name, branch.temporal, branch.trainer
+    examples, clip_examples = data.examples, data.clip_examples
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(
@@ -206,15 +242,16 @@ def _evaluation_branch(
         example_splits=[settings.evaluation_split],
     ).with_id(config.node_id(config.EVALUATOR, name))
     nodes: List[BaseNode] = [baseline, evaluator]
+    pusher = None
     if serving_model_dir:
         destination = tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=os.path.join(serving_model_dir, name))
         )
-        nodes.append(
-            tfx.components.Pusher(
-                model=model, model_blessing=evaluator.outputs["blessing"], push_destination=destination
-            ).with_id(config.node_id(config.PUSHER, name))
-        )
+        pusher = tfx.components.Pusher(
+            model=model, model_blessing=evaluator.outputs["blessing"], push_destination=destination
+        ).with_id(config.node_id(config.PUSHER, name))
+        nodes.append(pusher)
+    nodes.append(_model_card(branch, evaluator, data, settings, pusher))
     return nodes
 
 
@@ -260,12 +297,20 @@ def _training_branch(
     return TrainingBranch(name, trainer, tuner, temporal)
 
 
-def _model_nodes(
-    settings: PipelineSettings, data: Tuple[BaseChannel, BaseChannel, BaseNode], serving_model_dir: Optional[str]
-) -> List[BaseNode]:
+@dataclasses.dataclass(frozen=True)
+class DataChannels:
+    """What the model branches take from the data nodes: the examples, the clips, the ingest report, the gate."""
+
+    examples: BaseChannel
+    clip_examples: BaseChannel
+    ingest_report: BaseChannel
+    gate: BaseNode
+
+
+def _model_nodes(settings: PipelineSettings, data: DataChannels, serving_model_dir: Optional[str]) -> List[BaseNode]:
     """Every model's branch behind the gate: Tuner and Trainer per backbone, the ensemble, then each model's
-    baseline, Evaluator and Pusher. `data` is (examples, clip examples, the gate)."""
-    examples, clip_examples, anomaly_gate = data
+    baseline, Evaluator, Pusher and model card."""
+    examples, clip_examples, anomaly_gate = data.examples, data.clip_examples, data.gate
     training_settings = settings.training_settings
     branches = [
         _training_branch(name, examples, clip_examples, _settings(training_settings, name), settings, anomaly_gate)
@@ -276,9 +321,7 @@ def _model_nodes(
     unseen = _unseen_manipulations(training_settings, settings.backbones, members)
     training = [node for branch in branches for node in branch.nodes]
     evaluation = [
-        node
-        for branch in branches
-        for node in _evaluation_branch(branch, examples, clip_examples, unseen, settings, serving_model_dir)
+        node for branch in branches for node in _evaluation_branch(branch, data, unseen, settings, serving_model_dir)
     ]
     return training + evaluation
 
@@ -301,12 +344,14 @@ def create_pipeline(
     runtime parameter) and a Trainer; every model is evaluated against its
     latest blessed predecessor (cross-generator metrics on the kinds it never
     trained on) and, given `serving_model_dir`, pushed to
-    `<serving_model_dir>/<name>/` when blessed. `settings` holds the rest.
+    `<serving_model_dir>/<name>/` when blessed; each gets a model card, which
+    also goes into its pushed version. `settings` holds the rest.
     """
     settings = settings or PipelineSettings()
     data = _data_nodes(data_root, settings.layout, settings.ingest_config, schema_path, settings.code_version)
     example_gen, anomaly_gate = data[0], data[-1]
-    channels = (example_gen.outputs["examples"], example_gen.outputs["clip_examples"], anomaly_gate)
+    outputs = example_gen.outputs
+    channels = DataChannels(outputs["examples"], outputs["clip_examples"], outputs["ingest_report"], anomaly_gate)
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,

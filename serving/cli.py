@@ -3,8 +3,11 @@
 Against a running detection service (`--service URL`, default
 http://127.0.0.1:8080), or fully local with `--local --model-dir DIR` (a
 pushed or exported SavedModel, run in this process). A table by default,
-`--json` for machines, a progress bar for several files; the exit code is 0
-only when every file was analysed.
+`--json` for machines, a progress bar for several files. Verdicts come in
+three tiers (`fake`, `uncertain`, `real`, and `no_face`) at the operating
+point the model version carries. The exit code is 0 when every file was
+analysed, 1 when one was not, and with `--fail-on fake` (or `uncertain`) 3
+when a file got that verdict (`uncertain` also fails on `fake`).
 """
 
 import argparse
@@ -63,7 +66,9 @@ def local_analyser(model_dir: str, settings_overrides: dict) -> Callable[[str], 
     from serving.video_client import VideoAnalyzer
 
     settings = ServiceSettings(**settings_overrides)
-    analyzer = VideoAnalyzer(InProcessModel(model_dir), settings.ingest_config(), settings.rule, settings.threshold)
+    analyzer = VideoAnalyzer(
+        InProcessModel(model_dir), settings.ingest_config(), settings.rule, settings.operating_point()
+    )
     decoder = IsolatedDecoder(settings.decode_timeout_s)
     model_name = os.path.basename(os.path.dirname(os.path.abspath(model_dir)))
 
@@ -76,7 +81,8 @@ def local_analyser(model_dir: str, settings_overrides: dict) -> Callable[[str], 
 
 
 def table(rows: List[Tuple[str, int, dict]]) -> str:
-    lines = [f"{'file':<32} {'verdict':<10} {'P(fake)':>8} {'faces':>6} {'frames':>7} {'seconds':>8}  note"]
+    """One line per file: verdict, calibrated P(fake), faces, frames, seconds, and why (or the error)."""
+    lines = [f"{'file':<32} {'verdict':<10} {'P(fake)':>8} {'faces':>6} {'frames':>7} {'seconds':>8}  why"]
     for path, status, answer in rows:
         name = os.path.basename(path)[:32]
         if status != 200:
@@ -85,9 +91,21 @@ def table(rows: List[Tuple[str, int, dict]]) -> str:
         probability = "-" if answer["fake_probability"] is None else f"{answer['fake_probability']:.3f}"
         lines.append(
             f"{name:<32} {answer['verdict']:<10} {probability:>8} {len(answer['faces']):>6} "
-            f"{answer['frames_analysed']:>7} {answer['timings_s']['total']:>8.2f}"
+            f"{answer['frames_analysed']:>7} {answer['timings_s']['total']:>8.2f}  {answer.get('explanation', '')}"
         )
     return "\n".join(lines)
+
+
+FAILING_VERDICTS = {"fake": {"fake"}, "uncertain": {"fake", "uncertain"}}
+EXIT_VERDICT = 3
+
+
+def exit_code(rows: List[Tuple[str, int, dict]], fail_on: Optional[str]) -> int:
+    """1 when a file was not analysed; else 3 when a verdict is one `--fail-on` names; else 0."""
+    if any(status != 200 for _, status, _ in rows):
+        return 1
+    failing = FAILING_VERDICTS.get(fail_on or "", set())
+    return EXIT_VERDICT if any(answer.get("verdict") in failing for _, _, answer in rows) else 0
 
 
 def detect(args: argparse.Namespace) -> int:
@@ -102,8 +120,17 @@ def detect(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        overrides = {"frames_per_video": args.frames_per_video, "rule": args.rule, "threshold": args.threshold}
-        analyse = local_analyser(args.model_dir, overrides)
+        overrides = {
+            "frames_per_video": args.frames_per_video,
+            "rule": args.rule,
+            "threshold": args.threshold,
+            "real_threshold": args.real_threshold,
+        }
+        try:
+            analyse = local_analyser(args.model_dir, overrides)
+        except ValueError as e:
+            print(str(e), file=sys.stderr)
+            return 2
     else:
         analyse = remote_analyser(args.service, args.timeout_s)
     files = args.files
@@ -125,7 +152,7 @@ def detect(args: argparse.Namespace) -> int:
         print(json.dumps([{"path": p, "status": s, **a} for p, s, a in rows], indent=1))
     else:
         print(table(rows))
-    return 0 if all(status == 200 for _, status, _ in rows) else 1
+    return exit_code(rows, args.fail_on)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -138,7 +165,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     command.add_argument("--model-dir", help="with --local: the SavedModel to use")
     command.add_argument("--frames-per-video", type=int, default=32, help="with --local: frames sampled per video")
     command.add_argument("--rule", default="mean", help="with --local: mean, confident or confidence_weighted")
-    command.add_argument("--threshold", type=float, default=0.5, help="with --local: P(fake) from which a file is fake")
+    command.add_argument(
+        "--threshold",
+        type=float,
+        help="with --local: override the model's fitted point: P(fake) from which a file is fake "
+        "(with --real-threshold); by default the model version's own point decides",
+    )
+    command.add_argument(
+        "--real-threshold", type=float, help="with --local: override the model's point: P(fake) under which it is real"
+    )
+    command.add_argument(
+        "--fail-on", choices=sorted(FAILING_VERDICTS), help="exit 3 when a file is fake (or uncertain or fake)"
+    )
     command.add_argument("--json", action="store_true", help="JSON instead of a table")
     command.add_argument("--no-progress", action="store_true")
     command.add_argument("--timeout-s", type=float, default=600.0)

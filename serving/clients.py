@@ -1,7 +1,9 @@
 """Clients of the face model on TensorFlow Serving (or the local model server): REST and gRPC.
 
 Both send a batch of encoded face crops (JPEG/PNG bytes) to `serving_default`
-and return the fake probabilities, so callers can swap one for the other.
+and return the fake probabilities, with the operating point of the version
+that computed them (an output of the signature), so callers can swap one for
+the other.
 """
 
 import base64
@@ -25,6 +27,8 @@ from tensorflow_serving.apis import (
 )
 
 from deepfake_detection import config
+from deepfake_detection.evaluation.operating_point import OUTPUT_KEY as POINT_KEY
+from deepfake_detection.evaluation.operating_point import OperatingPoint
 from serving import tensors
 
 
@@ -39,8 +43,18 @@ class ServingError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
+    """Face probabilities, the version that computed them, and that version's operating point (None if it has
+    none: a model exported before points were fitted)."""
+
     probabilities: np.ndarray
     model_version: Optional[int]
+    operating_point: Optional[OperatingPoint] = None
+
+
+def point_from_output(rows: Any) -> Optional[OperatingPoint]:
+    """The operating point from the signature's `operating_point` output ([N, 4], one row per face)."""
+    values = np.asarray(rows, np.float64)
+    return OperatingPoint.from_vector(values.reshape(-1, 4)[0]) if values.size else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +81,8 @@ class InProcessModel:
 
     def predict(self, images: Sequence[bytes]) -> Prediction:
         outputs = self._signature(**{self.target.input_name: tf.constant(list(images), tf.string)})
-        return Prediction(outputs[config.OUTPUT_KEY].numpy(), None)
+        point = point_from_output(outputs[POINT_KEY].numpy()) if POINT_KEY in outputs else None
+        return Prediction(outputs[config.OUTPUT_KEY].numpy(), None, point)
 
 
 class RestClient:
@@ -103,8 +118,12 @@ class RestClient:
     def predict(self, images: Sequence[bytes]) -> Prediction:
         instances = [{"b64": base64.b64encode(image).decode()} for image in images]
         body = {"signature_name": self.target.signature_name, "instances": instances}
-        answer = self._call(f"{self._model_url()}:predict", body)
-        return Prediction(np.asarray(answer["predictions"], np.float32), self.target.version)
+        rows = self._call(f"{self._model_url()}:predict", body)["predictions"]
+        if rows and isinstance(rows[0], dict):
+            point = point_from_output([row[POINT_KEY] for row in rows]) if POINT_KEY in rows[0] else None
+            probabilities = np.asarray([row[config.OUTPUT_KEY] for row in rows], np.float32)
+            return Prediction(probabilities, self.target.version, point)
+        return Prediction(np.asarray(rows, np.float32), self.target.version)
 
     def status(self) -> get_model_status_pb2.GetModelStatusResponse:
         return json_format.ParseDict(self._call(self._model_url()), get_model_status_pb2.GetModelStatusResponse())
@@ -143,7 +162,10 @@ class GrpcClient:
         request.inputs[self.target.input_name].CopyFrom(tensors.strings_to_proto(list(images)))
         response = self._call(self._predictions.Predict, request)
         probabilities = tensors.proto_to_array(response.outputs[config.OUTPUT_KEY]).astype(np.float32)
-        return Prediction(probabilities, response.model_spec.version.value)
+        point = None
+        if POINT_KEY in response.outputs:
+            point = point_from_output(tensors.proto_to_array(response.outputs[POINT_KEY]))
+        return Prediction(probabilities, response.model_spec.version.value, point)
 
     def status(self) -> get_model_status_pb2.GetModelStatusResponse:
         request = get_model_status_pb2.GetModelStatusRequest(model_spec=self._spec())

@@ -6,6 +6,8 @@ Routes:
     POST /v1/detect           multipart files (field `files`): one answer per file
     POST /v1/jobs             the same, in the background; GET /v1/jobs/<id> shows progress, then the answers
     GET  /v1/history          the checks so far, newest first (`limit`, `offset`)
+    GET  /v1/model            the served model: versions, operating point, model card (JSON)
+    GET  /v1/model/card       the served version's model card, as a page
     GET  /healthz, /readyz    process alive; model server reachable and the model AVAILABLE
     GET  /metrics             Prometheus: requests, latencies, verdicts, errors by kind
     GET  /                    the web page
@@ -31,13 +33,16 @@ import time
 import uuid
 from typing import Any, List, Optional, Tuple
 
+import cv2
+import numpy as np
 import prometheus_client
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from tensorflow_serving.apis import get_model_status_pb2
 
-from deepfake_detection.evaluation import video_scores
+from deepfake_detection.evaluation import model_card, video_scores
+from deepfake_detection.evaluation.operating_point import OperatingPoint
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from serving.admission import Admission
 from serving.clients import GrpcClient, ModelTarget, ServingError
@@ -45,6 +50,8 @@ from serving.history import Check, History
 from serving.media import IsolatedDecoder, MediaError, classify
 from serving.video_client import VideoAnalyzer
 
+# A grey face, scored to ask the model server which version answers and with which operating point.
+PROBE_FACE = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 FILES_FIELD = "files"
 
@@ -63,10 +70,22 @@ class ServiceSettings:
     max_pixels: int = 3840 * 2160
     frames_per_video: int = 32
     rule: str = video_scores.RULE_MEAN
-    threshold: float = 0.5
+    threshold: Optional[float] = None
+    real_threshold: Optional[float] = None
+    model_base_path: Optional[str] = None
     batch_size: int = 32
     max_in_flight: int = 2
     max_queued: int = 8
+
+    def operating_point(self) -> Optional[OperatingPoint]:
+        """A hand-set point (both thresholds, no calibration) that overrides the model's; None uses the model's."""
+        if self.threshold is None and self.real_threshold is None:
+            return None
+        if self.threshold is None or self.real_threshold is None:
+            raise ValueError(
+                "Set both --threshold and --real-threshold to override the model's fitted operating point, or neither"
+            )
+        return OperatingPoint(self.threshold, self.real_threshold)
 
     def ingest_config(self) -> IngestConfig:
         return IngestConfig(
@@ -151,13 +170,45 @@ class DetectionService:
             settings.model_server, ModelTarget(settings.model_name, label=settings.model_label)
         )
         self.analyzer = VideoAnalyzer(
-            self.client, settings.ingest_config(), settings.rule, settings.threshold, settings.batch_size
+            self.client, settings.ingest_config(), settings.rule, settings.operating_point(), settings.batch_size
         )
         self.decoder = decoder or IsolatedDecoder(settings.decode_timeout_s)
         self.history = History(settings.history_url, settings.history_pool_size)
         self.metrics = Metrics()
         self.admission = Admission(settings.max_in_flight, settings.max_queued)
         self.metrics.watch(self.admission)
+
+    def model_info(self) -> dict:
+        """The served model: its versions' states, the operating point of the version that answers now (from a
+        one-face probe, so it is the model server's own), and that version's model card when it can be read."""
+        versions = [
+            {"version": s.version, "state": get_model_status_pb2.ModelVersionStatus.State.Name(s.state)}
+            for s in self.client.status().model_version_status
+        ]
+        probe = self.client.predict([PROBE_FACE])
+        point = probe.operating_point
+        info = {
+            "model_name": self.settings.model_name,
+            "versions": versions,
+            "model_version": probe.model_version,
+            "operating_point": point.to_dict() if point else None,
+            "operating_point_override": (self.analyzer.point.to_dict() if self.analyzer.point else None),
+            "card": None,
+        }
+        folder = self._version_folder(probe.model_version)
+        if folder:
+            info["card"] = model_card.read_card(folder)
+        return info
+
+    def card_html(self) -> Optional[str]:
+        """The served version's model card as a page, when the service can read the model base path."""
+        folder = self._version_folder(self.client.predict([PROBE_FACE]).model_version)
+        return model_card.read_card_html(folder) if folder else None
+
+    def _version_folder(self, version: Optional[int]) -> Optional[str]:
+        if not self.settings.model_base_path or version is None:
+            return None
+        return os.path.join(self.settings.model_base_path, self.settings.model_name, str(version))
 
     def analyse(self, upload: Upload, thumbnails: bool, progress: Any = None) -> Tuple[int, dict]:
         """(HTTP status, answer) for one file; every outcome is counted and recorded in the history."""
@@ -358,6 +409,23 @@ def _add_status_routes(app: FastAPI, service: DetectionService) -> None:
         items, total = service.history.page(limit, offset)
         return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
 
+    @app.get("/v1/model")
+    def model() -> JSONResponse:
+        try:
+            return JSONResponse(service.model_info())
+        except ServingError as e:
+            return _error_response("model_server", f"the model server failed: {e}", 503)
+
+    @app.get("/v1/model/card")
+    def card() -> Response:
+        try:
+            page = service.card_html()
+        except ServingError as e:
+            return _error_response("model_server", f"the model server failed: {e}", 503)
+        if page is None:
+            return _error_response("not_found", "no model card here: start the service with --model-base-path", 404)
+        return Response(page, media_type="text/html")
+
     @app.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok"}
@@ -453,7 +521,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument("--frames-per-video", type=int, default=defaults.frames_per_video)
     parser.add_argument("--rule", default=defaults.rule, choices=sorted(video_scores.RULES))
-    parser.add_argument("--threshold", type=float, default=defaults.threshold)
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="override the model's fitted point: calibrated P(fake) from which a file is fake (with --real-threshold)",
+    )
+    parser.add_argument(
+        "--real-threshold", type=float, help="override the model's fitted point: P(fake) under which a file is real"
+    )
+    parser.add_argument(
+        "--model-base-path",
+        help="the folder the model server serves (its <name>/<version>/ subfolders): where GET /v1/model reads "
+        "each version's model card; without it /v1/model shows the operating point only",
+    )
     return parser.parse_args(argv)
 
 

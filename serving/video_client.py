@@ -1,9 +1,13 @@
 """A video or image in, a verdict out: the ingest's own face path, then the model server in batches.
 
-Frames are sampled, faces detected, kept, tracked and cropped by the same
+Frames are sampled, faces detected, tracked, kept and cropped by the same
 code as the pipeline's ingest (`find_faces`), so serving sees exactly the
-crops training saw. Face scores are turned into one video score by a rule of
-`video_scores`; a video without faces gets the verdict `no_face`, not a score.
+crops training saw, and only people decide (`persons.PersonRule`): every
+other track is reported with the reason it did not. Face scores are turned
+into one video score by a rule of `video_scores`, calibrated, and read
+against the operating point that the model version carries
+(`operating_point`): `fake`, `uncertain` or `real`. A video without a person
+gets the verdict `no_face`, not a score.
 """
 
 import base64
@@ -11,21 +15,25 @@ import dataclasses
 import os
 import queue
 import time
-from typing import Callable, Dict, List, Optional, Protocol, Sequence
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from deepfake_detection.evaluation import video_scores
+from deepfake_detection.evaluation import operating_point, video_scores
+from deepfake_detection.evaluation.operating_point import OperatingPoint
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.sampling import SampledFrame
 from deepfake_detection.ingest.videos import FacesFound, find_faces
 from serving.media import KIND_VIDEO, decode_media
 
-VERDICT_FAKE = "fake"
-VERDICT_REAL = "real"
-VERDICT_NO_FACE = "no_face"
+VERDICT_FAKE = operating_point.VERDICT_FAKE
+VERDICT_UNCERTAIN = operating_point.VERDICT_UNCERTAIN
+VERDICT_REAL = operating_point.VERDICT_REAL
+VERDICT_NO_FACE = operating_point.VERDICT_NO_FACE
+POINT_FROM_MODEL = "model"
+POINT_FROM_SETTINGS = "settings"
 
 
 class FaceModel(Protocol):
@@ -55,14 +63,34 @@ def thumbnail(encoded_crop: bytes) -> str:
     return base64.b64encode(cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()).decode()
 
 
+@dataclasses.dataclass(frozen=True)
+class OtherTrack:
+    """A track that did not decide the verdict (not a person), and why; never scored, so never shown as fake."""
+
+    track_id: int
+    frames: int
+    first_frame_index: int
+    box: Sequence[int]
+    best_confidence: float
+    reason: str
+
+
 @dataclasses.dataclass
 class Verdict:
+    """One file's answer. `fake_probability` is calibrated on held-out videos; `raw_score` is the model's own
+    video score; `threshold` and `real_threshold` are the operating point's, on the calibrated probability."""
+
     verdict: str
     fake_probability: Optional[float]
+    raw_score: Optional[float]
     rule: str
-    threshold: float
+    threshold: Optional[float]
+    real_threshold: Optional[float]
+    operating_point_source: Optional[str]
+    explanation: str
     frames_analysed: int
     faces: List[FaceScore]
+    other_tracks: List[OtherTrack]
     model_version: Optional[int]
     timings_s: Dict[str, float]
 
@@ -70,10 +98,20 @@ class Verdict:
         return dataclasses.asdict(self)
 
 
-def decide(probability: Optional[float], threshold: float) -> str:
-    if probability is None:
-        return VERDICT_NO_FACE
-    return VERDICT_FAKE if probability >= threshold else VERDICT_REAL
+NO_POINT = (
+    "This model version carries no fitted operating point (it was exported before they were), so no verdict "
+    "is given: re-train it, or pass both thresholds explicitly."
+)
+
+
+def decide(raw_score: Optional[float], point: Optional[OperatingPoint]) -> Tuple[str, Optional[float], str]:
+    """(verdict, calibrated probability, why) for a video score; `uncertain` without an operating point."""
+    if raw_score is None:
+        return VERDICT_NO_FACE, None, operating_point.explain(OperatingPoint(1.0, 0.0), None)
+    if point is None:
+        return VERDICT_UNCERTAIN, None, NO_POINT
+    probability = point.calibrate(raw_score)
+    return point.verdict(probability), probability, operating_point.explain(point, probability)
 
 
 class VideoAnalyzer:
@@ -88,7 +126,7 @@ class VideoAnalyzer:
         model: FaceModel,
         ingest_config: Optional[IngestConfig] = None,
         rule: str = video_scores.RULE_MEAN,
-        threshold: float = 0.5,
+        point: Optional[OperatingPoint] = None,
         batch_size: int = 32,
         detector: Optional[FaceDetector] = None,
         detectors: int = 0,
@@ -96,7 +134,7 @@ class VideoAnalyzer:
         self.model = model
         self.ingest_config = ingest_config or IngestConfig()
         self.rule = video_scores.check_rule(rule)
-        self.threshold = threshold
+        self.point = point
         self.batch_size = batch_size
         count = 1 if detector else detectors or os.cpu_count() or 1
         self._detectors: queue.Queue[FaceDetector] = queue.Queue()
@@ -126,37 +164,60 @@ class VideoAnalyzer:
         finally:
             self._detectors.put(detector)
         detection_s = time.perf_counter() - started
-        probabilities, version = self._score(found, report)
+        probabilities, version, model_point = self._score(found, report)
         model_s = time.perf_counter() - started - detection_s
         faces = _face_scores(found, {f.index: f.timestamp for f in frames}, probabilities, include_thumbnails)
         by_track: Dict[int, List[float]] = {}
         for face in faces:
             by_track.setdefault(face.track_id, []).append(face.fake_probability)
-        probability = video_scores.video_score(by_track, self.rule)
+        raw_score = video_scores.video_score(by_track, self.rule)
+        point, source = (self.point, POINT_FROM_SETTINGS) if self.point else (model_point, POINT_FROM_MODEL)
+        verdict, probability, why = decide(raw_score, point)
         timings = {"decode": decode_s, "detection": detection_s, "model": model_s}
         timings["total"] = decode_s + time.perf_counter() - started
         report("done", 1.0)
         return Verdict(
-            verdict=decide(probability, self.threshold),
+            verdict=verdict,
             fake_probability=probability,
+            raw_score=raw_score,
             rule=self.rule,
-            threshold=self.threshold,
+            threshold=point.fake_threshold if point else None,
+            real_threshold=point.real_threshold if point else None,
+            operating_point_source=source if point else None,
+            explanation=why,
             frames_analysed=len(frames),
             faces=faces,
+            other_tracks=_other_tracks(found),
             model_version=version,
             timings_s={k: round(v, 4) for k, v in timings.items()},
         )
 
-    def _score(self, found: FacesFound, report: Progress):  # noqa: ANN202 - (probabilities, model version)
+    def _score(self, found: FacesFound, report: Progress):  # noqa: ANN202 - (probabilities, version, point)
+        """The people's faces scored in batches, with the version and operating point of the model that did."""
         crops = [crop for track in found.crops for crop in track]
         scores: List[np.ndarray] = []
-        version = None
+        version, point = None, None
         for start in range(0, len(crops), self.batch_size):
             report("scoring faces", start / len(crops))
             prediction = self.model.predict(crops[start : start + self.batch_size])
             scores.append(np.asarray(prediction.probabilities, np.float64).ravel())
-            version = prediction.model_version
-        return (np.concatenate(scores) if scores else np.zeros(0)), version
+            version, point = prediction.model_version, prediction.operating_point
+        return (np.concatenate(scores) if scores else np.zeros(0)), version, point
+
+
+def _other_tracks(found: FacesFound) -> List[OtherTrack]:
+    """The tracks that are not people, numbered after the people's, with the reason each did not decide."""
+    return [
+        OtherTrack(
+            track_id=len(found.tracks) + number,
+            frames=len(track.detections),
+            first_frame_index=track.detections[0].frame_index,
+            box=list(track.detections[0].box),
+            best_confidence=round(track.best_confidence, 4),
+            reason=reason,
+        )
+        for number, (track, reason) in enumerate(found.others)
+    ]
 
 
 def _face_scores(

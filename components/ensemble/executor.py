@@ -13,7 +13,7 @@ from tfx.types import artifact_utils
 from components.ensemble.ensemble import MEMBER_KEY_PREFIX, build_ensemble, fit_weights
 from deepfake_detection import config
 from deepfake_detection.evaluation.video_scores import log_loss
-from deepfake_detection.models import data, export
+from deepfake_detection.models import data, export, video_scoring
 
 
 def load_member(model_artifact: types.Artifact) -> keras.Model:
@@ -68,6 +68,7 @@ class Executor(base_executor.BaseExecutor):
         logging.info("Ensemble fitted: %s", summary)
         model = artifact_utils.get_single_instance(output_dict["model"])
         ensemble = build_ensemble(members, weights)
-        export.export_saved_model(ensemble, os.path.join(model.uri, export.SERVING_DIR))
+        fitted = video_scoring.fit_for_model(ensemble, eval_patterns)
+        export.export_saved_model(ensemble, os.path.join(model.uri, export.SERVING_DIR), fitted=fitted)
         export.save_keras(ensemble, model.uri)
         export.write_eval_metrics(model.uri, summary)

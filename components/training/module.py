@@ -16,7 +16,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner.component import TunerFnResult
 
 from deepfake_detection import config
-from deepfake_detection.models import data, export
+from deepfake_detection.models import data, export, video_scoring
 from deepfake_detection.models.base import DEFAULT_HPARAMS, FINE_TUNE_LAYERS, LEARNING_RATE, set_trainable_tail
 from deepfake_detection.models.registry import get_backbone
 from deepfake_detection.models.training import (
@@ -106,7 +106,11 @@ def run_fn(fn_args: FnArgs) -> None:
     model = serving_model(model, training, hparams)
     compile_model(model, float(hparams[LEARNING_RATE]))
     model_uri = os.path.dirname(fn_args.serving_model_dir)
-    export.export_saved_model(model, fn_args.serving_model_dir, training.clip_length if training.temporal else 0)
+    clip_length = training.clip_length if training.temporal else 0
+    fitted = video_scoring.fit_for_model(
+        model, fn_args.eval_files, clip_length, training.video_rule, training.false_alarm_budget, training.miss_budget
+    )
+    export.export_saved_model(model, fn_args.serving_model_dir, clip_length, fitted)
     export.save_keras(model, model_uri)
     metrics = model.evaluate(evaluation, return_dict=True, verbose=0)
     eval_real, eval_fake = data.label_counts(fn_args.eval_files, training.fakes())

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from deepfake_detection import config
-from deepfake_detection.evaluation import cross_generator, video_metrics
+from deepfake_detection.evaluation import cross_generator, model_card, video_metrics
 from deepfake_detection.evaluation.eval_config import CANDIDATE
 
 BLESSED_FILE = "BLESSED"
@@ -166,4 +166,39 @@ def evaluation_lines(pipeline_root: str, serving_model_dir: str = "") -> List[st
         else:
             reasons = "; ".join(blessing_failures(evaluation_uri))
             lines.append(f"{'':<16} NOT blessed, not pushed: {reasons}")
+    return lines
+
+
+def _rate_text(rate: Mapping[str, Any]) -> str:
+    low, high = rate["ci95"]
+    return f"{rate['count']}/{rate['of']} ({low:.0%}-{high:.0%})"
+
+
+def operating_point_lines(pipeline_root: str) -> List[str]:
+    """Per model card of the latest run: the fitted point, how it was fitted, and what it achieves on the test
+    split (fakes caught, reals accused, uncertain share) with 95 % intervals, and the calibration error."""
+    lines = []
+    for component, card_uri in latest_output_dirs(pipeline_root, "model_card", config.MODEL_CARD).items():
+        card = model_card.read_card(card_uri)
+        fitted = card and card.get("operating_point")
+        name = config.model_of(component)
+        if not fitted:
+            lines.append(f"{name:<16} no operating point: every verdict is uncertain")
+            continue
+        lines.append(
+            f"{name:<16} fake at P >= {fitted['fake_threshold']:.3f}, real under {fitted['real_threshold']:.3f} "
+            f"(fitted on {fitted['real_videos']} real and {fitted['fake_videos']} fake videos; {fitted['notes']})"
+        )
+        rates = card.get("test_rates")
+        if rates:
+            lines.append(
+                f"{'':<16} test: fakes caught {_rate_text(rates['fakes_caught'])}, reals accused "
+                f"{_rate_text(rates['reals_accused'])}, uncertain {_rate_text(rates['uncertain'])}; calibration "
+                f"error {rates['ece_raw']:.3f} raw, {rates['ece_calibrated']:.3f} calibrated"
+            )
+        if fitted["fake_method"] != "empirical":
+            lines.append(
+                f"{'':<16} too few real videos to measure the {fitted['false_alarm_budget']:.0%} false-alarm budget: "
+                "the threshold is set conservatively from the real scores (see the model card)"
+            )
     return lines

@@ -1,4 +1,4 @@
-"""Face boxes, the keep rule, crop geometry and face tracks across frames.
+"""Face boxes, crop geometry and face tracks across frames (which tracks are people: `persons`).
 
 The geometry is pure (boxes in, boxes out) so it is tested without a
 detector; the detector itself is `detector.FaceDetector`.
@@ -67,23 +67,6 @@ def crop_landmarks(landmarks: Sequence[float], crop_box: Box) -> List[float]:
     left, top, width, height = crop_box
     points = np.asarray(landmarks, np.float64).reshape(5, 2)
     return ((points - [left, top]) / [max(1, width), max(1, height)]).ravel().tolist()
-
-
-def keep_tracks(tracks: Sequence[FaceTrack], min_confidence_multi: float, min_track_faces: int) -> List[FaceTrack]:
-    """The keep rule, by person: the only track, or one that persists or is confident.
-
-    A face that persists across `min_track_faces` sampled frames is a face,
-    whatever its confidence, so two people sharing every frame are both kept;
-    a short-lived track is kept only when its best face is above
-    `min_confidence_multi` (the design's bar for crowded frames).
-    """
-    if len(tracks) == 1:
-        return list(tracks)
-    return [
-        track
-        for track in tracks
-        if len(track.detections) >= min_track_faces or track.best_confidence > min_confidence_multi
-    ]
 
 
 def iou(a: Box, b: Box) -> float:

@@ -10,6 +10,7 @@ import json
 from typing import Any, Dict, Mapping
 
 from deepfake_detection import config
+from deepfake_detection.ingest.persons import PersonRule
 
 SAMPLING_UNIFORM = "uniform"
 SAMPLING_PER_SECOND = "per_second"
@@ -21,10 +22,11 @@ IMAGE_FORMATS = ("png", "jpeg")
 class IngestConfig:
     """How videos are sampled, which faces are kept and what is written.
 
-    Defaults follow the design documents (30 % margin, keep a face when it is
-    alone or confident above 0.95, judged per person: a track that persists
-    over `min_track_faces` frames is kept) and the strongest DFDC entries (32
-    frames spread evenly over the video). Faces are detected in full on every
+    Defaults follow the design documents (30 % margin, faces confident above
+    0.95) and the strongest DFDC entries (32 frames spread evenly over the
+    video). Only people are kept: tracks that pass `person_rule()`
+    (`persons.PersonRule`), the same rule that decides which tracks a
+    served verdict counts. Faces are detected in full on every
     `detect_every`-th sampled frame, at the scale that makes the smallest face
     `detection_face_px` wide, and followed in the frames between
     (`detector.FaceDetector`); `detect_every=1, detection_face_px=0` detects
@@ -36,8 +38,9 @@ class IngestConfig:
     image_size: int = 256
     image_format: str = "png"
     margin: float = 0.3
-    min_confidence_multi: float = 0.95
+    min_person_confidence: float = 0.95
     min_track_faces: int = 3
+    min_person_frame_share: float = 0.25
     min_detection_confidence: float = 0.9
     track_iou: float = 0.3
     detection_batch_size: int = 8
@@ -55,7 +58,7 @@ class IngestConfig:
         _require(16 <= self.image_size <= 1024, "image_size", self.image_size, "between 16 and 1024")
         _require(self.image_format in IMAGE_FORMATS, "image_format", self.image_format, f"one of {IMAGE_FORMATS}")
         _require(0.0 <= self.margin <= 1.0, "margin", self.margin, "between 0 and 1")
-        for name in ("min_confidence_multi", "min_detection_confidence", "track_iou"):
+        for name in ("min_person_confidence", "min_person_frame_share", "min_detection_confidence", "track_iou"):
             value = getattr(self, name)
             _require(0.0 <= value <= 1.0, name, value, "between 0 and 1")
         _require(self.min_track_faces >= 1, "min_track_faces", self.min_track_faces, ">= 1")
@@ -78,6 +81,13 @@ class IngestConfig:
             "split_buckets",
             dict(self.split_buckets),
             "non-negative bucket counts with a positive total",
+        )
+
+    def person_rule(self) -> PersonRule:
+        return PersonRule(
+            min_frame_share=self.min_person_frame_share,
+            min_frames=self.min_track_faces,
+            min_confidence=self.min_person_confidence,
         )
 
     def to_json(self) -> str:

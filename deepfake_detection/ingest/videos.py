@@ -24,7 +24,6 @@ from deepfake_detection.ingest.faces import (
     build_tracks,
     crop_face,
     crop_landmarks,
-    keep_tracks,
     margin_crop_box,
 )
 from deepfake_detection.ingest.ingest_config import IngestConfig
@@ -187,30 +186,46 @@ def _failed(record: VideoRecord, split: str, error: Exception) -> VideoResult:
     return VideoResult(split, report_row(record, split, config.STATUS_UNREADABLE, reason))
 
 
+# A track that is not a person, and why (`persons.PersonRule.why_not`).
+OtherTrack = Tuple[FaceTrack, str]
+
+
 @dataclasses.dataclass
 class FacesFound:
-    """The kept faces of a run of frames: tracks (largest first), each track's encoded crops and crop landmarks."""
+    """The people of a run of frames: tracks (largest first), each track's encoded crops and crop landmarks;
+    and the tracks that are not people, with the reason."""
 
     tracks: List[FaceTrack]
     crops: List[List[bytes]]
     landmarks: List[List[List[float]]]
     detections_before_keep: int
+    others: List[OtherTrack] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
 class KeptFaces:
-    """The tracks a video keeps after detection and the keep rule, and how many faces were detected before it."""
+    """The people a video keeps, the tracks that are not people (with the reason), and how many faces were
+    detected in all."""
 
     tracks: List[FaceTrack]
     detections_before_keep: int
+    others: List[OtherTrack] = dataclasses.field(default_factory=list)
 
 
 def detect_faces(frames: Sequence[SampledFrame], detector: FaceDetector, ingest_config: IngestConfig) -> KeptFaces:
-    """Detection, tracks and the keep rule."""
+    """Detection, tracks and the person rule."""
     detections = detector.detect([f.image for f in frames], [f.index for f in frames])
     tracks = build_tracks(detections, ingest_config.track_iou)
-    kept = keep_tracks(tracks, ingest_config.min_confidence_multi, min(ingest_config.min_track_faces, len(frames)))
-    return KeptFaces(kept, sum(len(d) for d in detections))
+    people, others = ingest_config.person_rule().split(tracks, len(frames))
+    return KeptFaces(people, sum(len(d) for d in detections), others)
+
+
+def other_tracks_summary(others: Sequence[OtherTrack]) -> List[dict]:
+    """The tracks that are not people, for a report: frames seen, best confidence and the reason."""
+    return [
+        {"frames": len(track.detections), "best_confidence": round(track.best_confidence, 4), "reason": reason}
+        for track, reason in others
+    ]
 
 
 def crop_faces(frames: Sequence[SampledFrame], kept: KeptFaces, ingest_config: IngestConfig) -> FacesFound:
@@ -231,6 +246,7 @@ def crop_faces(frames: Sequence[SampledFrame], kept: KeptFaces, ingest_config: I
         [[encoded for encoded, _ in track] for track in cropped],
         [[marks for _, marks in track] for track in cropped],
         kept.detections_before_keep,
+        kept.others,
     )
 
 
@@ -255,9 +271,13 @@ def _finish_video(
         "height": info.height,
         "fps": round(info.fps, 3),
     }
+    counts["other_tracks"] = other_tracks_summary(found.others)
     if not found.tracks:
         before = found.detections_before_keep
-        reason = f"no face kept in {len(frames)} sampled frames ({before} detections before the keep rule)"
+        reason = (
+            f"no person in {len(frames)} sampled frames ({before} detections in "
+            f"{len(found.others)} tracks that are not people)"
+        )
         return VideoResult(split, report_row(record, split, config.STATUS_NO_FACE, reason, **counts))
 
     timestamps = {f.index: f.timestamp for f in frames}

@@ -51,7 +51,7 @@ def clip_features(clip_length: int) -> dict:
     }
 
 
-def _records(file_patterns: List[str]) -> tf.data.Dataset:
+def records(file_patterns: List[str]) -> tf.data.Dataset:
     files = sorted(f for pattern in file_patterns for f in tf.io.gfile.glob(pattern))
     if not files:
         raise ValueError(f"No example files match {file_patterns}")
@@ -194,7 +194,7 @@ def dataset(
     """
     source = fake_source or FakeSource()
     elements = (
-        _records(file_patterns)
+        records(file_patterns)
         .batch(256)
         .map(_parser(clip_length, source, size), num_parallel_calls=tf.data.AUTOTUNE)
         .unbatch()
@@ -223,7 +223,7 @@ def label_counts(file_patterns: List[str], fake_source: Optional[FakeSource] = N
     source = fake_source or FakeSource()
     features = {config.LABEL_KEY: FACE_FEATURES[config.LABEL_KEY], config.MANIPULATION_KEY: _MANIPULATION_FEATURE}
     elements = (
-        _records(file_patterns)
+        records(file_patterns)
         .batch(1024)
         .map(lambda s: tf.io.parse_example(s, features))
         .unbatch()

@@ -4,8 +4,12 @@ Signatures:
 - `serving_default`: a batch of encoded face images (JPEG/PNG bytes, string
   tensor `images` [N]) -> `fake_probability` [N]; for the temporal model a
   batch of clips (`clips` [N, T]).
-- `serving_tf_example`: serialized tf.Examples (`examples` [N]) -> the same
-  output, for TensorFlow Model Analysis.
+  Given the operating point fitted on held-out videos, `serving_default` also
+  returns it as `operating_point` [N, 4] (`OperatingPoint.as_vector`), so
+  any client of TF Serving gets the point of the very version that scored
+  its faces; the point is also written to `assets.extra/operating_point.json`.
+- `serving_tf_example`: serialized tf.Examples (`examples` [N]) ->
+  `fake_probability` only, for TensorFlow Model Analysis.
 Decoding and resizing are the input functions' own (`data.decode_images`), and
 the backbone's normalisation is inside the Keras model, so serving equals training.
 Warm-up requests (one grey face, or one clip of them) are stored in
@@ -14,13 +18,14 @@ Warm-up requests (one grey face, or one clip of them) are stored in
 
 import json
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from deepfake_detection import config, warmup
+from deepfake_detection.evaluation import operating_point
 from deepfake_detection.models import data
 
 SERVING_DEFAULT = config.SERVING_DEFAULT
@@ -29,14 +34,25 @@ OUTPUT_KEY = config.OUTPUT_KEY
 SERVING_DIR = "Format-Serving"  # where TFX's Trainer and Pusher expect the SavedModel
 KERAS_FILE = os.path.join("keras", "model.keras")
 EVAL_METRICS_FILE = "eval_metrics.json"
+ASSETS_EXTRA = warmup.WARMUP_DIR
 
 
 def _probabilities(model: keras.Model, pixels: tf.Tensor) -> dict:
     return {OUTPUT_KEY: tf.reshape(tf.cast(model(pixels, training=False), tf.float32), [-1])}
 
 
-def export_saved_model(model: keras.Model, export_dir: str, clip_length: int = 0) -> None:
-    """Writes the SavedModel with both signatures; `clip_length` > 0 marks a temporal model."""
+def export_saved_model(
+    model: keras.Model,
+    export_dir: str,
+    clip_length: int = 0,
+    fitted: Optional[operating_point.FittedPoint] = None,
+) -> None:
+    """Writes the SavedModel with both signatures; `clip_length` > 0 marks a temporal model.
+
+    `fitted` (the operating point fitted on held-out videos) joins the
+    `serving_default` outputs and `assets.extra/operating_point.json`.
+    """
+    vector = tf.constant(fitted.point.as_vector()) if fitted else None
     archive = keras.export.ExportArchive()
     archive.track(model)
     if clip_length:
@@ -55,7 +71,10 @@ def export_saved_model(model: keras.Model, export_dir: str, clip_length: int = 0
 
     @tf.function(input_signature=[image_spec])
     def serve_images(encoded: tf.Tensor) -> dict:
-        return _probabilities(model, pixels_from_bytes(encoded))
+        outputs = _probabilities(model, pixels_from_bytes(encoded))
+        if vector is not None:
+            outputs[operating_point.OUTPUT_KEY] = tf.tile(vector[None, :], [tf.shape(encoded)[0], 1])
+        return outputs
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=config.EXAMPLES_INPUT)])
     def serve_examples(serialized: tf.Tensor) -> dict:
@@ -68,6 +87,18 @@ def export_saved_model(model: keras.Model, export_dir: str, clip_length: int = 0
     grey_face = tf.io.encode_png(tf.fill([data.CROP_SIZE, data.CROP_SIZE, 3], tf.constant(128, tf.uint8))).numpy()
     sample = np.array([[grey_face] * clip_length] if clip_length else [grey_face], dtype=object)
     warmup.write_warmup_requests(export_dir, [warmup.predict_request("", SERVING_DEFAULT, {image_spec.name: sample})])
+    if fitted:
+        with tf.io.gfile.GFile(os.path.join(export_dir, ASSETS_EXTRA, operating_point.FILE_NAME), "w") as f:
+            json.dump(fitted.to_dict(), f, indent=1, sort_keys=True)
+
+
+def read_operating_point(export_dir: str) -> Optional[dict]:
+    """The fitted operating point stored beside a SavedModel (`FittedPoint.to_dict`), None when it has none."""
+    path = os.path.join(export_dir, ASSETS_EXTRA, operating_point.FILE_NAME)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
 
 
 def keras_path(model_uri: str) -> str:

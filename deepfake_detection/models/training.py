@@ -13,6 +13,7 @@ import keras_tuner
 import tensorflow as tf
 
 from deepfake_detection import config
+from deepfake_detection.evaluation import operating_point, video_scores
 from deepfake_detection.models import data
 from deepfake_detection.models.base import (
     DEFAULT_HPARAMS,
@@ -50,9 +51,18 @@ class TrainingConfig:
     fake_source: str = config.DEFAULT_FAKE_SOURCE
     held_out_manipulations: tuple = ()
     ema_momentum: float = config.EMA_MOMENTUM
+    false_alarm_budget: float = operating_point.DEFAULT_FALSE_ALARM_BUDGET
+    miss_budget: float = operating_point.DEFAULT_MISS_BUDGET
+    video_rule: str = video_scores.RULE_MEAN
 
     def __post_init__(self) -> None:
         get_backbone(self.backbone)
+        video_scores.check_rule(self.video_rule)
+        if not 0 < self.false_alarm_budget < 1 or not 0 <= self.miss_budget < 1:
+            raise ValueError(
+                f"Invalid training setting false_alarm_budget={self.false_alarm_budget!r} or "
+                f"miss_budget={self.miss_budget!r}: expected 0 < false_alarm_budget < 1 and 0 <= miss_budget < 1"
+            )
         unknown = set(self.hparams) - set(DEFAULT_HPARAMS)
         if unknown:
             raise ValueError(f"Unknown hyperparameter(s) {sorted(unknown)}; expected among {sorted(DEFAULT_HPARAMS)}")

@@ -157,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             evaluation_split=args.evaluation_split,
             tuner_trials=args.tuner_trials,
             code_version=code_fingerprint(),
+            sample_data=not args.data_root,
         ),
         beam_pipeline_args=beam.beam_args("direct", args.direct_num_workers),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
@@ -184,6 +185,9 @@ def print_summary(pipeline_root: str, serving_dir: str, evaluation_split: str, v
     print_model_metrics(pipeline_root)
     print(f"Evaluation on the {evaluation_split} split (frame metrics | video metrics, rule {video_rule}):")
     for line in report.evaluation_lines(pipeline_root, serving_dir):
+        print(line)
+    print(f"Operating points (fitted on the eval split; rates on the {evaluation_split} split, 95 % intervals):")
+    for line in report.operating_point_lines(pipeline_root):
         print(line)
     no_face = [r["video"] for r in _report_rows(report_paths) if r["status"] == config.STATUS_NO_FACE]
     if no_face:
