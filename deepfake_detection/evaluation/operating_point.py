@@ -13,8 +13,9 @@ client applies the same point to the same version:
   With n real videos, a budget of b can be measured only once n >= 3 / b
   (the rule of three: with no false alarm among n, the 95 % bound is 3 / n).
   Below that the threshold is the larger of the highest real score and a
-  95 % prediction bound of a logit-normal fit to the real scores, and the fit
-  says so (`FittedPoint.method`);
+  one-sided tolerance bound of a logit-normal fit to the real scores (at
+  most the budget of real videos above it, with 95 % confidence), and the fit
+  says so (`FittedPoint.fake_method`);
 - `real_threshold`: below it a video is called real, set so that at most
   `miss_budget` of fake videos are (the same two ways); between the two the
   verdict is `uncertain`.
@@ -39,10 +40,10 @@ FILE_NAME = "operating_point.json"
 DEFAULT_FALSE_ALARM_BUDGET = 0.01
 DEFAULT_MISS_BUDGET = 0.1
 METHOD_EMPIRICAL = "empirical"
-METHOD_PREDICTION_BOUND = "prediction_bound"
+METHOD_TOLERANCE_BOUND = "tolerance_bound"
 METHOD_UNFITTED = "unfitted"
 _EPSILON = 1e-6
-_PREDICTION_CONFIDENCE = 0.95
+_TOLERANCE_CONFIDENCE = 0.95
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -140,11 +141,12 @@ class FittedPoint:
         parts = []
         if self.fake_method == METHOD_EMPIRICAL:
             parts.append(f"the fake threshold is measured on {self.real_videos} real videos")
-        elif self.fake_method == METHOD_PREDICTION_BOUND:
+        elif self.fake_method == METHOD_TOLERANCE_BOUND:
             parts.append(
                 f"{self.real_videos} real videos are too few to measure a {self.false_alarm_budget:.0%} false-alarm "
                 f"budget (that takes {needed}); the fake threshold is the higher of the highest real score and a "
-                f"{_PREDICTION_CONFIDENCE:.0%} prediction bound of the real scores"
+                f"bound that a fitted distribution of real scores exceeds at most that often, with "
+                f"{_TOLERANCE_CONFIDENCE:.0%} confidence"
             )
         else:
             parts.append("no real video was held out: nothing is called fake")
@@ -179,18 +181,24 @@ def platt(scores: Sequence[float], labels: Sequence[int], iterations: int = 50) 
     if positives == 0 or negatives == 0:
         return None
     targets = np.where(y > 0.5, (positives + 1) / (positives + 2), 1 / (negatives + 2))
-    slope, intercept = 1.0, 0.0
+    features = np.stack([z, np.ones_like(z)], axis=1)
+
+    def loss(params: np.ndarray) -> float:
+        margin = features @ params
+        return float((np.logaddexp(0, margin) - targets * margin).sum())
+
+    params = np.array([1.0, 0.0])
     for _ in range(iterations):
-        p = sigmoid(slope * z + intercept)
-        weights = np.maximum(p * (1 - p), 1e-12)
-        gradient = np.array([((p - targets) * z).sum(), (p - targets).sum()])
-        hessian = np.array(
-            [[(weights * z * z).sum() + 1e-6, (weights * z).sum()], [(weights * z).sum(), weights.sum() + 1e-6]]
-        )
-        step = np.linalg.solve(hessian, gradient)
-        slope, intercept = slope - step[0], intercept - step[1]
-        if np.abs(step).max() < 1e-9:
+        p = sigmoid(features @ params)
+        gradient = features.T @ (p - targets)
+        hessian = features.T @ (features * np.maximum(p * (1 - p), 1e-12)[:, None]) + 1e-9 * np.eye(2)
+        step, size = np.linalg.solve(hessian, gradient), 1.0
+        while size > 1e-6 and loss(params - size * step) > loss(params):
+            size /= 2
+        params = params - size * step
+        if np.abs(size * step).max() < 1e-10:
             break
+    slope, intercept = float(params[0]), float(params[1])
     if not np.isfinite([slope, intercept]).all() or slope <= 0:
         return None
     return float(slope), float(intercept)
@@ -203,16 +211,18 @@ def _upper_threshold(values: np.ndarray, budget: float) -> tuple:
     empirical = float(np.nextafter(ordered[allowed], np.inf)) if allowed < values.size else float(ordered[-1])
     if budget > 0 and values.size >= 3 / budget:
         return empirical, METHOD_EMPIRICAL
-    bound = _prediction_bound(logit(values), budget)
-    return max(float(np.nextafter(ordered[0], np.inf)), float(sigmoid(bound))), METHOD_PREDICTION_BOUND
+    bound = _tolerance_bound(logit(values), budget)
+    return max(float(np.nextafter(ordered[0], np.inf)), float(sigmoid(bound))), METHOD_TOLERANCE_BOUND
 
 
-def _prediction_bound(z: np.ndarray, tail: float) -> float:
-    """The upper `1 - tail` prediction bound of one more draw from a normal fitted to `z` (Student's t)."""
+def _tolerance_bound(z: np.ndarray, tail: float) -> float:
+    """A value that at most `tail` of a normal fitted to `z` exceeds, with 95 % confidence over the draw of `z`
+    (the one-sided normal tolerance factor, from the noncentral t distribution)."""
     if z.size < 2:
-        return float(z.max()) + 2.0
-    quantile = stats.t.ppf(1 - max(tail, 1e-6), z.size - 1)
-    return float(z.mean() + quantile * z.std(ddof=1) * math.sqrt(1 + 1 / z.size))
+        return float(z.max()) + 3.0
+    n = z.size
+    factor = stats.nct.ppf(_TOLERANCE_CONFIDENCE, n - 1, stats.norm.ppf(1 - max(tail, 1e-6)) * math.sqrt(n))
+    return float(z.mean() + factor / math.sqrt(n) * z.std(ddof=1))
 
 
 def fit_operating_point(

@@ -1,4 +1,4 @@
-"""Crop geometry, the keep rule, IoU tracks, and the real MTCNN detector on a real face."""
+"""Crop geometry, IoU tracks, and the real MTCNN detector on a real face."""
 
 import cv2
 import numpy as np
@@ -9,12 +9,10 @@ from deepfake_detection import sample_data
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.faces import (
     Detection,
-    FaceTrack,
     build_tracks,
     crop_face,
     crop_landmarks,
     iou,
-    keep_tracks,
     margin_crop_box,
 )
 from deepfake_detection.ingest.ingest_config import IngestConfig
@@ -37,26 +35,6 @@ def test_crop_is_resized_to_a_square_of_the_configured_size():
     crop = crop_face(image, (100, 100, 50, 80), margin=0.0, size=64)
     assert crop.shape == (64, 64, 3)
     assert crop.mean() == pytest.approx(255, abs=1)
-
-
-def _track(box, confidences):
-    return FaceTrack([Detection(t, box, c) for t, c in enumerate(confidences)])
-
-
-def test_lone_track_is_kept_whatever_its_confidence():
-    alone = [_track((0, 0, 10, 10), [0.91])]
-    assert keep_tracks(alone, 0.95, min_track_faces=3) == alone
-
-
-def test_two_people_in_every_frame_are_both_kept_below_the_confidence_bar():
-    left, right = _track((0, 0, 40, 40), [0.93] * 8), _track((100, 0, 40, 40), [0.92] * 8)
-    assert keep_tracks([left, right], 0.95, min_track_faces=3) == [left, right]
-
-
-def test_a_short_unconfident_track_beside_a_person_is_dropped():
-    person, flicker = _track((0, 0, 40, 40), [0.99] * 8), _track((100, 0, 10, 10), [0.93, 0.92])
-    confident_flicker = _track((100, 0, 10, 10), [0.97])
-    assert keep_tracks([person, flicker, confident_flicker], 0.95, min_track_faces=3) == [person, confident_flicker]
 
 
 def test_crop_landmarks_are_fractions_of_the_crop():
