@@ -12,30 +12,42 @@ function svg(tag, attributes, parent) {
   return node;
 }
 
-function gauge(probability) {
+// The gauge shows the calibrated probability against the model's operating point: the green arc is where a
+// video is called real, the amber arc uncertain, the red arc fake; the needle is this video's probability.
+function gauge(result) {
+  const probability = result.fake_probability;
   const root = svg("svg", { width: 160, height: 100, viewBox: "0 0 160 100", class: "gauge", role: "img" });
-  root.setAttribute("aria-label", probability === null ? "no score" : `fake probability ${probability.toFixed(2)}`);
-  svg("path", { d: "M 20 90 A 60 60 0 0 1 140 90", stroke: "#dde1e8", "stroke-width": 14, fill: "none" }, root);
-  if (probability !== null) {
-    const angle = Math.PI * (1 - probability);
-    const x = 80 + 60 * Math.cos(angle), y = 90 - 60 * Math.sin(angle);
-    const color = probability >= 0.5 ? "#c62828" : "#2e7d32";
-    svg("path", { d: `M 20 90 A 60 60 0 0 1 ${x.toFixed(1)} ${y.toFixed(1)}`, stroke: color, "stroke-width": 14, fill: "none" }, root);
-    svg("text", { x: 80, y: 85, "text-anchor": "middle", "font-size": 20 }, root).textContent = `${Math.round(probability * 100)}%`;
+  root.setAttribute("aria-label", probability === null ? "no score" : `calibrated fake probability ${probability.toFixed(2)}, ${result.verdict}`);
+  const point = (p) => [80 + 60 * Math.cos(Math.PI * (1 - p)), 90 - 60 * Math.sin(Math.PI * (1 - p))];
+  const arc = (from, to, color) => {
+    const [x0, y0] = point(from), [x1, y1] = point(to);
+    svg("path", { d: `M ${x0.toFixed(1)} ${y0.toFixed(1)} A 60 60 0 0 1 ${x1.toFixed(1)} ${y1.toFixed(1)}`, stroke: color, "stroke-width": 14, fill: "none", class: "zone" }, root);
+  };
+  if (result.threshold === null || result.threshold === undefined) {
+    arc(0, 1, "#dde1e8");
   } else {
-    svg("text", { x: 80, y: 85, "text-anchor": "middle" }, root).textContent = "no face";
+    arc(0, result.real_threshold, "#a5d6a7");
+    arc(result.real_threshold, result.threshold, "#ffe082");
+    arc(result.threshold, 1, "#ef9a9a");
+  }
+  if (probability !== null) {
+    const [x, y] = point(probability);
+    svg("line", { x1: 80, y1: 90, x2: x.toFixed(1), y2: y.toFixed(1), stroke: "#1f2937", "stroke-width": 3, class: "needle" }, root);
+    svg("text", { x: 80, y: 70, "text-anchor": "middle", "font-size": 14 }, root).textContent = `P(fake) ${Math.round(probability * 100)}%`;
+  } else {
+    svg("text", { x: 80, y: 85, "text-anchor": "middle" }, root).textContent = result.verdict === "no_face" ? "no face" : "no score";
   }
   return root;
 }
 
-function timeline(faces, threshold) {
+// Face scores over time per person, as the model gave them (before the video is calibrated).
+function timeline(faces) {
   const width = 560, height = 160, left = 36, bottom = 24;
   const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "timeline", role: "img" });
-  root.setAttribute("aria-label", "fake probability over the video");
+  root.setAttribute("aria-label", "face scores over the video");
   const end = Math.max(...faces.map((f) => f.timestamp), 0.001);
   const x = (t) => left + (t / end) * (width - left - 10);
   const y = (p) => 10 + (1 - p) * (height - bottom - 10);
-  svg("line", { x1: left, y1: y(threshold), x2: width - 10, y2: y(threshold), stroke: "#8a94a6", "stroke-dasharray": "4 4" }, root);
   for (const p of [0, 0.5, 1]) svg("text", { x: 4, y: y(p) + 4 }, root).textContent = p.toFixed(1);
   svg("text", { x: width - 60, y: height - 4 }, root).textContent = `${end.toFixed(1)} s`;
   const tracks = new Map();
@@ -64,14 +76,18 @@ function showResult(result) {
     reason.textContent = `${result.error.message} (${result.status}${result.error.limit ? ", limit " + result.error.limit : ""})`;
     card.appendChild(reason);
   } else {
-    const label = { fake: "Fake", real: "Real", no_face: "No face found" }[result.verdict];
+    const label = VERDICT_LABELS[result.verdict] || result.verdict;
     title.innerHTML = `${escapeHtml(result.file_name)}: <span class="verdict verdict-${result.verdict}">${label}</span>`;
     card.appendChild(title);
-    card.appendChild(gauge(result.fake_probability));
+    card.appendChild(gauge(result));
+    const why = document.createElement("p");
+    why.className = "explanation";
+    why.textContent = result.explanation || "";
+    card.appendChild(why);
     const details = document.createElement("div");
     details.innerHTML = `<p>${result.frames_analysed} frames, ${result.faces.length} faces, rule ${result.rule},
       model ${escapeHtml(result.model_name)} v${result.model_version ?? "?"}, ${result.timings_s.total.toFixed(2)} s</p>`;
-    if (result.faces.length > 1) details.appendChild(timeline(result.faces, result.threshold));
+    if (result.faces.length > 1) details.appendChild(timeline(result.faces));
     card.appendChild(details);
     const faces = document.createElement("div");
     faces.className = "faces";
@@ -82,9 +98,21 @@ function showResult(result) {
       faces.appendChild(item);
     }
     card.appendChild(faces);
+    if ((result.other_tracks || []).length) {
+      const others = document.createElement("ul");
+      others.className = "other-tracks";
+      for (const track of result.other_tracks) {
+        const item = document.createElement("li");
+        item.textContent = `Not counted: a detection seen in ${track.frames} frame(s) from frame ${track.first_frame_index} (${track.reason}).`;
+        others.appendChild(item);
+      }
+      card.appendChild(others);
+    }
   }
   $("results").prepend(card);
 }
+
+const VERDICT_LABELS = { fake: "Fake", uncertain: "Uncertain", real: "Real", no_face: "No face found" };
 
 function escapeHtml(text) {
   const node = document.createElement("span");

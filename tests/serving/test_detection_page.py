@@ -41,7 +41,9 @@ def test_page_uploads_a_video_and_shows_verdict_faces_and_timeline(service, samp
         page.set_input_files("#picker", video)
         page.wait_for_selector(".result .verdict", timeout=120_000)
         verdict = page.inner_text(".result .verdict")
-        assert verdict in ("Fake", "Real")
+        assert verdict in ("Fake", "Uncertain", "Real")
+        assert page.inner_text(".result .explanation")
+        assert page.locator(".result svg.gauge path.zone").count() == 3
         assert page.locator(".result svg.gauge").count() == 1
         assert page.locator(".result svg.timeline path.track").count() >= 1
         assert page.locator(".result .face img").count() >= 2

@@ -17,8 +17,10 @@ import httpx
 import pytest
 import skimage.data
 
+from deepfake_detection.evaluation.operating_point import OperatingPoint
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.readers import read_dataset
+from deepfake_detection.models import export
 from serving.clients import GrpcClient, InProcessModel, ModelTarget
 from serving.detection_service import DetectionService, ServiceSettings, create_app
 from serving.video_client import VideoAnalyzer
@@ -69,7 +71,7 @@ def test_verdicts_for_real_and_fake_videos_match_the_in_process_analysis(service
         assert status == 200, answer
         [result] = answer["results"]
         expected = reference.analyse_video(record.path)
-        assert result["verdict"] == expected.verdict and result["verdict"] in ("fake", "real")
+        assert result["verdict"] == expected.verdict and result["verdict"] in ("fake", "uncertain", "real")
         assert result["fake_probability"] == pytest.approx(expected.fake_probability, abs=1e-5)
         assert result["model_name"] == "faces" and result["model_version"] == 1
         assert result["frames_analysed"] == 6 and result["faces"]
@@ -84,7 +86,7 @@ def test_image_verdicts(service, extension):
     status, answer = post_files(url, [(f"astronaut{extension}", astronaut(extension))])
     assert status == 200, answer
     [result] = answer["results"]
-    assert result["verdict"] in ("fake", "real") and len(result["faces"]) == 1
+    assert result["verdict"] in ("fake", "uncertain", "real") and len(result["faces"]) == 1
     assert result["media_type"] == f"image/{ {'.jpg': 'jpeg', '.png': 'png', '.webp': 'webp'}[extension] }"
 
 
@@ -149,7 +151,7 @@ def test_decoder_crash_and_hang_cost_one_file_and_the_service_stays_up(service):
     assert crashed["status"] == 422 and crashed["error"]["kind"] == "decoder_crash"
     assert hung["status"] == 422 and hung["error"]["kind"] == "decode_timeout"
     assert hung["error"]["limit"] == "decode_timeout_s"
-    assert fine["status"] == 200 and fine["verdict"] in ("fake", "real")
+    assert fine["status"] == 200 and fine["verdict"] in ("fake", "uncertain", "real")
     assert get(url + "/healthz")[0] == 200
 
 
@@ -235,7 +237,11 @@ def test_history_pages_checks_without_media(service):
     assert code == 200 and len(page["items"]) == 2 and page["total"] >= 2
     newest = page["items"][0]
     assert newest["file_name"] == "history.jpg" and newest["media_type"] == "image/jpeg"
-    assert len(newest["sha256"]) == 64 and newest["verdict"] in ("fake", "real") and newest["model_version"] == 1
+    assert (
+        len(newest["sha256"]) == 64
+        and newest["verdict"] in ("fake", "uncertain", "real")
+        and newest["model_version"] == 1
+    )
     assert set(newest) == {
         "id", "checked_at", "file_name", "media_type", "size_bytes", "sha256", "verdict",
         "fake_probability", "model_name", "model_version", "error",
@@ -300,6 +306,28 @@ def test_command_line_against_the_service_and_fully_local(service, model_server,
     [offline] = json.loads(local.stdout)
     assert offline["verdict"] == remote["verdict"]
     assert offline["fake_probability"] == pytest.approx(remote["fake_probability"], abs=1e-5)
+    for key in ("threshold", "real_threshold"):
+        assert offline[key] == pytest.approx(remote[key], abs=1e-6) and remote[key] is not None
+    assert offline["operating_point_source"] == remote["operating_point_source"] == "model"
+    assert offline["explanation"] == remote["explanation"]
+
+
+def test_tiers_and_the_served_operating_point(service, model_server, sample_dataset):
+    """Every verdict is read at the operating point the served version carries, and says why."""
+    url, _ = service
+    served = httpx.get(f"{url}/v1/model", timeout=60).json()
+    point = served["operating_point"]
+    assert served["model_version"] == 1 and point["fake_threshold"] > point["real_threshold"]
+    fitted = export.read_operating_point(model_server.exported[1])
+    assert point["fake_threshold"] == pytest.approx(fitted["fake_threshold"], abs=1e-6)
+    video = sorted(r.path for r in read_dataset(sample_dataset))[0]
+    with open(video, "rb") as f:
+        [result] = httpx.post(f"{url}/v1/detect", files={"files": ("v.mp4", f.read())}, timeout=300).json()["results"]
+    expected = OperatingPoint.from_dict(point)
+    assert result["verdict"] == expected.verdict(result["fake_probability"])
+    assert result["fake_probability"] == pytest.approx(expected.calibrate(result["raw_score"]), abs=1e-6)
+    assert result["explanation"] and result["other_tracks"] == []
+    assert httpx.get(f"{url}/v1/model/card", timeout=60).status_code == 404  # no --model-base-path here
 
 
 _COUNT_NEW_ARENAS = """
