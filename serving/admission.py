@@ -13,7 +13,8 @@ Many users share one service, so one key's burst must not take the whole
 queue: a key holds at most `max_in_flight_per_key` running and
 `max_queued_per_key` waiting places (beyond them it is refused, 429), and a
 freed slot goes to the waiting request whose key runs the fewest analyses,
-the oldest first among equals. Requests without a key (a service without
+then whose key started one longest ago (round robin), its oldest request
+first. Requests without a key (a service without
 authentication) share the global limits only.
 """
 
@@ -22,7 +23,7 @@ import math
 import threading
 import time
 from collections import Counter
-from typing import Callable, List, Optional, Tuple, TypeVar
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 Result = TypeVar("Result")
 # Recent analyses weigh this much in the running mean of their duration.
@@ -56,10 +57,13 @@ class Admission:
         self._lock = threading.Lock()
         self._turn = threading.Condition(self._lock)
         self._arrivals = itertools.count()
+        self._starts = itertools.count()
         # (arrival number, key) of the admitted requests waiting for a slot, oldest first.
         self._waiting: List[Tuple[int, Optional[str]]] = []
         self._admitted_by_key: Counter = Counter()
         self._running_by_key: Counter = Counter()
+        # When each key with admitted requests last started one (a number of `_starts`).
+        self._last_start_by_key: Dict[Optional[str], int] = {}
         self.admitted = 0
         self.in_flight = 0
         self.rejected = 0
@@ -106,6 +110,7 @@ class Admission:
             self._waiting.remove(arrival)
             self.in_flight += 1
             self._running_by_key[key] += 1
+            self._last_start_by_key[key] = next(self._starts)
             # Another waiter may be next now that this one left the line (a second free slot).
             self._turn.notify_all()
         started = time.monotonic()
@@ -125,17 +130,20 @@ class Admission:
 
     def _next_to_run(self) -> Optional[Tuple[int, Optional[str]]]:
         """The waiting request a free slot goes to: of the keys under their running share, the one running
-        fewest, its oldest request first; None while no slot is free or every waiting key runs its share."""
+        fewest, then the one that started an analysis longest ago, its oldest request first; None while no
+        slot is free or every waiting key runs its share. Requests without a key go in arrival order."""
         if self.in_flight >= self.max_in_flight:
             return None
         eligible = [
-            (self._running_by_key[key] if key is not None else 0, arrival, key)
+            (self._running_by_key[key], self._last_start_by_key.get(key, -1), arrival, key)
+            if key is not None
+            else (0, -1, arrival, key)
             for arrival, key in self._waiting
             if key is None or self._running_by_key[key] < self.max_in_flight_per_key
         ]
         if not eligible:
             return None
-        _, arrival, key = min(eligible)
+        *_, arrival, key = min(eligible)
         return arrival, key
 
     def _release_place(self, key: Optional[str]) -> None:
@@ -143,6 +151,7 @@ class Admission:
         self._admitted_by_key[key] -= 1
         if not self._admitted_by_key[key]:
             del self._admitted_by_key[key]
+            self._last_start_by_key.pop(key, None)
 
     def retry_after_s(self, key: Optional[str] = None) -> int:
         """Seconds until a place should free up: the admitted requests' work spread over the slots, or, for a key
