@@ -203,3 +203,36 @@ def test_two_replicas_with_keys_on_postgresql_keep_principals_apart_revoke_at_on
         for headers in wrong.values():
             value = headers.get("Authorization", "")
             assert not value or value.split(" ", 1)[1] not in text
+
+
+@pytest.mark.e2e
+def test_the_page_asks_for_a_key_keeps_it_in_session_storage_and_never_in_a_url(keyed_service, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from tests.serving.test_detection_page import CHROMIUM, CHROMIUM_ARGS
+
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: `make test` installs Debian's chromium package"
+    url, _, keys = keyed_service
+    image = tmp_path / "page-upload.jpg"
+    image.write_bytes(astronaut_jpeg())
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(url)
+        page.wait_for_selector("#key-section:not([hidden])", timeout=30_000)
+        page.fill("#key", "dfk_wrong")
+        page.click("#key-form button")
+        page.wait_for_function("document.getElementById('key-message').textContent.includes('refused')")
+        page.fill("#key", keys["alice"])
+        page.click("#key-form button")
+        page.wait_for_selector("#key-section", state="hidden", timeout=30_000)
+        page.set_input_files("#picker", str(image))
+        page.wait_for_selector(".result .verdict", timeout=120_000)
+        page.wait_for_function("document.querySelector('#history').innerText.includes('page-upload.jpg')")
+        assert page.evaluate("sessionStorage.getItem('deepfake-api-key')") == keys["alice"]
+        assert page.evaluate("localStorage.length") == 0
+        browser.close()
+    _, secret = auth.split_key(keys["alice"])
+    assert not [u for u in requested if secret in u or "dfk_" in u], "a key must never be in a URL"
