@@ -106,13 +106,15 @@ class KeyStore:
             rows = connection.execute(sa.select(*columns).order_by(API_KEYS.c.created_at, API_KEYS.c.name))
             return [KeyInfo(*row) for row in rows]
 
-    def revoke(self, name: str) -> int:
-        """Revokes every live key of principal `name`; how many there were."""
+    def revoke(self, name: str, key_id: Optional[str] = None) -> int:
+        """Revokes every live key of principal `name`, or only the one with `key_id` (rotation: the old key
+        goes once the new one is in use); how many there were."""
         now = datetime.datetime.now(datetime.timezone.utc)
+        which = [API_KEYS.c.name == name, API_KEYS.c.revoked_at.is_(None)]
+        if key_id is not None:
+            which.append(API_KEYS.c.key_id == key_id)
         with self._engine.begin() as connection:
-            revoked = connection.execute(
-                API_KEYS.update().where(API_KEYS.c.name == name, API_KEYS.c.revoked_at.is_(None)).values(revoked_at=now)
-            )
+            revoked = connection.execute(API_KEYS.update().where(*which).values(revoked_at=now))
         return int(revoked.rowcount)
 
     def verify(self, key: str) -> Optional[Principal]:

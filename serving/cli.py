@@ -163,7 +163,7 @@ def keys(args: argparse.Namespace) -> int:
                 created = info.created_at.isoformat(timespec="seconds")
                 print(f"{info.name:<24} {info.key_id:<16} {'yes' if info.admin else 'no':<5} {created:<25} {revoked}")
         else:
-            revoked = store.revoke(args.name)
+            revoked = store.revoke(args.name, args.key_id)
             if not revoked:
                 print(f"{args.name} holds no live key", file=sys.stderr)
                 return 1
@@ -202,6 +202,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             sub.add_argument("name", help="the principal: who owns the checks and jobs made with the key")
         if action == "create":
             sub.add_argument("--admin", action="store_true", help="may read every principal's history and jobs")
+        if action == "revoke":
+            sub.add_argument("--key-id", help="only this key of the name (as `keys list` shows it), not all of them")
         sub.add_argument(
             "--history-url",
             default=os.environ.get("DEEPFAKE_HISTORY_URL"),

@@ -47,11 +47,14 @@ def test_a_revoked_key_stops_working_at_once_for_every_store_on_the_database(dat
     first, second = auth.KeyStore.open(database_url), auth.KeyStore.open(database_url)
     alice, bob = first.create("alice"), first.create("bob")
     assert second.verify(alice) and second.verify(bob)
+    rotated = first.create("alice")
+    assert second.revoke("alice", key_id=auth.split_key(rotated)[0]) == 1
+    assert first.verify(rotated) is None and first.verify(alice) == auth.Principal("alice")
     assert second.revoke("alice") == 1
     assert first.verify(alice) is None and second.verify(alice) is None
     assert first.verify(bob) == auth.Principal("bob")
     assert second.revoke("alice") == 0
-    assert [k.revoked_at is not None for k in first.list()] == [True, False]
+    assert [k.revoked_at is not None for k in first.list()] == [True, False, True]
     first.close()
     second.close()
 
