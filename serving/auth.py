@@ -26,7 +26,7 @@ from typing import List, Optional, Tuple
 
 import sqlalchemy as sa
 
-from serving.history import API_KEYS, create_engine, migrate
+from serving.history import API_KEYS, create_engine, make_sqlite_folder, migrate
 
 KEY_PREFIX = "dfk"
 # Principals' names: what the history records as the owner of a check; no spaces, no separators of the key.
@@ -81,6 +81,7 @@ class KeyStore:
     @classmethod
     def open(cls, url: str) -> "KeyStore":
         """The store of the database at `url`, migrated to the newest revision first (as the service does)."""
+        make_sqlite_folder(url)
         engine = create_engine(url, pool_size=1)
         migrate(engine)
         return cls(engine)

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import os
 import pathlib
 from typing import List, Mapping, Optional, Tuple
 
@@ -91,6 +92,12 @@ def engine_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def make_sqlite_folder(url: str) -> None:
+    """Creates the folder of a SQLite file URL, so a first start (or a first key) needs no mkdir."""
+    if url.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(os.path.abspath(url[len("sqlite:///") :])) or ".", exist_ok=True)
 
 
 def create_engine(url: str, pool_size: int = 5) -> sa.Engine:

@@ -158,7 +158,7 @@ def test_the_service_refuses_to_serve_everyone_without_keys_unless_told_twice(ca
 
 
 def test_keys_command_prints_the_key_once_on_its_last_line_and_lists_no_secret(tmp_path):
-    url = f"sqlite:///{tmp_path}/history.sqlite"
+    url = f"sqlite:///{tmp_path}/not/yet/history.sqlite"
 
     def keys(*arguments):
         return subprocess.run(
