@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from serving.history import API_KEYS, create_engine, make_sqlite_folder, migrate
 
 KEY_PREFIX = "dfk"
-# Principals' names: what the history records as the owner of a check; no spaces, no separators of the key.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.@-]{0,63}")
+# Principals' names: what the history records as the owner of a check (64 characters at most, no spaces).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _KEY_PATTERN = re.compile(rf"{KEY_PREFIX}_([0-9a-f]{{16}})_([A-Za-z0-9_-]{{43}})")
 # What an unknown or malformed key is compared against, so that it costs what a known one costs.
 _DUMMY_SALT = bytes(32)
@@ -89,7 +89,7 @@ class KeyStore:
     def create(self, name: str, admin: bool = False) -> str:
         """A new key for principal `name` (who may already hold others: rotation); returned once, kept hashed."""
         if not NAME_PATTERN.fullmatch(name):
-            raise ValueError(f"{name!r} is not a valid name: letters, digits, '.', '@' and '-', at most 64")
+            raise ValueError(f"{name!r} is not a valid name: letters, digits, '.', '_', '@' and '-', at most 64")
         key_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_bytes(32)
         now = datetime.datetime.now(datetime.timezone.utc)
         with self._engine.begin() as connection:

@@ -37,8 +37,10 @@ def test_keys_are_stored_only_as_salted_digests_and_verify_to_their_principal(da
         assert secret not in stored and key not in stored
     assert len({row[2] for row in rows}) == 3, "each key has its own salt"
     assert [(k.name, k.admin) for k in store.list()] == [("alice", False), ("root", True), ("alice", False)]
-    with pytest.raises(ValueError):
-        store.create("alice smith")
+    assert store.verify(store.create("ops_team.1@example.com")) == auth.Principal("ops_team.1@example.com")
+    for bad in ("alice smith", "", "-alice", "a" * 65):
+        with pytest.raises(ValueError):
+            store.create(bad)
     store.close()
 
 
