@@ -1,4 +1,4 @@
-"""The project's command line: `deepfake-pipeline detect FILE...`.
+"""The project's command line: `deepfake-pipeline detect FILE...` and `deepfake-pipeline keys ...`.
 
 Against a running detection service (`--service URL`, default
 http://127.0.0.1:8080), or fully local with `--local --model-dir DIR` (a
@@ -7,7 +7,12 @@ pushed or exported SavedModel, run in this process). A table by default,
 three tiers (`fake`, `uncertain`, `real`, and `no_face`) at the operating
 point the model version carries. The exit code is 0 when every file was
 analysed, 1 when one was not, and with `--fail-on fake` (or `uncertain`) 3
-when a file got that verdict (`uncertain` also fails on `fake`).
+when a file got that verdict (`uncertain` also fails on `fake`). A service
+that needs a key gets it from `--api-key` or `DEEPFAKE_API_KEY`.
+
+`keys create NAME [--admin]`, `keys list` and `keys revoke NAME` manage the
+service's API keys in its history database (`--history-url`, or
+`DEEPFAKE_HISTORY_URL`); `create` prints the new key once, as its last line.
 """
 
 import argparse
@@ -24,14 +29,18 @@ MAX_ATTEMPTS = 5
 MAX_RETRY_WAIT_S = 30.0
 
 
-def remote_analyser(service: str, timeout_s: float) -> Callable[[str], Tuple[int, dict]]:
-    """POSTs each file to the service's `/v1/detect`, streamed from disk.
+def remote_analyser(service: str, timeout_s: float, api_key: Optional[str] = None) -> Callable[[str], Tuple[int, dict]]:
+    """POSTs each file to the service's `/v1/detect`, streamed from disk, with `api_key` as a bearer token.
 
-    Connection failures are retried by the transport; a `503` with
-    `Retry-After` (the service is full) is retried after the time it asks for,
-    up to `MAX_ATTEMPTS` tries and `MAX_RETRY_WAIT_S` per wait.
+    Connection failures are retried by the transport; a `503` or `429` with
+    `Retry-After` (the service, or this key's share of it, is full) is retried
+    after the time it asks for, up to `MAX_ATTEMPTS` tries and
+    `MAX_RETRY_WAIT_S` per wait.
     """
-    client = httpx.Client(base_url=service, timeout=timeout_s, transport=httpx.HTTPTransport(retries=2))
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    client = httpx.Client(
+        base_url=service, timeout=timeout_s, headers=headers, transport=httpx.HTTPTransport(retries=2)
+    )
 
     def analyse(path: str) -> Tuple[int, dict]:
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -52,9 +61,9 @@ def remote_analyser(service: str, timeout_s: float) -> Callable[[str], Tuple[int
 
 
 def retry_after(response: httpx.Response) -> Optional[float]:
-    """Seconds to wait before trying again: a 503 with `Retry-After` in seconds, else None."""
+    """Seconds to wait before trying again: a 503 or 429 with `Retry-After` in seconds, else None."""
     value = response.headers.get("Retry-After", "")
-    if response.status_code != 503 or not value.strip().isdigit():
+    if response.status_code not in (429, 503) or not value.strip().isdigit():
         return None
     return min(float(value), MAX_RETRY_WAIT_S)
 
@@ -132,7 +141,7 @@ def detect(args: argparse.Namespace) -> int:
             print(str(e), file=sys.stderr)
             return 2
     else:
-        analyse = remote_analyser(args.service, args.timeout_s)
+        analyse = remote_analyser(args.service, args.timeout_s, args.api_key)
     files = args.files
     if len(files) > 1 and not args.no_progress:
         from tqdm import tqdm
@@ -153,6 +162,42 @@ def detect(args: argparse.Namespace) -> int:
     else:
         print(table(rows))
     return exit_code(rows, args.fail_on)
+
+
+def keys(args: argparse.Namespace) -> int:
+    """`keys create|list|revoke`: the store is opened (and migrated) here, so keys can be made before the
+    service first starts on a new database."""
+    from serving.auth import KeyStore
+
+    if not args.history_url:
+        print("keys needs --history-url (or DEEPFAKE_HISTORY_URL): the service's history database", file=sys.stderr)
+        return 2
+    store = KeyStore.open(args.history_url)
+    try:
+        if args.action == "create":
+            try:
+                key = store.create(args.name, args.admin)
+            except ValueError as e:
+                print(e, file=sys.stderr)
+                return 2
+            role = "an admin key" if args.admin else "a key"
+            print(f"Created {role} for {args.name}. It is shown only this once; keep it secret:")
+            print(key)
+        elif args.action == "list":
+            print(f"{'name':<24} {'key id':<16} {'admin':<5} {'created':<25} revoked")
+            for info in store.list():
+                revoked = info.revoked_at.isoformat(timespec="seconds") if info.revoked_at else "-"
+                created = info.created_at.isoformat(timespec="seconds")
+                print(f"{info.name:<24} {info.key_id:<16} {'yes' if info.admin else 'no':<5} {created:<25} {revoked}")
+        else:
+            revoked = store.revoke(args.name, args.key_id)
+            if not revoked:
+                print(f"{args.name} holds no live key", file=sys.stderr)
+                return 1
+            print(f"Revoked {revoked} key(s) of {args.name}")
+    finally:
+        store.close()
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -180,8 +225,31 @@ def main(argv: Optional[List[str]] = None) -> int:
     command.add_argument("--json", action="store_true", help="JSON instead of a table")
     command.add_argument("--no-progress", action="store_true")
     command.add_argument("--timeout-s", type=float, default=600.0)
+    command.add_argument(
+        "--api-key",
+        default=os.environ.get("DEEPFAKE_API_KEY"),
+        help="the service's API key (default: $DEEPFAKE_API_KEY; the variable keeps it out of the shell history)",
+    )
+    command.set_defaults(run=detect)
+
+    keys_command = commands.add_parser("keys", help="create, list and revoke the detection service's API keys")
+    actions = keys_command.add_subparsers(dest="action", required=True)
+    for action, text in (("create", "a new key, printed once"), ("list", "every key"), ("revoke", "a name's keys")):
+        sub = actions.add_parser(action, help=text)
+        if action != "list":
+            sub.add_argument("name", help="the principal: who owns the checks and jobs made with the key")
+        if action == "create":
+            sub.add_argument("--admin", action="store_true", help="may read every principal's history and jobs")
+        if action == "revoke":
+            sub.add_argument("--key-id", help="only this key of the name (as `keys list` shows it), not all of them")
+        sub.add_argument(
+            "--history-url",
+            default=os.environ.get("DEEPFAKE_HISTORY_URL"),
+            help="the service's history database: sqlite:///file or postgresql://... (default: $DEEPFAKE_HISTORY_URL)",
+        )
+    keys_command.set_defaults(run=keys)
     args = parser.parse_args(argv)
-    return detect(args)
+    return args.run(args)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,11 @@ Routes:
     GET  /metrics             Prometheus: requests, latencies, verdicts, errors by kind
     GET  /                    the web page
 
+With `--auth keys` every /v1/* route needs `Authorization: Bearer KEY` (keys
+from `deepfake-pipeline keys create`): each check and job belongs to its key's
+principal, and each key has its own share of the queue. The service refuses to
+listen beyond loopback without keys unless told so (docs/serving-auth.md).
+
 Each file runs the pipeline's own sampling, face detection and crop, then the
 model server in batches over gRPC (TF Serving or the local model server).
 Limits answer 4xx naming the limit: the body size (413), the media type by
@@ -44,7 +49,8 @@ from tensorflow_serving.apis import get_model_status_pb2
 from deepfake_detection.evaluation import model_card, video_scores
 from deepfake_detection.evaluation.operating_point import OperatingPoint
 from deepfake_detection.ingest.ingest_config import IngestConfig
-from serving.admission import Admission
+from serving.admission import KEY_QUEUE_FULL, Admission
+from serving.auth import KeyStore, Principal, bearer_key
 from serving.clients import GrpcClient, ModelTarget, ServingError
 from serving.history import Check, History
 from serving.media import IsolatedDecoder, MediaError, classify
@@ -76,6 +82,11 @@ class ServiceSettings:
     batch_size: int = 32
     max_in_flight: int = 2
     max_queued: int = 8
+    # "keys": every /v1/* route needs an API key; "none": one person's service on loopback.
+    auth: str = "none"
+    # Each key's share: analyses running, and requests waiting, at most (beyond them, 429).
+    max_in_flight_per_key: int = 1
+    max_queued_per_key: int = 3
 
     def operating_point(self) -> Optional[OperatingPoint]:
         """A hand-set point (both thresholds, no calibration) that overrides the model's; None uses the model's."""
@@ -175,7 +186,13 @@ class DetectionService:
         self.decoder = decoder or IsolatedDecoder(settings.decode_timeout_s)
         self.history = History(settings.history_url, settings.history_pool_size)
         self.metrics = Metrics()
-        self.admission = Admission(settings.max_in_flight, settings.max_queued)
+        self.admission = Admission(
+            settings.max_in_flight,
+            settings.max_queued,
+            max_in_flight_per_key=settings.max_in_flight_per_key,
+            max_queued_per_key=settings.max_queued_per_key,
+        )
+        self.keys = KeyStore(self.history.engine) if settings.auth == "keys" else None
         self.metrics.watch(self.admission)
 
     def model_info(self) -> dict:
@@ -210,8 +227,11 @@ class DetectionService:
             return None
         return os.path.join(self.settings.model_base_path, self.settings.model_name, str(version))
 
-    def analyse(self, upload: Upload, thumbnails: bool, progress: Any = None) -> Tuple[int, dict]:
-        """(HTTP status, answer) for one file; every outcome is counted and recorded in the history."""
+    def analyse(
+        self, upload: Upload, thumbnails: bool, progress: Any = None, principal: Optional[str] = None
+    ) -> Tuple[int, dict]:
+        """(HTTP status, answer) for one file; every outcome is counted and recorded in the history, as
+        `principal`'s check."""
         status, answer = analyse_upload(
             self.analyzer,
             self.decoder,
@@ -235,11 +255,14 @@ class DetectionService:
                 model_name=self.settings.model_name if status == 200 else None,
                 model_version=answer.get("model_version"),
                 error=answer["error"]["message"] if status != 200 else None,
+                principal=principal,
             )
         )
         return status, answer
 
-    def analyse_all(self, uploads: List[Upload], thumbnails: bool, progress: Any = None) -> Tuple[int, dict]:
+    def analyse_all(
+        self, uploads: List[Upload], thumbnails: bool, progress: Any = None, principal: Optional[str] = None
+    ) -> Tuple[int, dict]:
         results = []
         for index, upload in enumerate(uploads):
 
@@ -247,19 +270,19 @@ class DetectionService:
                 if progress:
                     progress(index, len(uploads), name, stage, fraction)
 
-            status, answer = self.analyse(upload, thumbnails, report)
+            status, answer = self.analyse(upload, thumbnails, report, principal)
             results.append({"status": status, **answer})
         return combined_status([r["status"] for r in results]), {"results": results}
 
-    def start_job(self, uploads: List[Upload], thumbnails: bool) -> str:
+    def start_job(self, uploads: List[Upload], thumbnails: bool, principal: Optional[str] = None) -> str:
         """Runs an admitted request in the background: `queued` until a slot frees, then `running`.
 
         Every change of the job is written to the shared database, so any
-        replica on it answers `GET /v1/jobs/<id>`.
+        replica on it answers `GET /v1/jobs/<id>` (to `principal`, or an admin).
         """
         job_id = uuid.uuid4().hex
         job = {"job_id": job_id, "state": "queued", "files": len(uploads), "file_index": 0, "stage": "queued"}
-        self.history.save_job(job)
+        self.history.save_job(job, principal)
 
         def update(**changes: Any) -> None:
             job.update(changes)
@@ -271,7 +294,9 @@ class DetectionService:
         def run() -> None:
             try:
                 status, answer = self.admission.run(
-                    lambda: self.analyse_all(uploads, thumbnails, progress), lambda: update(state="running")
+                    lambda: self.analyse_all(uploads, thumbnails, progress, principal),
+                    lambda: update(state="running"),
+                    principal,
                 )
                 update(state="done", status=status, progress=1.0, stage="done", **answer)
             except Exception as e:  # noqa: BLE001 - a failed job reports its error; the service goes on
@@ -325,6 +350,8 @@ def combined_status(statuses: List[int]) -> int:
 
 def create_app(service: DetectionService) -> FastAPI:
     app = FastAPI(title="Deepfake detection", description=__doc__)
+    if service.keys is not None:
+        _require_keys(app, service.keys)
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Any) -> Response:
@@ -340,54 +367,94 @@ def create_app(service: DetectionService) -> FastAPI:
     return app
 
 
+def _require_keys(app: FastAPI, keys: KeyStore) -> None:
+    """Every /v1/* request needs a valid key, checked before its body is read: else 401, the same answer for
+    every kind of wrong key. The principal goes to the routes in `request.state.principal`."""
+    from starlette.concurrency import run_in_threadpool
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next: Any) -> Response:
+        if request.url.path.startswith("/v1/"):
+            principal = await run_in_threadpool(keys.verify, bearer_key(request.headers.get("authorization")))
+            if principal is None:
+                message = "a valid API key is needed: send it as 'Authorization: Bearer KEY'"
+                challenge = {"WWW-Authenticate": 'Bearer realm="deepfake-detection"'}
+                return _error_response("unauthorized", message, 401, headers=challenge)
+            request.state.principal = principal
+        return await call_next(request)
+
+
+def _principal(request: Request) -> Optional[Principal]:
+    """The caller's principal; None when the service runs without keys."""
+    return getattr(request.state, "principal", None)
+
+
+def _owner(request: Request) -> Optional[str]:
+    """Whose rows the caller may read: its own, or everyone's (None) for an admin or without keys."""
+    principal = _principal(request)
+    return None if principal is None or principal.admin else principal.name
+
+
 def _add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
     """`POST /v1/detect` and `POST /v1/jobs`: admission, upload limits, then the analysis."""
 
-    async def admitted_uploads(request: Request) -> List[Upload]:
+    async def admitted_uploads(request: Request, key: Optional[str]) -> List[Upload]:
         """The request's files once it holds a place in the queue; MediaError (and the place given back) if not."""
         try:
             return await _read_uploads(request, service.settings)
         except MediaError:
-            service.admission.leave()
+            service.admission.leave(key)
             raise
 
     def refused(error: MediaError) -> JSONResponse:
         service.metrics.errors.labels(error.kind).inc()
         return _error_response(error.kind, error.message, error.status, error.limit)
 
-    def busy() -> JSONResponse:
-        admission, wait = service.admission, service.admission.retry_after_s()
+    def busy(limit: str, key: Optional[str]) -> JSONResponse:
+        admission, wait = service.admission, service.admission.retry_after_s(key)
+        if limit == KEY_QUEUE_FULL:
+            message = f"this key holds its share of the queue: try again in {wait} s"
+            service.metrics.errors.labels("busy_key").inc()
+            return _error_response("busy", message, 429, limit, {"Retry-After": str(wait)})
         message = (
             f"the service is full ({admission.in_flight} analyses running, {admission.queued} waiting): "
             f"try again in {wait} s"
         )
         service.metrics.errors.labels("busy").inc()
-        return _error_response("busy", message, 503, "max_queued", {"Retry-After": str(wait)})
+        return _error_response("busy", message, 503, limit, {"Retry-After": str(wait)})
+
+    def admission_key(request: Request) -> Optional[str]:
+        principal = _principal(request)
+        return principal.name if principal else None
 
     @app.post("/v1/detect")
     async def detect(request: Request, thumbnails: bool = False) -> JSONResponse:
-        if not service.admission.admit():
-            return busy()
+        key = admission_key(request)
+        refusal = service.admission.try_admit(key)
+        if refusal:
+            return busy(refusal, key)
         try:
-            uploads = await admitted_uploads(request)
+            uploads = await admitted_uploads(request, key)
         except MediaError as e:
             return refused(e)
         from starlette.concurrency import run_in_threadpool
 
         status, answer = await run_in_threadpool(
-            service.admission.run, lambda: service.analyse_all(uploads, thumbnails)
+            service.admission.run, lambda: service.analyse_all(uploads, thumbnails, principal=key), key=key
         )
         return JSONResponse(answer, status_code=status)
 
     @app.post("/v1/jobs", status_code=202)
     async def create_job(request: Request, thumbnails: bool = True) -> JSONResponse:
-        if not service.admission.admit():
-            return busy()
+        key = admission_key(request)
+        refusal = service.admission.try_admit(key)
+        if refusal:
+            return busy(refusal, key)
         try:
-            uploads = await admitted_uploads(request)
+            uploads = await admitted_uploads(request, key)
         except MediaError as e:
             return refused(e)
-        job_id = service.start_job(uploads, thumbnails)
+        job_id = service.start_job(uploads, thumbnails, key)
         return JSONResponse({"job_id": job_id, "status_url": f"/v1/jobs/{job_id}"}, status_code=202)
 
 
@@ -396,17 +463,17 @@ def _add_status_routes(app: FastAPI, service: DetectionService) -> None:
     settings = service.settings
 
     @app.get("/v1/jobs/{job_id}")
-    def job(job_id: str) -> JSONResponse:
-        found = service.history.job(job_id)
+    def job(request: Request, job_id: str) -> JSONResponse:
+        found = service.history.job(job_id, _owner(request))
         if found is None:
             return _error_response("not_found", f"no job {job_id}", 404)
         return JSONResponse(dict(found))
 
     @app.get("/v1/history")
-    def history(limit: int = 20, offset: int = 0) -> JSONResponse:
+    def history(request: Request, limit: int = 20, offset: int = 0) -> JSONResponse:
         if not 1 <= limit <= 500 or offset < 0:
             return _error_response("bad_request", "limit must be 1-500 and offset >= 0", 400)
-        items, total = service.history.page(limit, offset)
+        items, total = service.history.page(limit, offset, _owner(request))
         return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
 
     @app.get("/v1/model")
@@ -519,6 +586,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-queued", type=int, default=defaults.max_queued, help="requests waiting; more are answered 503"
     )
+    parser.add_argument(
+        "--max-in-flight-per-key", type=int, default=defaults.max_in_flight_per_key, help="with keys: analyses at once"
+    )
+    parser.add_argument(
+        "--max-queued-per-key",
+        type=int,
+        default=defaults.max_queued_per_key,
+        help="with keys: requests waiting per key; more are answered 429",
+    )
     parser.add_argument("--frames-per-video", type=int, default=defaults.frames_per_video)
     parser.add_argument("--rule", default=defaults.rule, choices=sorted(video_scores.RULES))
     parser.add_argument(
@@ -534,7 +610,46 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="the folder the model server serves (its <name>/<version>/ subfolders): where GET /v1/model reads "
         "each version's model card; without it /v1/model shows the operating point only",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--auth",
+        choices=["keys", "none"],
+        help="keys: every /v1/* route needs an API key; none: anyone who reaches the port may use it "
+        "(default: none on a loopback --host, keys on any other)",
+    )
+    parser.add_argument(
+        "--allow-unauthenticated-remote",
+        action="store_true",
+        help="let --auth none listen beyond loopback (behind a proxy that authenticates)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        args.auth = auth_mode(args.host, args.auth, args.allow_unauthenticated_remote)
+    except ValueError as e:
+        parser.error(str(e))
+    return args
+
+
+def auth_mode(host: str, requested: Optional[str], allow_unauthenticated_remote: bool) -> str:
+    """The service's authentication, from where it listens: without keys, anyone who reaches the port reads
+    everyone's history, so keys are the default beyond loopback and `none` there must be asked for twice."""
+    loopback = host == "localhost" or _is_loopback_address(host)
+    if requested is None:
+        return "none" if loopback else "keys"
+    if requested == "none" and not loopback and not allow_unauthenticated_remote:
+        raise ValueError(
+            f"--auth none on --host {host} would serve everyone's history to anyone who reaches it: "
+            "use --auth keys, or add --allow-unauthenticated-remote"
+        )
+    return requested
+
+
+def _is_loopback_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # glibc gives each thread that allocates at once its own malloc arena, up to 8 per core, and an arena keeps

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import os
 import pathlib
 from typing import List, Mapping, Optional, Tuple
 
@@ -34,6 +35,8 @@ CHECKS = sa.Table(
     sa.Column("model_name", sa.String(128), nullable=True),
     sa.Column("model_version", sa.BigInteger, nullable=True),
     sa.Column("error", sa.String(1024), nullable=True),
+    # The name of the API key's principal that asked for the check; NULL when the service runs without keys.
+    sa.Column("principal", sa.String(64), nullable=True, index=True),
 )
 
 
@@ -44,6 +47,19 @@ JOBS = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("document", sa.Text, nullable=False),
+    sa.Column("principal", sa.String(64), nullable=True),
+)
+# API keys (serving.auth): a lookup id, the salted HMAC of the secret, never the secret itself.
+API_KEYS = sa.Table(
+    "api_keys",
+    METADATA,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, index=True),
+    sa.Column("salt", sa.LargeBinary(32), nullable=False),
+    sa.Column("digest", sa.LargeBinary(32), nullable=False),
+    sa.Column("admin", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
 )
 # Finished or abandoned jobs are forgotten after this long.
 JOBS_KEPT = datetime.timedelta(days=1)
@@ -60,6 +76,7 @@ class Check:
     model_name: Optional[str] = None
     model_version: Optional[int] = None
     error: Optional[str] = None
+    principal: Optional[str] = None
 
 
 _MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
@@ -75,6 +92,12 @@ def engine_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def make_sqlite_folder(url: str) -> None:
+    """Creates the folder of a SQLite file URL, so a first start (or a first key) needs no mkdir."""
+    if url.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(os.path.abspath(url[len("sqlite:///") :])) or ".", exist_ok=True)
 
 
 def create_engine(url: str, pool_size: int = 5) -> sa.Engine:
@@ -129,30 +152,44 @@ class History:
         with self._engine.begin() as connection:
             return int(connection.execute(CHECKS.insert().values(**values)).inserted_primary_key[0])
 
-    def page(self, limit: int, offset: int) -> Tuple[List[dict], int]:
-        """The newest checks first: (rows, total count)."""
+    def page(self, limit: int, offset: int, owner: Optional[str] = None) -> Tuple[List[dict], int]:
+        """The newest checks first: (rows, total count); only `owner`'s checks when given, else everyone's."""
+        where = CHECKS.c.principal == owner if owner is not None else sa.true()
         with self._engine.connect() as connection:
-            total = connection.execute(sa.select(sa.func.count()).select_from(CHECKS)).scalar_one()
+            total = connection.execute(sa.select(sa.func.count()).select_from(CHECKS).where(where)).scalar_one()
             rows = connection.execute(
-                sa.select(CHECKS).order_by(CHECKS.c.id.desc()).limit(limit).offset(offset)
+                sa.select(CHECKS).where(where).order_by(CHECKS.c.id.desc()).limit(limit).offset(offset)
             ).mappings()
             items = [{**row, "checked_at": row["checked_at"].isoformat()} for row in rows]
         return items, int(total)
 
-    def save_job(self, job: Mapping) -> None:
-        """Writes a job's whole state (its JSON document); a new job also forgets jobs older than `JOBS_KEPT`."""
+    def save_job(self, job: Mapping, principal: Optional[str] = None) -> None:
+        """Writes a job's whole state (its JSON document); a new job also forgets jobs older than `JOBS_KEPT`.
+
+        `principal` owns a new job; updates keep the owner it was created with.
+        """
         now = datetime.datetime.now(datetime.timezone.utc)
         values = {"state": job["state"], "document": json.dumps(job), "updated_at": now}
         with self._engine.begin() as connection:
             updated = connection.execute(JOBS.update().where(JOBS.c.job_id == job["job_id"]).values(**values))
             if updated.rowcount == 0:
                 connection.execute(JOBS.delete().where(JOBS.c.updated_at < now - JOBS_KEPT))
-                connection.execute(JOBS.insert().values(job_id=job["job_id"], **values))
+                connection.execute(JOBS.insert().values(job_id=job["job_id"], principal=principal, **values))
 
-    def job(self, job_id: str) -> Optional[dict]:
+    def job(self, job_id: str, owner: Optional[str] = None) -> Optional[dict]:
+        """A job's document; None when there is none, or when `owner` is given and the job is not theirs, so that
+        a caller cannot tell another principal's job from a missing one."""
+        query = sa.select(JOBS.c.document).where(JOBS.c.job_id == job_id)
+        if owner is not None:
+            query = query.where(JOBS.c.principal == owner)
         with self._engine.connect() as connection:
-            document = connection.execute(sa.select(JOBS.c.document).where(JOBS.c.job_id == job_id)).scalar()
+            document = connection.execute(query).scalar()
         return json.loads(document) if document is not None else None
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The migrated database, shared with the API keys (serving.auth) so that keys live beside the history."""
+        return self._engine
 
     def close(self) -> None:
         self._engine.dispose()

@@ -4,6 +4,37 @@
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
+const KEY_STORAGE = "deepfake-api-key";
+
+// Calls the service with the tab's API key. A service with keys answers 401 without a valid one: the page
+// then asks for a key and tries again. The key stays in this tab's sessionStorage (gone when the tab closes),
+// travels only in the Authorization header, never in a URL.
+async function api(path, options = {}) {
+  for (;;) {
+    const key = sessionStorage.getItem(KEY_STORAGE);
+    const response = await fetch(path, { ...options, headers: key ? { Authorization: `Bearer ${key}` } : {} });
+    if (response.status !== 401) return response;
+    sessionStorage.removeItem(KEY_STORAGE);
+    await askForKey(key !== null);
+  }
+}
+
+function askForKey(refused) {
+  $("key-section").hidden = false;
+  $("key-message").textContent = refused
+    ? "The service refused that key. Enter a valid API key."
+    : "This service needs an API key (ask its operator for one).";
+  $("key").focus();
+  return new Promise((resolve) => {
+    $("key-form").onsubmit = (event) => {
+      event.preventDefault();
+      sessionStorage.setItem(KEY_STORAGE, $("key").value.trim());
+      $("key").value = "";
+      $("key-section").hidden = true;
+      resolve();
+    };
+  });
+}
 
 function svg(tag, attributes, parent) {
   const node = document.createElementNS(SVG, tag);
@@ -132,11 +163,11 @@ async function analyse(files) {
   setProgress(0, `Uploading ${files.length} file(s)…`);
   let started, created;
   for (let attempt = 1; ; attempt++) {
-    started = await fetch("/v1/jobs?thumbnails=true", { method: "POST", body: form });
+    started = await api("/v1/jobs?thumbnails=true", { method: "POST", body: form });
     created = await started.json();
     const wait = Number(started.headers.get("Retry-After"));
-    // A full service answers 503 with Retry-After: wait as it asks, a few times.
-    if (started.status !== 503 || !wait || attempt === 5) break;
+    // A full service (503), or a key that holds its share (429), answers with Retry-After: wait as it asks.
+    if (![429, 503].includes(started.status) || !wait || attempt === 5) break;
     setProgress(0, `The service is busy; trying again in ${wait} s…`);
     await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 30) * 1000));
   }
@@ -146,7 +177,7 @@ async function analyse(files) {
   }
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, 400));
-    const job = await (await fetch(created.status_url)).json();
+    const job = await (await api(created.status_url)).json();
     if (job.state === "queued") {
       setProgress(0, "Waiting for a free slot…");
       continue;
@@ -166,7 +197,7 @@ async function analyse(files) {
 }
 
 async function loadHistory() {
-  const page = await (await fetch("/v1/history?limit=20")).json();
+  const page = await (await api("/v1/history?limit=20")).json();
   const body = $("history").querySelector("tbody");
   body.innerHTML = "";
   for (const item of page.items) {

@@ -181,3 +181,23 @@ def test_dev_runs_postgresql_as_a_statefulset_only_the_detection_service_reaches
         {"from": [{"podSelector": {"matchLabels": {"app": "detection-service"}}}], "ports": [{"port": 5432}]}
     ]
     assert _find(documents["dev"], "Service", "history-db")["spec"]["clusterIP"] == "None"
+
+
+def test_the_detection_service_needs_keys_and_is_reached_from_outside_only_through_the_tls_ingress(rendered):
+    _, documents = rendered
+    for overlay in OVERLAYS:
+        [container] = _find(documents[overlay], "Deployment", "detection-service")["spec"]["template"]["spec"][
+            "containers"
+        ]
+        assert "--auth=keys" in container["args"] and "--allow-unauthenticated-remote" not in container["args"]
+        ingress = _find(documents[overlay], "Ingress", "detection-service")["spec"]
+        [tls] = ingress["tls"]
+        assert tls["secretName"] and {rule["host"] for rule in ingress["rules"]} == set(tls["hosts"])
+        paths = {p["path"]: p["pathType"] for rule in ingress["rules"] for p in rule["http"]["paths"]}
+        assert paths == {"/v1": "Prefix", "/static": "Prefix", "/": "Exact"}, "no health, readiness or metrics"
+        policy = _find(documents[overlay], "NetworkPolicy", "detection-service")["spec"]
+        sources = [rule["from"][0]["namespaceSelector"]["matchLabels"] for rule in policy["ingress"]]
+        assert sources == [
+            {"kubernetes.io/metadata.name": "ingress-nginx"},
+            {"kubernetes.io/metadata.name": "monitoring"},
+        ], "HTTP only from the ingress controller and Prometheus"

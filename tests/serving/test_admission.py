@@ -8,13 +8,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from deepfake_detection.ingest.readers import read_dataset
-from serving.admission import Admission
+from serving.admission import KEY_QUEUE_FULL, QUEUE_FULL, Admission
 from serving.detection_service import DetectionService, ServiceSettings
 from tests.serving.conftest import SMALL_SERVICE, finished_job, free_port, serving_on_loopback
 
@@ -54,6 +55,62 @@ def test_retry_after_grows_with_the_work_admitted_ahead():
     for _ in range(3):
         admission.admit()
     assert 1 <= alone < admission.retry_after_s() <= 120
+
+
+def test_a_key_past_its_share_is_refused_while_others_are_admitted():
+    admission = Admission(max_in_flight=2, max_queued=6, max_in_flight_per_key=1, max_queued_per_key=2)
+    assert [admission.try_admit("alice") for _ in range(4)] == [None, None, None, KEY_QUEUE_FULL]
+    assert admission.try_admit("bob") is None and admission.rejected == 1
+    assert admission.retry_after_s("alice") >= 1
+    admission.leave("alice")
+    assert admission.try_admit("alice") is None
+    assert [admission.try_admit(f"user{i}") for i in range(5)] == [None, None, None, None, QUEUE_FULL]
+
+
+def test_a_freed_slot_goes_to_the_key_running_least_not_to_the_bursting_key():
+    """alice holds the only slot with three more waiting; bob's later request runs before alice's next."""
+    admission = Admission(max_in_flight=1, max_queued=6, max_in_flight_per_key=1, max_queued_per_key=3)
+    order, release, lock = [], threading.Event(), threading.Lock()
+
+    def work(name):
+        def run():
+            with lock:
+                order.append(name)
+            release.wait(10)
+
+        return run
+
+    requests = [("alice", f"alice{i}") for i in range(4)] + [("bob", "bob0")]
+    assert all(admission.try_admit(key) is None for key, _ in requests)
+    threads = []
+    for key, name in requests:
+        threads.append(threading.Thread(target=admission.run, args=(work(name),), kwargs={"key": key}))
+        threads[-1].start()
+        time.sleep(0.05)  # arrival order: alice's four, then bob's
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert order[0] == "alice0" and order[1] == "bob0", order
+    assert admission.admitted == 0 and admission.in_flight == 0
+
+
+def test_a_key_runs_at_most_its_share_of_slots_at_once():
+    admission = Admission(max_in_flight=3, max_queued=6, max_in_flight_per_key=1, max_queued_per_key=5)
+    running, peak, lock = Counter(), Counter(), threading.Lock()
+
+    def work(key):
+        with lock:
+            running[key] += 1
+            peak[key] = max(peak[key], running[key])
+        time.sleep(0.05)
+        with lock:
+            running[key] -= 1
+
+    keys = ["alice"] * 5 + ["bob"] * 2
+    assert all(admission.try_admit(key) is None for key in keys)
+    with ThreadPoolExecutor(len(keys)) as pool:
+        list(pool.map(lambda key: admission.run(lambda: work(key), key=key), keys))
+    assert peak == {"alice": 1, "bob": 1} and admission.admitted == 0
 
 
 @pytest.fixture(scope="module")

@@ -13,17 +13,20 @@ class _BusyOnceService(BaseHTTPRequestHandler):
     """A `/v1/detect` that is full for the first request (503, Retry-After: 1), then answers."""
 
     requests = []
+    authorizations = []
+    busy_status = 503
 
     def do_POST(self):  # noqa: N802 - http.server's handler name
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.requests.append(body)
+        self.authorizations.append(self.headers.get("Authorization"))
         if len(self.requests) == 1:
-            payload, status = {"error": {"kind": "busy", "message": "full", "limit": "max_queue"}}, 503
+            payload, status = {"error": {"kind": "busy", "message": "full", "limit": "max_queue"}}, self.busy_status
         else:
             payload, status = {"results": [{"file_name": "clip.mp4", "verdict": "real"}]}, 200
         data = json.dumps(payload).encode()
         self.send_response(status)
-        if status == 503:
+        if status != 200:
             self.send_header("Retry-After", "1")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -36,7 +39,7 @@ class _BusyOnceService(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def busy_once_service():
-    _BusyOnceService.requests = []
+    _BusyOnceService.requests, _BusyOnceService.authorizations, _BusyOnceService.busy_status = [], [], 503
     with loopback_http_server(_BusyOnceService) as url:
         yield url
 
@@ -58,3 +61,18 @@ def test_an_unreachable_service_is_an_answer_per_file_and_a_failing_exit_code(tm
     [row] = json.loads(capsys.readouterr().out)
     assert code == 1
     assert row["status"] == 503 and row["error"]["message"].startswith("service unreachable")
+
+
+def test_the_api_key_goes_in_the_authorization_header_from_the_flag_or_the_environment(
+    busy_once_service, tmp_path, monkeypatch, capsys
+):
+    """A key's full share is answered 429 with Retry-After: waited for like a full service."""
+    _BusyOnceService.busy_status = 429
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"data")
+    assert main(["detect", str(video), "--service", busy_once_service, "--api-key", "dfk_flag", "--json"]) == 0
+    assert _BusyOnceService.authorizations == ["Bearer dfk_flag", "Bearer dfk_flag"]
+    monkeypatch.setenv("DEEPFAKE_API_KEY", "dfk_environment")
+    assert main(["detect", str(video), "--service", busy_once_service, "--json"]) == 0
+    assert _BusyOnceService.authorizations[-1] == "Bearer dfk_environment"
+    assert "dfk_" not in capsys.readouterr().out

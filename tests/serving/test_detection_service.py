@@ -244,7 +244,7 @@ def test_history_pages_checks_without_media(service):
     )
     assert set(newest) == {
         "id", "checked_at", "file_name", "media_type", "size_bytes", "sha256", "verdict",
-        "fake_probability", "model_name", "model_version", "error",
+        "fake_probability", "model_name", "model_version", "error", "principal",
     }  # fmt: skip
     second = json.loads(get(url + "/v1/history?limit=2&offset=1")[1])["items"][0]
     assert second["id"] == page["items"][1]["id"]
