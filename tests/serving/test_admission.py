@@ -21,12 +21,35 @@ from tests.serving.conftest import SMALL_SERVICE, finished_job, free_port, servi
 
 def test_requests_beyond_slots_and_queue_are_refused_and_counted():
     admission = Admission(max_in_flight=1, max_queued=1)
-    assert admission.admit() and admission.admit()
-    assert not admission.admit() and admission.rejected == 1
-    admission.leave()
-    assert admission.admit()
-    assert admission.run(lambda: (admission.in_flight, admission.queued)) == (1, 1)
+    first, second = admission.admit(), admission.admit()
+    assert first and second
+    assert admission.admit() is None and admission.rejected == 1
+    first.give_back()
+    first.give_back()
+    assert admission.admitted == 1, "a place is given back once, however often its holder says so"
+    third = admission.admit()
+    assert admission.run(third, lambda: (admission.in_flight, admission.queued)) == (1, 1)
     assert (admission.admitted, admission.in_flight) == (1, 0)
+
+
+def test_a_place_comes_back_whatever_ends_the_work():
+    admission = Admission(max_in_flight=1, max_queued=0)
+    for failure in (RuntimeError("analysis failed"), KeyboardInterrupt()):
+        place = admission.admit()
+        with pytest.raises(type(failure)):
+            admission.run(place, lambda failure=failure: (_ for _ in ()).throw(failure))
+        assert (admission.admitted, admission.in_flight) == (0, 0)
+
+
+def test_full_for_counts_only_an_unbroken_full_stretch():
+    admission = Admission(max_in_flight=1, max_queued=1)
+    first = admission.admit()
+    assert admission.full_for_s() == 0.0
+    admission.admit()
+    time.sleep(0.05)
+    assert admission.full_for_s() >= 0.05
+    first.give_back()
+    assert admission.full_for_s() == 0.0
 
 
 def test_admitted_requests_run_at_most_max_in_flight_at_once():
@@ -41,9 +64,10 @@ def test_admitted_requests_run_at_most_max_in_flight_at_once():
         with lock:
             running[0] -= 1
 
-    assert all(admission.admit() for _ in range(8))
+    places = [admission.admit() for _ in range(8)]
+    assert all(places)
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda _: admission.run(work), range(8)))
+        list(pool.map(lambda place: admission.run(place, work), places))
     assert peak[0] == 2 and admission.admitted == 0
 
 
