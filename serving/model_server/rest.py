@@ -91,6 +91,15 @@ def predict_json(version: LoadedVersion, body: Any, limits: RequestLimits) -> di
     return tensors.outputs_to_response(outputs, row_format)
 
 
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RestError(HTTPStatus.BAD_REQUEST, f"JSON Parse error: {e}") from e
+    except RecursionError as e:
+        raise RestError(HTTPStatus.BAD_REQUEST, "JSON Parse error: nested too deeply") from e
+
+
 class RestHandler(BaseHTTPRequestHandler):
     """One connection; the server's registry, limits, timeout and `monitoring_path` come from `self.server`."""
 
@@ -140,6 +149,8 @@ class RestHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), {"Connection": "close"} if self.close_connection else {})
 
     def _route(self, method: str) -> Tuple[HTTPStatus, dict]:
+        # A POST's body is read whatever the answer, so that it is never left in the stream for the next request.
+        raw = self._body() if method == "POST" else b""
         match = _ROUTE.match(self.path.split("?", 1)[0])
         if not match:
             raise RestError(HTTPStatus.NOT_FOUND, f"Malformed request: {method} {self.path}")
@@ -151,7 +162,7 @@ class RestHandler(BaseHTTPRequestHandler):
         if method == "GET" and tail == "/metadata":
             return HTTPStatus.OK, metadata_json(model.resolve(version, label))
         if method == "POST" and tail == ":predict":
-            body = self._json_body()
+            body = _parse_json(raw)
             with monitoring.observed(model.name, "predict"):
                 return HTTPStatus.OK, predict_json(model.resolve(version, label), body, self.server.limits)
         if method == "POST" and tail in (":classify", ":regress"):
@@ -161,7 +172,7 @@ class RestHandler(BaseHTTPRequestHandler):
             )
         raise RestError(HTTPStatus.NOT_FOUND, f"Malformed request: {method} {self.path}")
 
-    def _json_body(self) -> Any:
+    def _body(self) -> bytes:
         declared = (self.headers.get("Content-Length") or "0").strip()
         if not declared.isdigit():
             self.close_connection = True
@@ -173,13 +184,7 @@ class RestHandler(BaseHTTPRequestHandler):
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 f"Request body of {length} bytes is over the limit of {self.server.max_body_bytes} bytes",
             )
-        raw = self._read_body(length)
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise RestError(HTTPStatus.BAD_REQUEST, f"JSON Parse error: {e}") from e
-        except RecursionError as e:
-            raise RestError(HTTPStatus.BAD_REQUEST, "JSON Parse error: nested too deeply") from e
+        return self._read_body(length)
 
     def _read_body(self, length: int) -> bytes:
         """`length` bytes of body within the server's timeout in all, so a client dripping a byte at a time
