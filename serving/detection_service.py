@@ -43,7 +43,6 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
-from starlette.routing import Mount
 from tensorflow_serving.apis import get_model_status_pb2
 
 from deepfake_detection.evaluation import video_scores
@@ -332,8 +331,8 @@ def route_label(scope: dict) -> str:
     """The metrics label of a request: the template of the route that matched (`/v1/jobs/{job_id}`), or one
     label for every path nothing matched, so that clients cannot add labels (and memory) by inventing paths."""
     route = scope.get("route")
-    if isinstance(route, Mount):
-        return f"{route.path}/{{path}}"
+    if route is None and "app_root_path" in scope:  # a mounted app (the static files): its prefix
+        return f"{scope['root_path']}/{{path}}"
     return getattr(route, "path", None) or UNMATCHED_ROUTE
 
 
@@ -350,19 +349,26 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = [500]
+        status, counted = [500], [False]
+
+        def count() -> None:
+            counted[0] = True
+            route = route_label(scope)
+            self.metrics.requests.labels(route, str(status[0])).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
         async def observed_send(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                count()  # before the client can see the end of the answer, and scrape the metrics next
             await send(message)
 
         try:
             await self.app(scope, receive, observed_send)
         finally:
-            route = route_label(scope)
-            self.metrics.requests.labels(route, str(status[0])).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+            if not counted[0]:
+                count()
 
 
 def create_app(service: DetectionService) -> FastAPI:
