@@ -9,6 +9,7 @@ pixels, which are reported as such.
 """
 
 import io
+import re
 import warnings
 from typing import Optional, Sequence, Tuple
 
@@ -21,7 +22,11 @@ FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 
 
 class DeclaredTooLargeError(Exception):
-    """The header declares more pixels than Pillow will even describe."""
+    """The header declares more pixels than Pillow will even describe; `pixels` says how many."""
+
+    def __init__(self, pixels: int):
+        super().__init__(f"the image declares {pixels} pixels")
+        self.pixels = pixels
 
 
 def declared_size(data: bytes, formats: Sequence[str] = FORMATS) -> Optional[Tuple[int, int]]:
@@ -35,6 +40,7 @@ def declared_size(data: bytes, formats: Sequence[str] = FORMATS) -> Optional[Tup
             with Image.open(io.BytesIO(data), formats=list(formats)) as image:
                 return image.size
         except Image.DecompressionBombError as e:
-            raise DeclaredTooLargeError(str(e)) from e
+            counted = re.search(r"\((\d+) pixels\)", str(e))
+            raise DeclaredTooLargeError(int(counted[1]) if counted else PILLOW_BOMB_PIXELS) from e
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
             return None

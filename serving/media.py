@@ -82,8 +82,8 @@ def check_declared_pixels(data: bytes, media_format: str, max_pixels: int) -> No
     """
     try:
         size = image_header.declared_size(data, [media_format.upper()])
-    except image_header.DeclaredTooLargeError:
-        message = f"the image declares over {image_header.PILLOW_BOMB_PIXELS} pixels, over the limit of {max_pixels}"
+    except image_header.DeclaredTooLargeError as e:
+        message = f"the image declares {e.pixels} pixels, over the limit of {max_pixels}"
         raise MediaError("limit", 422, message, "max_pixels") from None
     if size is None:
         raise MediaError("undecodable", 422, f"no readable {media_format} header")

@@ -58,8 +58,8 @@ def _decoded_bytes(value: object, inside_example: bool = False) -> int:
         return 0
     try:
         size = image_header.declared_size(value)
-    except image_header.DeclaredTooLargeError:
-        return image_header.PILLOW_BOMB_PIXELS * DECODED_CHANNELS
+    except image_header.DeclaredTooLargeError as e:
+        return e.pixels * DECODED_CHANNELS
     if size is not None:
         return size[0] * size[1] * DECODED_CHANNELS
     if inside_example:
