@@ -83,6 +83,7 @@ class ServiceSettings:
     batch_size: int = 32
     max_in_flight: int = 2
     max_queued: int = 8
+    head_timeout_s: float = 10.0
     read_timeout_s: float = 15.0
     body_timeout_s: float = 120.0
     unready_after_s: float = 60.0
@@ -589,6 +590,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "--max-queued", type=int, default=defaults.max_queued, help="requests waiting; more are answered 503"
     )
     parser.add_argument(
+        "--head-timeout-s",
+        type=float,
+        default=defaults.head_timeout_s,
+        help="longest wait for a request's line and headers, on a new or kept-alive connection",
+    )
+    parser.add_argument(
         "--read-timeout-s", type=float, default=defaults.read_timeout_s, help="longest pause within a body (408)"
     )
     parser.add_argument(
@@ -622,6 +629,17 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
     libc.mallopt(_M_ARENA_MAX, arenas)
 
 
+def uvicorn_config(app: FastAPI, settings: ServiceSettings, host: str, port: int, log_level: str) -> Any:
+    """uvicorn's settings for the service: its h11 protocol with the request head timeout."""
+    import uvicorn
+
+    from serving.http_guard import head_timeout_protocol
+
+    return uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, http=head_timeout_protocol(settings.head_timeout_s)
+    )
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     import uvicorn
 
@@ -639,7 +657,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     service.decoder.warm_up()
     app = create_app(service)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, "info")).run()
     finally:
         service.decoder.close()
     return 0

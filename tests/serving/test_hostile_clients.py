@@ -23,6 +23,7 @@ from serving.media import public_message
 from tests.serving import hostile
 from tests.serving.conftest import SMALL_SERVICE, serving_on_loopback
 
+HEAD_TIMEOUT_S = 1.0
 READ_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 3.0
 UNREADY_AFTER_S = 0.5
@@ -40,6 +41,7 @@ def hostile_service(model_server, tmp_path_factory):
         model_server=model_server.grpc_address,
         model_name="faces",
         history_url=f"sqlite:///{tmp_path_factory.mktemp('hostile')}/history.sqlite",
+        head_timeout_s=HEAD_TIMEOUT_S,
         read_timeout_s=READ_TIMEOUT_S,
         body_timeout_s=BODY_TIMEOUT_S,
         unready_after_s=UNREADY_AFTER_S,
@@ -110,6 +112,28 @@ def test_dripping_and_stalled_uploads_get_408_and_a_valid_client_is_served(hosti
         assert b'"limit":"body_timeout_s"' in dripper.response
     assert time.monotonic() - started < BODY_TIMEOUT_S + 30
     assert detection.admission.admitted == 0 and detection.bodies.held == 0
+
+
+def test_connections_whose_request_head_never_completes_are_closed(hostile_service):
+    url, port, _ = hostile_service
+    silent, half = hostile.connect(port), hostile.connect(port)
+    half.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    started = time.monotonic()
+    for sock in (silent, half):
+        received, closed = hostile.read_until_closed(sock, HEAD_TIMEOUT_S + 5)
+        sock.close()
+        assert closed and received == b""
+    assert HEAD_TIMEOUT_S * 0.9 <= time.monotonic() - started < HEAD_TIMEOUT_S + 5
+    with hostile.connect(port) as unread:
+        unread.sendall(hostile.request_head(port, "/healthz", "text/plain", 1000, method="GET") + b"x" * 10)
+        time.sleep(0.2)
+        unread.sendall(b"x" * 10)
+        received, closed = hostile.read_until_closed(unread, HEAD_TIMEOUT_S + 5)
+    assert hostile.status_of(received) == 200 and closed, "a body nobody reads is not dripped for ever"
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(3):
+            assert client.get("/healthz").status_code == 200
+            time.sleep(HEAD_TIMEOUT_S / 3)
 
 
 def test_a_queued_request_whose_client_left_is_neither_analysed_nor_recorded(hostile_service, sample_dataset):
