@@ -385,28 +385,32 @@ def _add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
 
     def refused(error: MediaError) -> JSONResponse:
         service.metrics.errors.labels(error.kind).inc()
-        # A client too slow to send its body is dropped; one refused for want of memory may come back soon.
-        headers = {408: {"Connection": "close"}, 503: {"Retry-After": "1"}}.get(error.status)
+        headers = None
+        if error.status == 408:  # a client too slow to send its body is dropped, not kept for another request
+            headers = {"Connection": "close"}
+        elif error.status == 503:
+            headers = {"Retry-After": str(service.admission.retry_after_s())}
         return _error_response(error.kind, error.message, error.status, error.limit, headers)
 
-    def busy() -> JSONResponse:
-        admission, wait = service.admission, service.admission.retry_after_s()
-        message = (
-            f"the service is full ({admission.in_flight} analyses running, {admission.queued} waiting): "
-            f"try again in {wait} s"
-        )
-        service.metrics.errors.labels("busy").inc()
-        return _error_response("busy", message, 503, "max_queued", {"Retry-After": str(wait)})
+    async def admitted(request: Request) -> Tuple[List[Upload], Place]:
+        """The request's files, and the queue place it takes once they have all arrived; MediaError if not."""
+        uploads = await _read_uploads(request, service)
+        place = service.admission.admit()
+        if place is None:
+            admission = service.admission
+            message = (
+                f"the service is full ({admission.in_flight} analyses running, {admission.queued} waiting): "
+                f"try again in {admission.retry_after_s()} s"
+            )
+            raise MediaError("busy", 503, message, "max_queued")
+        return uploads, place
 
     @app.post("/v1/detect")
     async def detect(request: Request, thumbnails: bool = False) -> JSONResponse:
         try:
-            uploads = await _read_uploads(request, service)
+            uploads, place = await admitted(request)
         except MediaError as e:
             return refused(e)
-        place = service.admission.admit()
-        if place is None:
-            return busy()
         gone = threading.Event()
         watcher = asyncio.ensure_future(_watch_disconnect(request, gone))
         try:
@@ -421,12 +425,9 @@ def _add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
     @app.post("/v1/jobs", status_code=202)
     async def create_job(request: Request, thumbnails: bool = True) -> JSONResponse:
         try:
-            uploads = await _read_uploads(request, service)
+            uploads, place = await admitted(request)
         except MediaError as e:
             return refused(e)
-        place = service.admission.admit()
-        if place is None:
-            return busy()
         try:
             job_id = service.start_job(uploads, thumbnails, place)
         except BaseException:

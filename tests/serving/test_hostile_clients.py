@@ -114,6 +114,28 @@ def test_dripping_and_stalled_uploads_get_408_and_a_valid_client_is_served(hosti
     assert detection.admission.admitted == 0 and detection.bodies.held == 0
 
 
+def test_bodies_still_arriving_share_a_bounded_memory_budget(hostile_service):
+    url, port, detection = hostile_service
+    size = SMALL_SERVICE["max_body_bytes"] - 1000
+    part = size * 3 // 4
+    assert 2 * part <= detection.bodies.limit < 3 * part
+    socks = []
+    for _ in range(3):
+        sock = hostile.connect(port)
+        sock.sendall(hostile.request_head(port, "/v1/detect", "multipart/form-data; boundary=x", size))
+        sock.sendall(b"\0" * part)
+        socks.append(sock)
+        time.sleep(0.3)
+    answers = [hostile.read_until_closed(sock, READ_TIMEOUT_S + 5)[0] for sock in socks]
+    for sock in socks:
+        sock.close()
+    assert sorted(hostile.status_of(answer) for answer in answers) == [408, 408, 503], answers
+    refused = next(answer for answer in answers if hostile.status_of(answer) == 503)
+    assert b"retry-after:" in refused.lower() and b'"kind":"busy"' in refused
+    wait_for(lambda: detection.bodies.held == 0, 10)
+    assert upload(url, "after_budget.jpg", astronaut_jpeg()).status_code == 200
+
+
 def test_connections_whose_request_head_never_completes_are_closed(hostile_service):
     url, port, _ = hostile_service
     silent, half = hostile.connect(port), hostile.connect(port)
