@@ -84,7 +84,7 @@ def predict_json(version: LoadedVersion, body: Any, limits: RequestLimits) -> di
         inputs, row_format = tensors.request_to_inputs(body, {k: spec.dtype for k, spec in signature.inputs.items()})
     except tensors.BadRequestError:
         raise
-    except (RecursionError, TypeError, ValueError, OverflowError, MemoryError) as e:
+    except (RecursionError, TypeError, ValueError, OverflowError) as e:  # numpy's, on values of any shape or depth
         raise tensors.BadRequestError(f"Malformed request: {type(e).__name__}: {e}") from e
     limits.check(inputs)
     outputs = version.predict(signature_name, inputs)
