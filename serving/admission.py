@@ -137,5 +137,6 @@ class BodyBudget:
             return True
 
     def give_back(self, size: int) -> None:
+        """Returns `size` bytes taken by a body that has arrived, been refused or been abandoned."""
         with self._lock:
             self.held -= size

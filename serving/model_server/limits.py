@@ -28,6 +28,8 @@ DEFAULT_MAX_DECODED_IMAGE_BYTES = 64 * 1024 * 1024
 
 @dataclasses.dataclass(frozen=True)
 class RequestLimits:
+    """The caps one predict request is held to, on REST and gRPC alike (their flags are the model server's)."""
+
     max_batch_size: int = BatchingSettings.max_batch_size
     max_decoded_image_bytes: int = DEFAULT_MAX_DECODED_IMAGE_BYTES
 
