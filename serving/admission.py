@@ -1,5 +1,4 @@
-"""Admission control of the detection service: a bounded number of analyses at once, a bounded queue behind,
-and a fair share of both for each API key.
+"""Admission control of the detection service: a bounded number of analyses at once, a bounded queue behind.
 
 Each analysis holds a video's sampled frames and a face detector for about a
 second per video on 2 cores; unbounded, a burst of uploads multiplies the
@@ -9,13 +8,19 @@ run `max_in_flight` at a time, the others wait. A refused request is answered
 503 with `Retry-After`: the time the queue ahead of it should take, from the
 mean duration of recent analyses.
 
+A request takes its place only once its whole body has arrived (a slow or
+abandoned upload costs a connection, never a place), and the place is a
+`Place` object given back exactly once, by `run` or by whoever held it when
+the request ended some other way. `BodyBudget` bounds the bytes of bodies
+still arriving, which are not admitted yet and so not bounded by the places.
+
 Many users share one service, so one key's burst must not take the whole
 queue: a key holds at most `max_in_flight_per_key` running and
 `max_queued_per_key` waiting places (beyond them it is refused, 429), and a
 freed slot goes to the waiting request whose key runs the fewest analyses,
 then whose key started one longest ago (round robin), its oldest request
-first. Requests without a key (a service without
-authentication) share the global limits only.
+first. Requests without a key (a service without authentication) share the
+global limits only.
 """
 
 import itertools
@@ -32,6 +37,19 @@ MAX_RETRY_AFTER_S = 120
 # The limits `try_admit` names when it refuses a request.
 QUEUE_FULL = "max_queued"
 KEY_QUEUE_FULL = "max_queued_per_key"
+
+
+class Place:
+    """One admitted request's place, held for `key`: `give_back()` returns it once, and does nothing when
+    called again, so every path that ends a request can call it without counting twice."""
+
+    def __init__(self, admission: "Admission", key: Optional[str] = None):
+        self._admission = admission
+        self.key = key
+        self.held = True
+
+    def give_back(self) -> None:
+        self._admission._give_back(self)
 
 
 class Admission:
@@ -68,51 +86,78 @@ class Admission:
         self.in_flight = 0
         self.rejected = 0
         self._mean_duration_s = initial_duration_s
+        self._full_since: Optional[float] = None
 
     @property
     def queued(self) -> int:
         return self.admitted - self.in_flight
 
-    def admit(self) -> bool:
-        """Takes a place in the queue for a request without a key, or returns False (a rejection) when full."""
-        return self.try_admit(None) is None
+    def admit(self, key: Optional[str] = None) -> Optional[Place]:
+        """Takes a place in the queue for `key`'s request, or returns None (a rejection) when refused."""
+        place, _ = self.try_admit(key)
+        return place
 
-    def try_admit(self, key: Optional[str]) -> Optional[str]:
-        """Takes a place in the queue for `key`'s request: None, or the limit that refuses it (and counts a
-        rejection): `KEY_QUEUE_FULL` when the key holds its share, `QUEUE_FULL` when the service is full."""
+    def try_admit(self, key: Optional[str]) -> Tuple[Optional[Place], Optional[str]]:
+        """(a place for `key`'s request, None), or (None, the limit that refuses it) and a counted rejection:
+        `KEY_QUEUE_FULL` when the key holds its share, `QUEUE_FULL` when the service is full."""
         with self._lock:
             if key is not None and self._admitted_by_key[key] >= self.key_capacity:
-                refusal: Optional[str] = KEY_QUEUE_FULL
+                refusal = KEY_QUEUE_FULL
             elif self.admitted >= self.capacity:
                 refusal = QUEUE_FULL
             else:
                 self.admitted += 1
                 self._admitted_by_key[key] += 1
-                return None
+                if self.admitted >= self.capacity and self._full_since is None:
+                    self._full_since = time.monotonic()
+                return Place(self, key), None
             self.rejected += 1
-            return refusal
+            return None, refusal
 
-    def leave(self, key: Optional[str] = None) -> None:
-        """Gives back the place of an admitted request that will not run (its upload was refused)."""
-        with self._lock:
-            self._release_place(key)
-
-    def run(
-        self, work: Callable[[], Result], on_start: Callable[[], None] = lambda: None, key: Optional[str] = None
-    ) -> Result:
-        """Waits for a slot (and the key's turn), runs `work` in it, then gives the slot and the place back.
-        Needs an admission of the same key first."""
+    def _give_back(self, place: Place) -> None:
         with self._turn:
-            arrival = (next(self._arrivals), key)
-            self._waiting.append(arrival)
-            while self._next_to_run() != arrival:
-                self._turn.wait()
-            self._waiting.remove(arrival)
-            self.in_flight += 1
-            self._running_by_key[key] += 1
-            self._last_start_by_key[key] = next(self._starts)
-            # Another waiter may be next now that this one left the line (a second free slot).
+            if not place.held:
+                return
+            place.held = False
+            self.admitted -= 1
+            self._admitted_by_key[place.key] -= 1
+            if not self._admitted_by_key[place.key]:
+                del self._admitted_by_key[place.key]
+                self._last_start_by_key.pop(place.key, None)
+            if self.admitted < self.capacity:
+                self._full_since = None
             self._turn.notify_all()
+
+    def full_for_s(self) -> float:
+        """How long every place has been taken without a break; 0 while one is free.
+
+        A service full for minutes admits nothing: readiness reports it, so
+        an orchestrator sends traffic elsewhere or restarts it.
+        """
+        with self._lock:
+            return 0.0 if self._full_since is None else time.monotonic() - self._full_since
+
+    def run(self, place: Place, work: Callable[[], Result], on_start: Callable[[], None] = lambda: None) -> Result:
+        """Waits for a slot (and the key's turn), runs `work` in it, then gives the slot and `place` back,
+        whatever `work` does and even when the wait itself is interrupted."""
+        key = place.key
+        try:
+            with self._turn:
+                arrival = (next(self._arrivals), key)
+                self._waiting.append(arrival)
+                try:
+                    while self._next_to_run() != arrival:
+                        self._turn.wait()
+                finally:
+                    self._waiting.remove(arrival)
+                self.in_flight += 1
+                self._running_by_key[key] += 1
+                self._last_start_by_key[key] = next(self._starts)
+                # Another waiter may be next now that this one left the line (a second free slot).
+                self._turn.notify_all()
+        except BaseException:
+            place.give_back()
+            raise
         started = time.monotonic()
         try:
             on_start()
@@ -124,9 +169,9 @@ class Admission:
                 self._running_by_key[key] -= 1
                 if not self._running_by_key[key]:
                     del self._running_by_key[key]
-                self._release_place(key)
                 self._mean_duration_s += _SMOOTHING * (elapsed - self._mean_duration_s)
                 self._turn.notify_all()
+            place.give_back()
 
     def _next_to_run(self) -> Optional[Tuple[int, Optional[str]]]:
         """The waiting request a free slot goes to: of the keys under their running share, the one running
@@ -146,13 +191,6 @@ class Admission:
         *_, arrival, key = min(eligible)
         return arrival, key
 
-    def _release_place(self, key: Optional[str]) -> None:
-        self.admitted -= 1
-        self._admitted_by_key[key] -= 1
-        if not self._admitted_by_key[key]:
-            del self._admitted_by_key[key]
-            self._last_start_by_key.pop(key, None)
-
     def retry_after_s(self, key: Optional[str] = None) -> int:
         """Seconds until a place should free up: the admitted requests' work spread over the slots, or, for a key
         that holds its share, its own requests' work spread over its running share."""
@@ -163,3 +201,30 @@ class Admission:
                 ahead, slots = self.admitted, self.max_in_flight
             waves = math.ceil((ahead - slots + 1) / slots)
             return int(min(MAX_RETRY_AFTER_S, max(1, math.ceil(max(1, waves) * self._mean_duration_s))))
+
+
+class BodyBudget:
+    """Bytes of request bodies still arriving, at most `limit` in all; thread-safe.
+
+    Places bound the bodies of admitted requests; a body still arriving holds
+    no place, so without this many fast uploads at once could hold any amount
+    of memory between them.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        """Reserves `size` bytes, or returns False when that would go over the limit."""
+        with self._lock:
+            if self.held + size > self.limit:
+                return False
+            self.held += size
+            return True
+
+    def give_back(self, size: int) -> None:
+        """Returns `size` bytes taken by a body that has arrived, been refused or been abandoned."""
+        with self._lock:
+            self.held -= size

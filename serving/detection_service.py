@@ -20,7 +20,12 @@ listen beyond loopback without keys unless told so (docs/serving-auth.md).
 Each file runs the pipeline's own sampling, face detection and crop, then the
 model server in batches over gRPC (TF Serving or the local model server).
 Limits answer 4xx naming the limit: the body size (413), the media type by
-content (415), the duration and resolution and undecodable media (422).
+content (415), the duration and resolution and undecodable media (422), a
+body that stalls or takes too long to arrive (408). An image's resolution is
+read from its header before anything decodes it. A request takes its queue
+place only once its whole body has arrived, and gives it back however it
+ends (see `serving.admission`); a request whose client went away while it
+waited is not analysed, and nothing is written to the history for it.
 Decoding runs in an isolated process with a time limit, so a decoder crash or
 hang costs one file, not the service. Uploads stay in memory (and, while the
 decoder reads them, in a RAM-backed temporary file); the history keeps the
@@ -28,6 +33,7 @@ file's name, type, size and SHA-256, never the media.
 """
 
 import argparse
+import asyncio
 import ctypes
 import dataclasses
 import hashlib
@@ -36,7 +42,7 @@ import os
 import threading
 import time
 import uuid
-from typing import Any, List, Optional, Tuple
+from typing import Any, AsyncIterator, Callable, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -44,22 +50,32 @@ import prometheus_client
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from tensorflow_serving.apis import get_model_status_pb2
 
 from deepfake_detection.evaluation import model_card, video_scores
 from deepfake_detection.evaluation.operating_point import OperatingPoint
 from deepfake_detection.ingest.ingest_config import IngestConfig
-from serving.admission import KEY_QUEUE_FULL, Admission
+from serving.admission import KEY_QUEUE_FULL, Admission, BodyBudget, Place
 from serving.auth import KeyStore, Principal, bearer_key
 from serving.clients import GrpcClient, ModelTarget, ServingError
 from serving.history import Check, History
-from serving.media import IsolatedDecoder, MediaError, classify
+from serving.media import KIND_IMAGE, IsolatedDecoder, MediaError, check_declared_pixels, classify, public_message
 from serving.video_client import VideoAnalyzer
 
 # A grey face, scored to ask the model server which version answers and with which operating point.
 PROBE_FACE = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 FILES_FIELD = "files"
+# The metrics label of every path no route matches: one label, however many distinct paths clients try.
+UNMATCHED_ROUTE = "unmatched"
+# Not an HTTP status anyone receives: what the metrics count for a request whose client went away (nginx's code).
+CLIENT_GONE = 499
+# The largest OFFSET SQLite and PostgreSQL take (a signed 64-bit integer).
+MAX_HISTORY_OFFSET = 2**63 - 1
+# How often a waiting /v1/detect request checks that its client is still there.
+_DISCONNECT_POLL_S = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +103,10 @@ class ServiceSettings:
     # Each key's share: analyses running, and requests waiting, at most (beyond them, 429).
     max_in_flight_per_key: int = 1
     max_queued_per_key: int = 3
+    head_timeout_s: float = 10.0
+    read_timeout_s: float = 15.0
+    body_timeout_s: float = 120.0
+    unready_after_s: float = 60.0
 
     def operating_point(self) -> Optional[OperatingPoint]:
         """A hand-set point (both thresholds, no calibration) that overrides the model's; None uses the model's."""
@@ -147,11 +167,18 @@ def parse_uploads(body: bytes, content_type: str) -> List[Upload]:
     """The files of a multipart/form-data body, parsed in memory; MediaError 400 when it is not one."""
     from python_multipart import FormParser
 
+    others: List[str] = []
     if not content_type.startswith("multipart/form-data"):
         raise MediaError("bad_request", 400, "send the files as multipart/form-data (field 'files')")
     uploads: List[Upload] = []
 
+    def on_field(field: Any) -> None:
+        others.append((field.field_name or b"").decode(errors="replace"))
+
     def on_file(file: Any) -> None:
+        if file.field_name != FILES_FIELD.encode():
+            others.append((file.field_name or b"").decode(errors="replace"))
+            return
         file.file_object.seek(0)
         name = (file.file_name or b"upload").decode(errors="replace")
         uploads.append(Upload(os.path.basename(name), file.file_object.read()))
@@ -161,12 +188,15 @@ def parse_uploads(body: bytes, content_type: str) -> List[Upload]:
         raise MediaError("bad_request", 400, "multipart/form-data without a boundary")
     try:
         parser = FormParser(
-            "multipart/form-data", None, on_file, boundary=boundary, config={"MAX_MEMORY_FILE_SIZE": float("inf")}
+            "multipart/form-data", on_field, on_file, boundary=boundary, config={"MAX_MEMORY_FILE_SIZE": float("inf")}
         )
         parser.write(body)
         parser.finalize()
     except Exception as e:  # noqa: BLE001 - python-multipart raises several kinds for malformed bodies
         raise MediaError("bad_request", 400, f"malformed multipart body: {e}") from e
+    if others:
+        names = ", ".join(repr(name[:64]) for name in others[:5])
+        raise MediaError("bad_request", 400, f"unexpected multipart field {names}: send files in the field 'files'")
     if not uploads:
         raise MediaError("bad_request", 400, "no file in the request (multipart field 'files')")
     return uploads
@@ -192,6 +222,7 @@ class DetectionService:
             max_in_flight_per_key=settings.max_in_flight_per_key,
             max_queued_per_key=settings.max_queued_per_key,
         )
+        self.bodies = BodyBudget(self.admission.capacity * settings.max_body_bytes)
         self.keys = KeyStore(self.history.engine) if settings.auth == "keys" else None
         self.metrics.watch(self.admission)
 
@@ -228,10 +259,15 @@ class DetectionService:
         return os.path.join(self.settings.model_base_path, self.settings.model_name, str(version))
 
     def analyse(
-        self, upload: Upload, thumbnails: bool, progress: Any = None, principal: Optional[str] = None
+        self,
+        upload: Upload,
+        thumbnails: bool,
+        progress: Any = None,
+        principal: Optional[str] = None,
+        abandoned: Callable[[], bool] = lambda: False,
     ) -> Tuple[int, dict]:
-        """(HTTP status, answer) for one file; every outcome is counted and recorded in the history, as
-        `principal`'s check."""
+        """(HTTP status, answer) for one file; every outcome is counted, and recorded in the history as
+        `principal`'s check unless `abandoned()` says that nobody is left to receive it."""
         status, answer = analyse_upload(
             self.analyzer,
             self.decoder,
@@ -240,6 +276,9 @@ class DetectionService:
             thumbnails,
             progress,
         )
+        if abandoned():
+            self.metrics.errors.labels("client_gone").inc()
+            return CLIENT_GONE, answer
         if status == 200:
             self.metrics.verdicts.labels(answer["verdict"]).inc()
         else:
@@ -261,24 +300,38 @@ class DetectionService:
         return status, answer
 
     def analyse_all(
-        self, uploads: List[Upload], thumbnails: bool, progress: Any = None, principal: Optional[str] = None
+        self,
+        uploads: List[Upload],
+        thumbnails: bool,
+        progress: Any = None,
+        principal: Optional[str] = None,
+        abandoned: Callable[[], bool] = lambda: False,
     ) -> Tuple[int, dict]:
+        """Every file in turn; once `abandoned()` (the client went away) the rest are not analysed at all."""
         results = []
         for index, upload in enumerate(uploads):
+            if abandoned():
+                self.metrics.errors.labels("client_gone").inc()
+                return CLIENT_GONE, {"results": results}
 
             def report(stage: str, fraction: float, index: int = index, name: str = upload.file_name) -> None:
                 if progress:
                     progress(index, len(uploads), name, stage, fraction)
 
-            status, answer = self.analyse(upload, thumbnails, report, principal)
+            status, answer = self.analyse(upload, thumbnails, report, principal, abandoned)
+            if status == CLIENT_GONE:
+                return CLIENT_GONE, {"results": results}
             results.append({"status": status, **answer})
         return combined_status([r["status"] for r in results]), {"results": results}
 
-    def start_job(self, uploads: List[Upload], thumbnails: bool, principal: Optional[str] = None) -> str:
+    def start_job(self, uploads: List[Upload], thumbnails: bool, place: Place, principal: Optional[str] = None) -> str:
         """Runs an admitted request in the background: `queued` until a slot frees, then `running`.
 
         Every change of the job is written to the shared database, so any
-        replica on it answers `GET /v1/jobs/<id>` (to `principal`, or an admin).
+        replica on it answers `GET /v1/jobs/<id>` (to `principal`, or an
+        admin). The job's thread owns `place` once started; a job's checks are
+        recorded even if its creator has gone, since any client may fetch the
+        job later.
         """
         job_id = uuid.uuid4().hex
         job = {"job_id": job_id, "state": "queued", "files": len(uploads), "file_index": 0, "stage": "queued"}
@@ -294,9 +347,9 @@ class DetectionService:
         def run() -> None:
             try:
                 status, answer = self.admission.run(
+                    place,
                     lambda: self.analyse_all(uploads, thumbnails, progress, principal),
                     lambda: update(state="running"),
-                    principal,
                 )
                 update(state="done", status=status, progress=1.0, stage="done", **answer)
             except Exception as e:  # noqa: BLE001 - a failed job reports its error; the service goes on
@@ -315,7 +368,10 @@ def analyse_upload(
     thumbnails: bool = False,
     progress: Any = None,
 ) -> Tuple[int, dict]:
-    """(HTTP status, answer) for one file: its verdict, or the error that stopped it. Never raises for bad media."""
+    """(HTTP status, answer) for one file: its verdict, or the error that stopped it. Never raises for bad media.
+
+    An image's declared resolution is checked from its header, before it is decoded.
+    """
     base = {
         "file_name": upload.file_name,
         "size_bytes": len(upload.data),
@@ -325,16 +381,18 @@ def analyse_upload(
     try:
         kind, media_format = classify(upload.data)
         media_type = f"{kind}/{media_format}"
+        if kind == KIND_IMAGE:
+            check_declared_pixels(upload.data, media_format, analyzer.ingest_config.max_pixels)
         report = progress or (lambda stage, fraction: None)
         report("decoding", 0.0)
         started = time.perf_counter()
         decoded = decoder.decode(upload.data, kind, media_format, analyzer.ingest_config)
         verdict = analyzer.analyse_frames(decoded.frames, time.perf_counter() - started, thumbnails, report)
     except MediaError as e:
-        error = {"kind": e.kind, "message": e.message, **({"limit": e.limit} if e.limit else {})}
+        error = {"kind": e.kind, "message": public_message(e.message), **({"limit": e.limit} if e.limit else {})}
         return e.status, {**base, "media_type": media_type, "status": e.status, "error": error}
     except ServingError as e:
-        error = {"kind": "model_server", "message": f"the model server failed: {e}"}
+        error = {"kind": "model_server", "message": public_message(f"the model server failed: {e}")}
         return 503, {**base, "media_type": media_type, "status": 503, "error": error}
     answer = {**base, "media_type": media_type, "model_name": model_name, **verdict.to_dict()}
     answer.update(width=decoded.width, height=decoded.height)
@@ -348,20 +406,55 @@ def combined_status(statuses: List[int]) -> int:
     return 207
 
 
+def route_label(scope: dict) -> str:
+    """The metrics label of a request: the template of the route that matched (`/v1/jobs/{job_id}`), or one
+    label for every path nothing matched, so that clients cannot add labels (and memory) by inventing paths."""
+    route = scope.get("route")
+    if route is None and "app_root_path" in scope:  # a mounted app (the static files): its prefix
+        return f"{scope['root_path']}/{{path}}"
+    return getattr(route, "path", None) or UNMATCHED_ROUTE
+
+
+class RequestMetrics:
+    """Counts and times every HTTP request by route template and status (a plain ASGI middleware: it sees
+    the route the router chose, and a request that ends in an exception is counted as a 500)."""
+
+    def __init__(self, app: Any, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status, counted = [500], [False]
+
+        def count() -> None:
+            counted[0] = True
+            route = route_label(scope)
+            self.metrics.requests.labels(route, str(status[0])).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+        async def observed_send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                count()  # before the client can see the end of the answer, and scrape the metrics next
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            if not counted[0]:
+                count()
+
+
 def create_app(service: DetectionService) -> FastAPI:
     app = FastAPI(title="Deepfake detection", description=__doc__)
     if service.keys is not None:
         _require_keys(app, service.keys)
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        route = request.url.path if not request.url.path.startswith("/v1/jobs/") else "/v1/jobs/{id}"
-        response = await call_next(request)
-        service.metrics.requests.labels(route, str(response.status_code)).inc()
-        service.metrics.latency.labels(route).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(RequestMetrics, metrics=service.metrics)
     _add_analysis_routes(app, service)
     _add_status_routes(app, service)
     return app
@@ -396,65 +489,70 @@ def _owner(request: Request) -> Optional[str]:
 
 
 def _add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
-    """`POST /v1/detect` and `POST /v1/jobs`: admission, upload limits, then the analysis."""
-
-    async def admitted_uploads(request: Request, key: Optional[str]) -> List[Upload]:
-        """The request's files once it holds a place in the queue; MediaError (and the place given back) if not."""
-        try:
-            return await _read_uploads(request, service.settings)
-        except MediaError:
-            service.admission.leave(key)
-            raise
-
-    def refused(error: MediaError) -> JSONResponse:
-        service.metrics.errors.labels(error.kind).inc()
-        return _error_response(error.kind, error.message, error.status, error.limit)
-
-    def busy(limit: str, key: Optional[str]) -> JSONResponse:
-        admission, wait = service.admission, service.admission.retry_after_s(key)
-        if limit == KEY_QUEUE_FULL:
-            message = f"this key holds its share of the queue: try again in {wait} s"
-            service.metrics.errors.labels("busy_key").inc()
-            return _error_response("busy", message, 429, limit, {"Retry-After": str(wait)})
-        message = (
-            f"the service is full ({admission.in_flight} analyses running, {admission.queued} waiting): "
-            f"try again in {wait} s"
-        )
-        service.metrics.errors.labels("busy").inc()
-        return _error_response("busy", message, 503, limit, {"Retry-After": str(wait)})
+    """`POST /v1/detect` and `POST /v1/jobs`: upload limits, then admission (within the key's share), then the
+    analysis."""
 
     def admission_key(request: Request) -> Optional[str]:
         principal = _principal(request)
         return principal.name if principal else None
 
+    def refused(error: MediaError, key: Optional[str]) -> JSONResponse:
+        service.metrics.errors.labels("busy_key" if error.status == 429 else error.kind).inc()
+        headers = None
+        if error.status == 408:  # a client too slow to send its body is dropped, not kept for another request
+            headers = {"Connection": "close"}
+        elif error.status in (429, 503):
+            headers = {"Retry-After": str(service.admission.retry_after_s(key))}
+        return _error_response(error.kind, error.message, error.status, error.limit, headers)
+
+    async def admitted(request: Request, key: Optional[str]) -> Tuple[List[Upload], Place]:
+        """The request's files, and the queue place it takes once they have all arrived; MediaError if not:
+        429 when the key holds its share, 503 when the service is full."""
+        uploads = await _read_uploads(request, service)
+        place, refusal = service.admission.try_admit(key)
+        if place is None:
+            admission, wait = service.admission, service.admission.retry_after_s(key)
+            if refusal == KEY_QUEUE_FULL:
+                raise MediaError("busy", 429, f"this key holds its share of the queue: try again in {wait} s", refusal)
+            message = (
+                f"the service is full ({admission.in_flight} analyses running, {admission.queued} waiting): "
+                f"try again in {wait} s"
+            )
+            raise MediaError("busy", 503, message, refusal)
+        return uploads, place
+
     @app.post("/v1/detect")
     async def detect(request: Request, thumbnails: bool = False) -> JSONResponse:
         key = admission_key(request)
-        refusal = service.admission.try_admit(key)
-        if refusal:
-            return busy(refusal, key)
         try:
-            uploads = await admitted_uploads(request, key)
+            uploads, place = await admitted(request, key)
         except MediaError as e:
-            return refused(e)
-        from starlette.concurrency import run_in_threadpool
-
-        status, answer = await run_in_threadpool(
-            service.admission.run, lambda: service.analyse_all(uploads, thumbnails, principal=key), key=key
-        )
+            return refused(e, key)
+        gone = threading.Event()
+        watcher = asyncio.ensure_future(_watch_disconnect(request, gone))
+        try:
+            status, answer = await run_in_threadpool(
+                service.admission.run,
+                place,
+                lambda: service.analyse_all(uploads, thumbnails, principal=key, abandoned=gone.is_set),
+            )
+        finally:
+            watcher.cancel()
+            place.give_back()
         return JSONResponse(answer, status_code=status)
 
     @app.post("/v1/jobs", status_code=202)
     async def create_job(request: Request, thumbnails: bool = True) -> JSONResponse:
         key = admission_key(request)
-        refusal = service.admission.try_admit(key)
-        if refusal:
-            return busy(refusal, key)
         try:
-            uploads = await admitted_uploads(request, key)
+            uploads, place = await admitted(request, key)
         except MediaError as e:
-            return refused(e)
-        job_id = service.start_job(uploads, thumbnails, key)
+            return refused(e, key)
+        try:
+            job_id = service.start_job(uploads, thumbnails, place, key)
+        except BaseException:
+            place.give_back()
+            raise
         return JSONResponse({"job_id": job_id, "status_url": f"/v1/jobs/{job_id}"}, status_code=202)
 
 
@@ -471,8 +569,8 @@ def _add_status_routes(app: FastAPI, service: DetectionService) -> None:
 
     @app.get("/v1/history")
     def history(request: Request, limit: int = 20, offset: int = 0) -> JSONResponse:
-        if not 1 <= limit <= 500 or offset < 0:
-            return _error_response("bad_request", "limit must be 1-500 and offset >= 0", 400)
+        if not 1 <= limit <= 500 or not 0 <= offset <= MAX_HISTORY_OFFSET:
+            return _error_response("bad_request", f"limit must be 1-500 and offset 0-{MAX_HISTORY_OFFSET}", 400)
         items, total = service.history.page(limit, offset, _owner(request))
         return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
 
@@ -499,6 +597,10 @@ def _add_status_routes(app: FastAPI, service: DetectionService) -> None:
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
+        full_for_s = service.admission.full_for_s()
+        if full_for_s >= settings.unready_after_s:
+            reason = f"every queue place has been taken for {full_for_s:.0f} s: the service admits nothing"
+            return JSONResponse({"ready": False, "reason": reason}, status_code=503)
         try:
             states = [s.state for s in service.client.status().model_version_status]
         except ServingError as e:
@@ -519,17 +621,25 @@ def _add_status_routes(app: FastAPI, service: DetectionService) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
-async def _read_uploads(request: Request, settings: ServiceSettings) -> List[Upload]:
-    """The files of a multipart request, refused (MediaError 413) past the body size or file count limits."""
+async def _read_uploads(request: Request, service: DetectionService) -> List[Upload]:
+    """The files of a multipart request, refused (MediaError 413) past the body size or file count limits,
+    408 for a body too slow to arrive, 503 while other bodies arriving hold the memory budget for bodies."""
+    settings = service.settings
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
-        await _drain(request, 2 * settings.max_body_bytes)
+        await _drain(request, settings, 2 * settings.max_body_bytes)
         raise MediaError("body_size", 413, _over_body_limit(int(declared), settings), "max_body_bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > settings.max_body_bytes:
-            raise MediaError("body_size", 413, _over_body_limit(len(body), settings), "max_body_bytes")
+    try:
+        async for chunk in _body_chunks(request, settings):
+            if not service.bodies.take(len(chunk)):
+                message = "the service is receiving too many uploads at once: try again shortly"
+                raise MediaError("busy", 503, message, "max_body_bytes")
+            body.extend(chunk)
+            if len(body) > settings.max_body_bytes:
+                raise MediaError("body_size", 413, _over_body_limit(len(body), settings), "max_body_bytes")
+    finally:
+        service.bodies.give_back(len(body))
     uploads = parse_uploads(bytes(body), request.headers.get("content-type", ""))
     if len(uploads) > settings.max_files:
         raise MediaError(
@@ -546,11 +656,42 @@ def _error_response(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-async def _drain(request: Request, cap: int) -> None:
-    """Reads and drops a refused body (up to `cap` bytes), so that a plain client that sends it whole before
-    reading gets the 413 instead of a broken pipe; nothing of it is kept."""
+async def _body_chunks(request: Request, settings: ServiceSettings) -> AsyncIterator[bytes]:
+    """The request body's chunks, each within `read_timeout_s` of the one before and all within
+    `body_timeout_s`: MediaError 408 past either, so a client that stalls or drips costs a connection for a
+    bounded time. A client that goes away raises MediaError with the status the metrics count it under."""
+    deadline = time.monotonic() + settings.body_timeout_s
+    chunks = request.stream().__aiter__()
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), max(0.0, min(settings.read_timeout_s, left)))
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            if left <= settings.read_timeout_s:
+                message = f"the request body took longer than the limit of {settings.body_timeout_s:g} s to arrive"
+                raise MediaError("body_timeout", 408, message, "body_timeout_s") from None
+            message = f"no byte of the request body arrived for {settings.read_timeout_s:g} s"
+            raise MediaError("body_timeout", 408, message, "read_timeout_s") from None
+        except ClientDisconnect:
+            raise MediaError("client_gone", CLIENT_GONE, "the client went away before its upload arrived") from None
+        yield chunk
+
+
+async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
+    """Sets `gone` once the client has gone away, so that its queued or running analysis stops being done
+    (and recorded) for nobody."""
+    while not await request.is_disconnected():
+        await asyncio.sleep(_DISCONNECT_POLL_S)
+    gone.set()
+
+
+async def _drain(request: Request, settings: ServiceSettings, cap: int) -> None:
+    """Reads and drops a refused body (up to `cap` bytes, within the body's time limits), so that a plain
+    client that sends it whole before reading gets the 413 instead of a broken pipe; nothing of it is kept."""
     drained = 0
-    async for chunk in request.stream():
+    async for chunk in _body_chunks(request, settings):
         drained += len(chunk)
         if drained > cap:
             break
@@ -594,6 +735,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int,
         default=defaults.max_queued_per_key,
         help="with keys: requests waiting per key; more are answered 429",
+    )
+    parser.add_argument(
+        "--head-timeout-s",
+        type=float,
+        default=defaults.head_timeout_s,
+        help="longest wait for a request's line and headers, on a new or kept-alive connection",
+    )
+    parser.add_argument(
+        "--read-timeout-s", type=float, default=defaults.read_timeout_s, help="longest pause within a body (408)"
+    )
+    parser.add_argument(
+        "--body-timeout-s", type=float, default=defaults.body_timeout_s, help="longest time for a whole body (408)"
+    )
+    parser.add_argument(
+        "--unready-after-s",
+        type=float,
+        default=defaults.unready_after_s,
+        help="/readyz answers 503 once every queue place has been taken this long",
     )
     parser.add_argument("--frames-per-video", type=int, default=defaults.frames_per_video)
     parser.add_argument("--rule", default=defaults.rule, choices=sorted(video_scores.RULES))
@@ -668,6 +827,17 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
     libc.mallopt(_M_ARENA_MAX, arenas)
 
 
+def uvicorn_config(app: FastAPI, settings: ServiceSettings, host: str, port: int, log_level: str) -> Any:
+    """uvicorn's settings for the service: its h11 protocol with the request head timeout."""
+    import uvicorn
+
+    from serving.http_guard import head_timeout_protocol
+
+    return uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, http=head_timeout_protocol(settings.head_timeout_s)
+    )
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     import uvicorn
 
@@ -685,7 +855,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     service.decoder.warm_up()
     app = create_app(service)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, "info")).run()
     finally:
         service.decoder.close()
     return 0

@@ -139,6 +139,11 @@ def current_revision(engine: sa.Engine) -> Optional[str]:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def _utc(moment: datetime.datetime) -> datetime.datetime:
+    """`moment` with its time zone: SQLite gives back the UTC times `record` wrote without one."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
 class History:
     def __init__(self, url: str, pool_size: int = 5):
         self._engine = create_engine(url, pool_size)
@@ -160,7 +165,7 @@ class History:
             rows = connection.execute(
                 sa.select(CHECKS).where(where).order_by(CHECKS.c.id.desc()).limit(limit).offset(offset)
             ).mappings()
-            items = [{**row, "checked_at": row["checked_at"].isoformat()} for row in rows]
+            items = [{**row, "checked_at": _utc(row["checked_at"]).isoformat()} for row in rows]
         return items, int(total)
 
     def save_job(self, job: Mapping, principal: Optional[str] = None) -> None:

@@ -19,8 +19,13 @@ def model_server_command(
     monitoring_config: Optional[str] = None,
     batching_parameters: Optional[str] = None,
     poll_seconds: float = 1.0,
+    host: Optional[str] = None,
 ) -> List[str]:
-    """TF Serving's command line; batching applies to the real binary only (the local server runs each request)."""
+    """TF Serving's command line; batching applies to the real binary only (the local server runs each request).
+
+    `host` is the address the local server's two ports listen on (its own
+    default is loopback); the real binary listens on every address.
+    """
     binary = shutil.which(TF_SERVING_BINARY)
     base = [binary] if binary else [sys.executable, "-m", "serving.model_server"]
     command = base + [
@@ -31,6 +36,8 @@ def model_server_command(
     ]
     if monitoring_config:
         command.append(f"--monitoring_config_file={monitoring_config}")
+    if host and not binary:
+        command.append(f"--host={host}")
     if binary and batching_parameters:
         command += ["--enable_batching=true", f"--batching_parameters_file={batching_parameters}"]
     return command

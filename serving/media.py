@@ -13,6 +13,7 @@ import dataclasses
 import os
 import pickle
 import queue
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ import numpy as np
 from deepfake_detection import config
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.sampling import SampledFrame, VideoError
+from serving import image_header
 
 KIND_IMAGE = "image"
 KIND_VIDEO = "video"
@@ -68,6 +70,37 @@ def classify(data: bytes) -> Tuple[str, str]:
         supported = ", ".join(IMAGE_TYPES + VIDEO_TYPES)
         raise MediaError("media_type", 415, f"unsupported media type: not one of {supported} (by content)")
     return found
+
+
+def check_declared_pixels(data: bytes, media_format: str, max_pixels: int) -> None:
+    """Refuses an image whose header declares more than `max_pixels` (MediaError 422), before any decoder runs.
+
+    The decode child checks the size only after decoding, by which time a
+    small PNG declaring 30000 x 30000 pixels has cost gigabytes and seconds;
+    the header costs microseconds. An image without a readable header is
+    refused too, so nothing reaches the decoder unmeasured.
+    """
+    try:
+        size = image_header.declared_size(data, [media_format.upper()])
+    except image_header.DeclaredTooLargeError as e:
+        message = f"the image declares {e.pixels} pixels, over the limit of {max_pixels}"
+        raise MediaError("limit", 422, message, "max_pixels") from None
+    if size is None:
+        raise MediaError("undecodable", 422, f"no readable {media_format} header")
+    width, height = size
+    if width * height > max_pixels:
+        message = f"resolution {width}x{height} (declared) is over the limit of {max_pixels} pixels"
+        raise MediaError("limit", 422, message, "max_pixels")
+
+
+# An absolute path of two or more parts, with any `:line` after it: a decoder's source file or a temporary file.
+_PATH = re.compile(r"(?<![\w.])/(?:[\w.+-]+/)+[\w.+-]*(?::\d+)*:?")
+
+
+def public_message(text: str) -> str:
+    """`text` without file system paths: OpenCV and FFmpeg name their own source files and the service's
+    temporary files in their errors, which tell a client nothing and tell an attacker the layout."""
+    return re.sub(r"\s{2,}", " ", _PATH.sub("", text)).strip()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--config-dir", default=os.path.join(OUTPUT_DIR, "serving_config"))
     parser.add_argument("--grpc-port", type=int, default=8500)
     parser.add_argument("--rest-port", type=int, default=8501)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address the local model server's ports listen on (0.0.0.0: every one)"
+    )
     parser.add_argument("--pin", action="append", default=[], help="MODEL=VERSION: serve only this version (rollback)")
     parser.add_argument(
         "--canary", action="append", default=[], help="MODEL=VERSION: also serve as canary beside --pin"
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         args.rest_port,
         monitoring_config=paths[model_config.MONITORING_FILE],
         batching_parameters=paths[model_config.BATCHING_FILE],
+        host=args.host,
     )
     print(f"Serving {names} from {serving_dir}: gRPC :{args.grpc_port}, REST :{args.rest_port}", flush=True)
     print(" ".join(command), flush=True)

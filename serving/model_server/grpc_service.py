@@ -23,6 +23,7 @@ from tensorflow_serving.apis import (
 
 from serving import tensors
 from serving.model_server import monitoring
+from serving.model_server.limits import RequestLimits
 from serving.model_server.servables import (
     LoadedVersion,
     ModelRegistry,
@@ -58,8 +59,9 @@ def _version_of(spec) -> Optional[int]:  # noqa: ANN001 - a tensorflow.serving.M
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, registry: ModelRegistry):
+    def __init__(self, registry: ModelRegistry, limits: Optional[RequestLimits] = None):
         self._registry = registry
+        self._limits = limits or RequestLimits()
 
     def _resolve(self, spec) -> LoadedVersion:  # noqa: ANN001
         return self._registry.model(spec.name).resolve(_version_of(spec), spec.version_label or None)
@@ -71,6 +73,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             with monitoring.observed(request.model_spec.name, "predict"):
                 version = self._resolve(request.model_spec)
                 inputs = {key: tensors.proto_to_array(proto) for key, proto in request.inputs.items()}
+                self._limits.check(inputs)
                 outputs = version.predict(request.model_spec.signature_name, inputs, list(request.output_filter))
                 response = predict_pb2.PredictResponse(
                     model_spec=model_spec(version, request.model_spec.signature_name)
@@ -132,13 +135,15 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return _abort_on_error(context, reload)
 
 
-def make_grpc_server(registry: ModelRegistry, address: str, workers: int = 16) -> grpc.Server:
+def make_grpc_server(
+    registry: ModelRegistry, address: str, workers: int = 16, limits: Optional[RequestLimits] = None
+) -> grpc.Server:
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=options)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(registry), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(registry, limits), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(registry), server)
     if server.add_insecure_port(address) == 0:
         raise OSError(f"Could not bind the gRPC server to {address}")

@@ -26,7 +26,7 @@ from deepfake_detection.models import data, export
 from deepfake_detection.models.base import ModelSettings
 from deepfake_detection.models.registry import get_backbone
 from serving import launch, model_config
-from serving.detection_service import DetectionService, ServiceSettings, create_app
+from serving.detection_service import DetectionService, ServiceSettings, create_app, uvicorn_config
 from serving.media import IsolatedDecoder
 from tests.conftest import face_crops, spread_outputs
 from tests.serving.decoders import crashing_or_hanging
@@ -153,7 +153,7 @@ def service(model_server, tmp_path_factory):
 def serving_on_loopback(detection: DetectionService) -> Iterator[str]:
     """The service's app under uvicorn on a free loopback port, in a thread, for the block; yields its URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(detection), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(create_app(detection), detection.settings, "127.0.0.1", port, "warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

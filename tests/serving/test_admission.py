@@ -22,12 +22,35 @@ from tests.serving.conftest import SMALL_SERVICE, finished_job, free_port, servi
 
 def test_requests_beyond_slots_and_queue_are_refused_and_counted():
     admission = Admission(max_in_flight=1, max_queued=1)
-    assert admission.admit() and admission.admit()
-    assert not admission.admit() and admission.rejected == 1
-    admission.leave()
-    assert admission.admit()
-    assert admission.run(lambda: (admission.in_flight, admission.queued)) == (1, 1)
+    first, second = admission.admit(), admission.admit()
+    assert first and second
+    assert admission.admit() is None and admission.rejected == 1
+    first.give_back()
+    first.give_back()
+    assert admission.admitted == 1, "a place is given back once, however often its holder says so"
+    third = admission.admit()
+    assert admission.run(third, lambda: (admission.in_flight, admission.queued)) == (1, 1)
     assert (admission.admitted, admission.in_flight) == (1, 0)
+
+
+def test_a_place_comes_back_whatever_ends_the_work():
+    admission = Admission(max_in_flight=1, max_queued=0)
+    for failure in (RuntimeError("analysis failed"), KeyboardInterrupt()):
+        place = admission.admit()
+        with pytest.raises(type(failure)):
+            admission.run(place, lambda failure=failure: (_ for _ in ()).throw(failure))
+        assert (admission.admitted, admission.in_flight) == (0, 0)
+
+
+def test_full_for_counts_only_an_unbroken_full_stretch():
+    admission = Admission(max_in_flight=1, max_queued=1)
+    first = admission.admit()
+    assert admission.full_for_s() == 0.0
+    admission.admit()
+    time.sleep(0.05)
+    assert admission.full_for_s() >= 0.05
+    first.give_back()
+    assert admission.full_for_s() == 0.0
 
 
 def test_admitted_requests_run_at_most_max_in_flight_at_once():
@@ -42,9 +65,10 @@ def test_admitted_requests_run_at_most_max_in_flight_at_once():
         with lock:
             running[0] -= 1
 
-    assert all(admission.admit() for _ in range(8))
+    places = [admission.admit() for _ in range(8)]
+    assert all(places)
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda _: admission.run(work), range(8)))
+        list(pool.map(lambda place: admission.run(place, work), places))
     assert peak[0] == 2 and admission.admitted == 0
 
 
@@ -59,12 +83,14 @@ def test_retry_after_grows_with_the_work_admitted_ahead():
 
 def test_a_key_past_its_share_is_refused_while_others_are_admitted():
     admission = Admission(max_in_flight=2, max_queued=6, max_in_flight_per_key=1, max_queued_per_key=2)
-    assert [admission.try_admit("alice") for _ in range(4)] == [None, None, None, KEY_QUEUE_FULL]
-    assert admission.try_admit("bob") is None and admission.rejected == 1
+    alices = [admission.try_admit("alice") for _ in range(4)]
+    assert [refusal for _, refusal in alices] == [None, None, None, KEY_QUEUE_FULL]
+    assert alices[0][0].key == "alice" and alices[3][0] is None
+    assert admission.try_admit("bob")[1] is None and admission.rejected == 1
     assert admission.retry_after_s("alice") >= 1
-    admission.leave("alice")
-    assert admission.try_admit("alice") is None
-    assert [admission.try_admit(f"user{i}") for i in range(5)] == [None, None, None, None, QUEUE_FULL]
+    alices[0][0].give_back()
+    assert admission.try_admit("alice")[1] is None
+    assert [admission.try_admit(f"user{i}")[1] for i in range(5)] == [None, None, None, None, QUEUE_FULL]
 
 
 def test_a_freed_slot_goes_to_the_key_running_least_not_to_the_bursting_key():
@@ -81,10 +107,11 @@ def test_a_freed_slot_goes_to_the_key_running_least_not_to_the_bursting_key():
         return run
 
     requests = [("alice", f"alice{i}") for i in range(4)] + [("bob", "bob0")]
-    assert all(admission.try_admit(key) is None for key, _ in requests)
+    places = [admission.try_admit(key)[0] for key, _ in requests]
+    assert all(places)
     threads = []
-    for key, name in requests:
-        threads.append(threading.Thread(target=admission.run, args=(work(name),), kwargs={"key": key}))
+    for place, (_, name) in zip(places, requests, strict=True):
+        threads.append(threading.Thread(target=admission.run, args=(place, work(name))))
         threads[-1].start()
         time.sleep(0.05)  # arrival order: alice's four, then bob's
     release.set()
@@ -107,9 +134,10 @@ def test_a_key_runs_at_most_its_share_of_slots_at_once():
             running[key] -= 1
 
     keys = ["alice"] * 5 + ["bob"] * 2
-    assert all(admission.try_admit(key) is None for key in keys)
+    places = [admission.try_admit(key)[0] for key in keys]
+    assert all(places)
     with ThreadPoolExecutor(len(keys)) as pool:
-        list(pool.map(lambda key: admission.run(lambda: work(key), key=key), keys))
+        list(pool.map(lambda place: admission.run(place, lambda: work(place.key)), places))
     assert peak == {"alice": 1, "bob": 1} and admission.admitted == 0
 
 
