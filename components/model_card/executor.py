@@ -5,11 +5,11 @@ import logging
 import os
 from typing import Any, Dict, List, Optional
 
-import keras
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
+from components.ensemble import ensemble  # noqa: F401 - registers the ensemble's layer for Keras
 from deepfake_detection import config
 from deepfake_detection.evaluation import model_card, operating_point, report
 from deepfake_detection.models import export, video_scoring
@@ -32,7 +32,7 @@ def test_rates(model_uri: str, test_patterns: List[str], clip_length: int, rule:
     fitted = export.read_operating_point(os.path.join(model_uri, export.SERVING_DIR))
     if fitted is None:
         return None
-    model = keras.models.load_model(export.keras_path(model_uri))
+    model = export.load_keras(model_uri)
     videos = video_scoring.score_videos(video_scoring.keras_scorer(model), test_patterns, clip_length)
     point = operating_point.OperatingPoint.from_dict(fitted)
     return operating_point.rates(point, [v.score(rule) for v in videos], [v.label for v in videos])

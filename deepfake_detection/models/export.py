@@ -105,6 +105,14 @@ def keras_path(model_uri: str) -> str:
     return os.path.join(model_uri, KERAS_FILE)
 
 
+def load_keras(model_uri: str) -> keras.Model:
+    """The Keras model saved beside the SavedModel, in a fresh process too: every backbone's layers are
+    registered with Keras first."""
+    from deepfake_detection.models import registry  # noqa: F401 - importing it registers the backbones' layers
+
+    return keras.models.load_model(keras_path(model_uri))
+
+
 def save_keras(model: keras.Model, model_uri: str) -> str:
     """Saves the Keras model beside the SavedModel in the Model artifact, for the ensemble to reload."""
     path = keras_path(model_uri)
