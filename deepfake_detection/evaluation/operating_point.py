@@ -15,7 +15,10 @@ client applies the same point to the same version:
   Below that the threshold is the larger of the highest real score and a
   one-sided tolerance bound of a logit-normal fit to the real scores (at
   most the budget of real videos above it, with 95 % confidence), and the fit
-  says so (`FittedPoint.fake_method`);
+  says so (`FittedPoint.fake_method`). A few real videos are a few people,
+  and people score apart more than a handful shows (docs/verdicts.md), so
+  the fit's spread is at least the pooled spread of both classes around
+  their own means;
 - `real_threshold`: below it a video is called real, set so that at most
   `miss_budget` of fake videos are (the same two ways); between the two the
   verdict is `uncertain`.
@@ -145,8 +148,8 @@ class FittedPoint:
             parts.append(
                 f"{self.real_videos} real videos are too few to measure a {self.false_alarm_budget:.0%} false-alarm "
                 f"budget (that takes {needed}); the fake threshold is the higher of the highest real score and a "
-                f"bound that a fitted distribution of real scores exceeds at most that often, with "
-                f"{_TOLERANCE_CONFIDENCE:.0%} confidence"
+                f"bound that a fitted distribution of real scores (its spread at least both classes' pooled "
+                f"spread) exceeds at most that often, with {_TOLERANCE_CONFIDENCE:.0%} confidence"
             )
         else:
             parts.append("no real video was held out: nothing is called fake")
@@ -204,25 +207,35 @@ def platt(scores: Sequence[float], labels: Sequence[int], iterations: int = 50) 
     return float(slope), float(intercept)
 
 
-def _upper_threshold(values: np.ndarray, budget: float) -> tuple:
-    """(threshold, method): at most `budget` of `values` lie at or above the threshold."""
+def _upper_threshold(values: np.ndarray, budget: float, spread_floor: float = 0.0) -> tuple:
+    """(threshold, method): at most `budget` of `values` lie at or above the threshold; a fitted bound uses a
+    spread of at least `spread_floor` on the logit scale."""
     allowed = int(math.floor(budget * values.size + 1e-9))
     ordered = np.sort(values)[::-1]
     empirical = float(np.nextafter(ordered[allowed], np.inf)) if allowed < values.size else float(ordered[-1])
     if budget > 0 and values.size >= 3 / budget:
         return empirical, METHOD_EMPIRICAL
-    bound = _tolerance_bound(logit(values), budget)
+    bound = _tolerance_bound(logit(values), budget, spread_floor)
     return max(float(np.nextafter(ordered[0], np.inf)), float(sigmoid(bound))), METHOD_TOLERANCE_BOUND
 
 
-def _tolerance_bound(z: np.ndarray, tail: float) -> float:
+def _tolerance_bound(z: np.ndarray, tail: float, spread_floor: float = 0.0) -> float:
     """A value that at most `tail` of a normal fitted to `z` exceeds, with 95 % confidence over the draw of `z`
     (the one-sided normal tolerance factor, from the noncentral t distribution)."""
     if z.size < 2:
         return float(z.max()) + 3.0
     n = z.size
     factor = stats.nct.ppf(_TOLERANCE_CONFIDENCE, n - 1, stats.norm.ppf(1 - max(tail, 1e-6)) * math.sqrt(n))
-    return float(z.mean() + factor / math.sqrt(n) * z.std(ddof=1))
+    return float(z.mean() + factor / math.sqrt(n) * max(z.std(ddof=1), spread_floor))
+
+
+def pooled_spread(*groups: np.ndarray) -> float:
+    """The pooled within-group standard deviation of the groups' logits; 0 with fewer than two in each."""
+    groups = tuple(logit(g) for g in groups if g.size >= 2)
+    if not groups:
+        return 0.0
+    squares = sum(float(((z - z.mean()) ** 2).sum()) for z in groups)
+    return math.sqrt(squares / (sum(z.size for z in groups) - len(groups)))
 
 
 def fit_operating_point(
@@ -244,13 +257,14 @@ def fit_operating_point(
     def calibrated(values: np.ndarray) -> np.ndarray:
         return sigmoid(slope * logit(values) + intercept)
 
+    spread = pooled_spread(reals, fakes)
     if reals.size:
-        raw_fake, fake_method = _upper_threshold(reals, false_alarm_budget)
+        raw_fake, fake_method = _upper_threshold(reals, false_alarm_budget, spread)
         fake_threshold = float(calibrated(np.array([raw_fake]))[0])
     else:
         fake_threshold, fake_method = 1.0, METHOD_UNFITTED
     if fakes.size:
-        raw_real, real_method = _upper_threshold(1 - fakes, miss_budget)
+        raw_real, real_method = _upper_threshold(1 - fakes, miss_budget, spread)
         real_threshold = min(fake_threshold, float(calibrated(np.array([1 - raw_real]))[0]))
     else:
         real_threshold, real_method = 0.0, METHOD_UNFITTED

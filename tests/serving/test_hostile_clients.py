@@ -88,7 +88,7 @@ def test_uploads_abandoned_half_way_take_no_place(hostile_service):
     assert detection.admission.admitted == 0 and detection.bodies.held == 0
     answer = upload(url, "after_abandoned.jpg", astronaut_jpeg())
     assert answer.status_code == 200, answer.text
-    assert answer.json()["results"][0]["verdict"] in ("fake", "real")
+    assert answer.json()["results"][0]["verdict"] in ("fake", "uncertain", "real")
 
 
 def test_dripping_and_stalled_uploads_get_408_and_a_valid_client_is_served(hostile_service):

@@ -39,10 +39,17 @@ def _rest(url, body=None, raw=None):
     return response.status_code, response.json()
 
 
+def _row_probabilities(rows):
+    """`fake_probability` of each row of a row-format answer (objects: the signature has two outputs)."""
+    return [row["fake_probability"] for row in rows]
+
+
 def test_rest_row_format_matches_the_saved_model(model_server, in_process):
     status, answer = _rest(f"{model_server.rest_url}/v1/models/faces:predict", {"instances": _b64(FACES)})
     assert status == 200
-    np.testing.assert_allclose(answer["predictions"], _expected(in_process, 1), atol=1e-6)
+    np.testing.assert_allclose(_row_probabilities(answer["predictions"]), _expected(in_process, 1), atol=1e-6)
+    point = in_process[1].signatures["serving_default"](images=tf.constant(FACES))["operating_point"].numpy()
+    np.testing.assert_allclose([row["operating_point"] for row in answer["predictions"]], point, atol=1e-6)
 
 
 def test_rest_columnar_format_named_and_unnamed(model_server, in_process):
@@ -50,7 +57,8 @@ def test_rest_columnar_format_named_and_unnamed(model_server, in_process):
     for inputs in (_b64(FACES), {"images": _b64(FACES)}):
         status, answer = _rest(url, {"signature_name": "serving_default", "inputs": inputs})
         assert status == 200 and set(answer) == {"outputs"}
-        np.testing.assert_allclose(answer["outputs"], _expected(in_process, 1), atol=1e-6)
+        assert set(answer["outputs"]) == {"fake_probability", "operating_point"}
+        np.testing.assert_allclose(answer["outputs"]["fake_probability"], _expected(in_process, 1), atol=1e-6)
 
 
 def test_rest_versions_and_labels_select_the_model(model_server, in_process):
@@ -58,7 +66,7 @@ def test_rest_versions_and_labels_select_the_model(model_server, in_process):
     for path, seed in (("/versions/1", 1), ("/versions/2", 2), ("/labels/stable", 1), ("/labels/canary", 2), ("", 2)):
         status, answer = _rest(f"{root}{path}:predict", {"instances": _b64(FACES)})
         assert status == 200, answer
-        np.testing.assert_allclose(answer["predictions"], _expected(in_process, seed), atol=1e-6)
+        np.testing.assert_allclose(_row_probabilities(answer["predictions"]), _expected(in_process, seed), atol=1e-6)
 
 
 def test_rest_status_and_metadata(model_server):
@@ -72,7 +80,7 @@ def test_rest_status_and_metadata(model_server):
     signatures = answer["metadata"]["signature_def"]["signature_def"]
     assert {"serving_default", "serving_tf_example"} <= set(signatures)
     assert set(signatures["serving_default"]["inputs"]) == {"images"}
-    assert set(signatures["serving_default"]["outputs"]) == {"fake_probability"}
+    assert set(signatures["serving_default"]["outputs"]) == {"fake_probability", "operating_point"}
 
 
 @pytest.mark.parametrize(
@@ -103,7 +111,9 @@ def test_server_survives_bad_requests(model_server, in_process):
         _rest(f"{model_server.rest_url}/v1/models/faces:predict", raw=b"\xff\xfe garbage")
     status, answer = _rest(f"{model_server.rest_url}/v1/models/faces:predict", {"instances": _b64(FACES[:1])})
     assert status == 200
-    np.testing.assert_allclose(answer["predictions"], _expected(in_process, 1, FACES[:1]), atol=1e-6)
+    np.testing.assert_allclose(
+        _row_probabilities(answer["predictions"]), _expected(in_process, 1, FACES[:1]), atol=1e-6
+    )
 
 
 @pytest.fixture(scope="module")

@@ -86,3 +86,17 @@ def test_rates_count_each_tier_with_wilson_intervals():
     low, high = rates["reals_accused"]["ci95"]
     assert 0 < low < 1 / 3 < high < 1
     assert op.wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_a_few_tightly_scored_reals_do_not_set_a_tight_threshold_when_the_fakes_spread():
+    """Ten reals a few people, scored close together: the spread of both classes bounds how far people vary."""
+    reals = op.sigmoid(np.linspace(-1.4, -1.0, 10))
+    fakes = op.sigmoid(np.linspace(-2.0, 2.0, 10))
+    pooled = op.fit_operating_point(reals, fakes).point
+    alone = op.fit_operating_point(reals, op.sigmoid(np.linspace(-0.2, 0.2, 10))).point
+    raw_threshold = [
+        op.sigmoid((op.logit(p.fake_threshold) - p.calibration_intercept) / p.calibration_slope)
+        for p in (pooled, alone)
+    ]
+    assert raw_threshold[0] > raw_threshold[1] + 0.2
+    assert op.pooled_spread(np.array([0.5]), np.array([0.2])) == 0.0
