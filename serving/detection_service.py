@@ -35,7 +35,6 @@ import prometheus_client
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from tensorflow_serving.apis import get_model_status_pb2
 
 from deepfake_detection.evaluation import video_scores
 from deepfake_detection.ingest.ingest_config import IngestConfig
@@ -43,6 +42,7 @@ from serving.admission import Admission
 from serving.clients import GrpcClient, ModelTarget, ServingError
 from serving.history import Check, History
 from serving.media import IsolatedDecoder, MediaError, classify
+from serving.tf_serving_api import ModelVersionStatus
 from serving.video_client import VideoAnalyzer
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -368,7 +368,7 @@ def _add_status_routes(app: FastAPI, service: DetectionService) -> None:
             states = [s.state for s in service.client.status().model_version_status]
         except ServingError as e:
             return JSONResponse({"ready": False, "reason": str(e)}, status_code=503)
-        ready = get_model_status_pb2.ModelVersionStatus.AVAILABLE in states
+        ready = ModelVersionStatus.AVAILABLE in states
         return JSONResponse({"ready": ready, "model_name": settings.model_name}, status_code=200 if ready else 503)
 
     @app.get("/metrics")

@@ -6,7 +6,8 @@ import pytest
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
 from deepfake_detection.ingest.sampling import VideoError
-from serving.clients import GrpcClient, InProcessModel, ModelTarget, RestClient, ServingError
+from serving.clients import GrpcClient, ModelTarget, RestClient, ServingError
+from serving.local_model import InProcessModel
 from serving.video_client import VERDICT_NO_FACE, VideoAnalyzer
 from tests.conftest import face_crops, write_numbered_video
 
