@@ -7,11 +7,13 @@ The tools come from `.venv-infra` (make install / make test set it up).
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
 import yaml
 
+from deepfake_detection import config
 from serving import model_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -60,8 +62,12 @@ def test_every_overlay_validates_against_the_kubernetes_schemas(rendered):
         assert result.stdout.count("passed for resource") == len(documents[overlay])
 
 
-def test_dockerfile_passes_hadolint():
-    result = run([tool("hadolint"), "infra/Dockerfile"])
+DOCKERFILES = ("infra/Dockerfile", "infra/serving.Dockerfile")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_dockerfile_passes_hadolint(dockerfile):
+    result = run([tool("hadolint"), dockerfile])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -74,9 +80,9 @@ def _checkov(*args):
 
 def test_checkov_fails_nothing_and_every_skip_has_a_reason(rendered):
     folder, _ = rendered
-    reports = _checkov("-d", str(folder), "--framework", "kubernetes") + _checkov(
-        "-f", "infra/Dockerfile", "--framework", "dockerfile"
-    )
+    reports = _checkov("-d", str(folder), "--framework", "kubernetes")
+    for dockerfile in DOCKERFILES:
+        reports += _checkov("-f", dockerfile, "--framework", "dockerfile")
     for report in reports:
         results = report["results"]
         failed = [(c["check_id"], c["resource"]) for c in results["failed_checks"]]
@@ -181,3 +187,18 @@ def test_dev_runs_postgresql_as_a_statefulset_only_the_detection_service_reaches
         {"from": [{"podSelector": {"matchLabels": {"app": "detection-service"}}}], "ports": [{"port": 5432}]}
     ]
     assert _find(documents["dev"], "Service", "history-db")["spec"]["clusterIP"] == "None"
+
+
+def test_the_detection_service_runs_the_serving_image_and_kubeflow_the_pipeline_image(rendered):
+    _, documents = rendered
+    built = {}
+    for dockerfile in DOCKERFILES:
+        [tag] = re.findall(r"docker build -f \S+ -t (\S+) \.", open(os.path.join(ROOT, dockerfile)).read())
+        built[dockerfile] = tag
+    assert config.PIPELINE_IMAGE == built["infra/Dockerfile"]
+    serving_name, serving_tag = built["infra/serving.Dockerfile"].split(":")
+    for overlay in OVERLAYS:
+        [container] = _find(documents[overlay], "Deployment", "detection-service")["spec"]["template"]["spec"][
+            "containers"
+        ]
+        assert container["image"] == f"registry.example.com/deepfake/{serving_name}:{serving_tag}"
