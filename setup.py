@@ -1,12 +1,13 @@
 """Installs the deepfake detection project so Beam workers, runners and the detection service import the same code.
 
-Extras split what each image carries: `.[serving]` is the detection service
-(face detection on ONNX Runtime, a gRPC client of TF Serving: no TensorFlow,
-TFX or Beam); `.[pipeline]` is the whole project: the TFX pipeline, its
-runners (`serve` starts the local model server and the service) and serving; `.[local]` adds TensorFlow to a serving install for
-`deepfake-pipeline detect --local`; `.[test]` is everything the tests need.
-Versions are pinned here and, for everything below, by constraints.txt.
-"""
+Extras split what each image carries:
+- `.[serving]`: the detection service (face detection on ONNX Runtime, a gRPC
+  client of TF Serving): no TensorFlow, TFX or Beam;
+- `.[local]`: a serving install plus TensorFlow, for `deepfake-pipeline detect --local`;
+- `.[pipeline]`: the whole project, the TFX pipeline and its runners (`serve`
+  starts the local model server and the service);
+- `.[test]`: everything the tests need.
+Versions are pinned here and, for everything below, by constraints.txt."""
 
 from setuptools import find_packages, setup
 
