@@ -321,3 +321,17 @@ def test_the_serving_image_installs_no_tensorflow_tfx_or_beam(image):
         assert not heavy, heavy
     else:
         assert {"tfx", "tensorflow", "apache-beam"} <= heavy
+
+
+def test_the_extras_split_the_stacks():
+    arguments = setup_arguments()
+    extras = arguments["extras_require"]
+
+    def closure(extra):
+        return requirement_closure(arguments["install_requires"] + extras[extra])
+
+    assert not closure("serving") & HEAVY, "the detection service installs without TensorFlow, TFX or Beam"
+    local = closure("local")
+    assert {"tensorflow", "tensorflow-serving-api"} <= local and not local & {"tfx", "apache-beam", "kfp"}
+    assert {"tfx", "apache-beam", "tensorflow", "fastapi"} <= closure("pipeline")
+    assert set(extras["serving"]) | set(extras["pipeline"]) <= set(extras["test"]), "make install's .[test]"
