@@ -45,7 +45,11 @@ class Image:
 IMAGES = (
     Image(
         "infra/Dockerfile",
-        (("pipeline_runner.py", "--help"), ("pipeline_runner.py", "compile", "--help")),
+        (
+            ("pipeline_runner.py", "--help"),
+            ("pipeline_runner.py", "compile", "--help"),
+            ("-m", "serving.detection_service", "--help"),
+        ),
         required=None,
     ),
     Image(
