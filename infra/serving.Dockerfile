@@ -2,7 +2,7 @@
 # FastAPI, OpenCV, MTCNN on ONNX Runtime, a gRPC client of TF Serving. No TensorFlow, TFX or Beam.
 # Build from the repository root:  docker build -f infra/serving.Dockerfile -t deepfake-serving:0.1.0 .
 # It runs as user 10001 on a read-only root filesystem: bytecode is compiled at build time, and the service
-# writes only to /tmp (the decoder's RAM-backed files), which Kubernetes mounts as an emptyDir.
+# writes only the decoder's temporary files (in /dev/shm, else /tmp, which Kubernetes mounts as an emptyDir).
 FROM python:3.10.16-slim-bookworm AS build
 
 WORKDIR /build
