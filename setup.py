@@ -1,6 +1,53 @@
-"""Installs the deepfake detection pipeline so Beam workers and runners import the same code."""
+"""Installs the deepfake detection project so Beam workers, runners and the detection service import the same code.
+
+Extras split what each image carries:
+- `.[serving]`: the detection service (face detection on ONNX Runtime, a gRPC
+  client of TF Serving): no TensorFlow, TFX or Beam;
+- `.[local]`: a serving install plus TensorFlow, for `deepfake-pipeline detect --local`;
+- `.[pipeline]`: the whole project, the TFX pipeline and its runners (`serve`
+  starts the local model server and the service);
+- `.[test]`: everything the tests need.
+Versions are pinned here and, for everything below, by constraints.txt."""
 
 from setuptools import find_packages, setup
+
+# The library's ingest, run by both the pipeline and the detection service.
+LIBRARY = [
+    "numpy<2",
+    "protobuf==3.20.3",
+    "mtcnn==1.0.0",
+    "onnx==1.17.0",
+    "onnxruntime==1.20.1",
+    "opencv-python-headless==4.10.0.84",
+]
+SERVING = [
+    "fastapi==0.162.5",
+    "uvicorn==0.54.0",
+    "python-multipart==0.0.32",
+    "SQLAlchemy==2.0.58",
+    "alembic==1.20.1",
+    "psycopg[binary]==3.3.9",
+    "prometheus_client==0.26.0",
+    "grpcio==1.65.5",
+    "httpx==0.28.1",
+    "tqdm==4.70.1",
+    # The operating point's fit and intervals (serving reads verdicts with them), the model card's pages,
+    # and image headers read before decoding.
+    "scipy==1.12.0",
+    "Jinja2==3.1.6",
+    "pillow==12.3.0",
+]
+# The SavedModel in this process: `detect --local` and the local model server.
+LOCAL = ["tensorflow==2.16.2", "tensorflow-serving-api==2.16.1"]
+PIPELINE = [
+    "tfx[kfp]==1.16.0",
+    "apache-beam[gcp]==2.60.0",
+    "google-crc32c==1.9.0",
+    "scikit-image==0.25.2",
+    "imageio-ffmpeg==0.8.1",
+    *LOCAL,
+]
+TOOLS = ["pytest==9.2.0", "ruff==0.17.6", "playwright==1.65.2", "import-linter==2.15"]
 
 setup(
     name="deepfake-pipeline",
@@ -25,24 +72,12 @@ setup(
         "schemas": ["*.pbtxt"],
         "serving": ["static/*", "migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"],
     },
-    install_requires=[
-        "tfx[kfp]==1.16.0",
-        "apache-beam[gcp]==2.60.0",
-        "mtcnn==1.0.0",
-        "onnx==1.17.0",
-        "onnxruntime==1.20.1",
-        "google-crc32c==1.9.0",
-        "opencv-python-headless==4.10.0.84",
-        "scikit-image==0.25.2",
-        "imageio-ffmpeg==0.8.1",
-        "numpy<2",
-        "fastapi==0.162.5",
-        "uvicorn==0.54.0",
-        "python-multipart==0.0.32",
-        "SQLAlchemy==2.0.58",
-        "alembic==1.20.1",
-        "psycopg[binary]==3.3.9",
-    ],
+    install_requires=LIBRARY,
     entry_points={"console_scripts": ["deepfake-pipeline=serving.cli:main"]},
-    extras_require={"test": ["pytest==9.2.0", "ruff==0.17.6", "playwright==1.65.2", "import-linter==2.15"]},
+    extras_require={
+        "serving": SERVING,
+        "local": SERVING + LOCAL,
+        "pipeline": SERVING + PIPELINE,
+        "test": SERVING + PIPELINE + TOOLS,
+    },
 )

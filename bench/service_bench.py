@@ -11,8 +11,14 @@ in front of it over gRPC, and then:
   concurrent clients for a fixed number of requests each and prints
   requests/s, latency p50/p99 and the peak resident memory of the service's
   process tree (service, decode servers and their children).
+Before any request it prints the service's time from start to ready (`/readyz`
+answers 200) and its process tree's resident memory at idle. `--service-python`
+and `--service-dir` run the service on another installation or checkout (the
+slim `.[serving]` install against the full one, docs/deployment.md); the model
+server always runs here.
 
     python bench/service_bench.py [--model DIR] [--repeats 3] [--image-requests 48] [--video-requests 16]
+        [--service-python PYTHON] [--service-dir CHECKOUT]
 """
 
 import argparse
@@ -141,6 +147,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--image-requests", type=int, default=48)
     parser.add_argument("--video-requests", type=int, default=16)
+    parser.add_argument("--service-python", default=sys.executable, help="the interpreter that runs the service")
+    parser.add_argument("--service-dir", help="the checkout the service runs from (default: this one)")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="service_bench_")
     processes = []
@@ -156,15 +164,25 @@ def main() -> None:
         command = launch.model_server_command(paths[model_config.MODELS_CONFIG_FILE], grpc_port, rest_port)
         processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         launch.wait_until_available(f"http://127.0.0.1:{rest_port}", "bench", processes[0])
-        service = [sys.executable, "-m", "serving.detection_service", "--port", str(http_port)]
+        service = [args.service_python, "-m", "serving.detection_service", "--port", str(http_port)]
         service += ["--model-server", f"127.0.0.1:{grpc_port}", "--model-name", "bench"]
         service += ["--history-url", f"sqlite:///{work}/history.sqlite"]
         # A queue as deep as the most clients: every request is served and timed (the default answers
         # the 11th waiting request 503 + Retry-After).
         service += ["--max-queued", str(max(CONCURRENCY))]
-        processes.append(subprocess.Popen(service, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        started = time.perf_counter()
+        processes.append(
+            subprocess.Popen(service, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=args.service_dir)
+        )
         url = f"http://127.0.0.1:{http_port}"
         launch.wait_for_http(f"{url}/readyz", processes[1], lambda body: b'"ready":true' in body, 180)
+        ready_s = time.perf_counter() - started
+        time.sleep(5)
+        print(
+            f"Service ({args.service_python}): ready {ready_s:.2f} s after start, "
+            f"{tree_rss_mib(processes[1].pid):.0f} MiB resident at idle (process tree)",
+            flush=True,
+        )
         part = sample_data.generate(os.path.join(work, "video"), 2, seed=3, seconds=10.0, frame_size=(1280, 720))
         video = os.path.join(part, sorted(f for f in os.listdir(part) if f.endswith(".mp4"))[0])
         print(

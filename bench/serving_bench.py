@@ -29,7 +29,8 @@ import tensorflow as tf
 
 from deepfake_detection import config
 from serving import launch, model_config
-from serving.clients import GrpcClient, InProcessModel, ModelTarget, RestClient
+from serving.clients import GrpcClient, ModelTarget, RestClient
+from serving.local_model import InProcessModel
 
 BATCH_SIZES = (1, 8, 32)
 MODEL_NAME = "bench"

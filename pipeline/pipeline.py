@@ -32,6 +32,7 @@ from deepfake_detection.models.training import TrainingConfig
 RUN_FN = "components.training.module.run_fn"
 ENSEMBLE = "ensemble"
 ENSEMBLE_TRAINER_ID = "EnsembleTrainer"
+VIDEO_EXAMPLE_GEN_ID = "VideoExampleGen"
 TUNER_FN = "components.training.module.tuner_fn"
 
 
@@ -127,7 +128,7 @@ def _data_nodes(
     """Videos -> examples -> statistics -> validation against the curated schema -> the gate (last)."""
     example_gen = VideoExampleGen(
         input_base=data_root, layout=layout, ingest_config=ingest_config, code_version=code_version
-    )
+    ).with_id(VIDEO_EXAMPLE_GEN_ID)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]

@@ -69,8 +69,8 @@ def retry_after(response: httpx.Response) -> Optional[float]:
 
 
 def local_analyser(model_dir: str, settings_overrides: dict) -> Callable[[str], Tuple[int, dict]]:
-    from serving.clients import InProcessModel
     from serving.detection_service import ServiceSettings, Upload, analyse_upload
+    from serving.local_model import InProcessModel
     from serving.media import IsolatedDecoder
     from serving.video_client import VideoAnalyzer
 

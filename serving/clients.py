@@ -1,5 +1,8 @@
 """Clients of the face model on TensorFlow Serving (or the local model server): REST and gRPC.
 
+Neither imports TensorFlow, so the detection service runs without it; the
+SavedModel called in this process is serving.local_model.
+
 Both send a batch of encoded face crops (JPEG/PNG bytes) to `serving_default`
 and return the fake probabilities, with the operating point of the version
 that computed them (an output of the signature), so callers can swap one for
@@ -15,21 +18,13 @@ from typing import Any, Optional, Sequence
 
 import grpc
 import numpy as np
-import tensorflow as tf
 from google.protobuf import json_format
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
 
 from deepfake_detection import config
 from deepfake_detection.evaluation.operating_point import OUTPUT_KEY as POINT_KEY
 from deepfake_detection.evaluation.operating_point import OperatingPoint
-from serving import tensors
+from serving import tensor_protos
+from serving import tf_serving_api as apis
 
 
 class ServingError(RuntimeError):
@@ -72,19 +67,6 @@ class ModelTarget:
             raise ValueError("Pin a version or a label, not both")
 
 
-class InProcessModel:
-    """The exported SavedModel called in this process: the same signature, no server in between."""
-
-    def __init__(self, saved_model_dir: str, target: Optional[ModelTarget] = None):
-        self.target = target or ModelTarget(saved_model_dir)
-        self._signature = tf.saved_model.load(saved_model_dir).signatures[self.target.signature_name]
-
-    def predict(self, images: Sequence[bytes]) -> Prediction:
-        outputs = self._signature(**{self.target.input_name: tf.constant(list(images), tf.string)})
-        point = point_from_output(outputs[POINT_KEY].numpy()) if POINT_KEY in outputs else None
-        return Prediction(outputs[config.OUTPUT_KEY].numpy(), None, point)
-
-
 class RestClient:
     """TF Serving's REST API: `POST /v1/models/<name>[/versions/N|/labels/L]:predict`, images as b64."""
 
@@ -125,26 +107,26 @@ class RestClient:
             return Prediction(probabilities, self.target.version, point)
         return Prediction(np.asarray(rows, np.float32), self.target.version)
 
-    def status(self) -> get_model_status_pb2.GetModelStatusResponse:
-        return json_format.ParseDict(self._call(self._model_url()), get_model_status_pb2.GetModelStatusResponse())
+    def status(self) -> apis.GetModelStatusResponse:
+        return json_format.ParseDict(self._call(self._model_url()), apis.GetModelStatusResponse())
 
     def metadata(self) -> dict:
         return self._call(f"{self._model_url()}/metadata")
 
 
 class GrpcClient:
-    """TF Serving's gRPC API through tensorflow-serving-api's stubs."""
+    """TF Serving's gRPC API, through stubs whose messages need no TensorFlow (serving.tf_serving_api)."""
 
     def __init__(self, address: str, target: ModelTarget, timeout_s: float = 60.0):
         options = [("grpc.max_receive_message_length", 64 * 1024 * 1024), ("grpc.max_send_message_length", 2**31 - 1)]
         self._channel = grpc.insecure_channel(address, options=options)
-        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._predictions = apis.PredictionServiceStub(self._channel)
+        self._models = apis.ModelServiceStub(self._channel)
         self.target = target
         self._timeout_s = timeout_s
 
-    def _spec(self, signature_name: str = "") -> model_pb2.ModelSpec:
-        spec = model_pb2.ModelSpec(name=self.target.name, signature_name=signature_name)
+    def _spec(self, signature_name: str = "") -> apis.ModelSpec:
+        spec = apis.ModelSpec(name=self.target.name, signature_name=signature_name)
         if self.target.version is not None:
             spec.version.value = self.target.version
         elif self.target.label:
@@ -158,23 +140,21 @@ class GrpcClient:
             raise ServingError(e.code().name, e.details()) from e
 
     def predict(self, images: Sequence[bytes]) -> Prediction:
-        request = predict_pb2.PredictRequest(model_spec=self._spec(self.target.signature_name))
-        request.inputs[self.target.input_name].CopyFrom(tensors.strings_to_proto(list(images)))
+        request = apis.PredictRequest(model_spec=self._spec(self.target.signature_name))
+        tensor_protos.write_strings(request.inputs[self.target.input_name], list(images))
         response = self._call(self._predictions.Predict, request)
-        probabilities = tensors.proto_to_array(response.outputs[config.OUTPUT_KEY]).astype(np.float32)
+        probabilities = tensor_protos.to_array(response.outputs[config.OUTPUT_KEY]).astype(np.float32)
         point = None
         if POINT_KEY in response.outputs:
-            point = point_from_output(tensors.proto_to_array(response.outputs[POINT_KEY]))
+            point = point_from_output(tensor_protos.to_array(response.outputs[POINT_KEY]))
         return Prediction(probabilities, response.model_spec.version.value, point)
 
-    def status(self) -> get_model_status_pb2.GetModelStatusResponse:
-        request = get_model_status_pb2.GetModelStatusRequest(model_spec=self._spec())
+    def status(self) -> apis.GetModelStatusResponse:
+        request = apis.GetModelStatusRequest(model_spec=self._spec())
         return self._call(self._models.GetModelStatus, request)
 
-    def metadata(self) -> get_model_metadata_pb2.GetModelMetadataResponse:
-        request = get_model_metadata_pb2.GetModelMetadataRequest(
-            model_spec=self._spec(), metadata_field=["signature_def"]
-        )
+    def metadata(self) -> apis.GetModelMetadataResponse:
+        request = apis.GetModelMetadataRequest(model_spec=self._spec(), metadata_field=["signature_def"])
         return self._call(self._predictions.GetModelMetadata, request)
 
     def close(self) -> None:

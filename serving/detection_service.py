@@ -52,7 +52,6 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
-from tensorflow_serving.apis import get_model_status_pb2
 
 from deepfake_detection.evaluation import model_card, video_scores
 from deepfake_detection.evaluation.operating_point import OperatingPoint
@@ -62,6 +61,7 @@ from serving.auth import KeyStore, Principal, bearer_key
 from serving.clients import GrpcClient, ModelTarget, ServingError
 from serving.history import Check, History
 from serving.media import KIND_IMAGE, IsolatedDecoder, MediaError, check_declared_pixels, classify, public_message
+from serving.tf_serving_api import ModelVersionStatus
 from serving.video_client import VideoAnalyzer
 
 # A grey face, scored to ask the model server which version answers and with which operating point.
@@ -230,7 +230,7 @@ class DetectionService:
         """The served model: its versions' states, the operating point of the version that answers now (from a
         one-face probe, so it is the model server's own), and that version's model card when it can be read."""
         versions = [
-            {"version": s.version, "state": get_model_status_pb2.ModelVersionStatus.State.Name(s.state)}
+            {"version": s.version, "state": ModelVersionStatus.State.Name(s.state)}
             for s in self.client.status().model_version_status
         ]
         probe = self.client.predict([PROBE_FACE])
@@ -605,7 +605,7 @@ def _add_status_routes(app: FastAPI, service: DetectionService) -> None:
             states = [s.state for s in service.client.status().model_version_status]
         except ServingError as e:
             return JSONResponse({"ready": False, "reason": str(e)}, status_code=503)
-        ready = get_model_status_pb2.ModelVersionStatus.AVAILABLE in states
+        ready = ModelVersionStatus.AVAILABLE in states
         return JSONResponse({"ready": ready, "model_name": settings.model_name}, status_code=200 if ready else 503)
 
     @app.get("/metrics")

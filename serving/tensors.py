@@ -1,4 +1,4 @@
-"""TensorFlow Serving's tensor encodings: REST JSON both ways, and fast TensorProto conversion for gRPC.
+"""TensorFlow Serving's REST tensor encoding, both ways (gRPC's TensorProto: serving.tensor_protos).
 
 The rules are TF Serving's own: a request is in the row format (`instances`:
 one entry per example, an object per example when the signature has several
@@ -10,11 +10,10 @@ whose name ends in `_bytes` is sent back base64-encoded.
 
 import base64
 import binascii
-from typing import Any, Dict, Mapping, Sequence, Tuple
+from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2, types_pb2
 
 B64_KEY = "b64"
 BYTES_SUFFIX = "_bytes"
@@ -115,32 +114,3 @@ def outputs_to_response(outputs: Mapping[str, np.ndarray], row_format: bool) -> 
         return {"predictions": next(iter(columns.values()))}
     rows = batch.pop()
     return {"predictions": [{name: values[i] for name, values in columns.items()} for i in range(rows)]}
-
-
-def strings_to_proto(values: Sequence[bytes]) -> tensor_pb2.TensorProto:
-    """A 1-D DT_STRING TensorProto, built field by field: a tenth of `tf.make_tensor_proto`'s time per call."""
-    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING)
-    proto.tensor_shape.dim.add().size = len(values)
-    proto.string_val.extend(values)
-    return proto
-
-
-def proto_to_array(proto: tensor_pb2.TensorProto) -> np.ndarray:
-    """A TensorProto as a numpy array; strings and packed numbers directly, anything else by `tf.make_ndarray`."""
-    shape = [dim.size for dim in proto.tensor_shape.dim]
-    if proto.dtype == types_pb2.DT_STRING and len(proto.string_val) == int(np.prod(shape)):
-        return np.array(list(proto.string_val), dtype=object).reshape(shape)
-    if proto.tensor_content:
-        return np.frombuffer(proto.tensor_content, tf.dtypes.as_dtype(proto.dtype).as_numpy_dtype).reshape(shape)
-    return tf.make_ndarray(proto)
-
-
-def array_to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
-    """A numeric array as a TensorProto with packed content; strings by `tf.make_tensor_proto`."""
-    if array.dtype == object:
-        return tf.make_tensor_proto(array)
-    proto = tensor_pb2.TensorProto(dtype=tf.dtypes.as_dtype(array.dtype).as_datatype_enum)
-    for size in array.shape:
-        proto.tensor_shape.dim.add().size = size
-    proto.tensor_content = np.ascontiguousarray(array).tobytes()
-    return proto

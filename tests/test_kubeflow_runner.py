@@ -59,6 +59,77 @@ def test_compile_writes_a_pipeline_spec_with_every_component_and_runtime_paramet
     assert "registry.example/deepfake-pipeline:1.2" in executors
 
 
+def _task_resources(compiled):
+    """{task name: its container's resources} of the compiled spec."""
+    executors = compiled["deploymentSpec"]["executors"]
+    found = {}
+    for task, task_spec in compiled["root"]["dag"]["tasks"].items():
+        label = compiled["components"][task_spec["componentRef"]["name"]]["executorLabel"]
+        found[task] = executors[label].get("container", {}).get("resources")
+    return found
+
+
+TRAINING_TASKS = {t for t in EXPECTED_TASKS if t.split(".")[0] in ("Trainer", "Tuner", "EnsembleTrainer")}
+
+
+def test_training_tasks_request_a_gpu_cpus_and_memory_by_default(compiled):
+    resources = _task_resources(compiled)
+    assert len(TRAINING_TASKS) == 5
+    for task in TRAINING_TASKS:
+        assert resources[task] == {
+            "accelerator": {"type": "nvidia-tesla-t4", "count": "1"},
+            "cpuLimit": 7.0,
+            "cpuRequest": 7.0,
+            "memoryLimit": 32.0,
+            "memoryRequest": 32.0,
+        }, task
+    assert resources["VideoExampleGen"] == {
+        "cpuLimit": 7.0,
+        "cpuRequest": 7.0,
+        "memoryLimit": 16.0,
+        "memoryRequest": 16.0,
+    }
+    others = {task: r for task, r in resources.items() if task not in TRAINING_TASKS | {"VideoExampleGen"} and r}
+    assert not others, "evaluation, validation and pushing run on default pods"
+    args = json.dumps(compiled["deploymentSpec"]["executors"])
+    assert "--direct_num_workers=7" in args, "the ingest's Beam workers match the CPUs its pod requests"
+
+
+def test_compile_flags_set_the_training_resources(tmp_path):
+    output = tmp_path / "pipeline.json"
+    flags = ["--trainer-gpus", "2", "--trainer-gpu-type", "nvidia-tesla-a100", "--trainer-memory", "30Gi"]
+    flags += ["--trainer-cpus", "12", "--ingest-cpus", "3", "--ingest-memory", "8G"]
+    assert pipeline_runner.main(["compile", "--output", str(output), "--backbones", "meso4", *flags]) == 0
+    resources = _task_resources(json.loads(output.read_text()))
+    for task in ("Trainer.meso4", "Tuner.meso4"):
+        assert resources[task]["accelerator"] == {"type": "nvidia-tesla-a100", "count": "2"}
+        assert resources[task]["cpuRequest"] == resources[task]["cpuLimit"] == 12.0
+        assert resources[task]["memoryRequest"] == pytest.approx(30 * 1024**3 / 1e9)
+    assert resources["VideoExampleGen"]["cpuRequest"] == 3.0 and resources["VideoExampleGen"]["memoryLimit"] == 8.0
+
+
+def test_training_on_cpu_only_requests_no_accelerator(tmp_path):
+    output = tmp_path / "pipeline.json"
+    assert (
+        pipeline_runner.main(["compile", "--output", str(output), "--backbones", "meso4", "--trainer-gpus", "0"]) == 0
+    )
+    resources = _task_resources(json.loads(output.read_text()))
+    assert "accelerator" not in resources["Trainer.meso4"] and resources["Trainer.meso4"]["cpuRequest"] == 7.0
+
+
+@pytest.mark.parametrize(
+    "quantity, gigabytes", [("32G", 32.0), ("30Gi", 32.212255), ("512Mi", 0.536871), ("1500M", 1.5), ("2T", 2000.0)]
+)
+def test_memory_quantities_in_kfps_unit(quantity, gigabytes):
+    assert kubeflow.memory_gb(quantity) == pytest.approx(gigabytes)
+
+
+@pytest.mark.parametrize("quantity", ["32GB", "lots", "-1G", ""])
+def test_a_bad_memory_quantity_is_refused(quantity):
+    with pytest.raises(ValueError, match="Invalid memory quantity"):
+        kubeflow.memory_gb(quantity)
+
+
 def test_compiled_pipeline_holds_no_credentials(tmp_path, monkeypatch):
     monkeypatch.setenv("KFP_TOKEN", "secret-token-value")
     output = tmp_path / "pipeline.json"
@@ -187,6 +258,17 @@ def test_missing_endpoint_is_refused(monkeypatch):
             "--runner=DataflowRunner",
         ),
         ("flink", {"flink_master": "flink:8081", "image": "i"}, "--flink_master=flink:8081"),
+        ("flink", {"flink_master": "flink:8081", "image": "i", "max_workers": 16}, "--parallelism=16"),
+        (
+            "dataflow",
+            {"project": "p", "region": "r", "temp_location": "gs://t", "image": "i", "max_workers": 20},
+            "--max_num_workers=20",
+        ),
+        (
+            "dataflow",
+            {"project": "p", "region": "r", "temp_location": "gs://t", "image": "i", "machine_type": "n1-highcpu-16"},
+            "--machine_type=n1-highcpu-16",
+        ),
         ("spark", {"spark_master": "spark://s:7077", "image": "i"}, "--spark_master_url=spark://s:7077"),
     ],
 )

@@ -14,15 +14,20 @@ def beam_args(
     image: Optional[str] = None,
     flink_master: Optional[str] = None,
     spark_master: Optional[str] = None,
+    machine_type: Optional[str] = None,
+    max_workers: Optional[int] = None,
 ) -> List[str]:
     """Beam arguments of each preset.
 
     - direct: in one process by default, `direct_num_workers` processes when
       asked (0: one per core);
     - dataflow: Google Cloud Dataflow in `project`/`region`, staging under
-      `temp_location`, workers on the pipeline `image` (Runner v2);
+      `temp_location`, workers on the pipeline `image` (Runner v2), of
+      `machine_type` and at most `max_workers` of them when given (face
+      detection is CPU-bound: the worker count bounds the ingest's speed and cost);
     - flink / spark: a Flink or Spark cluster at `flink_master` /
-      `spark_master`, Python workers in the pipeline `image` (Docker environment).
+      `spark_master`, Python workers in the pipeline `image` (Docker environment),
+      `max_workers` as Flink's parallelism.
     """
     if runner == "direct":
         if direct_num_workers == 1:
@@ -39,6 +44,8 @@ def beam_args(
     if missing:
         raise ValueError(f"The {runner} Beam preset needs {', '.join(missing)}")
     if runner == "dataflow":
+        sizing = [f"--machine_type={machine_type}"] if machine_type else []
+        sizing += [f"--max_num_workers={max_workers}"] if max_workers else []
         return [
             "--runner=DataflowRunner",
             f"--project={project}",
@@ -46,8 +53,10 @@ def beam_args(
             f"--temp_location={temp_location}",
             f"--sdk_container_image={image}",
             "--experiments=use_runner_v2",
+            *sizing,
         ]
     container = ["--environment_type=DOCKER", f"--environment_config={image}"]
     if runner == "flink":
-        return ["--runner=FlinkRunner", f"--flink_master={flink_master}", *container]
+        parallelism = [f"--parallelism={max_workers}"] if max_workers else []
+        return ["--runner=FlinkRunner", f"--flink_master={flink_master}", *container, *parallelism]
     return ["--runner=SparkRunner", f"--spark_master_url={spark_master}", *container]

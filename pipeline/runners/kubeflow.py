@@ -1,8 +1,11 @@
 """`pipeline_runner.py compile | submit | schedule`: the pipeline on Kubeflow Pipelines (V2), run once or on a cron."""
 
 import argparse
+import dataclasses
 import json
 import os
+import re
+from typing import Any, Dict
 
 from deepfake_detection import config
 from pipeline.runners import OUTPUT_DIR, SERVING_MODELS_DIR, beam, flags
@@ -28,6 +31,77 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 RUNTIME_PARAMETERS = {"data_root": str, "epochs": int, "tuner_trials": int, "min_auc": float, "max_auc_drop": float}
 
 
+# Kubernetes quantities of memory, in the unit of KFP's ResourceSpec: decimal gigabytes (as kfp.dsl's set_memory_limit).
+_MEMORY_UNITS = {"": 1e-9, "K": 1e-6, "Ki": 1024 / 1e9, "M": 1e-3, "Mi": 1024**2 / 1e9, "G": 1.0, "Gi": 1024**3 / 1e9}
+_MEMORY_UNITS.update({"T": 1e3, "Ti": 1024**4 / 1e9})
+
+
+def memory_gb(quantity: str) -> float:
+    """`32G`, `30Gi`, `512Mi` (a bare number is bytes) in decimal gigabytes; ValueError for anything else."""
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([KMGT]i?)?", quantity.strip())
+    if not match:
+        raise ValueError(f"Invalid memory quantity {quantity!r}: expected e.g. 32G, 30Gi or 512Mi")
+    return round(float(match.group(1)) * _MEMORY_UNITS[match.group(2) or ""], 6)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskResources:
+    """What one Kubeflow task's container asks of its node: requests equal to limits, so that a training pod
+    keeps the CPUs and memory it was scheduled for, and GPUs of one type."""
+
+    cpus: float
+    memory: str
+    gpus: int = 0
+    gpu_type: str = ""
+
+    def resource_spec(self) -> Any:
+        """The task's `PipelineContainerSpec.ResourceSpec`, which KubeflowV2DagRunner copies from a component's
+        platform config into its executor."""
+        from kfp.pipeline_spec import pipeline_spec_pb2
+
+        memory = memory_gb(self.memory)
+        spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
+            cpu_request=self.cpus, cpu_limit=self.cpus, memory_request=memory, memory_limit=memory
+        )
+        if self.gpus:
+            spec.accelerator.type = self.gpu_type
+            spec.accelerator.count = self.gpus
+        return spec
+
+
+def task_resources(args: argparse.Namespace) -> Dict[str, TaskResources]:
+    """Resources by component id prefix: every training task (each backbone's Tuner and Trainer, the
+    EnsembleTrainer) on GPUs, where Keras picks MirroredStrategy and mixed_float16; the ingest's pod sized for
+    its Beam workers (one process per CPU with the direct preset)."""
+    from pipeline.pipeline import ENSEMBLE_TRAINER_ID, VIDEO_EXAMPLE_GEN_ID
+
+    if args.trainer_gpus and not args.trainer_gpu_type:
+        raise SystemExit("--trainer-gpus needs --trainer-gpu-type (e.g. nvidia-tesla-t4)")
+    training = TaskResources(args.trainer_cpus, args.trainer_memory, args.trainer_gpus, args.trainer_gpu_type)
+    ingest = TaskResources(args.ingest_cpus, args.ingest_memory)
+    return {
+        config.TRAINER: training,
+        config.TUNER: training,
+        ENSEMBLE_TRAINER_ID: training,
+        VIDEO_EXAMPLE_GEN_ID: ingest,
+    }
+
+
+def bind_resources(pipeline: Any, resources: Dict[str, TaskResources]) -> Any:
+    """Attaches each task's ResourceSpec as its component's platform config (ids `Kind` or `Kind.model`)."""
+    for component in pipeline.components:
+        kind = component.id.split(".")[0]
+        if kind in resources:
+            component.with_platform_config(resources[kind].resource_spec())
+    return pipeline
+
+
+def ingest_workers(args: argparse.Namespace) -> int:
+    """Direct-runner processes of the ingest: as asked, else one per CPU its pod requests (a container sees all
+    of its node's cores, so Beam's own default would oversubscribe the pod)."""
+    return args.direct_num_workers or max(1, int(args.ingest_cpus))
+
+
 def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pipeline
     """The same factory, bound for Kubeflow: paths in the cluster, per-run knobs as runtime parameters."""
     from tfx.orchestration import data_types
@@ -40,7 +114,7 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
         return data_types.RuntimeParameter(name=name, ptype=ptype, default=ptype(getattr(args, name)))
 
     serving_dir = args.serving_dir or f"{args.pipeline_root.rstrip('/')}/{SERVING_MODELS_DIR}"
-    return create_pipeline(
+    pipeline = create_pipeline(
         pipeline_name=args.pipeline_name,
         pipeline_root=args.pipeline_root,
         data_root=parameter("data_root"),
@@ -59,15 +133,18 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
         serving_model_dir=serving_dir,
         beam_pipeline_args=beam.beam_args(
             args.beam_runner,
-            args.direct_num_workers,
+            ingest_workers(args),
             project=args.project,
             region=args.region,
             temp_location=args.temp_location,
             image=args.image,
             flink_master=args.flink_master,
             spark_master=args.spark_master,
+            machine_type=args.beam_machine_type,
+            max_workers=args.beam_max_workers,
         ),
     )
+    return bind_resources(pipeline, task_resources(args))
 
 
 def compile_pipeline(args: argparse.Namespace, output: str) -> dict:
@@ -207,12 +284,32 @@ def _add_kubeflow_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tuner-trials", type=int, default=config.KUBEFLOW_TUNER_TRIALS)
     flags.add_blessing_flags(parser)
     parser.add_argument("--beam-runner", default="direct", choices=beam.BEAM_RUNNERS, help="Beam preset, see beam_args")
-    parser.add_argument("--direct-num-workers", type=int, default=0, help="direct: processes (0: one per core)")
+    parser.add_argument(
+        "--direct-num-workers", type=int, default=0, help="direct: processes (0: one per CPU of --ingest-cpus)"
+    )
     parser.add_argument("--project", help="dataflow: GCP project")
     parser.add_argument("--region", help="dataflow: GCP region")
     parser.add_argument("--temp-location", help="dataflow: gs:// staging folder")
     parser.add_argument("--flink-master", help="flink: HOST:PORT of the job manager")
     parser.add_argument("--spark-master", help="spark: spark://HOST:PORT")
+    parser.add_argument("--beam-machine-type", help="dataflow: worker machine type, e.g. n1-standard-8")
+    parser.add_argument("--beam-max-workers", type=int, help="dataflow: most workers; flink: parallelism")
+    _add_resource_flags(parser)
+
+
+def _add_resource_flags(parser: argparse.ArgumentParser) -> None:
+    """Resources of the Kubeflow tasks. The defaults fit common GPU node shapes once the kubelet's reserve is
+    taken (an 8-vCPU node allocates about 7.9 CPUs): each training task one T4 with 7 CPUs to decode and
+    augment its input and 32 GB (an n1-highmem-8 with a T4); the ingest, whose face detection is CPU-bound,
+    7 CPUs and 16 GB (an n1-standard-8)."""
+    parser.add_argument("--trainer-gpus", type=int, default=1, help="GPUs of each Tuner, Trainer and EnsembleTrainer")
+    parser.add_argument(
+        "--trainer-gpu-type", default="nvidia-tesla-t4", help="accelerator type as the cluster names it"
+    )
+    parser.add_argument("--trainer-cpus", type=float, default=7.0, help="CPUs of each training task")
+    parser.add_argument("--trainer-memory", default="32G", help="memory of each training task: 32G, 30Gi...")
+    parser.add_argument("--ingest-cpus", type=float, default=7.0, help="CPUs of the VideoExampleGen task")
+    parser.add_argument("--ingest-memory", default="16G", help="memory of the VideoExampleGen task")
 
 
 def _add_kfp_client_flags(parser: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from tensorflow_serving.apis import (
     status_pb2,
 )
 
-from serving import tensors
+from serving import tensor_protos
 from serving.model_server import monitoring
 from serving.model_server.limits import RequestLimits
 from serving.model_server.servables import (
@@ -72,14 +72,14 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         def predict() -> predict_pb2.PredictResponse:
             with monitoring.observed(request.model_spec.name, "predict"):
                 version = self._resolve(request.model_spec)
-                inputs = {key: tensors.proto_to_array(proto) for key, proto in request.inputs.items()}
+                inputs = {key: tensor_protos.to_array(proto) for key, proto in request.inputs.items()}
                 self._limits.check(inputs)
                 outputs = version.predict(request.model_spec.signature_name, inputs, list(request.output_filter))
                 response = predict_pb2.PredictResponse(
                     model_spec=model_spec(version, request.model_spec.signature_name)
                 )
                 for key, value in outputs.items():
-                    response.outputs[key].CopyFrom(tensors.array_to_proto(value))
+                    tensor_protos.write_array(response.outputs[key], value)
                 return response
 
         return _abort_on_error(context, predict)

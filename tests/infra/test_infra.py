@@ -7,11 +7,13 @@ The tools come from `.venv-infra` (make install / make test set it up).
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
 import yaml
 
+from deepfake_detection import config
 from serving import model_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -60,8 +62,12 @@ def test_every_overlay_validates_against_the_kubernetes_schemas(rendered):
         assert result.stdout.count("passed for resource") == len(documents[overlay])
 
 
-def test_dockerfile_passes_hadolint():
-    result = run([tool("hadolint"), "infra/Dockerfile"])
+DOCKERFILES = ("infra/Dockerfile", "infra/serving.Dockerfile")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_dockerfile_passes_hadolint(dockerfile):
+    result = run([tool("hadolint"), dockerfile])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -74,9 +80,9 @@ def _checkov(*args):
 
 def test_checkov_fails_nothing_and_every_skip_has_a_reason(rendered):
     folder, _ = rendered
-    reports = _checkov("-d", str(folder), "--framework", "kubernetes") + _checkov(
-        "-f", "infra/Dockerfile", "--framework", "dockerfile"
-    )
+    reports = _checkov("-d", str(folder), "--framework", "kubernetes")
+    for dockerfile in DOCKERFILES:
+        reports += _checkov("-f", dockerfile, "--framework", "dockerfile")
     for report in reports:
         results = report["results"]
         failed = [(c["check_id"], c["resource"]) for c in results["failed_checks"]]
@@ -201,3 +207,18 @@ def test_the_detection_service_needs_keys_and_is_reached_from_outside_only_throu
             {"kubernetes.io/metadata.name": "ingress-nginx"},
             {"kubernetes.io/metadata.name": "monitoring"},
         ], "HTTP only from the ingress controller and Prometheus"
+
+
+def test_the_detection_service_runs_the_serving_image_and_kubeflow_the_pipeline_image(rendered):
+    _, documents = rendered
+    built = {}
+    for dockerfile in DOCKERFILES:
+        [tag] = re.findall(r"docker build -f \S+ -t (\S+) \.", open(os.path.join(ROOT, dockerfile)).read())
+        built[dockerfile] = tag
+    assert config.PIPELINE_IMAGE == built["infra/Dockerfile"]
+    serving_name, serving_tag = built["infra/serving.Dockerfile"].split(":")
+    for overlay in OVERLAYS:
+        [container] = _find(documents[overlay], "Deployment", "detection-service")["spec"]["template"]["spec"][
+            "containers"
+        ]
+        assert container["image"] == f"registry.example.com/deepfake/{serving_name}:{serving_tag}"

@@ -10,7 +10,8 @@ from deepfake_detection.ingest.faces import Detection
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
 from deepfake_detection.ingest.sampling import SampledFrame, VideoError
-from serving.clients import GrpcClient, InProcessModel, ModelTarget, Prediction, RestClient, ServingError
+from serving.clients import GrpcClient, ModelTarget, Prediction, RestClient, ServingError
+from serving.local_model import InProcessModel
 from serving.video_client import VERDICT_NO_FACE, VideoAnalyzer
 from tests.conftest import face_crops, write_numbered_video
 

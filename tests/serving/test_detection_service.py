@@ -21,8 +21,9 @@ from deepfake_detection.evaluation.operating_point import OperatingPoint
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.readers import read_dataset
 from deepfake_detection.models import export
-from serving.clients import GrpcClient, InProcessModel, ModelTarget
+from serving.clients import GrpcClient, ModelTarget
 from serving.detection_service import DetectionService, ServiceSettings, create_app
+from serving.local_model import InProcessModel
 from serving.video_client import VideoAnalyzer
 from tests.conftest import make_broken_files, write_numbered_video
 from tests.serving.conftest import LIMITS, finished_job

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 
 from serving import launch
-from serving.clients import GrpcClient, InProcessModel, ModelTarget, RestClient
+from serving.clients import GrpcClient, ModelTarget, RestClient
+from serving.local_model import InProcessModel
 from tests.conftest import face_crops
 from tests.serving.conftest import free_port, push
 
