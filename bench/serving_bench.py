@@ -27,7 +27,7 @@ from typing import Callable, Dict
 import numpy as np
 import tensorflow as tf
 
-from deepfake_detection import config
+from deepfake_detection import defaults
 from serving import launch, model_config
 from serving.clients import GrpcClient, InProcessModel, ModelTarget, RestClient
 
@@ -47,7 +47,7 @@ def face_batch(count: int) -> list:
     return crops
 
 
-def export_bench_model(export_dir: str, input_size: int, backbone: str = config.LOCAL_BACKBONES[0]) -> None:
+def export_bench_model(export_dir: str, input_size: int, backbone: str = defaults.LOCAL_BACKBONES[0]) -> None:
     """An untrained `backbone` (default: the one the main job trains and pushes), exported as the Trainer does."""
     import keras
 
@@ -90,7 +90,7 @@ def free_port() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a SavedModel to serve (default: an untrained --backbone exported here)")
-    parser.add_argument("--backbone", default=config.LOCAL_BACKBONES[0], help="backbone of the default model")
+    parser.add_argument("--backbone", default=defaults.LOCAL_BACKBONES[0], help="backbone of the default model")
     parser.add_argument("--requests", type=int, default=40, help="timed requests per batch size and path")
     parser.add_argument("--input-size", type=int, default=128, help="input size of the default model")
     args = parser.parse_args()

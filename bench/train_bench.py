@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.models import data, self_blend
 from deepfake_detection.models.training import TrainingConfig, build_and_compile
 
@@ -54,9 +54,9 @@ def write_examples(path: str, count: int, size: int, seed: int = 0) -> np.ndarra
             pixels.append(crop)
             png = tf.io.encode_png(crop).numpy()
             feature = {
-                config.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
-                config.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2])),
-                config.FACE_LANDMARKS_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=_LANDMARKS)),
+                contract.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
+                contract.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2])),
+                contract.FACE_LANDMARKS_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=_LANDMARKS)),
             }
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     return np.stack(pixels).astype(np.float32)
@@ -119,13 +119,13 @@ def main() -> None:
             f"{'backbone':<16} {'decoding img/s':>15} {'trainer path img/s':>19} {'in memory img/s':>16} {'ratio':>6}"
             f" {'self-blended img/s':>19} {'ratio':>6} {'blend ms/pair':>14}"
         )
-        self_blended = data.FakeSource(config.FAKE_SOURCE_SELF_BLENDED)
+        self_blended = data.FakeSource(contract.FAKE_SOURCE_SELF_BLENDED)
         for name in args.backbones.split(","):
             training = TrainingConfig(
                 backbone=name,
                 input_size=args.input_size,
                 batch_size=args.batch_size,
-                fake_source=config.FAKE_SOURCE_DATASET,
+                fake_source=contract.FAKE_SOURCE_DATASET,
             )
             model = build_and_compile(training, {})
             size = training.model_settings().input_size

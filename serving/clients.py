@@ -24,7 +24,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from serving import tensors
 
 
@@ -50,8 +50,8 @@ class ModelTarget:
     name: str
     version: Optional[int] = None
     label: Optional[str] = None
-    signature_name: str = config.SERVING_DEFAULT
-    input_name: str = config.IMAGES_INPUT
+    signature_name: str = contract.SERVING_DEFAULT
+    input_name: str = contract.IMAGES_INPUT
 
     def __post_init__(self) -> None:
         if self.version is not None and self.label:
@@ -67,7 +67,7 @@ class InProcessModel:
 
     def predict(self, images: Sequence[bytes]) -> Prediction:
         outputs = self._signature(**{self.target.input_name: tf.constant(list(images), tf.string)})
-        return Prediction(outputs[config.OUTPUT_KEY].numpy(), None)
+        return Prediction(outputs[contract.OUTPUT_KEY].numpy(), None)
 
 
 class RestClient:
@@ -142,7 +142,7 @@ class GrpcClient:
         request = predict_pb2.PredictRequest(model_spec=self._spec(self.target.signature_name))
         request.inputs[self.target.input_name].CopyFrom(tensors.strings_to_proto(list(images)))
         response = self._call(self._predictions.Predict, request)
-        probabilities = tensors.proto_to_array(response.outputs[config.OUTPUT_KEY]).astype(np.float32)
+        probabilities = tensors.proto_to_array(response.outputs[contract.OUTPUT_KEY]).astype(np.float32)
         return Prediction(probabilities, response.model_spec.version.value)
 
     def status(self) -> get_model_status_pb2.GetModelStatusResponse:

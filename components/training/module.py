@@ -15,7 +15,7 @@ import keras_tuner
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner.component import TunerFnResult
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.models import data, export
 from deepfake_detection.models.base import DEFAULT_HPARAMS, FINE_TUNE_LAYERS, LEARNING_RATE, set_trainable_tail
 from deepfake_detection.models.registry import get_backbone
@@ -110,7 +110,7 @@ def run_fn(fn_args: FnArgs) -> None:
     export.save_keras(model, model_uri)
     metrics = model.evaluate(evaluation, return_dict=True, verbose=0)
     eval_real, eval_fake = data.label_counts(fn_args.eval_files, training.fakes())
-    counts = {config.EVAL_REAL_EXAMPLES: eval_real, config.EVAL_FAKE_EXAMPLES: eval_fake}
+    counts = {contract.EVAL_REAL_EXAMPLES: eval_real, contract.EVAL_FAKE_EXAMPLES: eval_fake}
     export.write_eval_metrics(model_uri, {"backbone": training.backbone, "hparams": hparams, **metrics, **counts})
 
 

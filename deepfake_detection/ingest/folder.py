@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.ingest import report as report_lib
 from deepfake_detection.ingest import tfrecords
 from deepfake_detection.ingest.detector import FaceDetector
@@ -37,7 +37,7 @@ from deepfake_detection.ingest.splits import assign_split
 from deepfake_detection.ingest.videos import VideoResult, ingest_video, report_row
 
 CLIPS_DIR = "clips"
-_SHARD_NAME = f"{config.EXAMPLES_FILE_PREFIX}-00000-of-00001.gz"
+_SHARD_NAME = f"{contract.EXAMPLES_FILE_PREFIX}-00000-of-00001.gz"
 
 # The worker process's detector and settings, made once by `_start_worker`.
 _worker: Dict[str, object] = {}
@@ -66,7 +66,7 @@ class _SplitWriters:
     def __init__(self, output_dir: str, stack: contextlib.ExitStack):
         self._streams = {}
         for kind, folder in (("faces", output_dir), ("clips", os.path.join(output_dir, CLIPS_DIR))):
-            for split in config.SPLIT_NAMES:
+            for split in contract.SPLIT_NAMES:
                 path = split_file(folder, split)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 self._streams[kind, split] = stack.enter_context(tfrecords.open_tfrecords(path))
@@ -84,7 +84,7 @@ def ingest_folder(
     workers: int = 0,
     progress: Optional[Callable[[str], None]] = None,
     task: Task = ingest_in_worker,
-    video_timeout_s: float = config.VIDEO_TIMEOUT_S,
+    video_timeout_s: float = contract.VIDEO_TIMEOUT_S,
 ) -> Dict[str, int]:
     """Ingests `records` into `output_dir` with `workers` processes (0: one per core); returns counts per status.
 
@@ -105,7 +105,7 @@ def ingest_folder(
             if progress:
                 progress(report_lib.progress_line(len(rows), len(records), result.report))
     rows.sort(key=lambda row: row["video"])
-    report_path = os.path.join(output_dir, config.REPORT_FILE_NAME)
+    report_path = os.path.join(output_dir, contract.REPORT_FILE_NAME)
     with open(report_path, "w") as f:
         f.writelines(json.dumps(row, sort_keys=True) + "\n" for row in rows)
     return report_lib.summarize_report(report_path)
@@ -188,7 +188,7 @@ _WORKER_DIED = "the ingest worker process died while reading this file (a crash 
 
 def _failed(record: VideoRecord, ingest_config: IngestConfig, reason: str) -> VideoResult:
     split = assign_split(record.source_id, ingest_config.split_buckets, record.split)
-    return VideoResult(split, report_row(record, split, config.STATUS_UNREADABLE, reason))
+    return VideoResult(split, report_row(record, split, contract.STATUS_UNREADABLE, reason))
 
 
 def _size(record: VideoRecord) -> int:

@@ -15,7 +15,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.ingest import examples as examples_lib
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.faces import (
@@ -79,7 +79,7 @@ def ingest_videos(
     records: Sequence[VideoRecord],
     detector: FaceDetector,
     ingest_config: IngestConfig,
-    read_timeout_s: float = config.VIDEO_TIMEOUT_S,
+    read_timeout_s: float = contract.VIDEO_TIMEOUT_S,
     reader: Reader = sample_frames,
 ) -> Iterator[VideoResult]:
     """`ingest_video` over several videos in order, with both cores busy.
@@ -134,7 +134,7 @@ def _read_in_background(
             return future.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeoutError:
             reason = f"frames still not read after {timeout_s:g} s (a hung decoder?); left behind"
-            raise VideoError(config.STATUS_UNREADABLE, reason) from None
+            raise VideoError(contract.STATUS_UNREADABLE, reason) from None
 
     return frames
 
@@ -156,7 +156,7 @@ def _detect_stage(
         return result
 
     if record.reject_reason:
-        rejected = VideoResult(split, report_row(record, split, config.STATUS_REJECTED, record.reject_reason))
+        rejected = VideoResult(split, report_row(record, split, contract.STATUS_REJECTED, record.reject_reason))
         return lambda: rejected
     try:
         info, frames = read()
@@ -184,7 +184,7 @@ def _failed(record: VideoRecord, split: str, error: Exception) -> VideoResult:
         return VideoResult(split, report_row(record, split, error.status, error.reason))
     logging.error("Ingest of %s failed", record.path, exc_info=error)
     reason = f"{type(error).__name__}: {error}"
-    return VideoResult(split, report_row(record, split, config.STATUS_UNREADABLE, reason))
+    return VideoResult(split, report_row(record, split, contract.STATUS_UNREADABLE, reason))
 
 
 @dataclasses.dataclass
@@ -258,7 +258,7 @@ def _finish_video(
     if not found.tracks:
         before = found.detections_before_keep
         reason = f"no face kept in {len(frames)} sampled frames ({before} detections before the keep rule)"
-        return VideoResult(split, report_row(record, split, config.STATUS_NO_FACE, reason, **counts))
+        return VideoResult(split, report_row(record, split, contract.STATUS_NO_FACE, reason, **counts))
 
     timestamps = {f.index: f.timestamp for f in frames}
     result = VideoResult(split, {})
@@ -279,7 +279,7 @@ def _finish_video(
     result.report = report_row(
         record,
         split,
-        config.STATUS_OK,
+        contract.STATUS_OK,
         None,
         faces=len(result.face_examples),
         tracks=len(found.tracks),

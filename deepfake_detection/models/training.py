@@ -12,7 +12,7 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
-from deepfake_detection import config
+from deepfake_detection import component_ids, contract, defaults
 from deepfake_detection.models import data
 from deepfake_detection.models.base import (
     DEFAULT_HPARAMS,
@@ -47,9 +47,9 @@ class TrainingConfig:
     hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     cache_examples: bool = True
-    fake_source: str = config.DEFAULT_FAKE_SOURCE
+    fake_source: str = contract.DEFAULT_FAKE_SOURCE
     held_out_manipulations: tuple = ()
-    ema_momentum: float = config.EMA_MOMENTUM
+    ema_momentum: float = defaults.EMA_MOMENTUM
 
     def __post_init__(self) -> None:
         get_backbone(self.backbone)
@@ -72,7 +72,7 @@ class TrainingConfig:
     @classmethod
     def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> "TrainingConfig":
         values = dict(custom_config or {})
-        values.pop(config.CODE_VERSION_KEY, None)  # identifies the code for TFX's cache; no training setting
+        values.pop(component_ids.CODE_VERSION_KEY, None)  # identifies the code for TFX's cache; no training setting
         for name in ("fusion_backbones", "held_out_manipulations"):
             if name in values:
                 if isinstance(values[name], (str, bytes)):

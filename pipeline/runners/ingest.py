@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from pipeline.runners import flags
 
 
@@ -17,7 +17,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--video-timeout-s",
         type=float,
-        default=config.VIDEO_TIMEOUT_S,
+        default=contract.VIDEO_TIMEOUT_S,
         help="stop a video still running after this long (a hung decoder) and report it unreadable",
     )
     parser.set_defaults(run=run)
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         lambda line: print(line, file=sys.stderr, flush=True),
         video_timeout_s=args.video_timeout_s,
     )
-    report_path = os.path.join(args.output_dir, config.REPORT_FILE_NAME)
+    report_path = os.path.join(args.output_dir, contract.REPORT_FILE_NAME)
     clips = os.path.join(args.output_dir, CLIPS_DIR)
     print(f"Examples under {args.output_dir}/Split-*/, clips under {clips}/, report {report_path}")
     print(report.summary_line(counts))

@@ -14,7 +14,7 @@ from tfx import v1 as tfx
 
 from components.anomaly_gate import DataValidationResult
 from components.video_example_gen.component import IngestReport
-from deepfake_detection import config, sample_data
+from deepfake_detection import contract, sample_data
 from deepfake_detection.evaluation import report
 from deepfake_detection.evaluation.eval_config import BlessingConfig
 from deepfake_detection.ingest.ingest_config import IngestConfig
@@ -84,7 +84,7 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
     assert all(e.last_known_state == e.COMPLETE for e in executions)
 
     [ingest_report] = [a for a in store.get_artifacts() if type_names[a.type_id] == IngestReport.TYPE_NAME]
-    rows = [json.loads(line) for line in open(os.path.join(ingest_report.uri, config.REPORT_FILE_NAME))]
+    rows = [json.loads(line) for line in open(os.path.join(ingest_report.uri, contract.REPORT_FILE_NAME))]
     assert len(rows) == 8 and all(row["status"] == "ok" and row["faces"] > 0 for row in rows)
 
     models = [a for a in store.get_artifacts() if type_names[a.type_id] == "Model"]
