@@ -15,7 +15,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 import pipeline_runner
 from pipeline.runners import beam, kubeflow
-from tests.conftest import loopback_http_server
+from tests.helpers import loopback_http_server
 
 BACKBONES = "meso4,mesoinception4"
 COMPILE_FLAGS = ["--image", "registry.example/deepfake-pipeline:1.2", "--pipeline-root", "gs://bucket/root"]

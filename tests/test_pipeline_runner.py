@@ -11,7 +11,7 @@ import pytest
 import pipeline_runner
 from deepfake_detection import contract, defaults
 from deepfake_detection.ingest.readers import read_dataset
-from tests.conftest import BROKEN_FILE_LIMITS, make_broken_files
+from tests.helpers import BROKEN_FILE_LIMITS, make_broken_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

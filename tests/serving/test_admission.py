@@ -16,7 +16,7 @@ import pytest
 from deepfake_detection.ingest.readers import read_dataset
 from serving.admission import Admission
 from serving.detection_service import DetectionService, ServiceSettings
-from tests.serving.conftest import SMALL_SERVICE, finished_job, free_port, serving_on_loopback
+from tests.serving.helpers import SMALL_SERVICE, finished_job, free_port, serving_on_loopback
 
 
 def test_requests_beyond_slots_and_queue_are_refused_and_counted():

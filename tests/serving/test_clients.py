@@ -8,7 +8,7 @@ from deepfake_detection.ingest.readers import read_dataset
 from deepfake_detection.ingest.sampling import VideoError
 from serving.clients import GrpcClient, InProcessModel, ModelTarget, RestClient, ServingError
 from serving.video_client import VERDICT_NO_FACE, VideoAnalyzer
-from tests.conftest import face_crops, write_numbered_video
+from tests.helpers import face_crops, write_numbered_video
 
 SMALL = IngestConfig(frames_per_video=6, image_size=64)
 

@@ -7,8 +7,8 @@ import numpy as np
 
 from deepfake_detection import contract
 from serving.clients import GrpcClient, ModelTarget, RestClient
-from tests.conftest import face_crops
-from tests.serving.conftest import push
+from tests.helpers import face_crops
+from tests.serving.helpers import push
 
 STREAM_LIMIT_S = 90.0
 

@@ -9,8 +9,8 @@ import numpy as np
 
 from serving import launch
 from serving.clients import GrpcClient, InProcessModel, ModelTarget, RestClient
-from tests.conftest import face_crops
-from tests.serving.conftest import free_port, push
+from tests.helpers import face_crops
+from tests.serving.helpers import free_port, push
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -11,7 +11,7 @@ from components.video_example_gen.component import IngestReport
 from components.video_example_gen.executor import Executor
 from deepfake_detection import contract
 from deepfake_detection.ingest.ingest_config import IngestConfig
-from tests.conftest import make_artifact
+from tests.helpers import make_artifact
 
 
 def test_do_writes_examples_clips_and_report(sample_dataset, tmp_path):

@@ -14,7 +14,7 @@ from deepfake_detection import contract
 from deepfake_detection.ingest import report as report_lib
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
-from tests.conftest import BROKEN_FILE_LIMITS, make_broken_files
+from tests.helpers import BROKEN_FILE_LIMITS, make_broken_files
 
 FACE_FEATURES = {
     "image",

@@ -24,7 +24,7 @@ from deepfake_detection import contract, warmup
 from deepfake_detection.evaluation import report, video_metrics
 from deepfake_detection.evaluation.eval_config import BlessingConfig, build_eval_config
 from deepfake_detection.models import export
-from tests.conftest import face_crops, make_artifact
+from tests.helpers import face_crops, make_artifact
 
 SLICE_VALUES = {"manipulation": (b"original", b"deepfake"), "face_size_bucket": (b"under_64", b"64_to_127")}
 

@@ -12,7 +12,7 @@ from deepfake_detection import contract
 from deepfake_detection.ingest.folder import CLIPS_DIR, ingest_folder, ingest_in_worker, split_file
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
-from tests.conftest import BROKEN_FILE_LIMITS, make_broken_files
+from tests.helpers import BROKEN_FILE_LIMITS, make_broken_files
 
 SMALL = {"frames_per_video": 6, "image_size": 64, "clip_length": 3}
 

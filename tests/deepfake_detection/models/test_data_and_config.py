@@ -7,7 +7,7 @@ import tensorflow as tf
 from deepfake_detection import contract
 from deepfake_detection.models import data
 from deepfake_detection.models.training import TrainingConfig
-from tests.conftest import face_crops
+from tests.helpers import face_crops
 
 
 def _write(path, labels, size=40):

@@ -10,7 +10,7 @@ from deepfake_detection import contract
 from deepfake_detection.models import data, export
 from deepfake_detection.models.base import ModelSettings
 from deepfake_detection.models.registry import get_backbone
-from tests.conftest import face_crops, spread_outputs
+from tests.helpers import face_crops, spread_outputs
 
 
 def _example(encoded):
