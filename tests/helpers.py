@@ -9,10 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator, Type
 
 import cv2
-import keras
 import numpy as np
 import skimage.data
-import tensorflow as tf
 
 
 def write_numbered_video(path: str, frames: int, fps: int = 10, size: tuple = (64, 48), fourcc: str = "mp4v") -> None:
@@ -103,6 +101,8 @@ BROKEN_FILE_LIMITS = {"max_file_bytes": 400_000, "max_duration_s": 3.0, "max_pix
 
 def face_crops(count: int) -> list:
     """Real face crops (the astronaut, shifted and flipped) encoded as PNG and JPEG."""
+    import tensorflow as tf  # here, not at the top: the ingest's spawned workers import this module
+
     face = skimage.data.astronaut()[30:230, 140:320]
     crops = [np.roll(face, 7 * i, axis=1)[:, :: (-1 if i % 2 else 1)] for i in range(count)]
     return [tf.io.encode_png(c).numpy() if i % 2 else tf.io.encode_jpeg(c).numpy() for i, c in enumerate(crops)]
@@ -111,6 +111,8 @@ def face_crops(count: int) -> list:
 def spread_outputs(model, pixels) -> None:
     """Sets the output layer so an untrained model's scores on `pixels` spread over (0, 1) instead of
     all sitting near 0.5, where agreement to 1e-5 would prove nothing."""
+    import keras
+
     layer = model.get_layer("fake_probability")
     features = keras.Model(model.inputs, layer.input)(pixels, training=False).numpy()
     kernel = np.random.default_rng(0).normal(size=(features.shape[1], 1)).astype("float32")

@@ -1,6 +1,6 @@
 """Training recipe shared by the TFX Trainer and Tuner, the benches and the tests: settings, model, callbacks.
 
-`TrainingConfig` is what `custom_config` carries; `components/training/module.py`
+`TrainingConfig` is what `custom_config` carries; `components/trainer_module.py`
 holds the `run_fn` and `tuner_fn` that TFX calls and builds on this module.
 """
 

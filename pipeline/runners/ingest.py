@@ -24,10 +24,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Standalone ingest: `deepfake_detection.ingest.folder` (what VideoExampleGen runs per video) on a folder."""
+    """The standalone ingest (`deepfake_detection.ingest.standalone`): what VideoExampleGen runs per video, no Beam."""
     from deepfake_detection.ingest import report
-    from deepfake_detection.ingest.folder import CLIPS_DIR, ingest_folder
     from deepfake_detection.ingest.readers import read_dataset
+    from deepfake_detection.ingest.standalone import CLIPS_DIR, ingest_folder
 
     ingest_config = flags.ingest_config(args)
     records = read_dataset(args.data_root, args.layout)

@@ -7,7 +7,7 @@ import os
 from typing import List, Optional, Sequence
 
 from deepfake_detection import component_ids, contract, defaults
-from pipeline.runners import OUTPUT_DIR, PROJECT_DIR, SERVING_MODELS_DIR, beam, flags
+from pipeline.runners import OUTPUT_DIR, PROJECT_DIR, SERVING_MODELS_DIR, beam_presets, flags
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
             tuner_trials=args.tuner_trials,
             code_version=code_fingerprint(),
         ),
-        beam_pipeline_args=beam.beam_args("direct", args.direct_num_workers),
+        beam_pipeline_args=beam_presets.beam_args("direct", args.direct_num_workers),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         serving_model_dir=serving_dir,
         enable_cache=not args.no_cache,

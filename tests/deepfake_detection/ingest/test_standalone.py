@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 
 from deepfake_detection import contract
-from deepfake_detection.ingest.folder import CLIPS_DIR, ingest_folder, ingest_in_worker, split_file
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
+from deepfake_detection.ingest.standalone import CLIPS_DIR, ingest_folder, ingest_in_worker, split_file
 from tests.helpers import BROKEN_FILE_LIMITS, make_broken_files
 
 SMALL = {"frames_per_video": 6, "image_size": 64, "clip_length": 3}
