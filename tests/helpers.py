@@ -2,6 +2,8 @@
 
 import contextlib
 import os
+import shutil
+import socket
 import struct
 import threading
 import wave
@@ -133,3 +135,34 @@ def loopback_http_server(handler: Type[BaseHTTPRequestHandler]) -> Iterator[str]
     finally:
         server.shutdown()
         server.server_close()
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def export_face_model(export_dir: str, seed: int) -> None:
+    """A Meso-4 at 64 px whose untrained scores spread over (0, 1), exported with its signatures."""
+    import keras
+    import tensorflow as tf
+
+    from deepfake_detection.models import data, export
+    from deepfake_detection.models.base import ModelSettings
+    from deepfake_detection.models.registry import get_backbone
+
+    keras.utils.set_random_seed(seed)
+    model = get_backbone("meso4").build(ModelSettings(input_size=64), {})
+    spread_outputs(model, data.decode_images(tf.constant(face_crops(6))))
+    export.export_saved_model(model, export_dir)
+
+
+def push(saved_model_dir: str, base_path: str, version: int) -> str:
+    """Copies a SavedModel to `<base_path>/<version>` through a temporary folder and one rename."""
+    target = os.path.join(base_path, str(version))
+    staging = os.path.join(base_path, f".staging-{version}")
+    shutil.copytree(saved_model_dir, staging)
+    os.rename(staging, target)
+    return target

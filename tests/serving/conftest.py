@@ -16,18 +16,9 @@ import tensorflow as tf
 from serving import launch, model_config
 from serving.detection_service import DetectionService, ServiceSettings
 from serving.media import IsolatedDecoder
+from tests.helpers import free_port, push
 from tests.serving.decoders import crashing_or_hanging
-from tests.serving.helpers import LIMITS, export_face_model, free_port, push, serving_on_loopback
-
-
-@pytest.fixture(scope="session")
-def exported_models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("exports")
-    paths = {}
-    for seed in (1, 2):
-        paths[seed] = str(root / f"seed{seed}")
-        export_face_model(paths[seed], seed)
-    return paths
+from tests.serving.helpers import LIMITS, serving_on_loopback
 
 
 @pytest.fixture(scope="session")

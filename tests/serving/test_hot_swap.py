@@ -7,8 +7,7 @@ import numpy as np
 
 from deepfake_detection import contract
 from serving.clients import GrpcClient, ModelTarget, RestClient
-from tests.helpers import face_crops
-from tests.serving.helpers import push
+from tests.helpers import face_crops, push
 
 STREAM_LIMIT_S = 90.0
 

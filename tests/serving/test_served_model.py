@@ -11,7 +11,7 @@ import pytest
 from serving import model_config, served_model
 from serving.cli import pushed_model_dir
 from serving.model_server import server as local_server
-from tests.serving.helpers import free_port, push
+from tests.helpers import free_port, push
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

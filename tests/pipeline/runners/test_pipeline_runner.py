@@ -13,7 +13,7 @@ from deepfake_detection import contract, defaults
 from deepfake_detection.ingest.readers import read_dataset
 from tests.helpers import BROKEN_FILE_LIMITS, make_broken_files
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def test_ingest_command_accounts_for_every_file(sample_dataset, tmp_path):

@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 import pipeline_runner
-from pipeline.runners import beam, kubeflow
+from pipeline.runners import kubeflow
 from tests.helpers import loopback_http_server
 
 BACKBONES = "meso4,mesoinception4"
@@ -175,25 +175,3 @@ def test_missing_endpoint_is_refused(monkeypatch):
     monkeypatch.delenv("KFP_ENDPOINT", raising=False)
     with pytest.raises(SystemExit, match="KFP_ENDPOINT"):
         pipeline_runner.main(["submit"])
-
-
-@pytest.mark.parametrize(
-    "runner, options, expected",
-    [
-        ("direct", {"direct_num_workers": 0}, "--direct_running_mode=multi_processing"),
-        (
-            "dataflow",
-            {"project": "p", "region": "r", "temp_location": "gs://t", "image": "i"},
-            "--runner=DataflowRunner",
-        ),
-        ("flink", {"flink_master": "flink:8081", "image": "i"}, "--flink_master=flink:8081"),
-        ("spark", {"spark_master": "spark://s:7077", "image": "i"}, "--spark_master_url=spark://s:7077"),
-    ],
-)
-def test_beam_presets(runner, options, expected):
-    assert expected in beam.beam_args(runner, **options)
-
-
-def test_beam_preset_names_what_it_misses():
-    with pytest.raises(ValueError, match="--project, --region"):
-        beam.beam_args("dataflow", image="i", temp_location="gs://t")

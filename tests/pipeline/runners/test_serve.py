@@ -9,10 +9,9 @@ import numpy as np
 
 from serving import launch
 from serving.clients import GrpcClient, InProcessModel, ModelTarget, RestClient
-from tests.helpers import face_crops
-from tests.serving.helpers import free_port, push
+from tests.helpers import face_crops, free_port, push
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def _serve(tmp_path, serving_dir, *flags):

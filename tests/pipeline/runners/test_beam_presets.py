@@ -1,0 +1,31 @@
+"""Apache Beam's arguments for each runner preset."""
+
+import pytest
+
+from pipeline.runners import beam, beam_presets
+
+
+@pytest.mark.parametrize(
+    "runner, options, expected",
+    [
+        ("direct", {"direct_num_workers": 0}, "--direct_running_mode=multi_processing"),
+        (
+            "dataflow",
+            {"project": "p", "region": "r", "temp_location": "gs://t", "image": "i"},
+            "--runner=DataflowRunner",
+        ),
+        ("flink", {"flink_master": "flink:8081", "image": "i"}, "--flink_master=flink:8081"),
+        ("spark", {"spark_master": "spark://s:7077", "image": "i"}, "--spark_master_url=spark://s:7077"),
+    ],
+)
+def test_beam_presets(runner, options, expected):
+    assert expected in beam_presets.beam_args(runner, **options)
+
+
+def test_beam_preset_names_what_it_misses():
+    with pytest.raises(ValueError, match="--project, --region"):
+        beam_presets.beam_args("dataflow", image="i", temp_location="gs://t")
+
+
+def test_the_old_module_name_is_the_same_function():
+    assert beam.beam_args is beam_presets.beam_args
