@@ -22,14 +22,13 @@ their fake probabilities per face): what an ensemble of independently trained
 models, for example the same recipe under different seeds, would score.
 """
 
-import argparse
 import collections
 import glob
-import json
 import os
 import time
 from typing import Dict, List, Tuple
 
+import _common
 import numpy as np
 import tensorflow as tf
 
@@ -37,6 +36,11 @@ from deepfake_detection import contract
 from deepfake_detection.evaluation import cross_generator, video_scores
 
 # A person's score is the mean of its faces' scores; a video's, its most fake person's.
+BENCH = _common.Bench(
+    "generalisation_bench",
+    "the held-out video AUC, with its interval, that recipe changes are judged by (docs/experiments.md): above chance "
+    "on manipulations the model never saw, and fakes above their own originals",
+)
 RULE = video_scores.RULE_MEAN
 # Figures of `cross_generator.paired_rates`: the share of fakes above their own original, and how many pairs.
 PAIRED_RATE = "paired_rate"
@@ -143,7 +147,7 @@ def report(values: Dict[str, float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = BENCH.parser(__doc__)
     parser.add_argument(
         "--model",
         required=True,
@@ -153,8 +157,7 @@ def main() -> None:
     parser.add_argument("--examples", required=True, help="ingest output folder holding Split-*/ example files")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the overall AUC's interval")
-    parser.add_argument("--json", help="also write the figures to this file")
-    args = parser.parse_args()
+    args = BENCH.parse_args(parser)
     files = example_files(args.examples)
     figures, member_scores = [], []
     for model in args.model:
@@ -166,9 +169,7 @@ def main() -> None:
     if len(args.model) > 1:
         figures.append({"model": "average", **results(features, np.mean(member_scores, axis=0), args.bootstrap)})
         print(f"average of the {len(args.model)} models' fake probabilities\n{report(figures[-1])}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(figures if len(figures) > 1 else figures[0], f, indent=1)
+    BENCH.write(args, {"models": figures})
 
 
 if __name__ == "__main__":
