@@ -5,7 +5,6 @@ Commands are read from the fenced code blocks: lines that run `pipeline_runner.p
 `python -m serving.<module>`, `python -m deepfake_detection.<module>` or `python bench/<bench>.py`.
 """
 
-import functools
 import glob
 import os
 import re
@@ -87,7 +86,6 @@ def documented_commands() -> Dict[Tuple[str, ...], Dict[str, List[str]]]:
     return commands
 
 
-@functools.lru_cache(maxsize=None)
 def help_text(command: Tuple[str, ...]) -> str:
     """What `command --help` prints; fails the test when it does not exit 0."""
     result = subprocess.run([sys.executable, *command, "--help"], capture_output=True, text=True, timeout=300, cwd=ROOT)
