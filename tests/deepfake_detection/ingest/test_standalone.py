@@ -11,7 +11,8 @@ import tensorflow as tf
 from deepfake_detection import contract
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
-from deepfake_detection.ingest.standalone import CLIPS_DIR, ingest_folder, ingest_in_worker, split_file
+from deepfake_detection.ingest.standalone import CLIPS_DIR, ingest_folder, split_file
+from tests.deepfake_detection.ingest.worker_tasks import crash_on_marked_files, hang_on_marked_files
 from tests.helpers import BROKEN_FILE_LIMITS, make_broken_files
 
 SMALL = {"frames_per_video": 6, "image_size": 64, "clip_length": 3}
@@ -66,20 +67,6 @@ def test_every_file_is_reported_and_workers_write_the_same_examples(dataset, tmp
         single = tmp_path / "single"
         ingest_folder(records, ingest_config, str(single), 1)
         assert _examples(str(single)) == faces
-
-
-def crash_on_marked_files(record):
-    """A worker task that dies like a native decoder crash on files named `crash*`."""
-    if os.path.basename(record.path).startswith("crash"):
-        os._exit(11)
-    return ingest_in_worker(record)
-
-
-def hang_on_marked_files(record):
-    """A worker task that never returns on files named `hang*`, like a decoder stuck in a loop."""
-    if os.path.basename(record.path).startswith("hang"):
-        time.sleep(3600)
-    return ingest_in_worker(record)
 
 
 def _three_good_and(sample_dataset, tmp_path, bad_name: str):
