@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.runners import beam, beam_presets
+from pipeline.runners import beam_presets
 
 
 @pytest.mark.parametrize(
@@ -25,7 +25,3 @@ def test_beam_presets(runner, options, expected):
 def test_beam_preset_names_what_it_misses():
     with pytest.raises(ValueError, match="--project, --region"):
         beam_presets.beam_args("dataflow", image="i", temp_location="gs://t")
-
-
-def test_the_old_module_name_is_the_same_function():
-    assert beam.beam_args is beam_presets.beam_args
