@@ -122,7 +122,7 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
     states = {}
     for execution in second_run:
         states.setdefault(execution_types[execution.type_id], set()).add(execution.last_known_state)
-    rerun = {"Resolver", "Evaluator", "Pusher"}
+    rerun = {"Resolver", "EvaluatorWithRunSettings", "Pusher"}  # execution types are named after the classes
     assert all(state == {second_run[0].CACHED} for kind, state in states.items() if kind not in rerun), states
     # A blessed baseline now exists, so every Evaluator runs again (candidate against it) and its Pusher follows.
     assert all(states[kind] == {second_run[0].COMPLETE} for kind in rerun), states
