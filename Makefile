@@ -52,8 +52,15 @@ lint: $(STAMP)
 test: lint $(INFRA_STAMP) $(CHROMIUM) $(POSTGRES)
 	$(VENV)/bin/python -m pytest
 
+# Every bench in turn, each stating its goal and writing its figures to outputs/bench/<bench>.json (train_bench
+# and service_bench are the heavy ones). generalisation_bench scores a model on
+# videos it never saw, so it runs only when given them: make bench MODEL=SAVED_MODEL_DIR EXAMPLES=INGEST_DIR.
 bench: $(STAMP)
 	$(VENV)/bin/python bench/ingest_bench.py
+	$(VENV)/bin/python bench/train_bench.py
+	$(VENV)/bin/python bench/serving_bench.py
+	$(VENV)/bin/python bench/service_bench.py
+	$(if $(and $(MODEL),$(EXAMPLES)),$(VENV)/bin/python bench/generalisation_bench.py --model $(MODEL) --examples $(EXAMPLES))
 
 clean:
 	rm -rf outputs

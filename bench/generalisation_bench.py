@@ -22,33 +22,37 @@ their fake probabilities per face): what an ensemble of independently trained
 models, for example the same recipe under different seeds, would score.
 """
 
-import argparse
 import collections
 import glob
-import json
 import os
 import time
 from typing import Dict, List, Tuple
 
+import _common
 import numpy as np
 import tensorflow as tf
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.evaluation import cross_generator, video_scores
 
 # A person's score is the mean of its faces' scores; a video's, its most fake person's.
+BENCH = _common.Bench(
+    "generalisation_bench",
+    "the held-out video AUC, with its interval, that recipe changes are judged by (docs/experiments.md): above chance "
+    "on manipulations the model never saw, and fakes above their own originals",
+)
 RULE = video_scores.RULE_MEAN
 # Figures of `cross_generator.paired_rates`: the share of fakes above their own original, and how many pairs.
 PAIRED_RATE = "paired_rate"
 PAIRS = "pairs"
 _FEATURES = {
-    config.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
-    config.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-    config.VIDEO_ID_KEY: tf.io.FixedLenFeature([], tf.string),
-    config.TRACK_ID_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
-    config.MANIPULATION_KEY: tf.io.FixedLenFeature([], tf.string, default_value=config.UNKNOWN),
-    config.COMPRESSION_KEY: tf.io.FixedLenFeature([], tf.string, default_value=config.UNKNOWN),
-    config.SOURCE_ID_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    contract.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+    contract.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+    contract.VIDEO_ID_KEY: tf.io.FixedLenFeature([], tf.string),
+    contract.TRACK_ID_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    contract.MANIPULATION_KEY: tf.io.FixedLenFeature([], tf.string, default_value=contract.UNKNOWN),
+    contract.COMPRESSION_KEY: tf.io.FixedLenFeature([], tf.string, default_value=contract.UNKNOWN),
+    contract.SOURCE_ID_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
 }
 
 
@@ -62,13 +66,13 @@ def example_files(examples_dir: str) -> List[str]:
 
 def score_faces(model_dir: str, files: List[str], batch_size: int) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
     """The examples' features (without the image) and the model's fake probability for each face."""
-    signature = tf.saved_model.load(model_dir).signatures[config.SERVING_DEFAULT]
+    signature = tf.saved_model.load(model_dir).signatures[contract.SERVING_DEFAULT]
     records = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
     columns: Dict[str, list] = collections.defaultdict(list)
     scores = []
     for serialized in records:
         parsed = tf.io.parse_example(serialized, _FEATURES)
-        output = signature(**{config.IMAGES_INPUT: parsed.pop(config.IMAGE_KEY)})[config.OUTPUT_KEY]
+        output = signature(**{contract.IMAGES_INPUT: parsed.pop(contract.IMAGE_KEY)})[contract.OUTPUT_KEY]
         scores.append(np.reshape(output.numpy(), [-1]))
         for key, value in parsed.items():
             columns[key].append(value.numpy())
@@ -79,13 +83,13 @@ def video_outcomes(features: Dict[str, np.ndarray], scores: np.ndarray) -> List[
     """One outcome per video: its most fake track, each track scored by the mean of its faces."""
     tracks: Dict[bytes, Dict[int, List[float]]] = collections.defaultdict(lambda: collections.defaultdict(list))
     meta: Dict[bytes, Tuple[int, str, str, str]] = {}
-    for i, video in enumerate(features[config.VIDEO_ID_KEY]):
-        tracks[video][int(features[config.TRACK_ID_KEY][i])].append(float(scores[i]))
+    for i, video in enumerate(features[contract.VIDEO_ID_KEY]):
+        tracks[video][int(features[contract.TRACK_ID_KEY][i])].append(float(scores[i]))
         meta[video] = (
-            int(features[config.LABEL_KEY][i]),
-            features[config.MANIPULATION_KEY][i].decode(),
-            features[config.COMPRESSION_KEY][i].decode(),
-            features[config.SOURCE_ID_KEY][i].decode(),
+            int(features[contract.LABEL_KEY][i]),
+            features[contract.MANIPULATION_KEY][i].decode(),
+            features[contract.COMPRESSION_KEY][i].decode(),
+            features[contract.SOURCE_ID_KEY][i].decode(),
         )
     return [
         cross_generator.VideoOutcome(label, video_scores.video_score(tracks[video], RULE), kind, level, source)
@@ -96,7 +100,7 @@ def video_outcomes(features: Dict[str, np.ndarray], scores: np.ndarray) -> List[
 def bootstrap_interval(videos: List[cross_generator.VideoOutcome], rounds: int, seed: int = 0) -> Tuple[float, float]:
     """A 95 % interval of the overall video AUC, resampling videos with replacement."""
     scored = [v for v in videos if v.score is not None]
-    labels = np.array([v.label != config.REAL_LABEL for v in scored])
+    labels = np.array([v.label != contract.REAL_LABEL for v in scored])
     scores = np.array([v.score for v in scored])
     rng = np.random.default_rng(seed)
     draws = [video_scores.roc_auc(labels[i], scores[i]) for i in rng.integers(0, len(scored), (rounds, len(scored)))]
@@ -107,7 +111,7 @@ def bootstrap_interval(videos: List[cross_generator.VideoOutcome], rounds: int, 
 def results(features: Dict[str, np.ndarray], scores: np.ndarray, rounds: int = 1000) -> Dict[str, float]:
     """{name: value}: frame AUC, face and video counts, the cross-generator video AUCs with their counts."""
     values = {
-        "frame_auc": video_scores.roc_auc(features[config.LABEL_KEY] != config.REAL_LABEL, scores),
+        "frame_auc": video_scores.roc_auc(features[contract.LABEL_KEY] != contract.REAL_LABEL, scores),
         "faces": float(scores.size),
     }
     videos = video_outcomes(features, scores)
@@ -116,7 +120,7 @@ def results(features: Dict[str, np.ndarray], scores: np.ndarray, rounds: int = 1
     for group in cross_generator.cross_generator_aucs(videos, cross_generator.EVERY_KIND_UNSEEN):
         values.update(group.metrics())
     for paired in cross_generator.paired_rates(videos):
-        suffix = "" if paired.manipulation is None else f"/{config.MANIPULATION_KEY}={paired.manipulation}"
+        suffix = "" if paired.manipulation is None else f"/{contract.MANIPULATION_KEY}={paired.manipulation}"
         values[PAIRED_RATE + suffix], values[PAIRS + suffix] = paired.rate, float(paired.pairs)
     return values
 
@@ -143,7 +147,7 @@ def report(values: Dict[str, float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = BENCH.parser(__doc__)
     parser.add_argument(
         "--model",
         required=True,
@@ -153,8 +157,7 @@ def main() -> None:
     parser.add_argument("--examples", required=True, help="ingest output folder holding Split-*/ example files")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the overall AUC's interval")
-    parser.add_argument("--json", help="also write the figures to this file")
-    args = parser.parse_args()
+    args = BENCH.parse_args(parser)
     files = example_files(args.examples)
     figures, member_scores = [], []
     for model in args.model:
@@ -166,9 +169,7 @@ def main() -> None:
     if len(args.model) > 1:
         figures.append({"model": "average", **results(features, np.mean(member_scores, axis=0), args.bootstrap)})
         print(f"average of the {len(args.model)} models' fake probabilities\n{report(figures[-1])}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(figures if len(figures) > 1 else figures[0], f, indent=1)
+    BENCH.write(args, {"models": figures})
 
 
 if __name__ == "__main__":

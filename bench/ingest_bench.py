@@ -32,12 +32,15 @@ import sys
 import tempfile
 import time
 
+import _common
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from deepfake_detection.ingest.ingest_config import IngestConfig
 
-from deepfake_detection.ingest.ingest_config import IngestConfig  # noqa: E402
+BENCH = _common.Bench(
+    "ingest_bench",
+    "the standalone ingest faster than the DFDC winner's face extraction (ratio over 1) with at least its faces",
+)
 
 # name, people (indices into the portraits), frame size, codec, container, manipulation
 BENCH_VIDEOS = (
@@ -144,7 +147,7 @@ def run_process(command: list) -> dict:
     with tempfile.TemporaryDirectory() as work:
         result = os.path.join(work, "usage.json")
         launcher = [sys.executable, os.path.abspath(__file__), "--measure", result, *command]
-        process = subprocess.run(launcher, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+        process = subprocess.run(launcher, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=_common.ROOT)
         if process.returncode != 0:
             raise RuntimeError(f"{command[:3]} failed: {process.stderr.decode()[-2000:]}")
         with open(result) as f:
@@ -154,7 +157,7 @@ def run_process(command: list) -> dict:
 def measure(result_path: str, command: list) -> None:
     """The launcher: runs `command`, writes its wall time, cpu time and largest process's peak, exits as it did."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT)
+    process = subprocess.Popen(command, cwd=_common.ROOT)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     with open(result_path, "w") as f:
@@ -225,7 +228,7 @@ def _video_key(file_name: str, found: dict) -> str:
 def main() -> None:
     if sys.argv[1:2] == ["--measure"]:  # the launcher of `run_process`: the command's own flags follow, unparsed
         measure(sys.argv[2], sys.argv[3:])
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = BENCH.parser(__doc__)
     parser.add_argument("--pairs", type=int, default=3, help="alternating runs of each method")
     parser.add_argument("--videos-dir", help="where the bench videos are (made there when missing)")
     parser.add_argument(
@@ -233,10 +236,11 @@ def main() -> None:
     )
     parser.add_argument("--winner", nargs=2, metavar=("VIDEOS", "OUTPUT"), help=argparse.SUPPRESS)
     parser.add_argument("ingest_flags", nargs="*", help="extra flags for pipeline_runner.py ingest")
-    args = parser.parse_args()
-    if args.winner:
+    if "--winner" in sys.argv[1:]:  # the peer's own process, started by this bench: no goal, no figures
+        args = parser.parse_args()
         winner_recipe(*args.winner)
         return
+    args = BENCH.parse_args(parser)
     with tempfile.TemporaryDirectory() as work:
         folder = args.videos_dir or os.path.join(work, "videos")
         print(f"Bench videos in {folder}:", flush=True)
@@ -259,10 +263,11 @@ def main() -> None:
                 print(f"  pair {pair + 1} {name}: {runs[name][-1]['wall']:.1f} s", flush=True)
         with open(os.path.join(outputs["winner"], "boxes.json")) as f:
             found = {"ingest": ingest_boxes(outputs["ingest"]), "winner": json.load(f)}
-        report(runs, found, reference_boxes(folder))
+        BENCH.write(args, report(runs, found, reference_boxes(folder)))
 
 
-def report(runs: dict, found: dict, reference: dict) -> None:
+def report(runs: dict, found: dict, reference: dict) -> dict:
+    """Prints and returns each method's medians, faces and crop agreement, and the speed ratio."""
     frames = FRAMES_PER_VIDEO * len(reference)
     margin = IngestConfig().margin
     print(f"{len(reference)} videos, {frames} sampled frames; median of {len(runs['ingest'])} alternating runs")
@@ -270,7 +275,7 @@ def report(runs: dict, found: dict, reference: dict) -> None:
         f"{'method':<8} {'wall s':>7} {'cpu/wall':>8} {'frames/s':>9} {'faces/s':>8} {'faces':>11} "
         f"{'crop IoU':>8} {'peak MiB':>9}"
     )
-    walls = {}
+    walls, figures = {}, {}
     for name, rows in runs.items():
         wall = walls[name] = float(np.median([r["wall"] for r in rows]))
         cpu = float(np.median([r["cpu"] / r["wall"] for r in rows]))
@@ -280,7 +285,19 @@ def report(runs: dict, found: dict, reference: dict) -> None:
             f"{name:<8} {wall:7.2f} {cpu:8.2f} {frames / wall:9.1f} {count / wall:8.1f} "
             f"{f'{count}/{expected}':>11} {overlap:8.3f} {peak:9.0f}"
         )
-    print(f"speed ratio (winner wall / ingest wall): {walls['winner'] / walls['ingest']:.2f}x")
+        figures[name] = {
+            "wall_s": wall,
+            "cpu_over_wall": cpu,
+            "frames_s": frames / wall,
+            "faces_s": count / wall,
+            "faces": count,
+            "expected_faces": expected,
+            "crop_iou": overlap,
+            "peak_mib": peak,
+        }
+    figures["speed_ratio"] = walls["winner"] / walls["ingest"]
+    print(f"speed ratio (winner wall / ingest wall): {figures['speed_ratio']:.2f}x")
+    return figures
 
 
 if __name__ == "__main__":

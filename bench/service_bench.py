@@ -21,7 +21,6 @@ server always runs here.
         [--service-python PYTHON] [--service-dir CHECKOUT]
 """
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -31,17 +30,19 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import _common
 import cv2
 import httpx
 import numpy as np
 import skimage.data
+from serving_bench import export_bench_model
 
 from deepfake_detection import sample_data
 from serving import launch, model_config
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serving_bench import export_bench_model, free_port  # noqa: E402
-
+BENCH = _common.Bench(
+    "service_bench", "a 10 s 720p video's verdict within 1.5 s; throughput and memory under 1, 4 and 16 clients"
+)
 CONCURRENCY = (1, 4, 16)
 
 
@@ -51,7 +52,8 @@ def post(url: str, name: str, data: bytes) -> dict:
     return response.json()["results"][0]
 
 
-def video_breakdown(url: str, video: str, repeats: int) -> None:
+def video_breakdown(url: str, video: str, repeats: int) -> dict:
+    """Prints and returns the median seconds to a verdict, split into decode, detection, model and overhead."""
     data = open(video, "rb").read()
     post(url, "warmup.mp4", data)
     rows = []
@@ -69,6 +71,7 @@ def video_breakdown(url: str, video: str, repeats: int) -> None:
     for name, value in (("decode", decode), ("detection", detection), ("model calls", model), ("overhead", overhead)):
         print(f"  {name:<12} {value:7.3f} s  {100 * value / wall:5.1f} %")
     print(f"  {'verdict in':<12} {wall:7.3f} s  ({result['verdict']}, P(fake) {result['fake_probability']:.3f})")
+    return {"decode_s": decode, "detection_s": detection, "model_s": model, "overhead_s": overhead, "verdict_s": wall}
 
 
 def tree_rss_mib(pid: int) -> float:
@@ -115,11 +118,13 @@ class PeakMemory:
         self._thread.join()
 
 
-def throughput(url: str, title: str, name: str, upload: bytes, requests: int, service_pid: int) -> None:
-    """Requests/s, latency and the service tree's peak memory with 1, 4 and 16 clients posting `upload`."""
+def throughput(url: str, title: str, name: str, upload: bytes, requests: int, service_pid: int) -> dict:
+    """Requests/s, latency and the service tree's peak memory with 1, 4 and 16 clients posting `upload`; printed and
+    returned by number of clients."""
     post(url, f"warmup-{name}", upload)
     print(f"{title}, {requests} requests per level:")
     print(f"  {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'peak MiB':>9}  (service process tree)")
+    figures = {}
     for clients in CONCURRENCY:
 
         def timed(_: int) -> tuple:
@@ -139,17 +144,27 @@ def throughput(url: str, title: str, name: str, upload: bytes, requests: int, se
             f"detection {detection:.0f} ms, model {model:.0f} ms)",
             flush=True,
         )
+        figures[f"{clients} clients"] = {
+            "requests_s": rate,
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "peak_mib": memory.peak_mib,
+            "decode_ms": decode,
+            "detection_ms": detection,
+            "model_ms": model,
+        }
+    return figures
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = BENCH.parser(__doc__)
     parser.add_argument("--model", help="a SavedModel to serve (default: an untrained blend_resnet exported here)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--image-requests", type=int, default=48)
     parser.add_argument("--video-requests", type=int, default=16)
     parser.add_argument("--service-python", default=sys.executable, help="the interpreter that runs the service")
     parser.add_argument("--service-dir", help="the checkout the service runs from (default: this one)")
-    args = parser.parse_args()
+    args = BENCH.parse_args(parser)
     work = tempfile.mkdtemp(prefix="service_bench_")
     processes = []
     try:
@@ -160,7 +175,7 @@ def main() -> None:
         paths = model_config.write_serving_configs(
             os.path.join(work, "config"), [model_config.ServingModel("bench", os.path.join(work, "models", "bench"))]
         )
-        grpc_port, rest_port, http_port = free_port(), free_port(), free_port()
+        grpc_port, rest_port, http_port = (_common.free_port() for _ in range(3))
         command = launch.model_server_command(paths[model_config.MODELS_CONFIG_FILE], grpc_port, rest_port)
         processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         launch.wait_until_available(f"http://127.0.0.1:{rest_port}", "bench", processes[0])
@@ -188,14 +203,15 @@ def main() -> None:
         print(
             f"Model server: {os.path.basename(command[0])}; service: serving.detection_service; {os.cpu_count()} cores"
         )
-        video_breakdown(url, video, args.repeats)
+        figures = {"video_10s_720p": video_breakdown(url, video, args.repeats)}
         image = cv2.imencode(".jpg", cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
         title = "One-face images (scikit-image's astronaut, 512x512 JPEG)"
-        throughput(url, title, "face.jpg", image, args.image_requests, processes[1].pid)
+        figures["images"] = throughput(url, title, "face.jpg", image, args.image_requests, processes[1].pid)
         part = sample_data.generate(os.path.join(work, "clip"), 2, seed=4, seconds=3.0, frame_size=(1280, 720))
         clip = open(os.path.join(part, sorted(f for f in os.listdir(part) if f.endswith(".mp4"))[0]), "rb").read()
         title = "3 s 1280x720 clips (32 frames sampled each)"
-        throughput(url, title, "clip.mp4", clip, args.video_requests, processes[1].pid)
+        figures["clips_3s_720p"] = throughput(url, title, "clip.mp4", clip, args.video_requests, processes[1].pid)
+        BENCH.write(args, figures)
     finally:
         for process in processes:
             process.terminate()

@@ -15,7 +15,6 @@ in-process p50 (the serving overhead). The server is TF Serving when
     python bench/serving_bench.py [--model DIR] [--requests 40] [--input-size 128]
 """
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -24,14 +23,16 @@ import tempfile
 import time
 from typing import Callable, Dict
 
+import _common
 import numpy as np
 import tensorflow as tf
 
-from deepfake_detection import config
+from deepfake_detection import defaults
 from serving import launch, model_config
 from serving.clients import GrpcClient, ModelTarget, RestClient
 from serving.local_model import InProcessModel
 
+BENCH = _common.Bench("serving_bench", "a gRPC call at batch 1 within 1.2x the in-process call (the serving overhead)")
 BATCH_SIZES = (1, 8, 32)
 MODEL_NAME = "bench"
 
@@ -48,7 +49,7 @@ def face_batch(count: int) -> list:
     return crops
 
 
-def export_bench_model(export_dir: str, input_size: int, backbone: str = config.LOCAL_BACKBONES[0]) -> None:
+def export_bench_model(export_dir: str, input_size: int, backbone: str = defaults.LOCAL_BACKBONES[0]) -> None:
     """An untrained `backbone` (default: the one the main job trains and pushes), exported as the Trainer does."""
     import keras
 
@@ -80,21 +81,13 @@ def measure(paths: Dict[str, Callable[[list], object]], images: list, requests: 
     return {name: np.array(times) for name, times in latencies.items()}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = BENCH.parser(__doc__)
     parser.add_argument("--model", help="a SavedModel to serve (default: an untrained --backbone exported here)")
-    parser.add_argument("--backbone", default=config.LOCAL_BACKBONES[0], help="backbone of the default model")
+    parser.add_argument("--backbone", default=defaults.LOCAL_BACKBONES[0], help="backbone of the default model")
     parser.add_argument("--requests", type=int, default=40, help="timed requests per batch size and path")
     parser.add_argument("--input-size", type=int, default=128, help="input size of the default model")
-    args = parser.parse_args()
+    args = BENCH.parse_args(parser)
 
     work = tempfile.mkdtemp(prefix="serving_bench_")
     try:
@@ -106,12 +99,12 @@ def main() -> None:
             os.path.join(work, "config"),
             [model_config.ServingModel(MODEL_NAME, os.path.join(work, "models", MODEL_NAME))],
         )
-        grpc_port, rest_port = free_port(), free_port()
+        grpc_port, rest_port = _common.free_port(), _common.free_port()
         command = launch.model_server_command(paths[model_config.MODELS_CONFIG_FILE], grpc_port, rest_port)
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             launch.wait_until_available(f"http://127.0.0.1:{rest_port}", MODEL_NAME, server)
-            run(command[0], model_dir, grpc_port, rest_port, args.requests)
+            BENCH.write(args, run(command[0], model_dir, grpc_port, rest_port, args.requests))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -119,7 +112,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(server_name: str, model_dir: str, grpc_port: int, rest_port: int, requests: int) -> None:
+def run(server_name: str, model_dir: str, grpc_port: int, rest_port: int, requests: int) -> dict:
+    """Prints and returns {"batch N": {path: {p50_ms, p99_ms, images_s, over_in_process}}}."""
     target = ModelTarget(MODEL_NAME)
     paths = {
         "in-process": InProcessModel(model_dir).predict,
@@ -131,14 +125,18 @@ def run(server_name: str, model_dir: str, grpc_port: int, rest_port: int, reques
         f"in alternating blocks of {BLOCK_REQUESTS}"
     )
     print(f"{'batch':>5}  {'path':<10} {'p50 ms':>8} {'p99 ms':>8} {'images/s':>9} {'p50 / in-process':>17}")
+    figures = {}
     for batch in BATCH_SIZES:
         images = face_batch(batch)
         baseline = None
+        cells = figures[f"batch {batch}"] = {}
         for name, latencies in measure(paths, images, requests).items():
             p50, p99 = np.percentile(latencies, [50, 99]) * 1000
             baseline = baseline or p50
             rate = batch * len(latencies) / latencies.sum()
             print(f"{batch:>5}  {name:<10} {p50:8.2f} {p99:8.2f} {rate:9.1f} {p50 / baseline:16.2f}x", flush=True)
+            cells[name] = {"p50_ms": p50, "p99_ms": p99, "images_s": rate, "over_in_process": p50 / baseline}
+    return figures
 
 
 if __name__ == "__main__":

@@ -22,20 +22,24 @@ rounds.
     python bench/train_bench.py [--backbones blend_resnet,meso4] [--steps 30] [--batch-size 16] [--rounds 3]
 """
 
-import argparse
 import os
 import statistics
 import tempfile
 import time
 
+import _common
 import keras
 import numpy as np
 import tensorflow as tf
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.models import data, self_blend
 from deepfake_detection.models.training import TrainingConfig, build_and_compile
 
+BENCH = _common.Bench(
+    "train_bench",
+    "the Trainer's input path near the in-memory rate (ratio near 1), and self-blended training at least 0.9 of it",
+)
 # Where MTCNN puts the five landmarks of a centred face crop (fractions of the crop).
 _LANDMARKS = (0.36, 0.4, 0.64, 0.4, 0.5, 0.55, 0.39, 0.68, 0.61, 0.68)
 
@@ -54,9 +58,9 @@ def write_examples(path: str, count: int, size: int, seed: int = 0) -> np.ndarra
             pixels.append(crop)
             png = tf.io.encode_png(crop).numpy()
             feature = {
-                config.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
-                config.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2])),
-                config.FACE_LANDMARKS_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=_LANDMARKS)),
+                contract.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
+                contract.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2])),
+                contract.FACE_LANDMARKS_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=_LANDMARKS)),
             }
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     return np.stack(pixels).astype(np.float32)
@@ -100,14 +104,14 @@ def blend_ms_per_pair(resized: tf.Tensor, rounds: int, groups: int = 40) -> floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = BENCH.parser(__doc__)
     parser.add_argument("--backbones", default="blend_resnet,meso4,compact_cnn")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--examples", type=int, default=256)
     parser.add_argument("--input-size", type=int, help="override the backbones' input size (default: their own)")
     parser.add_argument("--rounds", type=int, default=3, help="measurements of each path, in turn; medians shown")
-    args = parser.parse_args()
+    args = BENCH.parse_args(parser)
     devices = [d.name for d in tf.config.list_physical_devices("GPU")] or ["CPU only"]
     print(f"devices: {', '.join(devices)}; batch {args.batch_size}; {args.steps} timed steps per measurement")
 
@@ -119,13 +123,14 @@ def main() -> None:
             f"{'backbone':<16} {'decoding img/s':>15} {'trainer path img/s':>19} {'in memory img/s':>16} {'ratio':>6}"
             f" {'self-blended img/s':>19} {'ratio':>6} {'blend ms/pair':>14}"
         )
-        self_blended = data.FakeSource(config.FAKE_SOURCE_SELF_BLENDED)
+        self_blended = data.FakeSource(contract.FAKE_SOURCE_SELF_BLENDED)
+        figures = {}
         for name in args.backbones.split(","):
             training = TrainingConfig(
                 backbone=name,
                 input_size=args.input_size,
                 batch_size=args.batch_size,
-                fake_source=config.FAKE_SOURCE_DATASET,
+                fake_source=contract.FAKE_SOURCE_DATASET,
             )
             model = build_and_compile(training, {})
             size = training.model_settings().input_size
@@ -144,11 +149,21 @@ def main() -> None:
                     rounds[key].append(images_per_second(model, args.steps, args.batch_size, warm_up, x=batches))
             rate = {key: statistics.median(values) for key, values in rounds.items()}
             cache_ratio, blend_ratio = rate["trainer"] / rate["memory"], rate["blended"] / rate["trainer"]
+            blend_ms = blend_ms_per_pair(resized, args.rounds)
             print(
                 f"{name:<16} {rate['decoding']:15.1f} {rate['trainer']:19.1f} {rate['memory']:16.1f}"
-                f" {cache_ratio:6.2f} {rate['blended']:19.1f} {blend_ratio:6.2f}"
-                f" {blend_ms_per_pair(resized, args.rounds):14.2f}"
+                f" {cache_ratio:6.2f} {rate['blended']:19.1f} {blend_ratio:6.2f} {blend_ms:14.2f}"
             )
+            figures[name] = {
+                "decoding_img_s": rate["decoding"],
+                "trainer_path_img_s": rate["trainer"],
+                "in_memory_img_s": rate["memory"],
+                "trainer_over_memory": cache_ratio,
+                "self_blended_img_s": rate["blended"],
+                "self_blended_over_trainer": blend_ratio,
+                "blend_ms_per_pair": blend_ms,
+            }
+    BENCH.write(args, figures)
 
 
 if __name__ == "__main__":

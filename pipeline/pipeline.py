@@ -29,11 +29,11 @@ from deepfake_detection.ingest.readers import LAYOUT_AUTO
 from deepfake_detection.models.registry import get_backbone
 from deepfake_detection.models.training import TrainingConfig
 
-RUN_FN = "components.training.module.run_fn"
+RUN_FN = "components.trainer_module.run_fn"
 ENSEMBLE = "ensemble"
 ENSEMBLE_TRAINER_ID = "EnsembleTrainer"
 VIDEO_EXAMPLE_GEN_ID = "VideoExampleGen"
-TUNER_FN = "components.training.module.tuner_fn"
+TUNER_FN = "components.trainer_module.tuner_fn"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,7 +231,7 @@ def _evaluation_branch(
         ),
     ).with_id(config.node_id(config.BASELINE_RESOLVER, name))
     model = trainer.outputs["model"]
-    evaluator = runtime_settings.Evaluator(
+    evaluator = runtime_settings.EvaluatorWithRunSettings(
         min_auc=settings.min_auc,
         max_auc_drop=settings.max_auc_drop,
         examples=clip_examples if temporal else examples,
@@ -275,7 +275,7 @@ def _training_branch(
     eval_args = tfx.proto.EvalArgs(splits=[config.EVAL_SPLIT])
     tuner, hyperparameters = None, None
     if isinstance(tuner_trials, data_types.RuntimeParameter) or tuner_trials > 0:
-        tuner = runtime_settings.Tuner(
+        tuner = runtime_settings.TunerWithRunSettings(
             tuner_trials=tuner_trials,
             examples=inputs,
             tuner_fn=TUNER_FN,
@@ -285,7 +285,7 @@ def _training_branch(
         ).with_id(config.node_id(config.TUNER, name))
         tuner.add_upstream_node(gate)
         hyperparameters = tuner.outputs["best_hyperparameters"]
-    trainer = runtime_settings.Trainer(
+    trainer = runtime_settings.TrainerWithRunSettings(
         epochs=epochs,
         examples=inputs,
         run_fn=RUN_FN,

@@ -1,14 +1,16 @@
 """The project's command line: `deepfake-pipeline detect FILE...` and `deepfake-pipeline keys ...`.
 
 Against a running detection service (`--service URL`, default
-http://127.0.0.1:8080), or fully local with `--local --model-dir DIR` (a
-pushed or exported SavedModel, run in this process). A table by default,
-`--json` for machines, a progress bar for several files. Verdicts come in
-three tiers (`fake`, `uncertain`, `real`, and `no_face`) at the operating
-point the model version carries. The exit code is 0 when every file was
-analysed, 1 when one was not, and with `--fail-on fake` (or `uncertain`) 3
-when a file got that verdict (`uncertain` also fails on `fake`). A service
-that needs a key gets it from `--api-key` or `DEEPFAKE_API_KEY`.
+http://127.0.0.1:8080), or fully local with `--local` (a SavedModel run in
+this process: `--model-dir DIR`, or by default the latest version of the model
+pushed under `--serving-dir`: the only one, or the ensemble among several). A
+table by default, `--json` for machines, a progress bar for several files.
+Verdicts come in three tiers (`fake`, `uncertain`, `real`, and `no_face`) at
+the operating point the model version carries. The exit code is 0 when every
+file was analysed, 1 when one was not, and with `--fail-on fake` (or
+`uncertain`) 3 when a file got that verdict (`uncertain` also fails on
+`fake`). A service that needs a key gets it from `--api-key` or
+`DEEPFAKE_API_KEY`.
 
 `keys create NAME [--admin]`, `keys list` and `keys revoke NAME` manage the
 service's API keys in its history database (`--history-url`, or
@@ -25,6 +27,7 @@ from typing import Callable, List, Optional, Tuple
 import httpx
 
 DEFAULT_SERVICE = "http://127.0.0.1:8080"
+DEFAULT_SERVING_DIR = os.path.join("outputs", "serving_models")
 MAX_ATTEMPTS = 5
 MAX_RETRY_WAIT_S = 30.0
 
@@ -89,6 +92,14 @@ def local_analyser(model_dir: str, settings_overrides: dict) -> Callable[[str], 
     return analyse
 
 
+def pushed_model_dir(serving_dir: str) -> str:
+    """The latest version of the model pushed under `serving_dir`: the only one, or the ensemble among several."""
+    from serving import model_config, served_model
+
+    name = served_model.choose(model_config.discover_models(serving_dir), f"the serving folder {serving_dir}")
+    return os.path.join(serving_dir, name, str(model_config.available_versions(os.path.join(serving_dir, name))[-1]))
+
+
 def table(rows: List[Tuple[str, int, dict]]) -> str:
     """One line per file: verdict, calibrated P(fake), faces, frames, seconds, and why (or the error)."""
     lines = [f"{'file':<32} {'verdict':<10} {'P(fake)':>8} {'faces':>6} {'frames':>7} {'seconds':>8}  why"]
@@ -123,11 +134,12 @@ def detect(args: argparse.Namespace) -> int:
         print(f"No such file: {', '.join(missing)}", file=sys.stderr)
         return 2
     if args.local:
-        if not args.model_dir:
-            print(
-                "--local needs --model-dir (a SavedModel, e.g. outputs/serving_models/ensemble/<version>)",
-                file=sys.stderr,
-            )
+        from serving.served_model import ModelChoiceError
+
+        try:
+            model_dir = args.model_dir or pushed_model_dir(args.serving_dir)
+        except ModelChoiceError as e:
+            print(f"--local without --model-dir: {e}", file=sys.stderr)
             return 2
         overrides = {
             "frames_per_video": args.frames_per_video,
@@ -136,7 +148,7 @@ def detect(args: argparse.Namespace) -> int:
             "real_threshold": args.real_threshold,
         }
         try:
-            analyse = local_analyser(args.model_dir, overrides)
+            analyse = local_analyser(model_dir, overrides)
         except ValueError as e:
             print(str(e), file=sys.stderr)
             return 2
@@ -207,7 +219,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     command.add_argument("files", nargs="+")
     command.add_argument("--service", default=os.environ.get("DEEPFAKE_SERVICE", DEFAULT_SERVICE))
     command.add_argument("--local", action="store_true", help="analyse in this process, without a service")
-    command.add_argument("--model-dir", help="with --local: the SavedModel to use")
+    command.add_argument("--model-dir", help="with --local: the SavedModel to use (default: see --serving-dir)")
+    command.add_argument(
+        "--serving-dir",
+        default=DEFAULT_SERVING_DIR,
+        help="with --local and no --model-dir: the latest version of the only model pushed here, or of the ensemble",
+    )
     command.add_argument("--frames-per-video", type=int, default=32, help="with --local: frames sampled per video")
     command.add_argument("--rule", default="mean", help="with --local: mean, confident or confidence_weighted")
     command.add_argument(

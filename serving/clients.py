@@ -20,7 +20,7 @@ import grpc
 import numpy as np
 from google.protobuf import json_format
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.evaluation.operating_point import OUTPUT_KEY as POINT_KEY
 from deepfake_detection.evaluation.operating_point import OperatingPoint
 from serving import tensor_protos
@@ -59,8 +59,8 @@ class ModelTarget:
     name: str
     version: Optional[int] = None
     label: Optional[str] = None
-    signature_name: str = config.SERVING_DEFAULT
-    input_name: str = config.IMAGES_INPUT
+    signature_name: str = contract.SERVING_DEFAULT
+    input_name: str = contract.IMAGES_INPUT
 
     def __post_init__(self) -> None:
         if self.version is not None and self.label:
@@ -103,7 +103,7 @@ class RestClient:
         rows = self._call(f"{self._model_url()}:predict", body)["predictions"]
         if rows and isinstance(rows[0], dict):
             point = point_from_output([row[POINT_KEY] for row in rows]) if POINT_KEY in rows[0] else None
-            probabilities = np.asarray([row[config.OUTPUT_KEY] for row in rows], np.float32)
+            probabilities = np.asarray([row[contract.OUTPUT_KEY] for row in rows], np.float32)
             return Prediction(probabilities, self.target.version, point)
         return Prediction(np.asarray(rows, np.float32), self.target.version)
 
@@ -143,7 +143,7 @@ class GrpcClient:
         request = apis.PredictRequest(model_spec=self._spec(self.target.signature_name))
         tensor_protos.write_strings(request.inputs[self.target.input_name], list(images))
         response = self._call(self._predictions.Predict, request)
-        probabilities = tensor_protos.to_array(response.outputs[config.OUTPUT_KEY]).astype(np.float32)
+        probabilities = tensor_protos.to_array(response.outputs[contract.OUTPUT_KEY]).astype(np.float32)
         point = None
         if POINT_KEY in response.outputs:
             point = point_from_output(tensor_protos.to_array(response.outputs[POINT_KEY]))

@@ -1,6 +1,9 @@
 """The detection service: upload a video or image, get a verdict.
 
-    python -m serving.detection_service --model-server localhost:8500 --model-name ensemble --port 8080
+    python -m serving.detection_service --model-server localhost:8500 --port 8080
+
+Without `--model-name` it serves the model the model server has: the only one, or `ensemble` among several
+(`serving/served_model.py`).
 
 Routes:
     POST /v1/detect           multipart files (field `files`): one answer per file
@@ -56,6 +59,7 @@ from starlette.requests import ClientDisconnect
 from deepfake_detection.evaluation import model_card, video_scores
 from deepfake_detection.evaluation.operating_point import OperatingPoint
 from deepfake_detection.ingest.ingest_config import IngestConfig
+from serving import served_model
 from serving.admission import KEY_QUEUE_FULL, Admission, BodyBudget, Place
 from serving.auth import KeyStore, Principal, bearer_key
 from serving.clients import GrpcClient, ModelTarget, ServingError
@@ -81,7 +85,7 @@ _DISCONNECT_POLL_S = 0.25
 @dataclasses.dataclass(frozen=True)
 class ServiceSettings:
     model_server: str = "localhost:8500"
-    model_name: str = "ensemble"
+    model_name: Optional[str] = None  # None: the model the model server has (served_model.resolve)
     model_label: Optional[str] = None
     history_url: str = "sqlite:///outputs/detection_history.sqlite"
     history_pool_size: int = 5
@@ -707,7 +711,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--model-server", default=defaults.model_server, help="gRPC address of TF Serving")
-    parser.add_argument("--model-name", default=defaults.model_name)
+    parser.add_argument(
+        "--model-name", help="default: the model server's only model, or ensemble among several (else an error)"
+    )
+    parser.add_argument(
+        "--model-config-file", help="without --model-name: choose from this models.config instead of asking the server"
+    )
     parser.add_argument("--model-label", help="a version label such as stable or canary")
     parser.add_argument(
         "--history-url", default=defaults.history_url, help="history database: sqlite:///file or postgresql://..."
@@ -849,6 +858,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         with open(args.history_url_file) as url_file:
             args.history_url = url_file.read().strip()
     settings = ServiceSettings(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+    if settings.model_name is None:
+        try:
+            settings = dataclasses.replace(
+                settings, model_name=served_model.resolve(settings.model_server, args.model_config_file)
+            )
+        except served_model.ModelChoiceError as e:
+            raise SystemExit(f"No --model-name, and no model to choose: {e}") from e
+        logging.info("Serving model %r, the one the model server has", settings.model_name)
     if settings.history_url.startswith("sqlite:///") and not settings.history_url.startswith("sqlite:////"):
         os.makedirs(os.path.dirname(os.path.abspath(settings.history_url[len("sqlite:///") :])) or ".", exist_ok=True)
     service = DetectionService(settings)

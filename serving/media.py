@@ -21,7 +21,7 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.sampling import SampledFrame, VideoError
 from serving import image_header
@@ -119,11 +119,11 @@ def decode_media(path: str, kind: str, ingest_config: IngestConfig) -> DecodeRes
     if kind == KIND_IMAGE:
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
-            raise VideoError(config.STATUS_UNREADABLE, "no decodable image")
+            raise VideoError(contract.STATUS_UNREADABLE, "no decodable image")
         height, width = image.shape[:2]
         if width * height > ingest_config.max_pixels:
             raise VideoError(
-                config.STATUS_REJECTED,
+                contract.STATUS_REJECTED,
                 f"resolution {width}x{height} is over the limit of {ingest_config.max_pixels} pixels",
                 "max_pixels",
             )
@@ -237,7 +237,7 @@ class IsolatedDecoder:
             return payload.mapped(answer_path, offset)
         if outcome == "video_error":
             status, reason, limit = payload
-            if status == config.STATUS_REJECTED:
+            if status == contract.STATUS_REJECTED:
                 raise MediaError("limit", 422 if limit != "max_file_bytes" else 413, reason, limit)
             raise MediaError("undecodable", 422, reason)
         raise MediaError("decoder_error", 422, f"the decoder failed: {payload.splitlines()[0]}")

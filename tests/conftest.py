@@ -1,21 +1,9 @@
-"""Shared fixtures: tiny generated videos and broken files of every kind."""
+"""Shared fixtures: a tiny generated dataset and exported face models (helpers are in `tests/helpers.py`)."""
 
-import contextlib
-import os
-import struct
-import threading
-import wave
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator, Type
-
-import cv2
-import keras
-import numpy as np
 import pytest
-import skimage.data
-import tensorflow as tf
 
 from deepfake_detection import sample_data
+from tests.helpers import export_face_model
 
 
 @pytest.fixture(scope="session")
@@ -26,119 +14,12 @@ def sample_dataset(tmp_path_factory) -> str:
     return root
 
 
-def write_numbered_video(path: str, frames: int, fps: int = 10, size: tuple = (64, 48), fourcc: str = "mp4v") -> None:
-    """A video whose frame i is a flat grey of value 5 * i, so a test can tell which frame it got."""
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, size)
-    assert writer.isOpened(), f"cannot write {path}"
-    for i in range(frames):
-        writer.write(np.full((size[1], size[0], 3), 5 * i, np.uint8))
-    writer.release()
-
-
-def frame_number(image: np.ndarray) -> int:
-    return int(round(float(image.mean()) / 5))
-
-
-def make_broken_files(folder: str, good_video: str) -> dict:
-    """Writes one file of each broken kind into `folder`; returns {file name: expected status}."""
-    os.makedirs(folder, exist_ok=True)
-    expected = {}
-
-    open(os.path.join(folder, "empty.mp4"), "wb").close()
-    expected["empty.mp4"] = "unreadable"
-
-    with open(os.path.join(folder, "not_a_video.mp4"), "w") as f:
-        f.write("this is a text file with a video extension\n" * 20)
-    expected["not_a_video.mp4"] = "unreadable"
-
-    data = open(good_video, "rb").read()
-    with open(os.path.join(folder, "truncated.mp4"), "wb") as f:
-        f.write(data[: len(data) // 3])
-    expected["truncated.mp4"] = "unreadable"
-
-    indexed = os.path.join(folder, "truncated.avi")
-    write_numbered_video(indexed, frames=24, fourcc="MJPG")
-    data = open(indexed, "rb").read()
-    with open(indexed, "wb") as f:
-        f.write(data[: len(data) // 2])
-    expected["truncated.avi"] = "unreadable"
-
-    with wave.open(os.path.join(folder, "audio_only.wav"), "wb") as audio:
-        audio.setnchannels(1)
-        audio.setsampwidth(2)
-        audio.setframerate(8000)
-        tone = (np.sin(np.arange(8000) / 5) * 8000).astype(np.int16)
-        audio.writeframes(struct.pack(f"<{tone.size}h", *tone))
-    expected["audio_only.wav"] = "unreadable"
-
-    unknown_codec = os.path.join(folder, "unknown_codec.avi")
-    write_numbered_video(unknown_codec, frames=10, fourcc="MJPG")
-    patched = open(unknown_codec, "rb").read().replace(b"MJPG", b"QQQQ")
-    with open(unknown_codec, "wb") as f:
-        f.write(patched)
-    expected["unknown_codec.avi"] = "unreadable"
-
-    noise = np.random.default_rng(0).integers(0, 256, size=(30, 240, 320, 3), dtype=np.uint8)
-    writer = cv2.VideoWriter(os.path.join(folder, "too_big.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
-    for frame in noise:
-        writer.write(frame)
-    writer.release()
-    expected["too_big.avi"] = "rejected"
-
-    write_numbered_video(os.path.join(folder, "too_long.mp4"), frames=50, fps=10)
-    expected["too_long.mp4"] = "rejected"
-
-    write_numbered_video(os.path.join(folder, "too_large.mp4"), frames=5, size=(640, 480))
-    expected["too_large.mp4"] = "rejected"
-
-    write_numbered_video(os.path.join(folder, "no_face.mp4"), frames=10)
-    expected["no_face.mp4"] = "no_face"
-    return expected
-
-
-def make_artifact(artifact_type, uri: str, splits=None):
-    """A TFX artifact of `artifact_type` at `uri` (created), for executor tests."""
-    from tfx.types import artifact_utils
-
-    artifact = artifact_type()
-    artifact.uri = uri
-    os.makedirs(uri, exist_ok=True)
-    if splits:
-        artifact.split_names = artifact_utils.encode_split_names(list(splits))
-    return artifact
-
-
-# Limits under which the files of `make_broken_files` are rejected and a 1 s 320x240 sample video is not.
-BROKEN_FILE_LIMITS = {"max_file_bytes": 400_000, "max_duration_s": 3.0, "max_pixels": 320 * 240}
-
-
-def face_crops(count: int) -> list:
-    """Real face crops (the astronaut, shifted and flipped) encoded as PNG and JPEG."""
-    face = skimage.data.astronaut()[30:230, 140:320]
-    crops = [np.roll(face, 7 * i, axis=1)[:, :: (-1 if i % 2 else 1)] for i in range(count)]
-    return [tf.io.encode_png(c).numpy() if i % 2 else tf.io.encode_jpeg(c).numpy() for i, c in enumerate(crops)]
-
-
-def spread_outputs(model, pixels) -> None:
-    """Sets the output layer so an untrained model's scores on `pixels` spread over (0, 1) instead of
-    all sitting near 0.5, where agreement to 1e-5 would prove nothing."""
-    layer = model.get_layer("fake_probability")
-    features = keras.Model(model.inputs, layer.input)(pixels, training=False).numpy()
-    kernel = np.random.default_rng(0).normal(size=(features.shape[1], 1)).astype("float32")
-    logits = features @ kernel
-    assert logits.std() > 0, "the features before the output layer do not depend on the input"
-    kernel *= 2.0 / logits.std()
-    layer.set_weights([kernel, np.array([-float((features @ kernel).mean())], "float32")])
-
-
-@contextlib.contextmanager
-def loopback_http_server(handler: Type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """A threaded HTTP server with `handler` on a free loopback port, for the block; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+@pytest.fixture(scope="session")
+def exported_models(tmp_path_factory):
+    """Two small face models (seeds 1 and 2), exported as SavedModels with their serving signatures."""
+    root = tmp_path_factory.mktemp("exports")
+    paths = {}
+    for seed in (1, 2):
+        paths[seed] = str(root / f"seed{seed}")
+        export_face_model(paths[seed], seed)
+    return paths

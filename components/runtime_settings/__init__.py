@@ -7,6 +7,22 @@ execution properties of their own, and their executors fold them into the
 configuration before TFX's own executors run.
 """
 
-from components.runtime_settings.component import Evaluator, Trainer, Tuner
+from components.runtime_settings.component import (
+    EvaluatorWithRunSettings,
+    TrainerWithRunSettings,
+    TunerWithRunSettings,
+)
 
-__all__ = ["Evaluator", "Trainer", "Tuner"]
+# The old names, which shadowed TFX's own classes; kept so that existing imports go on working.
+Trainer = TrainerWithRunSettings
+Tuner = TunerWithRunSettings
+Evaluator = EvaluatorWithRunSettings
+
+__all__ = [
+    "Evaluator",
+    "EvaluatorWithRunSettings",
+    "Trainer",
+    "TrainerWithRunSettings",
+    "Tuner",
+    "TunerWithRunSettings",
+]

@@ -1,4 +1,6 @@
-"""Trainer, Tuner and Evaluator: TFX's, plus per-run settings as execution properties.
+"""TFX's Trainer, Tuner and Evaluator, plus per-run settings as execution properties.
+
+Named `...WithRunSettings` so that they are never mistaken for, or shadow, TFX's own classes.
 
 Each setting is a plain value or a `RuntimeParameter`; None leaves TFX's
 configuration as given. The settings are added to the component's execution
@@ -23,7 +25,7 @@ def _add_settings(component: Any, values: Mapping[str, Setting]) -> None:
             component.exec_properties[name] = value
 
 
-class Trainer(tfx.components.Trainer):
+class TrainerWithRunSettings(tfx.components.Trainer):
     """TFX's Trainer with `epochs` as an execution property."""
 
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.TrainerExecutor)
@@ -33,7 +35,7 @@ class Trainer(tfx.components.Trainer):
         _add_settings(self, {"epochs": epochs})
 
 
-class Tuner(tfx.components.Tuner):
+class TunerWithRunSettings(tfx.components.Tuner):
     """TFX's Tuner with `tuner_trials` (KerasTuner's max_trials) as an execution property."""
 
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.TunerExecutor)
@@ -43,7 +45,7 @@ class Tuner(tfx.components.Tuner):
         _add_settings(self, {"tuner_trials": tuner_trials})
 
 
-class Evaluator(tfx.components.Evaluator):
+class EvaluatorWithRunSettings(tfx.components.Evaluator):
     """TFX's Evaluator with the overall AUC bound and the allowed AUC drop as execution properties."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.EvaluatorExecutor)

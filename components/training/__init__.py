@@ -1,1 +1,1 @@
-"""The user module of TFX's stock Trainer and Tuner (`module.run_fn`, `module.tuner_fn`)."""
+"""The old home of the Trainer's module file: see `components/trainer_module.py`."""

@@ -1,4 +1,5 @@
-"""Beam transforms of the video ingest, shared by the TFX executor and the standalone command.
+"""Beam transforms of the video ingest, run by VideoExampleGen's executor (the standalone ingest runs the same
+per-video function, `videos.ingest_video`, in a process pool instead).
 
 The driver lists file paths only (a directory walk) and groups them in runs
 of `VIDEOS_PER_ELEMENT`; the videos themselves are read in parallel by the

@@ -9,7 +9,7 @@ from typing import Iterable, List, Sequence
 import cv2
 import numpy as np
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.ingest import example_proto as pb
 from deepfake_detection.ingest.faces import Detection, FaceTrack
 from deepfake_detection.ingest.readers import VideoRecord
@@ -40,19 +40,19 @@ def _floats(values: Iterable[float]) -> pb.Feature:
 
 def _video_features(record: VideoRecord, track_id: int) -> dict:
     return {
-        config.LABEL_KEY: _ints([record.label]),
-        config.VIDEO_ID_KEY: _bytes([record.video_id.encode()]),
-        config.SOURCE_ID_KEY: _bytes([record.source_id.encode()]),
-        config.DATASET_KEY: _bytes([record.dataset.encode()]),
-        config.MANIPULATION_KEY: _bytes([record.manipulation.encode()]),
-        config.COMPRESSION_KEY: _bytes([record.compression.encode()]),
-        config.TRACK_ID_KEY: _ints([track_id]),
+        contract.LABEL_KEY: _ints([record.label]),
+        contract.VIDEO_ID_KEY: _bytes([record.video_id.encode()]),
+        contract.SOURCE_ID_KEY: _bytes([record.source_id.encode()]),
+        contract.DATASET_KEY: _bytes([record.dataset.encode()]),
+        contract.MANIPULATION_KEY: _bytes([record.manipulation.encode()]),
+        contract.COMPRESSION_KEY: _bytes([record.compression.encode()]),
+        contract.TRACK_ID_KEY: _ints([track_id]),
     }
 
 
 def face_size_bucket(face_size: int) -> str:
     """The evaluation slice of a face by its shorter side in source pixels."""
-    for upper, name in config.FACE_SIZE_BUCKETS:
+    for upper, name in contract.FACE_SIZE_BUCKETS:
         if upper is None or face_size < upper:
             return name
     raise AssertionError("the last face-size bucket is open-ended")
@@ -71,14 +71,14 @@ def face_example(
     face_size = min(detection.box[2], detection.box[3])
     features.update(
         {
-            config.IMAGE_KEY: _bytes([encoded_crop]),
-            config.FRAME_INDEX_KEY: _ints([detection.frame_index]),
-            config.TIMESTAMP_KEY: _floats([timestamp]),
-            config.FACE_CONFIDENCE_KEY: _floats([detection.confidence]),
-            config.FACE_BOX_KEY: _ints(detection.box),
-            config.FACE_SIZE_KEY: _ints([face_size]),
-            config.FACE_SIZE_BUCKET_KEY: _bytes([face_size_bucket(face_size).encode()]),
-            config.FACE_LANDMARKS_KEY: _floats(crop_landmarks),
+            contract.IMAGE_KEY: _bytes([encoded_crop]),
+            contract.FRAME_INDEX_KEY: _ints([detection.frame_index]),
+            contract.TIMESTAMP_KEY: _floats([timestamp]),
+            contract.FACE_CONFIDENCE_KEY: _floats([detection.confidence]),
+            contract.FACE_BOX_KEY: _ints(detection.box),
+            contract.FACE_SIZE_KEY: _ints([face_size]),
+            contract.FACE_SIZE_BUCKET_KEY: _bytes([face_size_bucket(face_size).encode()]),
+            contract.FACE_LANDMARKS_KEY: _floats(crop_landmarks),
         }
     )
     return pb.Example(features=pb.Features(feature=features))
@@ -101,10 +101,10 @@ def clip_example(
     features = _video_features(record, track_id)
     features.update(
         {
-            config.CLIP_FRAMES_KEY: _bytes(encoded_crops),
-            config.CLIP_FRAME_INDICES_KEY: _ints(d.frame_index for d in detections),
-            config.CLIP_LENGTH_KEY: _ints([len(encoded_crops)]),
-            config.FACE_LANDMARKS_KEY: _floats(value for marks in crop_landmarks for value in marks),
+            contract.CLIP_FRAMES_KEY: _bytes(encoded_crops),
+            contract.CLIP_FRAME_INDICES_KEY: _ints(d.frame_index for d in detections),
+            contract.CLIP_LENGTH_KEY: _ints([len(encoded_crops)]),
+            contract.FACE_LANDMARKS_KEY: _floats(value for marks in crop_landmarks for value in marks),
         }
     )
     return pb.Example(features=pb.Features(feature=features))

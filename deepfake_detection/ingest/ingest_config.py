@@ -9,7 +9,7 @@ import dataclasses
 import json
 from typing import Any, Dict, Mapping
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.ingest.persons import PersonRule
 
 SAMPLING_UNIFORM = "uniform"
@@ -50,7 +50,7 @@ class IngestConfig:
     max_file_bytes: int = 200 * 1024 * 1024
     max_duration_s: float = 600.0
     max_pixels: int = 3840 * 2160
-    split_buckets: Mapping[str, int] = dataclasses.field(default_factory=lambda: dict(config.DEFAULT_SPLIT_BUCKETS))
+    split_buckets: Mapping[str, int] = dataclasses.field(default_factory=lambda: dict(contract.DEFAULT_SPLIT_BUCKETS))
 
     def __post_init__(self) -> None:
         _require(self.sampling in SAMPLING_MODES, "sampling", self.sampling, f"one of {SAMPLING_MODES}")
@@ -74,8 +74,8 @@ class IngestConfig:
         _require(self.max_file_bytes > 0, "max_file_bytes", self.max_file_bytes, "> 0")
         _require(self.max_duration_s > 0, "max_duration_s", self.max_duration_s, "> 0")
         _require(self.max_pixels > 0, "max_pixels", self.max_pixels, "> 0")
-        unknown = set(self.split_buckets) - set(config.SPLIT_NAMES)
-        _require(not unknown, "split_buckets", dict(self.split_buckets), f"keys among {config.SPLIT_NAMES}")
+        unknown = set(self.split_buckets) - set(contract.SPLIT_NAMES)
+        _require(not unknown, "split_buckets", dict(self.split_buckets), f"keys among {contract.SPLIT_NAMES}")
         _require(
             all(v >= 0 for v in self.split_buckets.values()) and sum(self.split_buckets.values()) > 0,
             "split_buckets",

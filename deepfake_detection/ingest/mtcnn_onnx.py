@@ -2,9 +2,9 @@
 
 The ingest and the detection service used to import TensorFlow (3-4 s and
 700 MB per process) only to run MTCNN's three small networks. Here the same
-networks are written as ONNX graphs from `mtcnn` 1.0.0's own weight files
-(read with joblib, without importing the package, which imports TensorFlow)
-and run by ONNX Runtime, which imports in a tenth of a second.
+networks, written as ONNX graphs from `mtcnn` 1.0.0's own weight files
+(`mtcnn_graphs.py`), are run by ONNX Runtime, which imports in a tenth of a
+second.
 
 The detection algorithm is mtcnn 1.0.0's, step for step, so the faces are the
 same (tests compare both on real faces): an image pyramid from 12 /
@@ -18,12 +18,13 @@ hold images of one size (the ingest's always do), so no padding is needed.
 """
 
 import dataclasses
-import importlib.util
-import os
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from deepfake_detection.ingest import mtcnn_graphs
+from deepfake_detection.ingest.mtcnn_graphs import ONET_SIDE, RNET_SIDE
 
 # mtcnn 1.0.0's defaults.
 PYRAMID_FACTOR = 0.709
@@ -31,8 +32,6 @@ PNET_CELL = 12
 PNET_STRIDE = 2
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.8)
 _PNET_NMS_PER_SCALE, _PNET_NMS, _RNET_NMS, _ONET_NMS = 0.5, 0.7, 0.7, 0.7
-# Stage inputs: PNet takes any size, RNet 24 px and ONet 48 px patches.
-RNET_SIDE, ONET_SIDE = 24, 48
 _PATCHES_PER_RUN = 256
 
 
@@ -44,114 +43,6 @@ class Face:
     box: Tuple[float, float, float, float]
     confidence: float
     landmarks: np.ndarray
-
-
-def mtcnn_weights() -> Dict[str, List[np.ndarray]]:
-    """The Keras weight lists of PNet, RNet and ONet, as the installed `mtcnn` package ships them."""
-    import joblib
-
-    spec = importlib.util.find_spec("mtcnn")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("The mtcnn package (its weights) is not installed: pip install mtcnn==1.0.0")
-    folder = os.path.join(spec.submodule_search_locations[0], "assets", "weights")
-    return {name: joblib.load(os.path.join(folder, f"{name}.lz4")) for name in ("pnet", "rnet", "onet")}
-
-
-class _GraphBuilder:
-    """Appends ONNX nodes for Keras layers (NHWC weights) to an NCHW graph."""
-
-    def __init__(self, weights: Sequence[np.ndarray]):
-        self._weights = list(weights)
-        self.nodes: list = []
-        self.initializers: list = []
-        self._count = 0
-
-    def _name(self, kind: str) -> str:
-        self._count += 1
-        return f"{kind}_{self._count}"
-
-    def _constant(self, array: np.ndarray) -> str:
-        from onnx import numpy_helper
-
-        name = self._name("w")
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array, np.float32), name))
-        return name
-
-    def _node(self, op: str, inputs: Sequence[str], **attributes) -> str:
-        from onnx import helper
-
-        output = self._name(op.lower())
-        self.nodes.append(helper.make_node(op, list(inputs), [output], **attributes))
-        return output
-
-    def conv(self, x: str) -> str:
-        kernel, bias = self._weights.pop(0), self._weights.pop(0)
-        return self._node("Conv", [x, self._constant(kernel.transpose(3, 2, 0, 1)), self._constant(bias)])
-
-    def prelu(self, x: str, spatial: bool = True) -> str:
-        alpha = self._weights.pop(0).reshape(-1)
-        return self._node("PRelu", [x, self._constant(alpha.reshape(-1, 1, 1) if spatial else alpha)])
-
-    def max_pool(self, x: str, size: int, same: bool) -> str:
-        padding = {"auto_pad": "SAME_UPPER"} if same else {}
-        return self._node("MaxPool", [x], kernel_shape=[size, size], strides=[2, 2], **padding)
-
-    def flatten_like_keras(self, x: str) -> str:
-        """mtcnn permutes (H, W) before flattening: NCHW -> N, W, H, C -> N, W*H*C."""
-        return self._node("Flatten", [self._node("Transpose", [x], perm=[0, 3, 2, 1])], axis=1)
-
-    def dense(self, x: str) -> str:
-        kernel, bias = self._weights.pop(0), self._weights.pop(0)
-        return self._node("Gemm", [x, self._constant(kernel), self._constant(bias)])
-
-    def softmax(self, x: str, axis: int) -> str:
-        return self._node("Softmax", [x], axis=axis)
-
-    def to_nhwc(self, x: str) -> str:
-        return self._node("Transpose", [x], perm=[0, 2, 3, 1])
-
-    def model(self, inputs: str, side: object, outputs: Sequence[str], shapes: Sequence[list]) -> bytes:
-        from onnx import TensorProto, helper
-
-        if self._weights:
-            raise ValueError(f"{len(self._weights)} MTCNN weight arrays left unused: the graph does not match")
-        graph = helper.make_graph(
-            self.nodes,
-            "mtcnn_stage",
-            [helper.make_tensor_value_info(inputs, TensorProto.FLOAT, ["n", 3, side, side])],
-            [helper.make_tensor_value_info(o, TensorProto.FLOAT, s) for o, s in zip(outputs, shapes, strict=True)],
-            self.initializers,
-        )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-        model.ir_version = 7
-        return model.SerializeToString()
-
-
-def _pnet(weights: Sequence[np.ndarray]) -> bytes:
-    g = _GraphBuilder(weights)
-    x = g.max_pool(g.prelu(g.conv("input")), 2, same=True)
-    x = g.prelu(g.conv(g.prelu(g.conv(x))))
-    regression, scores = g.to_nhwc(g.conv(x)), g.to_nhwc(g.softmax(g.conv(x), axis=1))
-    return g.model("input", None, [regression, scores], [["n", "h", "w", 4], ["n", "h", "w", 2]])
-
-
-def _rnet(weights: Sequence[np.ndarray]) -> bytes:
-    g = _GraphBuilder(weights)
-    x = g.max_pool(g.prelu(g.conv("input")), 3, same=True)
-    x = g.max_pool(g.prelu(g.conv(x)), 3, same=False)
-    x = g.prelu(g.dense(g.flatten_like_keras(g.prelu(g.conv(x)))), spatial=False)
-    regression, scores = g.dense(x), g.softmax(g.dense(x), axis=1)
-    return g.model("input", RNET_SIDE, [regression, scores], [["n", 4], ["n", 2]])
-
-
-def _onet(weights: Sequence[np.ndarray]) -> bytes:
-    g = _GraphBuilder(weights)
-    x = g.max_pool(g.prelu(g.conv("input")), 3, same=True)
-    x = g.max_pool(g.prelu(g.conv(x)), 3, same=False)
-    x = g.max_pool(g.prelu(g.conv(x)), 2, same=True)
-    x = g.prelu(g.dense(g.flatten_like_keras(g.prelu(g.conv(x)))), spatial=False)
-    regression, landmarks, scores = g.dense(x), g.dense(x), g.softmax(g.dense(x), axis=1)
-    return g.model("input", ONET_SIDE, [regression, landmarks, scores], [["n", 4], ["n", 10], ["n", 2]])
 
 
 def pyramid_scales(width: int, height: int, min_face_size: int) -> np.ndarray:
@@ -259,10 +150,10 @@ class Mtcnn:
         # good (two 720p frames at full scale: 1480 MiB peak with it, 717
         # MiB without, 7 % slower), and a service holds one detector per core.
         options.enable_cpu_mem_arena = False
-        weights = mtcnn_weights()
+        weights = mtcnn_graphs.mtcnn_weights()
         self._sessions = {
             name: onnxruntime.InferenceSession(build(weights[name]), options, providers=["CPUExecutionProvider"])
-            for name, build in (("pnet", _pnet), ("rnet", _rnet), ("onet", _onet))
+            for name, build in (("pnet", mtcnn_graphs.pnet), ("rnet", mtcnn_graphs.rnet), ("onet", mtcnn_graphs.onet))
         }
 
     def _run(self, name: str, nhwc: np.ndarray) -> list:

@@ -13,7 +13,7 @@ import os
 import re
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from deepfake_detection import config
+from deepfake_detection import contract
 
 LAYOUT_AUTO = "auto"
 LAYOUT_FOLDERS = "folders"
@@ -24,11 +24,11 @@ LAYOUTS = (LAYOUT_FOLDERS, LAYOUT_DFDC, LAYOUT_FFPP, LAYOUT_CELEBDF)
 
 _FFPP_ORIGINALS = "original_sequences"
 _FFPP_MANIPULATED = "manipulated_sequences"
-_FFPP_SPLIT_NAMES = {"train": config.TRAIN_SPLIT, "val": config.EVAL_SPLIT, "test": config.TEST_SPLIT}
+_FFPP_SPLIT_NAMES = {"train": contract.TRAIN_SPLIT, "val": contract.EVAL_SPLIT, "test": contract.TEST_SPLIT}
 _CELEBDF_FOLDERS = {
-    "Celeb-real": config.REAL_LABEL,
-    "YouTube-real": config.REAL_LABEL,
-    "Celeb-synthesis": config.FAKE_LABEL,
+    "Celeb-real": contract.REAL_LABEL,
+    "YouTube-real": contract.REAL_LABEL,
+    "Celeb-synthesis": contract.FAKE_LABEL,
 }
 _CELEBDF_TEST_LIST = "List_of_testing_videos.txt"
 _DFDC_METADATA = "metadata.json"
@@ -45,7 +45,7 @@ class VideoRecord:
     dataset: str
     manipulation: str
     source_id: str
-    compression: str = config.UNKNOWN
+    compression: str = contract.UNKNOWN
     split: Optional[str] = None
     reject_reason: Optional[str] = None
 
@@ -113,14 +113,14 @@ def read_folders(root: str) -> Iterable[VideoRecord]:
     Without links between fakes and originals, each video is its own identity
     group: its path inside the dataset, extension included.
     """
-    for class_name, label in (("real", config.REAL_LABEL), ("fake", config.FAKE_LABEL)):
+    for class_name, label in (("real", contract.REAL_LABEL), ("fake", contract.FAKE_LABEL)):
         class_dir = os.path.join(root, class_name)
         for path in _walk_files(class_dir):
             inner = os.path.relpath(path, class_dir).split(os.sep)
-            if label == config.REAL_LABEL:
-                manipulation = config.ORIGINAL_MANIPULATION
+            if label == contract.REAL_LABEL:
+                manipulation = contract.ORIGINAL_MANIPULATION
             else:
-                manipulation = inner[0] if len(inner) > 1 else config.UNKNOWN
+                manipulation = inner[0] if len(inner) > 1 else contract.UNKNOWN
             yield VideoRecord(
                 path=path,
                 relative_path=os.path.relpath(path, root),
@@ -156,16 +156,16 @@ def read_dfdc(root: str) -> Iterable[VideoRecord]:
         for name, entry in sorted(labels.items()):
             listed.add(name)
             path = os.path.join(part, name)
-            is_fake = entry["label"] == config.FAKE_LABEL
+            is_fake = entry["label"] == contract.FAKE_LABEL
             original = entry.get("original") or name
             yield VideoRecord(
                 path=path,
                 relative_path=os.path.relpath(path, root),
                 label=entry["label"],
                 dataset=LAYOUT_DFDC,
-                manipulation=entry.get("manipulation") or ("deepfake" if is_fake else config.ORIGINAL_MANIPULATION),
+                manipulation=entry.get("manipulation") or ("deepfake" if is_fake else contract.ORIGINAL_MANIPULATION),
                 source_id=f"{LAYOUT_DFDC}:{_stem(original)}",
-                compression=entry.get("compression") or config.UNKNOWN,
+                compression=entry.get("compression") or contract.UNKNOWN,
             )
         for path in _walk_files(part):
             name = os.path.relpath(path, part)
@@ -179,9 +179,9 @@ def read_dfdc(root: str) -> Iterable[VideoRecord]:
             yield VideoRecord(
                 path=path,
                 relative_path=os.path.relpath(path, root),
-                label=config.REAL_LABEL,
+                label=contract.REAL_LABEL,
                 dataset=LAYOUT_DFDC,
-                manipulation=config.UNKNOWN,
+                manipulation=contract.UNKNOWN,
                 source_id=f"{LAYOUT_DFDC}:{_stem(path)}",
                 reject_reason=f"not listed in {_DFDC_METADATA} or {_DFDC_LABELS_CSV}: no label",
             )
@@ -200,7 +200,7 @@ def _dfdc_labels(part: str) -> Dict[str, dict]:
             label = str(entry.get("label", "")).upper()
             if label not in ("FAKE", "REAL"):
                 raise ValueError(f"{metadata_path}: {name} has label {entry.get('label')!r}, expected FAKE or REAL")
-            labels[name] = dict(entry, label=config.FAKE_LABEL if label == "FAKE" else config.REAL_LABEL)
+            labels[name] = dict(entry, label=contract.FAKE_LABEL if label == "FAKE" else contract.REAL_LABEL)
     csv_path = os.path.join(part, _DFDC_LABELS_CSV)
     if os.path.isfile(csv_path):
         with open(csv_path, newline="") as f:
@@ -246,16 +246,16 @@ def read_ffpp(root: str) -> Iterable[VideoRecord]:
     Actor videos (DeepFakeDetection) are grouped by the target actor.
     """
     entries: List[Tuple[str, int, str, str]] = []
-    for top, label in ((_FFPP_ORIGINALS, config.REAL_LABEL), (_FFPP_MANIPULATED, config.FAKE_LABEL)):
+    for top, label in ((_FFPP_ORIGINALS, contract.REAL_LABEL), (_FFPP_MANIPULATED, contract.FAKE_LABEL)):
         top_dir = os.path.join(root, top)
         if not os.path.isdir(top_dir):
             continue
         for kind in sorted(os.listdir(top_dir)):
             for path in _walk_files(os.path.join(top_dir, kind)):
                 parts = os.path.relpath(path, os.path.join(top_dir, kind)).split(os.sep)
-                compression = parts[0] if len(parts) > 1 else config.UNKNOWN
+                compression = parts[0] if len(parts) > 1 else contract.UNKNOWN
                 entries.append((path, label, kind, compression))
-    groups = _ffpp_identity_groups(_stem(path) for path, label, _, _ in entries if label == config.FAKE_LABEL)
+    groups = _ffpp_identity_groups(_stem(path) for path, label, _, _ in entries if label == contract.FAKE_LABEL)
     official = _ffpp_official_splits(root)
     for path, label, kind, compression in entries:
         stem = _stem(path)
@@ -268,7 +268,7 @@ def read_ffpp(root: str) -> Iterable[VideoRecord]:
             relative_path=os.path.relpath(path, root),
             label=label,
             dataset=LAYOUT_FFPP,
-            manipulation=config.ORIGINAL_MANIPULATION if label == config.REAL_LABEL else kind,
+            manipulation=contract.ORIGINAL_MANIPULATION if label == contract.REAL_LABEL else kind,
             source_id=f"{LAYOUT_FFPP}:{group}",
             compression=compression,
             split=official.get(stem.split("_")[0]),
@@ -300,7 +300,7 @@ def read_celebdf(root: str) -> Iterable[VideoRecord]:
                 relative_path=relative_path,
                 label=label,
                 dataset=LAYOUT_CELEBDF,
-                manipulation=config.ORIGINAL_MANIPULATION if label == config.REAL_LABEL else "celeb_synthesis",
+                manipulation=contract.ORIGINAL_MANIPULATION if label == contract.REAL_LABEL else "celeb_synthesis",
                 source_id=f"{LAYOUT_CELEBDF}:{group}",
-                split=config.TEST_SPLIT if os.path.normpath(relative_path) in test_videos else None,
+                split=contract.TEST_SPLIT if os.path.normpath(relative_path) in test_videos else None,
             )

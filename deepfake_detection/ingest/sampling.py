@@ -14,7 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.ingest.ingest_config import SAMPLING_PER_SECOND, SAMPLING_UNIFORM, IngestConfig
 
 
@@ -89,13 +89,13 @@ def detection_scale(width: int) -> float:
 def check_file(path: str, ingest_config: IngestConfig) -> None:
     """Raises `VideoError` for a file that is missing, empty or over the size limit."""
     if not os.path.isfile(path):
-        raise VideoError(config.STATUS_UNREADABLE, "file does not exist")
+        raise VideoError(contract.STATUS_UNREADABLE, "file does not exist")
     size = os.path.getsize(path)
     if size == 0:
-        raise VideoError(config.STATUS_UNREADABLE, "empty file (0 bytes)")
+        raise VideoError(contract.STATUS_UNREADABLE, "empty file (0 bytes)")
     if size > ingest_config.max_file_bytes:
         raise VideoError(
-            config.STATUS_REJECTED,
+            contract.STATUS_REJECTED,
             f"file size {size} bytes is over the limit of {ingest_config.max_file_bytes} bytes",
             "max_file_bytes",
         )
@@ -105,7 +105,7 @@ def open_video(path: str) -> Tuple[cv2.VideoCapture, VideoInfo]:
     capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     if not capture.isOpened():
         capture.release()
-        raise VideoError(config.STATUS_UNREADABLE, "not a readable video container (OpenCV/FFmpeg cannot open it)")
+        raise VideoError(contract.STATUS_UNREADABLE, "not a readable video container (OpenCV/FFmpeg cannot open it)")
     info = VideoInfo(
         width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
         height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
@@ -120,13 +120,13 @@ def check_limits(info: VideoInfo, ingest_config: IngestConfig) -> None:
     pixels = info.width * info.height
     if pixels > ingest_config.max_pixels:
         raise VideoError(
-            config.STATUS_REJECTED,
+            contract.STATUS_REJECTED,
             f"resolution {info.width}x{info.height} is over the limit of {ingest_config.max_pixels} pixels",
             "max_pixels",
         )
     if info.declared_duration_s > ingest_config.max_duration_s:
         raise VideoError(
-            config.STATUS_REJECTED,
+            contract.STATUS_REJECTED,
             f"duration {info.declared_duration_s:.1f}s is over the limit of {ingest_config.max_duration_s:.1f}s",
             "max_duration_s",
         )
@@ -174,7 +174,7 @@ def sample_frames(path: str, ingest_config: IngestConfig) -> Tuple[VideoInfo, Li
             frame_count = count_frames(path, max_frames)
             if frame_count > max_frames:
                 raise VideoError(
-                    config.STATUS_REJECTED,
+                    contract.STATUS_REJECTED,
                     f"more than {max_frames} frames: over the duration limit of {ingest_config.max_duration_s:.1f}s",
                     "max_duration_s",
                 )
@@ -183,12 +183,12 @@ def sample_frames(path: str, ingest_config: IngestConfig) -> Tuple[VideoInfo, Li
     finally:
         capture.release()
     if decoded == 0:
-        raise VideoError(config.STATUS_UNREADABLE, "no decodable video frame (audio only, or an unsupported codec)")
+        raise VideoError(contract.STATUS_UNREADABLE, "no decodable video frame (audio only, or an unsupported codec)")
     if wanted and decoded < wanted[-1] + 1 and decoded < frame_count // 2:
         raise VideoError(
-            config.STATUS_UNREADABLE,
+            contract.STATUS_UNREADABLE,
             f"truncated: decoding stopped after {decoded} of {frame_count} declared frames",
         )
     if not frames:
-        raise VideoError(config.STATUS_UNREADABLE, f"none of the {len(wanted)} planned frames could be decoded")
+        raise VideoError(contract.STATUS_UNREADABLE, f"none of the {len(wanted)} planned frames could be decoded")
     return info, frames

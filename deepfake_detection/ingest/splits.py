@@ -8,7 +8,7 @@ memorisation. The hash is stable across runs, machines and Python versions.
 import hashlib
 from typing import Mapping, Optional
 
-from deepfake_detection import config
+from deepfake_detection import contract
 
 
 def hash_bucket(key: str, num_buckets: int) -> int:
@@ -23,7 +23,7 @@ def assign_split(source_id: str, buckets: Mapping[str, int], official_split: Opt
     """
     if official_split is not None:
         return official_split
-    ordered = [(name, buckets[name]) for name in config.SPLIT_NAMES if buckets.get(name, 0) > 0]
+    ordered = [(name, buckets[name]) for name in contract.SPLIT_NAMES if buckets.get(name, 0) > 0]
     bucket = hash_bucket(source_id, sum(count for _, count in ordered))
     for name, count in ordered:
         if bucket < count:

@@ -15,7 +15,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.ingest import examples as examples_lib
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.faces import (
@@ -78,7 +78,7 @@ def ingest_videos(
     records: Sequence[VideoRecord],
     detector: FaceDetector,
     ingest_config: IngestConfig,
-    read_timeout_s: float = config.VIDEO_TIMEOUT_S,
+    read_timeout_s: float = contract.VIDEO_TIMEOUT_S,
     reader: Reader = sample_frames,
 ) -> Iterator[VideoResult]:
     """`ingest_video` over several videos in order, with both cores busy.
@@ -133,7 +133,7 @@ def _read_in_background(
             return future.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeoutError:
             reason = f"frames still not read after {timeout_s:g} s (a hung decoder?); left behind"
-            raise VideoError(config.STATUS_UNREADABLE, reason) from None
+            raise VideoError(contract.STATUS_UNREADABLE, reason) from None
 
     return frames
 
@@ -155,7 +155,7 @@ def _detect_stage(
         return result
 
     if record.reject_reason:
-        rejected = VideoResult(split, report_row(record, split, config.STATUS_REJECTED, record.reject_reason))
+        rejected = VideoResult(split, report_row(record, split, contract.STATUS_REJECTED, record.reject_reason))
         return lambda: rejected
     try:
         info, frames = read()
@@ -183,7 +183,7 @@ def _failed(record: VideoRecord, split: str, error: Exception) -> VideoResult:
         return VideoResult(split, report_row(record, split, error.status, error.reason))
     logging.error("Ingest of %s failed", record.path, exc_info=error)
     reason = f"{type(error).__name__}: {error}"
-    return VideoResult(split, report_row(record, split, config.STATUS_UNREADABLE, reason))
+    return VideoResult(split, report_row(record, split, contract.STATUS_UNREADABLE, reason))
 
 
 # A track that is not a person, and why (`persons.PersonRule.why_not`).
@@ -278,7 +278,7 @@ def _finish_video(
             f"no person in {len(frames)} sampled frames ({before} detections in "
             f"{len(found.others)} tracks that are not people)"
         )
-        return VideoResult(split, report_row(record, split, config.STATUS_NO_FACE, reason, **counts))
+        return VideoResult(split, report_row(record, split, contract.STATUS_NO_FACE, reason, **counts))
 
     timestamps = {f.index: f.timestamp for f in frames}
     result = VideoResult(split, {})
@@ -299,7 +299,7 @@ def _finish_video(
     result.report = report_row(
         record,
         split,
-        config.STATUS_OK,
+        contract.STATUS_OK,
         None,
         faces=len(result.face_examples),
         tracks=len(found.tracks),

@@ -16,7 +16,7 @@ Kodovsky, 2012), as in two-stream forgery detectors (Zhou et al., CVPR 2018;
 Luo et al., CVPR 2021). A pasted face lacks its frame's sensor noise, or has
 it resampled, and the residuals show that mismatch at full strength where a
 colour image buries it under the face's own shading. Measured on held-out
-sample videos (README): the pseudo-fake task is learned faster and the
+sample videos (docs/experiments.md): the pseudo-fake task is learned faster and the
 seeds spread less (the worst model is better, the best worse, the mean the
 same), and all three seeds' main jobs pass the blessing bounds.
 """

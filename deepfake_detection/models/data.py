@@ -11,7 +11,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.models import self_blend
 
 CROP_SIZE = 256
@@ -38,16 +38,16 @@ def decode_clips(encoded: tf.Tensor, clip_length: int, size: int = CROP_SIZE) ->
 
 
 FACE_FEATURES = {
-    config.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
-    config.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+    contract.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+    contract.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
 }
-_MANIPULATION_FEATURE = tf.io.FixedLenFeature([], tf.string, default_value=config.UNKNOWN)
+_MANIPULATION_FEATURE = tf.io.FixedLenFeature([], tf.string, default_value=contract.UNKNOWN)
 
 
 def clip_features(clip_length: int) -> dict:
     return {
-        config.CLIP_FRAMES_KEY: tf.io.FixedLenFeature([clip_length], tf.string),
-        config.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+        contract.CLIP_FRAMES_KEY: tf.io.FixedLenFeature([clip_length], tf.string),
+        contract.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
     }
 
 
@@ -62,19 +62,19 @@ def records(file_patterns: List[str]) -> tf.data.Dataset:
 class FakeSource:
     """Which fakes training sees: the dataset's (minus `held_out` manipulations), self-blends of reals, or both."""
 
-    kind: str = config.FAKE_SOURCE_DATASET
+    kind: str = contract.FAKE_SOURCE_DATASET
     held_out: Tuple[str, ...] = ()
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in config.FAKE_SOURCES:
-            raise ValueError(f"Invalid fake source {self.kind!r}: expected one of {list(config.FAKE_SOURCES)}")
+        if self.kind not in contract.FAKE_SOURCES:
+            raise ValueError(f"Invalid fake source {self.kind!r}: expected one of {list(contract.FAKE_SOURCES)}")
         if not all(isinstance(kind, str) and kind for kind in self.held_out):
             raise ValueError(f"Invalid held-out manipulations {self.held_out!r}: expected manipulation kinds")
-        if {config.ORIGINAL_MANIPULATION, config.ALL_MANIPULATIONS} & set(self.held_out):
+        if {contract.ORIGINAL_MANIPULATION, contract.ALL_MANIPULATIONS} & set(self.held_out):
             raise ValueError(
                 f"Invalid held-out manipulations {self.held_out!r}: "
-                f"{config.ORIGINAL_MANIPULATION!r} and {config.ALL_MANIPULATIONS!r} are not manipulation kinds"
+                f"{contract.ORIGINAL_MANIPULATION!r} and {contract.ALL_MANIPULATIONS!r} are not manipulation kinds"
             )
 
     def to_json(self) -> str:
@@ -84,40 +84,40 @@ class FakeSource:
     def from_json(cls, text: str) -> "FakeSource":
         values = json.loads(text) if text else {}
         return cls(
-            values.get("kind", config.FAKE_SOURCE_DATASET), tuple(values.get("held_out", ())), values.get("seed", 0)
+            values.get("kind", contract.FAKE_SOURCE_DATASET), tuple(values.get("held_out", ())), values.get("seed", 0)
         )
 
     @property
     def self_blends(self) -> bool:
-        return self.kind != config.FAKE_SOURCE_DATASET
+        return self.kind != contract.FAKE_SOURCE_DATASET
 
     @property
     def dataset_fakes(self) -> bool:
-        return self.kind != config.FAKE_SOURCE_SELF_BLENDED
+        return self.kind != contract.FAKE_SOURCE_SELF_BLENDED
 
 
 def _parser(clip_length: Optional[int], source: FakeSource, size: int) -> Callable[[tf.Tensor], Dict[str, tf.Tensor]]:
     """Batched serialized examples -> dict of uint8 pixels, label, manipulation (and landmarks for self-blends)."""
     features = dict(clip_features(clip_length) if clip_length else FACE_FEATURES)
-    features[config.MANIPULATION_KEY] = _MANIPULATION_FEATURE
+    features[contract.MANIPULATION_KEY] = _MANIPULATION_FEATURE
     if source.self_blends:
-        values = config.NUM_LANDMARKS * 2 * (clip_length or 1)
-        features[config.FACE_LANDMARKS_KEY] = tf.io.FixedLenFeature([values], tf.float32)
+        values = contract.NUM_LANDMARKS * 2 * (clip_length or 1)
+        features[contract.FACE_LANDMARKS_KEY] = tf.io.FixedLenFeature([values], tf.float32)
 
     def parse(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
         parsed = tf.io.parse_example(serialized, features)
         if clip_length:
-            pixels = decode_clips(parsed[config.CLIP_FRAMES_KEY], clip_length, size)
+            pixels = decode_clips(parsed[contract.CLIP_FRAMES_KEY], clip_length, size)
         else:
-            pixels = decode_images(parsed[config.IMAGE_KEY], size)
+            pixels = decode_images(parsed[contract.IMAGE_KEY], size)
         element = {
             "pixels": tf.cast(tf.round(pixels), tf.uint8),
-            "label": parsed[config.LABEL_KEY],
-            "manipulation": parsed[config.MANIPULATION_KEY],
+            "label": parsed[contract.LABEL_KEY],
+            "manipulation": parsed[contract.MANIPULATION_KEY],
         }
         if source.self_blends:
-            shape = [-1, clip_length, config.NUM_LANDMARKS * 2] if clip_length else [-1, config.NUM_LANDMARKS * 2]
-            element["landmarks"] = tf.reshape(parsed[config.FACE_LANDMARKS_KEY], shape)
+            shape = [-1, clip_length, contract.NUM_LANDMARKS * 2] if clip_length else [-1, contract.NUM_LANDMARKS * 2]
+            element["landmarks"] = tf.reshape(parsed[contract.FACE_LANDMARKS_KEY], shape)
         return element
 
     return parse
@@ -125,7 +125,7 @@ def _parser(clip_length: Optional[int], source: FakeSource, size: int) -> Callab
 
 def _kept(element: Dict[str, tf.Tensor], source: FakeSource) -> tf.Tensor:
     """Reals always; dataset fakes unless self-blends are the only fakes or their manipulation is held out."""
-    real = tf.equal(element["label"], config.REAL_LABEL)
+    real = tf.equal(element["label"], contract.REAL_LABEL)
     if not source.dataset_fakes:
         return real
     held_out = tf.reduce_any(tf.equal(element["manipulation"], tf.constant(list(source.held_out) or [""])))
@@ -147,7 +147,7 @@ def _with_self_blends(elements: tf.data.Dataset, source: FakeSource) -> tf.data.
     def pairs(index: tf.Tensor, group: Dict[str, tf.Tensor]):  # noqa: ANN202 - (pixels, labels, keep)
         pixels = group["pixels"]
         seed = tf.stack([tf.constant(source.seed, tf.int64), index])
-        is_real = tf.equal(group["label"], config.REAL_LABEL)
+        is_real = tf.equal(group["label"], contract.REAL_LABEL)
         images = tf.numpy_function(
             self_blend.blend_batch, [pixels, group["landmarks"], is_real, seed], tf.uint8, stateful=False
         )
@@ -221,13 +221,13 @@ def dataset(
 def label_counts(file_patterns: List[str], fake_source: Optional[FakeSource] = None) -> Tuple[int, int]:
     """(real, fake) examples as training will see them: self-blends count one fake per real face."""
     source = fake_source or FakeSource()
-    features = {config.LABEL_KEY: FACE_FEATURES[config.LABEL_KEY], config.MANIPULATION_KEY: _MANIPULATION_FEATURE}
+    features = {contract.LABEL_KEY: FACE_FEATURES[contract.LABEL_KEY], contract.MANIPULATION_KEY: _MANIPULATION_FEATURE}
     elements = (
         records(file_patterns)
         .batch(1024)
         .map(lambda s: tf.io.parse_example(s, features))
         .unbatch()
-        .map(lambda e: {"label": e[config.LABEL_KEY], "manipulation": e[config.MANIPULATION_KEY]})
+        .map(lambda e: {"label": e[contract.LABEL_KEY], "manipulation": e[contract.MANIPULATION_KEY]})
         .filter(lambda element: _kept(element, source))
         .map(lambda element: element["label"])
         .batch(4096)

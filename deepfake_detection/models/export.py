@@ -24,13 +24,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deepfake_detection import config, warmup
+from deepfake_detection import contract, warmup
 from deepfake_detection.evaluation import operating_point
 from deepfake_detection.models import data
 
-SERVING_DEFAULT = config.SERVING_DEFAULT
-SERVING_TF_EXAMPLE = config.SERVING_TF_EXAMPLE
-OUTPUT_KEY = config.OUTPUT_KEY
+SERVING_DEFAULT = contract.SERVING_DEFAULT
+SERVING_TF_EXAMPLE = contract.SERVING_TF_EXAMPLE
+OUTPUT_KEY = contract.OUTPUT_KEY
 SERVING_DIR = "Format-Serving"  # where TFX's Trainer and Pusher expect the SavedModel
 KERAS_FILE = os.path.join("keras", "model.keras")
 EVAL_METRICS_FILE = "eval_metrics.json"
@@ -56,18 +56,18 @@ def export_saved_model(
     archive = keras.export.ExportArchive()
     archive.track(model)
     if clip_length:
-        image_spec = tf.TensorSpec([None, clip_length], tf.string, name=config.CLIPS_INPUT)
-        features = {config.CLIP_FRAMES_KEY: data.clip_features(clip_length)[config.CLIP_FRAMES_KEY]}
+        image_spec = tf.TensorSpec([None, clip_length], tf.string, name=contract.CLIPS_INPUT)
+        features = {contract.CLIP_FRAMES_KEY: data.clip_features(clip_length)[contract.CLIP_FRAMES_KEY]}
 
         def pixels_from_bytes(encoded: tf.Tensor) -> tf.Tensor:
             return data.decode_clips(encoded, clip_length)
 
-        bytes_key = config.CLIP_FRAMES_KEY
+        bytes_key = contract.CLIP_FRAMES_KEY
     else:
-        image_spec = tf.TensorSpec([None], tf.string, name=config.IMAGES_INPUT)
-        features = {config.IMAGE_KEY: data.FACE_FEATURES[config.IMAGE_KEY]}
+        image_spec = tf.TensorSpec([None], tf.string, name=contract.IMAGES_INPUT)
+        features = {contract.IMAGE_KEY: data.FACE_FEATURES[contract.IMAGE_KEY]}
         pixels_from_bytes = data.decode_images
-        bytes_key = config.IMAGE_KEY
+        bytes_key = contract.IMAGE_KEY
 
     @tf.function(input_signature=[image_spec])
     def serve_images(encoded: tf.Tensor) -> dict:
@@ -76,7 +76,7 @@ def export_saved_model(
             outputs[operating_point.OUTPUT_KEY] = tf.tile(vector[None, :], [tf.shape(encoded)[0], 1])
         return outputs
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=config.EXAMPLES_INPUT)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.EXAMPLES_INPUT)])
     def serve_examples(serialized: tf.Tensor) -> dict:
         parsed = tf.io.parse_example(serialized, features)
         return _probabilities(model, pixels_from_bytes(parsed[bytes_key]))

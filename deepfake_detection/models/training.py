@@ -1,6 +1,6 @@
 """Training recipe shared by the TFX Trainer and Tuner, the benches and the tests: settings, model, callbacks.
 
-`TrainingConfig` is what `custom_config` carries; `components/training/module.py`
+`TrainingConfig` is what `custom_config` carries; `components/trainer_module.py`
 holds the `run_fn` and `tuner_fn` that TFX calls and builds on this module.
 """
 
@@ -12,7 +12,7 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
-from deepfake_detection import config
+from deepfake_detection import component_ids, contract, defaults
 from deepfake_detection.evaluation import operating_point, video_scores
 from deepfake_detection.models import data
 from deepfake_detection.models.base import (
@@ -48,9 +48,9 @@ class TrainingConfig:
     hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     cache_examples: bool = True
-    fake_source: str = config.DEFAULT_FAKE_SOURCE
+    fake_source: str = contract.DEFAULT_FAKE_SOURCE
     held_out_manipulations: tuple = ()
-    ema_momentum: float = config.EMA_MOMENTUM
+    ema_momentum: float = defaults.EMA_MOMENTUM
     false_alarm_budget: float = operating_point.DEFAULT_FALSE_ALARM_BUDGET
     miss_budget: float = operating_point.DEFAULT_MISS_BUDGET
     video_rule: str = video_scores.RULE_MEAN
@@ -82,7 +82,7 @@ class TrainingConfig:
     @classmethod
     def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> "TrainingConfig":
         values = dict(custom_config or {})
-        values.pop(config.CODE_VERSION_KEY, None)  # identifies the code for TFX's cache; no training setting
+        values.pop(component_ids.CODE_VERSION_KEY, None)  # identifies the code for TFX's cache; no training setting
         for name in ("fusion_backbones", "held_out_manipulations"):
             if name in values:
                 if isinstance(values[name], (str, bytes)):

@@ -1,9 +1,10 @@
 """Runners: one module per orchestrator, each binding paths, metadata and Beam arguments to `create_pipeline`.
 
-`pipeline_runner.py` only dispatches to them: `ingest` (the Beam transforms
-alone), `local` (the main job on LocalDagRunner), `serve` (the model server on
-pushed models), `kubeflow` (compile, submit, schedule); Beam presets are in
-`beam`, flags shared by several commands in `flags`.
+`pipeline_runner.py` only dispatches to them: `ingest` (the per-video ingest
+over a folder in a process pool, without TFX or Beam), `local` (the main job on
+LocalDagRunner), `serve` (the model server on pushed models), `kubeflow`
+(compile, submit, schedule); Apache Beam's arguments per runner are in
+`beam_presets`, flags shared by several commands in `flags`.
 """
 
 import os

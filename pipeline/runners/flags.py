@@ -3,7 +3,7 @@
 import argparse
 from typing import List
 
-from deepfake_detection import config
+from deepfake_detection import defaults
 from deepfake_detection.evaluation import video_scores
 
 
@@ -49,7 +49,7 @@ def ingest_config(args: argparse.Namespace):  # noqa: ANN201 - an IngestConfig, 
 
 
 def add_blessing_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--min-auc", type=float, default=config.LOCAL_MIN_AUC, help="blessing: lowest test AUC")
+    parser.add_argument("--min-auc", type=float, default=defaults.LOCAL_MIN_AUC, help="blessing: lowest test AUC")
     parser.add_argument(
         "--max-auc-drop", type=float, default=0.0, help="blessing: how far below the last blessed model's AUC"
     )
@@ -58,7 +58,7 @@ def add_blessing_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="blessing: lowest video AUC on manipulation kinds the model never trained on "
-        f"(local default {config.LOCAL_MIN_UNSEEN_AUC} when some are unseen; else no bound)",
+        f"(local default {defaults.LOCAL_MIN_UNSEEN_AUC} when some are unseen; else no bound)",
     )
     parser.add_argument("--video-rule", default=video_scores.RULE_MEAN, choices=sorted(video_scores.RULES))
 

@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from pipeline.runners import flags
 
 
@@ -17,17 +17,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--video-timeout-s",
         type=float,
-        default=config.VIDEO_TIMEOUT_S,
+        default=contract.VIDEO_TIMEOUT_S,
         help="stop a video still running after this long (a hung decoder) and report it unreadable",
     )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Standalone ingest: `deepfake_detection.ingest.folder` (what VideoExampleGen runs per video) on a folder."""
+    """The standalone ingest (`deepfake_detection.ingest.standalone`): what VideoExampleGen runs per video, no Beam."""
     from deepfake_detection.ingest import report
-    from deepfake_detection.ingest.folder import CLIPS_DIR, ingest_folder
     from deepfake_detection.ingest.readers import read_dataset
+    from deepfake_detection.ingest.standalone import CLIPS_DIR, ingest_folder
 
     ingest_config = flags.ingest_config(args)
     records = read_dataset(args.data_root, args.layout)
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         lambda line: print(line, file=sys.stderr, flush=True),
         video_timeout_s=args.video_timeout_s,
     )
-    report_path = os.path.join(args.output_dir, config.REPORT_FILE_NAME)
+    report_path = os.path.join(args.output_dir, contract.REPORT_FILE_NAME)
     clips = os.path.join(args.output_dir, CLIPS_DIR)
     print(f"Examples under {args.output_dir}/Split-*/, clips under {clips}/, report {report_path}")
     print(report.summary_line(counts))

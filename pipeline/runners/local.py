@@ -6,8 +6,8 @@ import json
 import os
 from typing import List, Optional, Sequence
 
-from deepfake_detection import config
-from pipeline.runners import OUTPUT_DIR, PROJECT_DIR, SERVING_MODELS_DIR, beam, flags
+from deepfake_detection import component_ids, contract, defaults
+from pipeline.runners import OUTPUT_DIR, PROJECT_DIR, SERVING_MODELS_DIR, beam_presets, flags
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -15,40 +15,42 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-root", help="dataset folder; default: generated sample videos")
     parser.add_argument("--output-dir", default=OUTPUT_DIR, help="where artifacts and metadata go")
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
-    parser.add_argument("--backbones", default=",".join(config.LOCAL_BACKBONES), help="comma-separated backbones")
-    parser.add_argument("--epochs", type=int, default=config.LOCAL_EPOCHS)
+    parser.add_argument("--backbones", default=",".join(defaults.LOCAL_BACKBONES), help="comma-separated backbones")
+    parser.add_argument("--epochs", type=int, default=defaults.LOCAL_EPOCHS)
     parser.add_argument(
-        "--patience", type=int, default=config.LOCAL_EARLY_STOPPING_PATIENCE, help="epochs without progress to stop"
+        "--patience", type=int, default=defaults.LOCAL_EARLY_STOPPING_PATIENCE, help="epochs without progress to stop"
     )
     parser.add_argument(
         "--ema-momentum",
         type=float,
-        default=config.EMA_MOMENTUM,
+        default=defaults.EMA_MOMENTUM,
         help="momentum of the weights' moving average that is validated and exported (0: the raw weights)",
     )
     parser.add_argument(
         "--quality",
         action="store_true",
-        help=f"longer training: at least {config.QUALITY_EPOCHS} epochs, "
-        f"patience {config.QUALITY_EARLY_STOPPING_PATIENCE}",
+        help=f"longer training: at least {defaults.QUALITY_EPOCHS} epochs, "
+        f"patience {defaults.QUALITY_EARLY_STOPPING_PATIENCE}",
     )
-    parser.add_argument("--tuner-trials", type=int, default=config.LOCAL_TUNER_TRIALS, help="0 skips tuning")
-    parser.add_argument("--tuning-epochs", type=int, default=config.LOCAL_TUNING_EPOCHS, help="epochs per tuner trial")
+    parser.add_argument("--tuner-trials", type=int, default=defaults.LOCAL_TUNER_TRIALS, help="0 skips tuning")
     parser.add_argument(
-        "--ensemble", default=",".join(config.LOCAL_ENSEMBLE), help="backbones to ensemble ('' for none)"
+        "--tuning-epochs", type=int, default=defaults.LOCAL_TUNING_EPOCHS, help="epochs per tuner trial"
+    )
+    parser.add_argument(
+        "--ensemble", default=",".join(defaults.LOCAL_ENSEMBLE), help="backbones to ensemble ('' for none)"
     )
     parser.add_argument("--weights", help="backbone weights: imagenet (needs a network) or a local file; default none")
     parser.add_argument(
-        "--input-size", type=int, default=config.LOCAL_INPUT_SIZE, help="every backbone's input size (0: its own)"
+        "--input-size", type=int, default=defaults.LOCAL_INPUT_SIZE, help="every backbone's input size (0: its own)"
     )
     parser.add_argument(
         "--serving-dir", help="TF Serving model base paths of pushed models; default OUTPUT/serving_models"
     )
-    parser.add_argument("--evaluation-split", default=config.EVALUATION_SPLIT, choices=config.SPLIT_NAMES)
+    parser.add_argument("--evaluation-split", default=contract.EVALUATION_SPLIT, choices=contract.SPLIT_NAMES)
     parser.add_argument(
         "--fake-source",
-        default=config.LOCAL_FAKE_SOURCE,
-        choices=config.FAKE_SOURCES,
+        default=defaults.LOCAL_FAKE_SOURCE,
+        choices=contract.FAKE_SOURCES,
         help="training fakes: self-blends of real faces only, the dataset's labelled fakes, or both",
     )
     parser.add_argument("--seed", type=int, default=0, help="training seed: initialisation, shuffling, pseudo-fakes")
@@ -72,13 +74,13 @@ def _local_ingest_config(args: argparse.Namespace):  # noqa: ANN202 - an IngestC
     ingest_config = flags.ingest_config(args)
     if args.split_buckets:
         return ingest_config
-    return dataclasses.replace(ingest_config, split_buckets=dict(config.LOCAL_SPLIT_BUCKETS))
+    return dataclasses.replace(ingest_config, split_buckets=dict(defaults.LOCAL_SPLIT_BUCKETS))
 
 
 def _training_settings(args: argparse.Namespace) -> dict:
     epochs, patience = args.epochs, args.patience
     if args.quality:
-        epochs, patience = max(epochs, config.QUALITY_EPOCHS), max(patience, config.QUALITY_EARLY_STOPPING_PATIENCE)
+        epochs, patience = max(epochs, defaults.QUALITY_EPOCHS), max(patience, defaults.QUALITY_EARLY_STOPPING_PATIENCE)
     settings = {
         "epochs": epochs,
         "tuning_epochs": args.tuning_epochs,
@@ -116,8 +118,8 @@ def _local_min_unseen_auc(args: argparse.Namespace) -> Optional[float]:
     """The bound on unseen manipulation kinds: the flag, else the main job's whenever training leaves kinds unseen."""
     if args.min_unseen_auc is not None:
         return args.min_unseen_auc
-    leaves_kinds_unseen = args.fake_source == config.FAKE_SOURCE_SELF_BLENDED or bool(args.held_out)
-    return config.LOCAL_MIN_UNSEEN_AUC if leaves_kinds_unseen else None
+    leaves_kinds_unseen = args.fake_source == contract.FAKE_SOURCE_SELF_BLENDED or bool(args.held_out)
+    return defaults.LOCAL_MIN_UNSEEN_AUC if leaves_kinds_unseen else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,13 +134,13 @@ def run(args: argparse.Namespace) -> int:
     output_dir = os.path.abspath(args.output_dir)
     data_root = args.data_root or os.path.join(output_dir, "sample_data")
     if not args.data_root and not os.path.isdir(data_root):
-        print(f"Generating {config.LOCAL_SAMPLE_VIDEOS} sample videos under {data_root}", flush=True)
-        sample_data.generate(data_root, config.LOCAL_SAMPLE_VIDEOS, seed=0)
+        print(f"Generating {defaults.LOCAL_SAMPLE_VIDEOS} sample videos under {data_root}", flush=True)
+        sample_data.generate(data_root, defaults.LOCAL_SAMPLE_VIDEOS, seed=0)
     pipeline_root = os.path.join(output_dir, "pipeline_root")
     metadata_path = os.path.join(output_dir, "metadata.sqlite")
     serving_dir = os.path.abspath(args.serving_dir or os.path.join(output_dir, SERVING_MODELS_DIR))
     pipeline = create_pipeline(
-        pipeline_name=config.PIPELINE_NAME,
+        pipeline_name=component_ids.PIPELINE_NAME,
         pipeline_root=pipeline_root,
         data_root=os.path.abspath(data_root),
         schema_path=FACE_SCHEMA_PATH,
@@ -159,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             code_version=code_fingerprint(),
             sample_data=not args.data_root,
         ),
-        beam_pipeline_args=beam.beam_args("direct", args.direct_num_workers),
+        beam_pipeline_args=beam_presets.beam_args("direct", args.direct_num_workers),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         serving_model_dir=serving_dir,
         enable_cache=not args.no_cache,
@@ -176,7 +178,7 @@ def print_summary(pipeline_root: str, serving_dir: str, evaluation_split: str, v
     from serving import model_config
 
     report_paths = [
-        os.path.join(folder, config.REPORT_FILE_NAME)
+        os.path.join(folder, contract.REPORT_FILE_NAME)
         for folder in report.latest_output_dirs(pipeline_root, "ingest_report", "VideoExampleGen").values()
     ]
     for path in report_paths:
@@ -189,7 +191,7 @@ def print_summary(pipeline_root: str, serving_dir: str, evaluation_split: str, v
     print(f"Operating points (fitted on the eval split; rates on the {evaluation_split} split, 95 % intervals):")
     for line in report.operating_point_lines(pipeline_root):
         print(line)
-    no_face = [r["video"] for r in _report_rows(report_paths) if r["status"] == config.STATUS_NO_FACE]
+    no_face = [r["video"] for r in _report_rows(report_paths) if r["status"] == contract.STATUS_NO_FACE]
     if no_face:
         print(f"{len(no_face)} videos had no face and are not scored (see the ingest report): {', '.join(no_face[:5])}")
     if model_config.discover_models(serving_dir):

@@ -16,6 +16,8 @@ import yaml
 from deepfake_detection import config
 from serving import model_config
 
+pytestmark = pytest.mark.infra
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(ROOT, ".venv-infra", "bin")
 K8S = os.path.join(ROOT, "infra", "k8s")

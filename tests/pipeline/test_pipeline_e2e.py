@@ -14,7 +14,7 @@ from tfx import v1 as tfx
 
 from components.anomaly_gate import DataValidationResult
 from components.video_example_gen.component import IngestReport
-from deepfake_detection import config, sample_data
+from deepfake_detection import contract, sample_data
 from deepfake_detection.evaluation import report
 from deepfake_detection.evaluation.eval_config import BlessingConfig
 from deepfake_detection.ingest.ingest_config import IngestConfig
@@ -84,7 +84,7 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
     assert all(e.last_known_state == e.COMPLETE for e in executions)
 
     [ingest_report] = [a for a in store.get_artifacts() if type_names[a.type_id] == IngestReport.TYPE_NAME]
-    rows = [json.loads(line) for line in open(os.path.join(ingest_report.uri, config.REPORT_FILE_NAME))]
+    rows = [json.loads(line) for line in open(os.path.join(ingest_report.uri, contract.REPORT_FILE_NAME))]
     assert len(rows) == 8 and all(row["status"] == "ok" and row["faces"] > 0 for row in rows)
 
     models = [a for a in store.get_artifacts() if type_names[a.type_id] == "Model"]
@@ -122,7 +122,7 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
     states = {}
     for execution in second_run:
         states.setdefault(execution_types[execution.type_id], set()).add(execution.last_known_state)
-    rerun = {"Resolver", "Evaluator", "Pusher"}
+    rerun = {"Resolver", "EvaluatorWithRunSettings", "Pusher"}  # execution types are named after the classes
     assert all(state == {second_run[0].CACHED} for kind, state in states.items() if kind not in rerun), states
     # A blessed baseline now exists, so every Evaluator runs again (candidate against it) and its Pusher follows.
     assert all(states[kind] == {second_run[0].COMPLETE} for kind in rerun), states

@@ -17,7 +17,7 @@ from typing import Iterator, Optional
 import sqlalchemy as sa
 
 from serving.history import engine_url
-from tests.serving.conftest import free_port
+from tests.helpers import free_port
 
 
 def server_binaries() -> Optional[str]:

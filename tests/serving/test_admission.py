@@ -17,7 +17,8 @@ import pytest
 from deepfake_detection.ingest.readers import read_dataset
 from serving.admission import KEY_QUEUE_FULL, QUEUE_FULL, Admission
 from serving.detection_service import DetectionService, ServiceSettings
-from tests.serving.conftest import SMALL_SERVICE, finished_job, free_port, serving_on_loopback
+from tests.helpers import free_port
+from tests.serving.helpers import SMALL_SERVICE, finished_job, serving_on_loopback
 
 
 def test_requests_beyond_slots_and_queue_are_refused_and_counted():
@@ -213,6 +214,7 @@ def service_process(model_server, history: list, log_path: str):
         process.wait(timeout=30)
 
 
+@pytest.mark.postgres
 def test_two_service_processes_on_one_postgresql_share_jobs_and_history(
     model_server, postgres, sample_dataset, tmp_path
 ):

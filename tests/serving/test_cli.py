@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from serving.cli import main, remote_analyser
-from tests.conftest import loopback_http_server
+from tests.helpers import loopback_http_server
 
 
 class _BusyOnceService(BaseHTTPRequestHandler):

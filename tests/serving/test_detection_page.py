@@ -27,6 +27,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.mark.e2e
+@pytest.mark.browser
 def test_page_uploads_a_video_and_shows_verdict_faces_and_timeline(service, sample_dataset):
     assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: `make test` installs Debian's chromium package"
     url, _ = service

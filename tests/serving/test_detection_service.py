@@ -25,9 +25,9 @@ from serving.clients import GrpcClient, ModelTarget
 from serving.detection_service import DetectionService, ServiceSettings, create_app
 from serving.local_model import InProcessModel
 from serving.video_client import VideoAnalyzer
-from tests.conftest import make_broken_files, write_numbered_video
-from tests.serving.conftest import LIMITS, finished_job
+from tests.helpers import make_broken_files, write_numbered_video
 from tests.serving.decoders import CRASH_MARKER, HANG_MARKER
+from tests.serving.helpers import LIMITS, finished_job
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

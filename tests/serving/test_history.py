@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from serving import history
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/history.sqlite"
@@ -64,6 +64,7 @@ def test_a_database_from_before_migrations_is_upgraded_and_keeps_its_rows(tmp_pa
     engine.dispose()
 
 
+@pytest.mark.postgres
 def test_replicas_starting_together_migrate_one_at_a_time(postgres):
     url = postgres("history_race")
     errors = []

@@ -22,7 +22,7 @@ from deepfake_detection.ingest.readers import read_dataset
 from serving.detection_service import DetectionService, ServiceSettings
 from serving.media import public_message
 from tests.serving import hostile
-from tests.serving.conftest import SMALL_SERVICE, serving_on_loopback
+from tests.serving.helpers import SMALL_SERVICE, serving_on_loopback
 
 HEAD_TIMEOUT_S = 1.0
 READ_TIMEOUT_S = 1.0

@@ -5,10 +5,9 @@ import time
 
 import numpy as np
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from serving.clients import GrpcClient, ModelTarget, RestClient
-from tests.conftest import face_crops
-from tests.serving.conftest import push
+from tests.helpers import face_crops, push
 
 STREAM_LIMIT_S = 90.0
 
@@ -54,7 +53,9 @@ def test_new_version_is_served_without_dropping_requests(model_server, in_proces
     assert versions[0] == 1 and pushed_after > 0 and versions.count(2) >= 20
     assert versions == sorted(versions), "once version 2 answers, version 1 never answers again"
     expected = {
-        v: in_process[v].signatures[config.SERVING_DEFAULT](images=np.array(face_crops(2), object))[config.OUTPUT_KEY]
+        v: in_process[v].signatures[contract.SERVING_DEFAULT](images=np.array(face_crops(2), object))[
+            contract.OUTPUT_KEY
+        ]
         for v in (1, 2)
     }
     for _, version, probabilities in grpc_results:

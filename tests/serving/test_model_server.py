@@ -17,7 +17,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from tests.conftest import face_crops
+from tests.helpers import face_crops
 
 FACES = face_crops(4)
 

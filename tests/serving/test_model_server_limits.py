@@ -17,9 +17,8 @@ from deepfake_detection import config
 from serving.model_server import server
 from serving.model_server.rest import RestServer
 from serving.model_server.servables import ModelRegistry
-from tests.conftest import face_crops
+from tests.helpers import face_crops, free_port
 from tests.serving import hostile
-from tests.serving.conftest import free_port
 
 FACE = face_crops(1)[0]
 

@@ -17,7 +17,7 @@ import skimage.data
 from deepfake_detection.ingest.readers import read_dataset
 from serving import auth
 from serving.detection_service import DetectionService, ServiceSettings
-from tests.serving.conftest import LIMITS, finished_job, serving_on_loopback
+from tests.serving.helpers import LIMITS, finished_job, serving_on_loopback
 from tests.serving.test_admission import service_process
 
 ANALYSIS_ROUTES = [("POST", "/v1/detect"), ("POST", "/v1/jobs"), ("GET", "/v1/history"), ("GET", "/v1/jobs/x")]

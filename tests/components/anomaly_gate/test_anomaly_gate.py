@@ -18,7 +18,7 @@ from components.anomaly_gate import DataValidationResult
 from components.anomaly_gate.executor import RESULT_FILE_NAME, Executor
 from components.anomaly_gate.gate import DataAnomaliesError
 from schemas import FACE_SCHEMA_PATH
-from tests.conftest import make_artifact
+from tests.helpers import make_artifact
 
 
 def _example(label=0, manipulation=b"original", with_image=True):

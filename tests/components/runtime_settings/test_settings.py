@@ -6,7 +6,7 @@ import pytest
 import tensorflow_model_analysis as tfma
 from tfx.utils import proto_utils
 
-from components.runtime_settings import Trainer, settings
+from components.runtime_settings import TrainerWithRunSettings, settings
 from deepfake_detection.evaluation.eval_config import BlessingConfig, build_eval_config
 
 
@@ -52,6 +52,6 @@ def test_components_carry_settings_as_execution_properties():
     from tfx import v1 as tfx
 
     examples = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples)
-    trainer = Trainer(epochs=7, examples=examples, run_fn="components.training.module.run_fn")
+    trainer = TrainerWithRunSettings(epochs=7, examples=examples, run_fn="components.trainer_module.run_fn")
     assert trainer.exec_properties["epochs"] == 7
-    assert "epochs" not in Trainer(examples=examples, run_fn="m.f").exec_properties
+    assert "epochs" not in TrainerWithRunSettings(examples=examples, run_fn="m.f").exec_properties

@@ -9,9 +9,9 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from components.video_example_gen.component import IngestReport
 from components.video_example_gen.executor import Executor
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.ingest.ingest_config import IngestConfig
-from tests.conftest import make_artifact
+from tests.helpers import make_artifact
 
 
 def test_do_writes_examples_clips_and_report(sample_dataset, tmp_path):
@@ -25,11 +25,11 @@ def test_do_writes_examples_clips_and_report(sample_dataset, tmp_path):
     }
     Executor().Do({}, {"examples": [examples], "clip_examples": [clips], "ingest_report": [report]}, exec_properties)
 
-    assert artifact_utils.decode_split_names(examples.split_names) == list(config.SPLIT_NAMES)
+    assert artifact_utils.decode_split_names(examples.split_names) == list(contract.SPLIT_NAMES)
     assert examples_utils.get_payload_format_string(examples) == "FORMAT_TF_EXAMPLE"
-    for split in config.SPLIT_NAMES:
+    for split in contract.SPLIT_NAMES:
         assert os.listdir(os.path.join(examples.uri, f"Split-{split}"))
-    rows = [json.loads(line) for line in open(os.path.join(report.uri, config.REPORT_FILE_NAME))]
+    rows = [json.loads(line) for line in open(os.path.join(report.uri, contract.REPORT_FILE_NAME))]
     assert len(rows) == 4 and {row["status"] for row in rows} == {"ok"}
     assert report.get_int_custom_property("ok") == 4
     assert report.get_int_custom_property("unreadable") == 0

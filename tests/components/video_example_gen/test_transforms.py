@@ -10,11 +10,11 @@ import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to
 
 from components.video_example_gen import transforms
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.ingest import report as report_lib
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
-from tests.conftest import BROKEN_FILE_LIMITS, make_broken_files
+from tests.helpers import BROKEN_FILE_LIMITS, make_broken_files
 
 FACE_FEATURES = {
     "image",
@@ -57,7 +57,7 @@ def test_ingest_emits_faces_clips_and_a_report_row_per_video(sample_dataset):
             landmarks = feature["face_landmarks"].float_list.value
             assert len(landmarks) == 10 and all(0.0 < v < 1.0 for v in landmarks), "five points inside the crop"
             assert landmarks[1] < landmarks[7] and landmarks[0] < landmarks[2], "eyes above the mouth, left of right"
-            assert split in config.SPLIT_NAMES
+            assert split in contract.SPLIT_NAMES
             by_video.setdefault(video_id, set()).add(split)
         assert all(len(splits) == 1 for splits in by_video.values())
 
@@ -109,7 +109,7 @@ def test_written_splits_and_report_account_for_every_video(broken_dataset, tmp_p
         outputs = pipeline | transforms.IngestVideos(records, IngestConfig(**SMALL, **BROKEN_FILE_LIMITS))
         _ = outputs["faces"] | transforms.WriteSplits(output)
         _ = outputs["report"] | transforms.WriteReport(output)
-    report_path = os.path.join(output, config.REPORT_FILE_NAME)
+    report_path = os.path.join(output, contract.REPORT_FILE_NAME)
     rows = [json.loads(line) for line in open(report_path)]
     assert [row["video"] for row in rows] == sorted(expected)
     counts = report_lib.summarize_report(report_path)
@@ -117,7 +117,7 @@ def test_written_splits_and_report_account_for_every_video(broken_dataset, tmp_p
     assert report_lib.summary_line(counts) == "Ingested 11 videos: ok 1, no_face 1, unreadable 6, rejected 3"
     faces_written = sum(
         1
-        for split in config.SPLIT_NAMES
+        for split in contract.SPLIT_NAMES
         for _ in tf.data.TFRecordDataset(
             tf.io.gfile.glob(os.path.join(output, f"Split-{split}", "*")), compression_type="GZIP"
         )

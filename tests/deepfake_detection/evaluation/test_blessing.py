@@ -20,11 +20,11 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from deepfake_detection import config, warmup
+from deepfake_detection import contract, warmup
 from deepfake_detection.evaluation import report, video_metrics
 from deepfake_detection.evaluation.eval_config import BlessingConfig, build_eval_config
 from deepfake_detection.models import export
-from tests.conftest import face_crops, make_artifact
+from tests.helpers import face_crops, make_artifact
 
 SLICE_VALUES = {"manipulation": (b"original", b"deepfake"), "face_size_bucket": (b"under_64", b"64_to_127")}
 
@@ -37,14 +37,14 @@ def _example(image, label, video, track):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
 
     feature = {
-        config.IMAGE_KEY: b(tf.io.encode_png(image).numpy()),
-        config.LABEL_KEY: i(label),
-        config.VIDEO_ID_KEY: b(f"dfdc/v{video}".encode()),
-        config.TRACK_ID_KEY: i(track),
-        config.DATASET_KEY: b(b"dfdc"),
-        config.COMPRESSION_KEY: b(b"unknown"),
-        config.MANIPULATION_KEY: b(SLICE_VALUES["manipulation"][label]),
-        config.FACE_SIZE_BUCKET_KEY: b(SLICE_VALUES["face_size_bucket"][video % 2]),
+        contract.IMAGE_KEY: b(tf.io.encode_png(image).numpy()),
+        contract.LABEL_KEY: i(label),
+        contract.VIDEO_ID_KEY: b(f"dfdc/v{video}".encode()),
+        contract.TRACK_ID_KEY: i(track),
+        contract.DATASET_KEY: b(b"dfdc"),
+        contract.COMPRESSION_KEY: b(b"unknown"),
+        contract.MANIPULATION_KEY: b(SLICE_VALUES["manipulation"][label]),
+        contract.FACE_SIZE_BUCKET_KEY: b(SLICE_VALUES["face_size_bucket"][video % 2]),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
@@ -196,10 +196,9 @@ def test_unseen_bound_alone_refuses_a_good_model_that_cannot_show_unseen_kinds(t
 
 
 def test_an_auc_over_one_class_reads_undefined_with_the_reason():
-    from deepfake_detection import config
     from deepfake_detection.evaluation.report import format_auc
 
-    one_class = {"auc": 0.0, config.EVAL_REAL_EXAMPLES: 12, config.EVAL_FAKE_EXAMPLES: 0}
+    one_class = {"auc": 0.0, contract.EVAL_REAL_EXAMPLES: 12, contract.EVAL_FAKE_EXAMPLES: 0}
     assert format_auc(one_class) == "undefined (the eval split has no fake example: 12 real, 0 fake)"
-    assert format_auc({"auc": 0.8123, config.EVAL_REAL_EXAMPLES: 3, config.EVAL_FAKE_EXAMPLES: 4}) == "0.812"
+    assert format_auc({"auc": 0.8123, contract.EVAL_REAL_EXAMPLES: 3, contract.EVAL_FAKE_EXAMPLES: 4}) == "0.812"
     assert format_auc({"auc": 0.5}) == "0.500"

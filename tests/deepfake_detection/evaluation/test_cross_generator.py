@@ -10,7 +10,7 @@ import pytest
 from apache_beam.testing.util import assert_that
 from tensorflow_model_analysis.metrics import metric_types
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.evaluation import cross_generator as cg
 from deepfake_detection.evaluation import report, video_metrics
 from deepfake_detection.evaluation.eval_config import BlessingConfig, build_eval_config
@@ -41,24 +41,26 @@ def _by_name(groups):
 
 def test_metric_names_round_trip_and_foreign_names_are_not_parsed():
     assert cg.UNSEEN_AUC == "video_auc_unseen"
-    name = cg.metric_name(cg.AUC, seen=True, feature=config.MANIPULATION_KEY, value="face_swap")
+    name = cg.metric_name(cg.AUC, seen=True, feature=contract.MANIPULATION_KEY, value="face_swap")
     assert name == "video_auc_seen/manipulation=face_swap"
-    assert cg.parse_metric_name(name) == cg.MetricName(cg.AUC, True, config.MANIPULATION_KEY, "face_swap")
-    assert cg.metric_name(cg.REALS, feature=config.COMPRESSION_KEY, value="c40") == "video_reals_unseen/compression=c40"
+    assert cg.parse_metric_name(name) == cg.MetricName(cg.AUC, True, contract.MANIPULATION_KEY, "face_swap")
+    assert (
+        cg.metric_name(cg.REALS, feature=contract.COMPRESSION_KEY, value="c40") == "video_reals_unseen/compression=c40"
+    )
     assert cg.parse_metric_name("video_auc_unseen") == cg.MetricName(cg.AUC, False)
     for foreign in ("video_auc", "video_count", "auc", "video_auc_unseen/dataset=dfdc", "video_auc_unseen/x"):
         assert cg.parse_metric_name(foreign) is None, foreign
     with pytest.raises(ValueError, match="dataset"):
-        cg.metric_name(feature=config.DATASET_KEY, value="dfdc")
+        cg.metric_name(feature=contract.DATASET_KEY, value="dfdc")
 
 
 @pytest.mark.parametrize(
     "fakes, expected",
     [
-        (FakeSource(config.FAKE_SOURCE_SELF_BLENDED), ALL),
-        (FakeSource(config.FAKE_SOURCE_SELF_BLENDED, ("face_swap",)), ALL),
-        (FakeSource(config.FAKE_SOURCE_DATASET), ()),
-        (FakeSource(config.FAKE_SOURCE_BOTH, ("b", "a", "b")), ("a", "b")),
+        (FakeSource(contract.FAKE_SOURCE_SELF_BLENDED), ALL),
+        (FakeSource(contract.FAKE_SOURCE_SELF_BLENDED, ("face_swap",)), ALL),
+        (FakeSource(contract.FAKE_SOURCE_DATASET), ()),
+        (FakeSource(contract.FAKE_SOURCE_BOTH, ("b", "a", "b")), ("a", "b")),
     ],
 )
 def test_unseen_kinds_follow_the_fake_source(fakes, expected):
@@ -135,10 +137,10 @@ def _inputs(video_id, track, label, score, manipulation, compression):
         predictions=np.array([score]),
         example_weights=np.array([1.0]),
         features={
-            config.VIDEO_ID_KEY: feature(video_id),
-            config.TRACK_ID_KEY: np.array([track]),
-            config.MANIPULATION_KEY: feature(manipulation),
-            config.COMPRESSION_KEY: feature(compression),
+            contract.VIDEO_ID_KEY: feature(video_id),
+            contract.TRACK_ID_KEY: np.array([track]),
+            contract.MANIPULATION_KEY: feature(manipulation),
+            contract.COMPRESSION_KEY: feature(compression),
         },
     )
 

@@ -13,7 +13,7 @@ from deepfake_detection.ingest.sampling import (
     read_planned_frames,
     sample_frames,
 )
-from tests.conftest import frame_number, write_numbered_video
+from tests.helpers import frame_number, write_numbered_video
 
 
 def test_uniform_spreads_frames_over_the_whole_video():

@@ -4,7 +4,7 @@ import os
 import shutil
 import time
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
@@ -35,7 +35,7 @@ def test_a_video_whose_read_hangs_is_reported_and_the_run_goes_on(sample_dataset
     assert time.monotonic() - started < 60
     rows = {os.path.basename(result.report["video"]): result.report for result in results}
     assert sorted(rows) == ["a.mp4", "b.mp4", "hang.mp4"]
-    assert rows["hang.mp4"]["status"] == config.STATUS_UNREADABLE
+    assert rows["hang.mp4"]["status"] == contract.STATUS_UNREADABLE
     assert "still not read after 3 s" in rows["hang.mp4"]["reason"]
-    assert rows["a.mp4"]["status"] == rows["b.mp4"]["status"] == config.STATUS_OK
-    assert all(result.face_examples for result in results if result.report["status"] == config.STATUS_OK)
+    assert rows["a.mp4"]["status"] == rows["b.mp4"]["status"] == contract.STATUS_OK
+    assert all(result.face_examples for result in results if result.report["status"] == contract.STATUS_OK)

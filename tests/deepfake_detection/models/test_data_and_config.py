@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.models import data
 from deepfake_detection.models.training import TrainingConfig
-from tests.conftest import face_crops
+from tests.helpers import face_crops
 
 
 def _write(path, labels, size=40):
@@ -15,8 +15,8 @@ def _write(path, labels, size=40):
         for i, label in enumerate(labels):
             image = tf.io.encode_png(tf.fill([size, size, 3], tf.constant(i, tf.uint8))).numpy()
             feature = {
-                config.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
-                config.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                contract.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+                contract.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
             }
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
@@ -70,8 +70,8 @@ def test_cached_input_gives_the_decoded_pixels_rounded(tmp_path):
     with tf.io.TFRecordWriter(str(tmp_path / "faces.gz"), "GZIP") as writer:
         for i, crop in enumerate(face_crops(5)):
             feature = {
-                config.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[crop])),
-                config.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2])),
+                contract.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[crop])),
+                contract.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 2])),
             }
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     [(pixels, labels)] = list(data.dataset([str(tmp_path / "faces.gz")], batch_size=5, training=False))

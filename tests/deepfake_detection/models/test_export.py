@@ -6,15 +6,15 @@ import pytest
 import skimage.data
 import tensorflow as tf
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.models import data, export
 from deepfake_detection.models.base import ModelSettings
 from deepfake_detection.models.registry import get_backbone
-from tests.conftest import face_crops, spread_outputs
+from tests.helpers import face_crops, spread_outputs
 
 
 def _example(encoded):
-    feature = {config.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded]))}
+    feature = {contract.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded]))}
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -50,7 +50,7 @@ def test_temporal_model_takes_a_batch_of_clips(tmp_path):
     by_bytes = loaded.signatures[export.SERVING_DEFAULT](clips=tf.constant(clips))[export.OUTPUT_KEY]
     np.testing.assert_allclose(by_bytes.numpy(), expected, atol=1e-5)
     frames = tf.train.Feature(bytes_list=tf.train.BytesList(value=list(clips[0])))
-    example = tf.train.Example(features=tf.train.Features(feature={config.CLIP_FRAMES_KEY: frames}))
+    example = tf.train.Example(features=tf.train.Features(feature={contract.CLIP_FRAMES_KEY: frames}))
     by_example = loaded.signatures[export.SERVING_TF_EXAMPLE](examples=tf.constant([example.SerializeToString()]))
     np.testing.assert_allclose(by_example[export.OUTPUT_KEY].numpy(), expected[:1], atol=1e-5)
     assert np.ptp(expected) > 0.01, f"different clips should score differently: {expected}"

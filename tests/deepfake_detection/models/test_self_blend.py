@@ -6,7 +6,7 @@ import pytest
 import skimage.data
 import tensorflow as tf
 
-from deepfake_detection import config, face_geometry
+from deepfake_detection import contract, face_geometry
 from deepfake_detection.models import data, self_blend
 
 # The astronaut's face cropped to 200 x 180 px and MTCNN's landmarks on it, as fractions of the crop.
@@ -103,17 +103,19 @@ def _write_faces(path, labels, manipulations):
     with tf.io.TFRecordWriter(str(path), "GZIP") as writer:
         for label, manipulation in zip(labels, manipulations, strict=True):
             feature = {
-                config.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
-                config.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-                config.MANIPULATION_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[manipulation.encode()])),
-                config.FACE_LANDMARKS_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=landmarks)),
+                contract.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+                contract.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                contract.MANIPULATION_KEY: tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[manipulation.encode()])
+                ),
+                contract.FACE_LANDMARKS_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=landmarks)),
             }
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
 
 def test_self_blended_input_uses_real_faces_only_each_beside_its_blend(tmp_path):
     _write_faces(tmp_path / "a.gz", [0, 1, 0, 1], ["original", "face_swap", "original", "self_warp"])
-    fakes = data.FakeSource(config.FAKE_SOURCE_SELF_BLENDED)
+    fakes = data.FakeSource(contract.FAKE_SOURCE_SELF_BLENDED)
     [(pixels, labels)] = list(data.dataset([str(tmp_path / "a.gz")], 8, training=False, fake_source=fakes))
     assert labels.numpy().tolist() == [0, 1, 0, 1]
     assert pixels.shape == (4, data.CROP_SIZE, data.CROP_SIZE, 3)
@@ -122,11 +124,11 @@ def test_self_blended_input_uses_real_faces_only_each_beside_its_blend(tmp_path)
 
 def test_both_adds_dataset_fakes_except_held_out_ones(tmp_path):
     _write_faces(tmp_path / "a.gz", [0, 1, 0, 1], ["original", "face_swap", "original", "self_warp"])
-    both = data.FakeSource(config.FAKE_SOURCE_BOTH, held_out=("self_warp",))
+    both = data.FakeSource(contract.FAKE_SOURCE_BOTH, held_out=("self_warp",))
     [(_, labels)] = list(data.dataset([str(tmp_path / "a.gz")], 8, training=False, fake_source=both))
     assert labels.numpy().tolist() == [0, 1, 1, 0, 1]
     assert data.label_counts([str(tmp_path / "a.gz")], both) == (2, 3)
-    only_dataset = data.FakeSource(config.FAKE_SOURCE_DATASET, held_out=("face_swap",))
+    only_dataset = data.FakeSource(contract.FAKE_SOURCE_DATASET, held_out=("face_swap",))
     assert data.label_counts([str(tmp_path / "a.gz")], only_dataset) == (2, 1)
 
 
@@ -141,12 +143,12 @@ def test_clips_of_real_faces_come_with_their_blended_clips(tmp_path):
     with tf.io.TFRecordWriter(str(tmp_path / "clips.gz"), "GZIP") as writer:
         for label in (0, 1, 0):
             feature = {
-                config.CLIP_FRAMES_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded] * 2)),
-                config.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-                config.FACE_LANDMARKS_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=list(landmarks) * 2)),
+                contract.CLIP_FRAMES_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded] * 2)),
+                contract.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                contract.FACE_LANDMARKS_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=list(landmarks) * 2)),
             }
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-    fakes = data.FakeSource(config.FAKE_SOURCE_SELF_BLENDED)
+    fakes = data.FakeSource(contract.FAKE_SOURCE_SELF_BLENDED)
     [(clips, labels)] = list(data.dataset([str(tmp_path / "clips.gz")], 8, False, 2, fake_source=fakes, size=64))
     assert clips.shape == (4, 2, 64, 64, 3)
     assert labels.numpy().tolist() == [0, 1, 0, 1]

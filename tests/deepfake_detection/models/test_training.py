@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from deepfake_detection import config
+from deepfake_detection import defaults
 from deepfake_detection.models.training import (
     TrainingConfig,
     WeightAverage,
@@ -65,7 +65,7 @@ def test_without_averaging_the_checkpoint_keeps_the_raw_weights(tmp_path):
 
 
 def test_ema_momentum_is_a_validated_training_setting():
-    assert TrainingConfig(backbone="blend_resnet").ema_momentum == config.EMA_MOMENTUM
+    assert TrainingConfig(backbone="blend_resnet").ema_momentum == defaults.EMA_MOMENTUM
     assert TrainingConfig.from_custom_config({"backbone": "blend_resnet", "ema_momentum": 0}).ema_momentum == 0
     with pytest.raises(ValueError, match="ema_momentum"):
         TrainingConfig(backbone="blend_resnet", ema_momentum=1.0)

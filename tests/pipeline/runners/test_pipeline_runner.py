@@ -9,11 +9,11 @@ import sys
 import pytest
 
 import pipeline_runner
-from deepfake_detection import config
+from deepfake_detection import contract, defaults
 from deepfake_detection.ingest.readers import read_dataset
-from tests.conftest import BROKEN_FILE_LIMITS, make_broken_files
+from tests.helpers import BROKEN_FILE_LIMITS, make_broken_files
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def test_ingest_command_accounts_for_every_file(sample_dataset, tmp_path):
@@ -43,7 +43,7 @@ def test_ingest_command_accounts_for_every_file(sample_dataset, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = [json.loads(line) for line in open(output / config.REPORT_FILE_NAME)]
+    rows = [json.loads(line) for line in open(output / contract.REPORT_FILE_NAME)]
     assert sorted(row["video"] for row in rows) == sorted(f"fake/{name}" for name in list(expected) + ["good.mp4"])
     for row in rows:
         assert set(row) >= {"video", "status", "reason", "frames_sampled", "faces"}
@@ -98,10 +98,10 @@ def _settings_of(monkeypatch, argv):
     [
         ("compile", [], None),
         ("compile", ["--min-unseen-auc", "0.65"], 0.65),
-        ("local", [], config.LOCAL_MIN_UNSEEN_AUC),
+        ("local", [], defaults.LOCAL_MIN_UNSEEN_AUC),
         ("local", ["--min-unseen-auc", "0.65"], 0.65),
         ("local", ["--fake-source", "dataset"], None),
-        ("local", ["--fake-source", "both", "--held-out", "self_warp"], config.LOCAL_MIN_UNSEEN_AUC),
+        ("local", ["--fake-source", "both", "--held-out", "self_warp"], defaults.LOCAL_MIN_UNSEEN_AUC),
     ],
 )
 def test_min_unseen_auc_flag_feeds_the_blessing(monkeypatch, tmp_path, command, flags, expected):
@@ -109,7 +109,7 @@ def test_min_unseen_auc_flag_feeds_the_blessing(monkeypatch, tmp_path, command, 
     where = ["--data-root", str(tmp_path), "--output-dir", str(tmp_path / "out")] if command == "local" else []
     settings = _settings_of(monkeypatch, [command, *where, *flags])
     assert settings.blessing.min_unseen_video_auc == expected
-    default_ensemble = list(config.KUBEFLOW_BACKBONES) if command == "compile" else list(config.LOCAL_ENSEMBLE)
+    default_ensemble = list(defaults.KUBEFLOW_BACKBONES) if command == "compile" else list(defaults.LOCAL_ENSEMBLE)
     assert list(settings.ensemble_members) == default_ensemble
     if command == "local" and "--held-out" in flags:
         assert settings.training_settings["*"]["held_out_manipulations"] == ["self_warp"]
@@ -118,10 +118,10 @@ def test_min_unseen_auc_flag_feeds_the_blessing(monkeypatch, tmp_path, command, 
 @pytest.mark.parametrize(
     "flags, epochs, patience",
     [
-        ([], config.LOCAL_EPOCHS, config.LOCAL_EARLY_STOPPING_PATIENCE),
+        ([], defaults.LOCAL_EPOCHS, defaults.LOCAL_EARLY_STOPPING_PATIENCE),
         (["--epochs", "3", "--patience", "2"], 3, 2),
-        (["--quality"], config.QUALITY_EPOCHS, config.QUALITY_EARLY_STOPPING_PATIENCE),
-        (["--quality", "--epochs", "60"], 60, config.QUALITY_EARLY_STOPPING_PATIENCE),
+        (["--quality"], defaults.QUALITY_EPOCHS, defaults.QUALITY_EARLY_STOPPING_PATIENCE),
+        (["--quality", "--epochs", "60"], 60, defaults.QUALITY_EARLY_STOPPING_PATIENCE),
     ],
 )
 def test_the_quality_preset_trains_longer(monkeypatch, tmp_path, flags, epochs, patience):

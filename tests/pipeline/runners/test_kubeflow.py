@@ -14,8 +14,8 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 import pipeline_runner
-from pipeline.runners import beam, kubeflow
-from tests.conftest import loopback_http_server
+from pipeline.runners import kubeflow
+from tests.helpers import loopback_http_server
 
 BACKBONES = "meso4,mesoinception4"
 COMPILE_FLAGS = ["--image", "registry.example/deepfake-pipeline:1.2", "--pipeline-root", "gs://bucket/root"]
@@ -246,36 +246,3 @@ def test_missing_endpoint_is_refused(monkeypatch):
     monkeypatch.delenv("KFP_ENDPOINT", raising=False)
     with pytest.raises(SystemExit, match="KFP_ENDPOINT"):
         pipeline_runner.main(["submit"])
-
-
-@pytest.mark.parametrize(
-    "runner, options, expected",
-    [
-        ("direct", {"direct_num_workers": 0}, "--direct_running_mode=multi_processing"),
-        (
-            "dataflow",
-            {"project": "p", "region": "r", "temp_location": "gs://t", "image": "i"},
-            "--runner=DataflowRunner",
-        ),
-        ("flink", {"flink_master": "flink:8081", "image": "i"}, "--flink_master=flink:8081"),
-        ("flink", {"flink_master": "flink:8081", "image": "i", "max_workers": 16}, "--parallelism=16"),
-        (
-            "dataflow",
-            {"project": "p", "region": "r", "temp_location": "gs://t", "image": "i", "max_workers": 20},
-            "--max_num_workers=20",
-        ),
-        (
-            "dataflow",
-            {"project": "p", "region": "r", "temp_location": "gs://t", "image": "i", "machine_type": "n1-highcpu-16"},
-            "--machine_type=n1-highcpu-16",
-        ),
-        ("spark", {"spark_master": "spark://s:7077", "image": "i"}, "--spark_master_url=spark://s:7077"),
-    ],
-)
-def test_beam_presets(runner, options, expected):
-    assert expected in beam.beam_args(runner, **options)
-
-
-def test_beam_preset_names_what_it_misses():
-    with pytest.raises(ValueError, match="--project, --region"):
-        beam.beam_args("dataflow", image="i", temp_location="gs://t")

@@ -10,10 +10,9 @@ import numpy as np
 from serving import launch
 from serving.clients import GrpcClient, ModelTarget, RestClient
 from serving.local_model import InProcessModel
-from tests.conftest import face_crops
-from tests.serving.conftest import free_port, push
+from tests.helpers import face_crops, free_port, push
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def _serve(tmp_path, serving_dir, *flags):

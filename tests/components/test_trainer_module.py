@@ -3,7 +3,7 @@
 import keras_tuner
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from components.training.module import _hparams
+from components.trainer_module import _hparams
 from deepfake_detection.models.training import TrainingConfig, search_space
 
 

@@ -8,11 +8,12 @@ import time
 import pytest
 import tensorflow as tf
 
-from deepfake_detection import config
-from deepfake_detection.ingest.folder import CLIPS_DIR, ingest_folder, ingest_in_worker, split_file
+from deepfake_detection import contract
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
-from tests.conftest import BROKEN_FILE_LIMITS, make_broken_files
+from deepfake_detection.ingest.standalone import CLIPS_DIR, ingest_folder, split_file
+from tests.deepfake_detection.ingest.worker_tasks import crash_on_marked_files, hang_on_marked_files
+from tests.helpers import BROKEN_FILE_LIMITS, make_broken_files
 
 SMALL = {"frames_per_video": 6, "image_size": 64, "clip_length": 3}
 
@@ -30,12 +31,12 @@ def dataset(tmp_path_factory, sample_dataset):
 
 def _examples(folder):
     found = {}
-    for split in config.SPLIT_NAMES:
+    for split in contract.SPLIT_NAMES:
         for record in tf.data.TFRecordDataset(split_file(folder, split), compression_type="GZIP"):
             feature = tf.train.Example.FromString(record.numpy()).features.feature
-            video = feature[config.VIDEO_ID_KEY].bytes_list.value[0]
-            frame = feature[config.FRAME_INDEX_KEY].int64_list.value[0]
-            found.setdefault(split, set()).add((video, frame, tuple(feature[config.FACE_BOX_KEY].int64_list.value)))
+            video = feature[contract.VIDEO_ID_KEY].bytes_list.value[0]
+            frame = feature[contract.FRAME_INDEX_KEY].int64_list.value[0]
+            found.setdefault(split, set()).add((video, frame, tuple(feature[contract.FACE_BOX_KEY].int64_list.value)))
     return found
 
 
@@ -46,7 +47,7 @@ def test_every_file_is_reported_and_workers_write_the_same_examples(dataset, tmp
     lines = []
     ingest_config = IngestConfig(**SMALL, **BROKEN_FILE_LIMITS)
     counts = ingest_folder(records, ingest_config, str(tmp_path / "out"), workers, progress=lines.append)
-    rows = [json.loads(line) for line in open(tmp_path / "out" / config.REPORT_FILE_NAME)]
+    rows = [json.loads(line) for line in open(tmp_path / "out" / contract.REPORT_FILE_NAME)]
     assert [row["video"] for row in rows] == sorted(r.relative_path for r in records)
     assert sum(counts.values()) == len(records) == len(lines)
     assert counts["ok"] == 3
@@ -58,7 +59,7 @@ def test_every_file_is_reported_and_workers_write_the_same_examples(dataset, tmp
     assert sum(len(v) for v in faces.values()) == sum(row["faces"] for row in rows) > 0
     clips = sum(
         1
-        for split in config.SPLIT_NAMES
+        for split in contract.SPLIT_NAMES
         for _ in tf.data.TFRecordDataset(split_file(str(tmp_path / "out" / CLIPS_DIR), split), compression_type="GZIP")
     )
     assert clips == sum(row["clips"] for row in rows) > 0
@@ -66,20 +67,6 @@ def test_every_file_is_reported_and_workers_write_the_same_examples(dataset, tmp
         single = tmp_path / "single"
         ingest_folder(records, ingest_config, str(single), 1)
         assert _examples(str(single)) == faces
-
-
-def crash_on_marked_files(record):
-    """A worker task that dies like a native decoder crash on files named `crash*`."""
-    if os.path.basename(record.path).startswith("crash"):
-        os._exit(11)
-    return ingest_in_worker(record)
-
-
-def hang_on_marked_files(record):
-    """A worker task that never returns on files named `hang*`, like a decoder stuck in a loop."""
-    if os.path.basename(record.path).startswith("hang"):
-        time.sleep(3600)
-    return ingest_in_worker(record)
 
 
 def _three_good_and(sample_dataset, tmp_path, bad_name: str):
@@ -94,7 +81,7 @@ def _three_good_and(sample_dataset, tmp_path, bad_name: str):
 
 def _bad_file_reason(tmp_path, counts, bad_name: str) -> str:
     """The bad file's reason, after checking that only it failed and every face reported was written."""
-    rows = {row["video"]: row for row in map(json.loads, open(tmp_path / "out" / config.REPORT_FILE_NAME))}
+    rows = {row["video"]: row for row in map(json.loads, open(tmp_path / "out" / contract.REPORT_FILE_NAME))}
     assert counts == {"ok": 3, "no_face": 0, "unreadable": 1, "rejected": 0}
     assert sum(len(v) for v in _examples(str(tmp_path / "out")).values()) == sum(r["faces"] for r in rows.values())
     return rows[f"real/{bad_name}"]["reason"]
