@@ -83,3 +83,19 @@ OUTPUT_KEY = "fake_probability"
 
 REPORT_FILE_NAME = "ingest_report.jsonl"
 EXAMPLES_FILE_PREFIX = "data_tfrecord"
+
+# Every backbone's name: the names the pipeline can push a model under (beside the ensemble). Listed here, apart
+# from `models.registry`, so that the detection service can name them without importing Keras; a test checks
+# that the registry holds exactly these.
+BACKBONE_NAMES = (
+    "blend_resnet",
+    "compact_cnn",
+    "densenet121",
+    "efficientnet_v2m",
+    "fusion",
+    "meso4",
+    "mesoinception4",
+    "resnet50",
+    "resnext_lstm",
+    "xception",
+)

@@ -21,9 +21,11 @@ A pushed folder (`outputs/serving_models/<model>/<version>/`) is chosen from by
 the same rule (`choose`).
 """
 
+import re
 import time
 from typing import List, Optional, Sequence
 
+from deepfake_detection import contract
 from deepfake_detection.component_ids import ENSEMBLE_MODEL
 from serving.clients import GrpcClient, ModelTarget, ServingError
 
@@ -49,18 +51,20 @@ def choose(names: Sequence[str], where: str) -> str:
     raise ModelChoiceError(f"{where} has the models {served} and none is {ENSEMBLE_MODEL!r}: name one of them")
 
 
-def names_in_config(path: str) -> List[str]:
-    """The model names of a TF Serving model config file (`models.config`)."""
-    from serving import model_config
+# A model's `name` in a TF Serving model config (text format): the only field of that config so named.
+_CONFIG_NAME = re.compile(r'^\s*name\s*:\s*"([^"]+)"', re.MULTILINE)
 
-    return [entry.name for entry in model_config.read_models_config(path).model_config_list.config]
+
+def names_in_config(path: str) -> List[str]:
+    """The model names of a TF Serving model config file (`models.config`), read without TensorFlow's protos
+    (the detection service's image has none)."""
+    with open(path) as f:
+        return _CONFIG_NAME.findall(f.read())
 
 
 def candidate_names() -> List[str]:
-    """Every name the pipeline can push a model under: its registered backbones and the ensemble."""
-    from deepfake_detection.models.registry import BACKBONES
-
-    return sorted(BACKBONES) + [ENSEMBLE_MODEL]
+    """Every name the pipeline can push a model under: its backbones and the ensemble."""
+    return sorted(contract.BACKBONE_NAMES) + [ENSEMBLE_MODEL]
 
 
 def served_names(address: str, candidates: Sequence[str], wait_s: float = WAIT_S) -> List[str]:

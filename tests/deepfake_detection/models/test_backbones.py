@@ -84,3 +84,11 @@ def test_lstm_runs_over_the_time_axis():
 def test_fusion_rejects_an_unknown_backbone():
     with pytest.raises(ValueError, match="fusion_backbones"):
         get_backbone("fusion").build(ModelSettings(input_size=71, fusion_backbones=("xception", "vgg")), {})
+
+
+def test_the_contract_names_every_registered_backbone():
+    """The detection service names the backbones from the contract, without importing Keras: the same names."""
+    from deepfake_detection import contract
+    from deepfake_detection.models.registry import BACKBONES
+
+    assert sorted(contract.BACKBONE_NAMES) == sorted(BACKBONES)
