@@ -13,9 +13,11 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import socket
+import subprocess
 import sys
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A bench measures the checkout it sits in, not a copy installed elsewhere (`python bench/x.py` puts only bench/
@@ -23,6 +25,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 RESULTS_DIR = os.path.join(ROOT, "outputs", "bench")
+
+
+def stop(processes: Sequence[subprocess.Popen], work: str) -> None:
+    """Ends a bench's servers (newest first) and removes its working folder, however the bench ended."""
+    for process in reversed(processes):
+        process.terminate()
+        process.wait(timeout=30)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def free_port() -> int:

@@ -17,7 +17,6 @@ then the service's defaults (1 analysis running and 3 waiting per key).
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,8 @@ from serving.auth import KeyStore
 from serving.detection_service import ServiceSettings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serving_bench import export_bench_model, free_port  # noqa: E402
+import _common  # noqa: E402
+from serving_bench import export_bench_model  # noqa: E402
 
 BURSTERS = 12
 DEFAULTS = ServiceSettings()
@@ -112,7 +112,7 @@ def main() -> None:
         paths = model_config.write_serving_configs(
             os.path.join(work, "config"), [model_config.ServingModel("bench", os.path.join(work, "models", "bench"))]
         )
-        grpc_port, rest_port = free_port(), free_port()
+        grpc_port, rest_port = _common.free_port(), _common.free_port()
         command = launch.model_server_command(paths[model_config.MODELS_CONFIG_FILE], grpc_port, rest_port)
         processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         launch.wait_until_available(f"http://127.0.0.1:{rest_port}", "bench", processes[0])
@@ -127,7 +127,7 @@ def main() -> None:
             "512x512 one-face JPEG per request"
         )
         for name, (in_flight, queued) in SETTINGS.items():
-            http_port = free_port()
+            http_port = _common.free_port()
             service = [sys.executable, "-m", "serving.detection_service", "--port", str(http_port), "--auth", "keys"]
             service += ["--model-server", f"127.0.0.1:{grpc_port}", "--model-name", "bench"]
             service += ["--history-url", history_url]
@@ -146,10 +146,7 @@ def main() -> None:
                 process.terminate()
                 process.wait(timeout=30)
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
+        _common.stop(processes, work)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ in front of it, both with their default flags, and then runs, in order:
 import base64
 import json
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -38,8 +37,9 @@ import skimage.data
 from serving import launch, model_config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
 from service_bench import PeakMemory, tree_rss_mib  # noqa: E402
-from serving_bench import export_bench_model, free_port  # noqa: E402
+from serving_bench import export_bench_model  # noqa: E402
 
 BOUNDARY = "probe-boundary"
 
@@ -184,7 +184,7 @@ def main() -> None:
         paths = model_config.write_serving_configs(
             os.path.join(work, "config"), [model_config.ServingModel("bench", os.path.join(work, "models", "bench"))]
         )
-        grpc_port, rest_port, http_port = free_port(), free_port(), free_port()
+        grpc_port, rest_port, http_port = _common.free_port(), _common.free_port(), _common.free_port()
         command = launch.model_server_command(paths[model_config.MODELS_CONFIG_FILE], grpc_port, rest_port)
         processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         rest_url = f"http://127.0.0.1:{rest_port}"
@@ -199,10 +199,7 @@ def main() -> None:
         print(f"Model server: {os.path.basename(command[0])}; {os.cpu_count()} cores; both at their defaults")
         probe(url, http_port, rest_url, processes[1].pid, processes[0].pid, image)
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
+        _common.stop(processes, work)
 
 
 if __name__ == "__main__":

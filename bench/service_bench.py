@@ -213,10 +213,7 @@ def main() -> None:
         figures["clips_3s_720p"] = throughput(url, title, "clip.mp4", clip, args.video_requests, processes[1].pid)
         BENCH.write(args, figures)
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
+        _common.stop(processes, work)
 
 
 if __name__ == "__main__":
