@@ -37,6 +37,7 @@ file's name, type, size and SHA-256, never the media.
 
 import argparse
 import asyncio
+import concurrent.futures
 import ctypes
 import dataclasses
 import hashlib
@@ -80,6 +81,8 @@ CLIENT_GONE = 499
 MAX_HISTORY_OFFSET = 2**63 - 1
 # How often a waiting /v1/detect request checks that its client is still there.
 _DISCONNECT_POLL_S = 0.25
+# The longest an analysis thread waits for the event loop to say whether its client is still there.
+_DISCONNECT_CHECK_S = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -534,11 +537,12 @@ def _add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
             return refused(e, key)
         gone = threading.Event()
         watcher = asyncio.ensure_future(_watch_disconnect(request, gone))
+        abandoned = _abandoned(request, gone, asyncio.get_running_loop())
         try:
             status, answer = await run_in_threadpool(
                 service.admission.run,
                 place,
-                lambda: service.analyse_all(uploads, thumbnails, principal=key, abandoned=gone.is_set),
+                lambda: service.analyse_all(uploads, thumbnails, principal=key, abandoned=abandoned),
             )
         finally:
             watcher.cancel()
@@ -681,6 +685,22 @@ async def _body_chunks(request: Request, settings: ServiceSettings) -> AsyncIter
         except ClientDisconnect:
             raise MediaError("client_gone", CLIENT_GONE, "the client went away before its upload arrived") from None
         yield chunk
+
+
+def _abandoned(request: Request, gone: threading.Event, loop: asyncio.AbstractEventLoop) -> Callable[[], bool]:
+    """Whether the client has gone, for the analysis thread: the watcher's word, else a fresh look on the event
+    loop (which first takes in the connection's pending events), so a client that left moments ago, while the
+    watcher slept or the loop was busy, is not analysed or recorded for nobody."""
+
+    def abandoned() -> bool:
+        if gone.is_set():
+            return True
+        try:
+            return asyncio.run_coroutine_threadsafe(request.is_disconnected(), loop).result(_DISCONNECT_CHECK_S)
+        except (TimeoutError, concurrent.futures.TimeoutError, RuntimeError):
+            return False
+
+    return abandoned
 
 
 async def _watch_disconnect(request: Request, gone: threading.Event) -> None:

@@ -15,7 +15,7 @@ from tfx import v1 as tfx
 from components.anomaly_gate import DataValidationResult
 from components.video_example_gen.component import IngestReport
 from deepfake_detection import contract, sample_data
-from deepfake_detection.evaluation import report
+from deepfake_detection.evaluation import model_card, report
 from deepfake_detection.evaluation.eval_config import BlessingConfig
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from pipeline.pipeline import PipelineSettings, create_pipeline
@@ -27,7 +27,7 @@ COMPONENTS = (
     {"VideoExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomalyGate"}
     | {f"{kind}.{name}" for kind in ("Tuner", "Trainer") for name in BACKBONES}
     | {"EnsembleTrainer"}
-    | {f"{kind}.{name}" for kind in ("LatestBlessedModel", "Evaluator", "Pusher") for name in MODELS}
+    | {f"{kind}.{name}" for kind in ("LatestBlessedModel", "Evaluator", "Pusher", "ModelCard") for name in MODELS}
 )
 
 
@@ -92,8 +92,10 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
     for model in models:
         loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
         face = tf.io.encode_png(tf.zeros((64, 64, 3), tf.uint8))
-        probability = loaded.signatures["serving_default"](images=tf.stack([face]))["fake_probability"]
-        assert 0.0 <= float(probability[0]) <= 1.0
+        outputs = loaded.signatures["serving_default"](images=tf.stack([face]))
+        assert 0.0 <= float(outputs["fake_probability"][0]) <= 1.0
+        fake_threshold, real_threshold, slope, _ = outputs["operating_point"][0].numpy()
+        assert 0.0 <= real_threshold <= fake_threshold <= 1.0 and slope > 0, "the point fitted on the eval split"
         metrics = json.load(open(os.path.join(model.uri, "eval_metrics.json")))
         assert 0.0 <= metrics["auc"] <= 1.0
     assert sorted(json.load(open(os.path.join(m.uri, "eval_metrics.json")))["backbone"] for m in models) == sorted(
@@ -111,6 +113,16 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
         [version] = os.listdir(tmp_path / "serving_models" / name)
         pushed = tf.saved_model.load(str(tmp_path / "serving_models" / name / version))
         assert "serving_default" in pushed.signatures
+    for name in MODELS:
+        [version] = os.listdir(tmp_path / "serving_models" / name)
+        card = model_card.read_card(str(tmp_path / "serving_models" / name / version))
+        assert card["model_name"] == name and card["version"] == int(version) and card["blessed"]
+        assert card["operating_point"]["real_videos"] >= 1 and card["test_rates"]["reals_accused"]["of"] >= 1
+        assert set(card["training_data"]["splits"]) >= {"train", "eval"} and card["known_limits"]
+        assert "video_auc" in card["evaluation"]
+        page = model_card.read_card_html(str(tmp_path / "serving_models" / name / version))
+        assert f"Model card: {name}" in page and "Operating point" in page
+    assert len(report.operating_point_lines(root)) >= len(MODELS)
     lines = report.evaluation_lines(root, str(tmp_path / "serving_models"))
     assert sum("blessed; pushed to" in line for line in lines) == len(MODELS), lines
     assert sum("unseen video AUC" in line for line in lines) == len(MODELS), "self-blended training: all unseen"
@@ -122,7 +134,9 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
     states = {}
     for execution in second_run:
         states.setdefault(execution_types[execution.type_id], set()).add(execution.last_known_state)
-    rerun = {"Resolver", "EvaluatorWithRunSettings", "Pusher"}  # execution types are named after the classes
+    # execution types are named after the classes
+    rerun = {"Resolver", "EvaluatorWithRunSettings", "Pusher", "ModelCard"}
     assert all(state == {second_run[0].CACHED} for kind, state in states.items() if kind not in rerun), states
-    # A blessed baseline now exists, so every Evaluator runs again (candidate against it) and its Pusher follows.
+    # A blessed baseline now exists, so every Evaluator runs again (candidate against it); its Pusher and model
+    # card follow.
     assert all(states[kind] == {second_run[0].COMPLETE} for kind in rerun), states
