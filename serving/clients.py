@@ -3,7 +3,7 @@
 Both send a batch of encoded face crops (JPEG/PNG bytes) to `serving_default`
 and return the fake probabilities, with the operating point of the version
 that computed them (an output of the signature), so callers can swap one for
-the other.
+the other; `explain` sends them to the `explain` signature for a map per face.
 """
 
 import base64
@@ -51,6 +51,16 @@ class Prediction:
     operating_point: Optional[OperatingPoint] = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    """The `explain` signature's answer: face probabilities and a map per face ([N, g, g], 1 where a face looks
+    most manipulated), and the version that computed them."""
+
+    probabilities: np.ndarray
+    heatmaps: np.ndarray
+    model_version: Optional[int]
+
+
 def point_from_output(rows: Any) -> Optional[OperatingPoint]:
     """The operating point from the signature's `operating_point` output ([N, 4], one row per face)."""
     values = np.asarray(rows, np.float64)
@@ -77,12 +87,20 @@ class InProcessModel:
 
     def __init__(self, saved_model_dir: str, target: Optional[ModelTarget] = None):
         self.target = target or ModelTarget(saved_model_dir)
-        self._signature = tf.saved_model.load(saved_model_dir).signatures[self.target.signature_name]
+        self._signatures = tf.saved_model.load(saved_model_dir).signatures
+
+    def _run(self, signature_name: str, images: Sequence[bytes]) -> dict:
+        outputs = self._signatures[signature_name](**{self.target.input_name: tf.constant(list(images), tf.string)})
+        return {key: value.numpy() for key, value in outputs.items()}
 
     def predict(self, images: Sequence[bytes]) -> Prediction:
-        outputs = self._signature(**{self.target.input_name: tf.constant(list(images), tf.string)})
-        point = point_from_output(outputs[POINT_KEY].numpy()) if POINT_KEY in outputs else None
-        return Prediction(outputs[config.OUTPUT_KEY].numpy(), None, point)
+        outputs = self._run(self.target.signature_name, images)
+        point = point_from_output(outputs[POINT_KEY]) if POINT_KEY in outputs else None
+        return Prediction(outputs[config.OUTPUT_KEY], None, point)
+
+    def explain(self, images: Sequence[bytes]) -> Explanation:
+        outputs = self._run(config.EXPLAIN_SIGNATURE, images)
+        return Explanation(outputs[config.OUTPUT_KEY], outputs[config.HEATMAP_KEY], None)
 
 
 class RestClient:
@@ -115,10 +133,18 @@ class RestClient:
                 message = text
             raise ServingError(e.code, message) from e
 
-    def predict(self, images: Sequence[bytes]) -> Prediction:
+    def _predict(self, signature_name: str, images: Sequence[bytes]) -> list:
         instances = [{"b64": base64.b64encode(image).decode()} for image in images]
-        body = {"signature_name": self.target.signature_name, "instances": instances}
-        rows = self._call(f"{self._model_url()}:predict", body)["predictions"]
+        body = {"signature_name": signature_name, "instances": instances}
+        return self._call(f"{self._model_url()}:predict", body)["predictions"]
+
+    def explain(self, images: Sequence[bytes]) -> Explanation:
+        rows = self._predict(config.EXPLAIN_SIGNATURE, images)
+        probabilities = np.asarray([row[config.OUTPUT_KEY] for row in rows], np.float32)
+        return Explanation(probabilities, np.asarray([row[config.HEATMAP_KEY] for row in rows], np.float32), None)
+
+    def predict(self, images: Sequence[bytes]) -> Prediction:
+        rows = self._predict(self.target.signature_name, images)
         if rows and isinstance(rows[0], dict):
             point = point_from_output([row[POINT_KEY] for row in rows]) if POINT_KEY in rows[0] else None
             probabilities = np.asarray([row[config.OUTPUT_KEY] for row in rows], np.float32)
@@ -157,10 +183,19 @@ class GrpcClient:
         except grpc.RpcError as e:
             raise ServingError(e.code().name, e.details()) from e
 
-    def predict(self, images: Sequence[bytes]) -> Prediction:
-        request = predict_pb2.PredictRequest(model_spec=self._spec(self.target.signature_name))
+    def _predict(self, signature_name: str, images: Sequence[bytes]) -> predict_pb2.PredictResponse:
+        request = predict_pb2.PredictRequest(model_spec=self._spec(signature_name))
         request.inputs[self.target.input_name].CopyFrom(tensors.strings_to_proto(list(images)))
-        response = self._call(self._predictions.Predict, request)
+        return self._call(self._predictions.Predict, request)
+
+    def explain(self, images: Sequence[bytes]) -> Explanation:
+        response = self._predict(config.EXPLAIN_SIGNATURE, images)
+        probabilities = tensors.proto_to_array(response.outputs[config.OUTPUT_KEY]).astype(np.float32)
+        heatmaps = tensors.proto_to_array(response.outputs[config.HEATMAP_KEY]).astype(np.float32)
+        return Explanation(probabilities, heatmaps, response.model_spec.version.value)
+
+    def predict(self, images: Sequence[bytes]) -> Prediction:
+        response = self._predict(self.target.signature_name, images)
         probabilities = tensors.proto_to_array(response.outputs[config.OUTPUT_KEY]).astype(np.float32)
         point = None
         if POINT_KEY in response.outputs:

@@ -10,6 +10,11 @@ Signatures:
   its faces; the point is also written to `assets.extra/operating_point.json`.
 - `serving_tf_example`: serialized tf.Examples (`examples` [N]) ->
   `fake_probability` only, for TensorFlow Model Analysis.
+- `explain` (face models only): `images` [N] -> `fake_probability` [N] and
+  `heatmap` [N, g, g] in [0, 1], where each face looks manipulated
+  (`explain.explainer`): computed by the
+  same weights in the same graph, so any TF Serving client can ask for it;
+  it costs a backward pass, so clients call it only when asked.
 Decoding and resizing are the input functions' own (`data.decode_images`), and
 the backbone's normalisation is inside the Keras model, so serving equals training.
 Warm-up requests (one grey face, or one clip of them) are stored in
@@ -26,7 +31,7 @@ import tensorflow as tf
 
 from deepfake_detection import config, warmup
 from deepfake_detection.evaluation import operating_point
-from deepfake_detection.models import data
+from deepfake_detection.models import data, explain
 
 SERVING_DEFAULT = config.SERVING_DEFAULT
 SERVING_TF_EXAMPLE = config.SERVING_TF_EXAMPLE
@@ -83,6 +88,15 @@ def export_saved_model(
 
     archive.add_endpoint(SERVING_DEFAULT, serve_images)
     archive.add_endpoint(SERVING_TF_EXAMPLE, serve_examples)
+    if not clip_length:
+        explainer = explain.explainer(model)
+
+        @tf.function(input_signature=[image_spec])
+        def serve_explanations(encoded: tf.Tensor) -> dict:
+            probabilities, maps = explainer(pixels_from_bytes(encoded))
+            return {OUTPUT_KEY: probabilities, config.HEATMAP_KEY: maps}
+
+        archive.add_endpoint(config.EXPLAIN_SIGNATURE, serve_explanations)
     archive.write_out(export_dir, verbose=False)
     grey_face = tf.io.encode_png(tf.fill([data.CROP_SIZE, data.CROP_SIZE, 3], tf.constant(128, tf.uint8))).numpy()
     sample = np.array([[grey_face] * clip_length] if clip_length else [grey_face], dtype=object)
