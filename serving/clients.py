@@ -44,21 +44,13 @@ class ServingError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Prediction:
     """Face probabilities, the version that computed them, and that version's operating point (None if it has
-    none: a model exported before points were fitted)."""
+    none: a model exported before points were fitted); from `explain`, also a map per face ([N, g, g] in
+    [0, 1], 1 where a face looks most manipulated)."""
 
     probabilities: np.ndarray
     model_version: Optional[int]
     operating_point: Optional[OperatingPoint] = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Explanation:
-    """The `explain` signature's answer: face probabilities and a map per face ([N, g, g], 1 where a face looks
-    most manipulated), and the version that computed them."""
-
-    probabilities: np.ndarray
-    heatmaps: np.ndarray
-    model_version: Optional[int]
+    heatmaps: Optional[np.ndarray] = None
 
 
 def point_from_output(rows: Any) -> Optional[OperatingPoint]:
@@ -89,18 +81,18 @@ class InProcessModel:
         self.target = target or ModelTarget(saved_model_dir)
         self._signatures = tf.saved_model.load(saved_model_dir).signatures
 
-    def _run(self, signature_name: str, images: Sequence[bytes]) -> dict:
+    def _run(self, signature_name: str, images: Sequence[bytes]) -> Prediction:
         outputs = self._signatures[signature_name](**{self.target.input_name: tf.constant(list(images), tf.string)})
-        return {key: value.numpy() for key, value in outputs.items()}
+        point = point_from_output(outputs[POINT_KEY].numpy()) if POINT_KEY in outputs else None
+        heatmaps = outputs[config.HEATMAP_KEY].numpy() if config.HEATMAP_KEY in outputs else None
+        return Prediction(outputs[config.OUTPUT_KEY].numpy(), None, point, heatmaps)
 
     def predict(self, images: Sequence[bytes]) -> Prediction:
-        outputs = self._run(self.target.signature_name, images)
-        point = point_from_output(outputs[POINT_KEY]) if POINT_KEY in outputs else None
-        return Prediction(outputs[config.OUTPUT_KEY], None, point)
+        return self._run(self.target.signature_name, images)
 
-    def explain(self, images: Sequence[bytes]) -> Explanation:
-        outputs = self._run(config.EXPLAIN_SIGNATURE, images)
-        return Explanation(outputs[config.OUTPUT_KEY], outputs[config.HEATMAP_KEY], None)
+    def explain(self, images: Sequence[bytes]) -> Prediction:
+        """`predict` through the `explain` signature: with a map per face."""
+        return self._run(config.EXPLAIN_SIGNATURE, images)
 
 
 class RestClient:
@@ -133,23 +125,25 @@ class RestClient:
                 message = text
             raise ServingError(e.code, message) from e
 
-    def _predict(self, signature_name: str, images: Sequence[bytes]) -> list:
+    def _run(self, signature_name: str, images: Sequence[bytes]) -> Prediction:
         instances = [{"b64": base64.b64encode(image).decode()} for image in images]
         body = {"signature_name": signature_name, "instances": instances}
-        return self._call(f"{self._model_url()}:predict", body)["predictions"]
-
-    def explain(self, images: Sequence[bytes]) -> Explanation:
-        rows = self._predict(config.EXPLAIN_SIGNATURE, images)
-        probabilities = np.asarray([row[config.OUTPUT_KEY] for row in rows], np.float32)
-        return Explanation(probabilities, np.asarray([row[config.HEATMAP_KEY] for row in rows], np.float32), None)
-
-    def predict(self, images: Sequence[bytes]) -> Prediction:
-        rows = self._predict(self.target.signature_name, images)
+        rows = self._call(f"{self._model_url()}:predict", body)["predictions"]
         if rows and isinstance(rows[0], dict):
             point = point_from_output([row[POINT_KEY] for row in rows]) if POINT_KEY in rows[0] else None
             probabilities = np.asarray([row[config.OUTPUT_KEY] for row in rows], np.float32)
-            return Prediction(probabilities, self.target.version, point)
+            heatmaps = None
+            if config.HEATMAP_KEY in rows[0]:
+                heatmaps = np.asarray([row[config.HEATMAP_KEY] for row in rows], np.float32)
+            return Prediction(probabilities, self.target.version, point, heatmaps)
         return Prediction(np.asarray(rows, np.float32), self.target.version)
+
+    def predict(self, images: Sequence[bytes]) -> Prediction:
+        return self._run(self.target.signature_name, images)
+
+    def explain(self, images: Sequence[bytes]) -> Prediction:
+        """`predict` through the `explain` signature: with a map per face."""
+        return self._run(config.EXPLAIN_SIGNATURE, images)
 
     def status(self) -> get_model_status_pb2.GetModelStatusResponse:
         return json_format.ParseDict(self._call(self._model_url()), get_model_status_pb2.GetModelStatusResponse())
@@ -183,24 +177,24 @@ class GrpcClient:
         except grpc.RpcError as e:
             raise ServingError(e.code().name, e.details()) from e
 
-    def _predict(self, signature_name: str, images: Sequence[bytes]) -> predict_pb2.PredictResponse:
+    def _run(self, signature_name: str, images: Sequence[bytes]) -> Prediction:
         request = predict_pb2.PredictRequest(model_spec=self._spec(signature_name))
         request.inputs[self.target.input_name].CopyFrom(tensors.strings_to_proto(list(images)))
-        return self._call(self._predictions.Predict, request)
-
-    def explain(self, images: Sequence[bytes]) -> Explanation:
-        response = self._predict(config.EXPLAIN_SIGNATURE, images)
+        response = self._call(self._predictions.Predict, request)
         probabilities = tensors.proto_to_array(response.outputs[config.OUTPUT_KEY]).astype(np.float32)
-        heatmaps = tensors.proto_to_array(response.outputs[config.HEATMAP_KEY]).astype(np.float32)
-        return Explanation(probabilities, heatmaps, response.model_spec.version.value)
-
-    def predict(self, images: Sequence[bytes]) -> Prediction:
-        response = self._predict(self.target.signature_name, images)
-        probabilities = tensors.proto_to_array(response.outputs[config.OUTPUT_KEY]).astype(np.float32)
-        point = None
+        point, heatmaps = None, None
         if POINT_KEY in response.outputs:
             point = point_from_output(tensors.proto_to_array(response.outputs[POINT_KEY]))
-        return Prediction(probabilities, response.model_spec.version.value, point)
+        if config.HEATMAP_KEY in response.outputs:
+            heatmaps = tensors.proto_to_array(response.outputs[config.HEATMAP_KEY]).astype(np.float32)
+        return Prediction(probabilities, response.model_spec.version.value, point, heatmaps)
+
+    def predict(self, images: Sequence[bytes]) -> Prediction:
+        return self._run(self.target.signature_name, images)
+
+    def explain(self, images: Sequence[bytes]) -> Prediction:
+        """`predict` through the `explain` signature: with a map per face."""
+        return self._run(config.EXPLAIN_SIGNATURE, images)
 
     def status(self) -> get_model_status_pb2.GetModelStatusResponse:
         request = get_model_status_pb2.GetModelStatusRequest(model_spec=self._spec())

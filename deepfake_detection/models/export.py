@@ -10,8 +10,8 @@ Signatures:
   its faces; the point is also written to `assets.extra/operating_point.json`.
 - `serving_tf_example`: serialized tf.Examples (`examples` [N]) ->
   `fake_probability` only, for TensorFlow Model Analysis.
-- `explain` (face models only): `images` [N] -> `fake_probability` [N] and
-  `heatmap` [N, g, g] in [0, 1], where each face looks manipulated
+- `explain` (face models only): `images` [N] -> `serving_default`'s outputs
+  and `heatmap` [N, g, g] in [0, 1], where each face looks manipulated
   (`explain.explainer`): computed by the
   same weights in the same graph, so any TF Serving client can ask for it;
   it costs a backward pass, so clients call it only when asked.
@@ -74,12 +74,14 @@ def export_saved_model(
         pixels_from_bytes = data.decode_images
         bytes_key = config.IMAGE_KEY
 
-    @tf.function(input_signature=[image_spec])
-    def serve_images(encoded: tf.Tensor) -> dict:
-        outputs = _probabilities(model, pixels_from_bytes(encoded))
+    def with_point(outputs: dict, encoded: tf.Tensor) -> dict:
         if vector is not None:
             outputs[operating_point.OUTPUT_KEY] = tf.tile(vector[None, :], [tf.shape(encoded)[0], 1])
         return outputs
+
+    @tf.function(input_signature=[image_spec])
+    def serve_images(encoded: tf.Tensor) -> dict:
+        return with_point(_probabilities(model, pixels_from_bytes(encoded)), encoded)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=config.EXAMPLES_INPUT)])
     def serve_examples(serialized: tf.Tensor) -> dict:
@@ -94,7 +96,7 @@ def export_saved_model(
         @tf.function(input_signature=[image_spec])
         def serve_explanations(encoded: tf.Tensor) -> dict:
             probabilities, maps = explainer(pixels_from_bytes(encoded))
-            return {OUTPUT_KEY: probabilities, config.HEATMAP_KEY: maps}
+            return {**with_point({OUTPUT_KEY: probabilities}, encoded), config.HEATMAP_KEY: maps}
 
         archive.add_endpoint(config.EXPLAIN_SIGNATURE, serve_explanations)
     archive.write_out(export_dir, verbose=False)
