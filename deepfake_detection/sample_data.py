@@ -279,8 +279,9 @@ def changed_mask(shape: Tuple[int, int], faces_landmarks: Sequence[np.ndarray], 
     The ground truth of what a fake changed, recomputed from the very
     regions and feathering `manipulate` painted through, so a map of what
     looks manipulated can be scored against it: a feathered paste's weight is
-    its blurred mask; Poisson cloning rewrites every pixel of its mask (and drifts the
-    rest of the mask's bounding box by a few grey levels, left out: no face is pasted there).
+    its blurred mask; Poisson cloning rewrites every pixel of its mask (and
+    drifts the rest of the mask's bounding box by a few grey levels, left
+    out: no face is pasted there).
     """
     weight = np.zeros(shape, np.float32)
     for landmarks in faces_landmarks:

@@ -12,9 +12,9 @@ Signatures:
   `fake_probability` only, for TensorFlow Model Analysis.
 - `explain` (face models only): `images` [N] -> `serving_default`'s outputs
   and `heatmap` [N, g, g] in [0, 1], where each face looks manipulated
-  (`explain.explainer`): computed by the
-  same weights in the same graph, so any TF Serving client can ask for it;
-  it costs a backward pass, so clients call it only when asked.
+  (`explain.explainer`): the same weights in the same graph, so any TF
+  Serving client can ask for it; it costs a backward pass, so clients call
+  it only when asked.
 Decoding and resizing are the input functions' own (`data.decode_images`), and
 the backbone's normalisation is inside the Keras model, so serving equals training.
 Warm-up requests (one grey face, or one clip of them) are stored in
