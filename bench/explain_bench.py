@@ -16,8 +16,9 @@ centre inside the region) and the share of the map's mass on the region,
 for each method and feature grid asked for, beside the centre baseline (its
 point is the crop's centre, its map a centred Gaussian of a quarter of the
 crop). Then it exports the model with its `explain` signature to a
-temporary folder, checks that the signature's maps are the method's, and
-times `serving_default` against `explain` in milliseconds per face.
+temporary folder, checks that the signature's maps are the method's and its
+probabilities `serving_default`'s (detection unchanged), and times
+`serving_default` against `explain` in milliseconds per face.
 
     python bench/explain_bench.py --model-uri RUN/pipeline_root/Trainer.blend_resnet/model/ID \\
         --videos /work/heldout11:11 /work/heldout12:12 [--json results.json]
@@ -195,6 +196,8 @@ def main() -> None:
         client = InProcessModel(export_dir)
         crops = [f.crop for f in faces][: args.timing_faces]
         signature_maps = client.explain(crops[:32]).heatmaps
+        difference = np.abs(client.explain(crops).probabilities - client.predict(crops).probabilities).max()
+        results["largest_probability_difference_explain_vs_serving_default"] = float(difference)
         reference = explained(model, faces[:32], explain.DEFAULT_METHOD)
         results["signature_matches_method"] = bool(np.allclose(signature_maps, reference, atol=1e-4))
         results["signature_grid"] = list(signature_maps.shape[1:])
@@ -208,6 +211,7 @@ def main() -> None:
     timing["overhead_ms_per_face"] = timing["explain_ms_per_face"] - timing["predict_ms_per_face"]
     results["timing"] = {k: round(v, 2) if isinstance(v, float) else v for k, v in timing.items()}
     print(f"\nexplain signature: grid {results['signature_grid']}, same maps: {results['signature_matches_method']}")
+    print(f"largest difference of its probabilities from serving_default's: {difference:.2g}")
     print("per face: " + ", ".join(f"{k} {v}" for k, v in results["timing"].items()))
     if args.json:
         with open(args.json, "w") as f:
