@@ -61,7 +61,7 @@ class FaceScore:
 
 
 EXPLAIN_FIELDS = ("crop_box", "heatmap")
-# Heatmap cells are rounded to this many decimals: finer than any overlay shows, a third of the JSON.
+# Heatmap cells are rounded to this many decimals: finer than any overlay shows, and short in JSON.
 HEATMAP_DECIMALS = 3
 
 
