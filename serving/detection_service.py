@@ -3,7 +3,8 @@
     python -m serving.detection_service --model-server localhost:8500 --model-name ensemble --port 8080
 
 Routes:
-    POST /v1/detect           multipart files (field `files`): one answer per file
+    POST /v1/detect           multipart files (field `files`): one answer per file (`?explain=true`: with each
+                              face's crop box and map of where it looks manipulated, docs/explanations.md)
     POST /v1/jobs             the same, in the background; GET /v1/jobs/<id> shows progress, then the answers
     GET  /v1/history          the checks so far, newest first (`limit`, `offset`)
     GET  /v1/model            the served model: versions, operating point, model card (JSON)
