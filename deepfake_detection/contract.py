@@ -80,6 +80,9 @@ IMAGES_INPUT = "images"
 CLIPS_INPUT = "clips"
 EXAMPLES_INPUT = "examples"
 OUTPUT_KEY = "fake_probability"
+# Face models also answer `explain`: `images` -> `fake_probability` and a map per face (models.explain).
+EXPLAIN_SIGNATURE = "explain"
+HEATMAP_KEY = "heatmap"
 
 REPORT_FILE_NAME = "ingest_report.jsonl"
 EXAMPLES_FILE_PREFIX = "data_tfrecord"

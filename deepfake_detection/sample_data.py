@@ -186,11 +186,6 @@ def _aligned(donor: FaceSource, landmarks: np.ndarray, shape: Tuple[int, int]) -
     return face_geometry.align_face(donor.image, donor.landmarks, landmarks, shape)
 
 
-def _feathered(canvas: np.ndarray, face: np.ndarray, mask: np.ndarray, softness: float) -> np.ndarray:
-    alpha = cv2.GaussianBlur(mask, (0, 0), max(1.0, softness))[..., None]
-    return (alpha * face + (1 - alpha) * canvas.astype(np.float32)).astype(np.uint8)
-
-
 @dataclasses.dataclass(frozen=True)
 class Swap:
     """One fake's settings, drawn once and kept for the whole video, as a swap tool's are."""
@@ -229,6 +224,32 @@ def _reposed(frame: np.ndarray, landmarks: np.ndarray, repose: Tuple[float, floa
     return cv2.warpAffine(frame, matrix, frame.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
 
 
+def _region(landmarks: np.ndarray, shape: Tuple[int, int], swap: Swap) -> np.ndarray:
+    """The float32 mask one face of a `swap` fake is pasted through, before feathering."""
+    if swap.kind == "self_warp":
+        return face_geometry.ellipse_mask(landmarks, shape, scale=swap.mask_scale) * swap.ratio
+    if swap.kind == "partial_face":
+        return face_geometry.part_mask(landmarks, shape, swap.part)
+    if swap.kind == "poisson_swap":
+        return face_geometry.hull_mask(landmarks, shape, forehead=swap.forehead)
+    return face_geometry.ellipse_mask(landmarks, shape, scale=swap.mask_scale)
+
+
+def _feather(landmarks: np.ndarray, swap: Swap) -> float:
+    """The Gaussian sigma, in pixels, that softens a feathered paste's mask edge."""
+    _, _, eye_w, _ = face_geometry.face_axes(landmarks)
+    return (0.15 if swap.kind == "self_warp" else swap.softness) * eye_w
+
+
+def _alpha(mask: np.ndarray, softness: float) -> np.ndarray:
+    return cv2.GaussianBlur(mask, (0, 0), max(1.0, softness))
+
+
+def _feathered(canvas: np.ndarray, face: np.ndarray, mask: np.ndarray, softness: float) -> np.ndarray:
+    alpha = _alpha(mask, softness)[..., None]
+    return (alpha * face + (1 - alpha) * canvas.astype(np.float32)).astype(np.uint8)
+
+
 def manipulate(frame: np.ndarray, faces_landmarks: Sequence[np.ndarray], swap: Swap) -> np.ndarray:
     """One recorded frame with every face replaced as `swap` says: what a swap tool writes before encoding.
 
@@ -238,25 +259,36 @@ def manipulate(frame: np.ndarray, faces_landmarks: Sequence[np.ndarray], swap: S
     """
     shape = frame.shape[:2]
     for landmarks, donor in zip(faces_landmarks, swap.donors, strict=True):
-        _, _, eye_w, _ = face_geometry.face_axes(landmarks)
+        mask = _region(landmarks, shape, swap)
         if swap.kind == "self_warp":
-            mask = face_geometry.ellipse_mask(landmarks, shape, scale=swap.mask_scale)
-            frame = _feathered(frame, _reposed(frame, landmarks, swap.repose), mask * swap.ratio, 0.15 * eye_w)
-            continue
-        if swap.kind == "partial_face":
-            mask = face_geometry.part_mask(landmarks, shape, swap.part)
-        elif swap.kind == "poisson_swap":
-            mask = face_geometry.hull_mask(landmarks, shape, forehead=swap.forehead)
+            face = _reposed(frame, landmarks, swap.repose)
         else:
-            mask = face_geometry.ellipse_mask(landmarks, shape, scale=swap.mask_scale)
-        face = face_geometry.colour_transfer(_aligned(donor, landmarks, shape), frame, mask)
+            face = face_geometry.colour_transfer(_aligned(donor, landmarks, shape), frame, mask)
         if swap.kind == "poisson_swap" and mask.any():
             x, y, w, h = cv2.boundingRect((mask > 0).astype(np.uint8))
             centre = (x + w // 2, y + h // 2)
             frame = cv2.seamlessClone(face, frame, (mask * 255).astype(np.uint8), centre, cv2.NORMAL_CLONE)
         else:
-            frame = _feathered(frame, face, mask, swap.softness * eye_w)
+            frame = _feathered(frame, face, mask, _feather(landmarks, swap))
     return frame
+
+
+def changed_mask(shape: Tuple[int, int], faces_landmarks: Sequence[np.ndarray], swap: Swap) -> np.ndarray:
+    """float32 [H, W]: how much of each pixel `manipulate` replaced (0 untouched, 1 wholly the pasted face).
+
+    The ground truth of what a fake changed, recomputed from the very
+    regions and feathering `manipulate` painted through, so a map of what
+    looks manipulated can be scored against it: a feathered paste's weight is
+    its blurred mask; Poisson cloning rewrites every pixel of its mask (and
+    drifts the rest of the mask's bounding box by a few grey levels, left
+    out: no face is pasted there).
+    """
+    weight = np.zeros(shape, np.float32)
+    for landmarks in faces_landmarks:
+        mask = _region(landmarks, shape, swap)
+        face = (mask > 0).astype(np.float32) if swap.kind == "poisson_swap" else _alpha(mask, _feather(landmarks, swap))
+        weight = np.maximum(weight, face)
+    return weight
 
 
 # Encoder and rate-control flags per codec name; VP9 needs `-b:v 0` for constant quality.
@@ -325,15 +357,38 @@ def make_scene(
     return Scene(canvas, landmarks, frames, frame_size, seed)
 
 
-def generate(
-    output_dir: str,
-    num_videos: int,
-    seed: int = 0,
-    seconds: float = 2.0,
-    frame_size: Tuple[int, int] = DEFAULT_FRAME_SIZE,
-) -> str:
-    """Writes `num_videos` videos (half real, half fake) and a DFDC `metadata.json`; returns the part folder.
+@dataclasses.dataclass(frozen=True)
+class PlannedVideo:
+    """One video of a generated dataset before it is filmed: its scene, its swap (None for a real video) and
+    its metadata.json row."""
 
+    name: str
+    scene: Scene
+    swap: Optional[Swap]
+    metadata: dict
+
+    def frames(self) -> List[np.ndarray]:
+        """The RGB frames written to the file, before encoding."""
+        frames = self.scene.film()
+        if self.swap is None:
+            return frames
+        return [manipulate(frame, self.scene.landmarks_at(t), self.swap) for t, frame in enumerate(frames)]
+
+    def changed_mask(self, t: int) -> np.ndarray:
+        """`changed_mask` of frame t: all zeros for a real video."""
+        width, height = self.scene.frame_size
+        if self.swap is None:
+            return np.zeros((height, width), np.float32)
+        return changed_mask((height, width), self.scene.landmarks_at(t), self.swap)
+
+
+def plan(
+    num_videos: int, seed: int = 0, seconds: float = 2.0, frame_size: Tuple[int, int] = DEFAULT_FRAME_SIZE
+) -> List[PlannedVideo]:
+    """The videos `generate` writes for these arguments, reals first, without filming them.
+
+    Every random draw happens here, so a benchmark replays a written
+    dataset's fakes (and what each changed, `changed_mask`) from its seed.
     Scenes take people in turn from every face that ships with scikit-image;
     the fakes cycle through the manipulations and the scenes through the
     compression levels, so each kind appears at each level.
@@ -344,13 +399,11 @@ def generate(
     faces = load_faces()
     portraits = [n for n, face in enumerate(faces) if face.portrait]
     backgrounds = [load_background(name) for name in _BACKGROUNDS]
-    part_dir = os.path.join(output_dir, PART_NAME)
-    os.makedirs(part_dir, exist_ok=True)
     num_scenes = (num_videos + 1) // 2
     frames = max(2, int(round(seconds * FPS)))
     order = rng.permutation(len(faces))
     levels = list(COMPRESSION_LEVELS)
-    metadata, scenes = {}, []
+    videos, casts = [], []
     for number in range(num_scenes):
         people = [int(order[number % len(order)])]
         if number % TWO_PERSON_EVERY == TWO_PERSON_EVERY - 1:
@@ -358,25 +411,42 @@ def generate(
         background = backgrounds[number % len(backgrounds)]
         scene = make_scene(faces, people, background, frames, frame_size, int(rng.integers(2**31)))
         level = levels[(number + number // len(MANIPULATIONS)) % len(levels)]
-        name = _video_name(rng)
-        write_video(os.path.join(part_dir, name), scene.film(), COMPRESSION_LEVELS[level])
-        metadata[name] = {"label": "REAL", "split": "train", "original": None, "compression": level}
-        scenes.append((scene, people, name, level))
+        metadata = {"label": "REAL", "split": "train", "original": None, "compression": level}
+        videos.append(PlannedVideo(_video_name(rng), scene, None, metadata))
+        casts.append(people)
     for number in range(num_videos - num_scenes):
-        scene, people, original, level = scenes[number % num_scenes]
+        original, people = videos[number % num_scenes], casts[number % num_scenes]
         manipulation = MANIPULATIONS[number % len(MANIPULATIONS)]
         donors = [faces[int(rng.choice([p for p in portraits if p != person]))] for person in people]
         swap = draw_swap(manipulation, donors, rng)
-        frames = [manipulate(frame, scene.landmarks_at(t), swap) for t, frame in enumerate(scene.film())]
-        name = _video_name(rng)
-        write_video(os.path.join(part_dir, name), frames, COMPRESSION_LEVELS[level])
-        metadata[name] = {
+        metadata = {
             "label": "FAKE",
             "split": "train",
-            "original": original,
+            "original": original.name,
             "manipulation": manipulation,
-            "compression": level,
+            "compression": original.metadata["compression"],
         }
+        videos.append(PlannedVideo(_video_name(rng), original.scene, swap, metadata))
+    return videos
+
+
+def generate(
+    output_dir: str,
+    num_videos: int,
+    seed: int = 0,
+    seconds: float = 2.0,
+    frame_size: Tuple[int, int] = DEFAULT_FRAME_SIZE,
+) -> str:
+    """Writes `num_videos` videos (half real, half fake, as `plan` draws them) and a DFDC `metadata.json`;
+    returns the part folder."""
+    part_dir = os.path.join(output_dir, PART_NAME)
+    os.makedirs(part_dir, exist_ok=True)
+    metadata = {}
+    for video in plan(num_videos, seed, seconds, frame_size):
+        write_video(
+            os.path.join(part_dir, video.name), video.frames(), COMPRESSION_LEVELS[video.metadata["compression"]]
+        )
+        metadata[video.name] = video.metadata
     with open(os.path.join(part_dir, "metadata.json"), "w") as f:
         json.dump(metadata, f, indent=1, sort_keys=True)
     return part_dir

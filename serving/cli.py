@@ -10,7 +10,9 @@ the operating point the model version carries. The exit code is 0 when every
 file was analysed, 1 when one was not, and with `--fail-on fake` (or
 `uncertain`) 3 when a file got that verdict (`uncertain` also fails on
 `fake`). A service that needs a key gets it from `--api-key` or
-`DEEPFAKE_API_KEY`.
+`DEEPFAKE_API_KEY`. With `--explain` every face also carries its crop box
+and the map of where it looks manipulated (in `--json`), and the table says
+where the most fake face looks most manipulated, in frame pixels.
 
 `keys create NAME [--admin]`, `keys list` and `keys revoke NAME` manage the
 service's API keys in its history database (`--history-url`, or
@@ -32,8 +34,11 @@ MAX_ATTEMPTS = 5
 MAX_RETRY_WAIT_S = 30.0
 
 
-def remote_analyser(service: str, timeout_s: float, api_key: Optional[str] = None) -> Callable[[str], Tuple[int, dict]]:
-    """POSTs each file to the service's `/v1/detect`, streamed from disk, with `api_key` as a bearer token.
+def remote_analyser(
+    service: str, timeout_s: float, api_key: Optional[str] = None, explain: bool = False
+) -> Callable[[str], Tuple[int, dict]]:
+    """POSTs each file to the service's `/v1/detect` (`?explain=true` with `explain`), streamed from disk, with
+    `api_key` as a bearer token.
 
     Connection failures are retried by the transport; a `503` or `429` with
     `Retry-After` (the service, or this key's share of it, is full) is retried
@@ -49,7 +54,7 @@ def remote_analyser(service: str, timeout_s: float, api_key: Optional[str] = Non
         for attempt in range(1, MAX_ATTEMPTS + 1):
             with open(path, "rb") as f:
                 files = {"files": (os.path.basename(path), f, "application/octet-stream")}
-                response = client.post("/v1/detect", files=files)
+                response = client.post("/v1/detect", files=files, params={"explain": "true"} if explain else None)
             wait = retry_after(response)
             if wait is None or attempt == MAX_ATTEMPTS:
                 break
@@ -71,7 +76,9 @@ def retry_after(response: httpx.Response) -> Optional[float]:
     return min(float(value), MAX_RETRY_WAIT_S)
 
 
-def local_analyser(model_dir: str, settings_overrides: dict) -> Callable[[str], Tuple[int, dict]]:
+def local_analyser(
+    model_dir: str, settings_overrides: dict, explain: bool = False
+) -> Callable[[str], Tuple[int, dict]]:
     from serving.detection_service import ServiceSettings, Upload, analyse_upload
     from serving.local_model import InProcessModel
     from serving.media import IsolatedDecoder
@@ -87,7 +94,7 @@ def local_analyser(model_dir: str, settings_overrides: dict) -> Callable[[str], 
     def analyse(path: str) -> Tuple[int, dict]:
         with open(path, "rb") as f:
             upload = Upload(os.path.basename(path), f.read())
-        return analyse_upload(analyzer, decoder, model_name, upload)
+        return analyse_upload(analyzer, decoder, model_name, upload, explain=explain)
 
     return analyse
 
@@ -100,8 +107,23 @@ def pushed_model_dir(serving_dir: str) -> str:
     return os.path.join(serving_dir, name, str(model_config.available_versions(os.path.join(serving_dir, name))[-1]))
 
 
+def most_manipulated(answer: dict) -> Optional[str]:
+    """Where the most fake face of an explained answer looks most manipulated: its frame and the peak of its map
+    in frame pixels (the centre of the peak cell of its crop box); None without maps."""
+    faces = [face for face in answer.get("faces", []) if face.get("heatmap")]
+    if not faces:
+        return None
+    face = max(faces, key=lambda f: f["fake_probability"])
+    grid = face["heatmap"]
+    row, col = max(((r, c) for r in range(len(grid)) for c in range(len(grid[r]))), key=lambda rc: grid[rc[0]][rc[1]])
+    x, y, width, height = face["crop_box"]
+    peak_x, peak_y = x + (col + 0.5) * width / len(grid[0]), y + (row + 0.5) * height / len(grid)
+    return f"most manipulated: frame {face['frame_index']}, person {face['track_id']}, at x={peak_x:.0f} y={peak_y:.0f}"
+
+
 def table(rows: List[Tuple[str, int, dict]]) -> str:
-    """One line per file: verdict, calibrated P(fake), faces, frames, seconds, and why (or the error)."""
+    """One line per file: verdict, calibrated P(fake), faces, frames, seconds, and why (or the error); for an
+    explained file, a second line saying where it looks most manipulated."""
     lines = [f"{'file':<32} {'verdict':<10} {'P(fake)':>8} {'faces':>6} {'frames':>7} {'seconds':>8}  why"]
     for path, status, answer in rows:
         name = os.path.basename(path)[:32]
@@ -113,6 +135,9 @@ def table(rows: List[Tuple[str, int, dict]]) -> str:
             f"{name:<32} {answer['verdict']:<10} {probability:>8} {len(answer['faces']):>6} "
             f"{answer['frames_analysed']:>7} {answer['timings_s']['total']:>8.2f}  {answer.get('explanation', '')}"
         )
+        where = most_manipulated(answer)
+        if where:
+            lines.append(f"{'':<32} {where}")
     return "\n".join(lines)
 
 
@@ -148,12 +173,12 @@ def detect(args: argparse.Namespace) -> int:
             "real_threshold": args.real_threshold,
         }
         try:
-            analyse = local_analyser(model_dir, overrides)
+            analyse = local_analyser(model_dir, overrides, args.explain)
         except ValueError as e:
             print(str(e), file=sys.stderr)
             return 2
     else:
-        analyse = remote_analyser(args.service, args.timeout_s, args.api_key)
+        analyse = remote_analyser(args.service, args.timeout_s, args.api_key, args.explain)
     files = args.files
     if len(files) > 1 and not args.no_progress:
         from tqdm import tqdm
@@ -240,6 +265,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--fail-on", choices=sorted(FAILING_VERDICTS), help="exit 3 when a file is fake (or uncertain or fake)"
     )
     command.add_argument("--json", action="store_true", help="JSON instead of a table")
+    command.add_argument(
+        "--explain",
+        action="store_true",
+        help="a map per face of where it looks manipulated (a backward pass more per face: see docs/explanations.md)",
+    )
     command.add_argument("--no-progress", action="store_true")
     command.add_argument("--timeout-s", type=float, default=600.0)
     command.add_argument(

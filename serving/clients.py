@@ -6,7 +6,7 @@ SavedModel called in this process is serving.local_model.
 Both send a batch of encoded face crops (JPEG/PNG bytes) to `serving_default`
 and return the fake probabilities, with the operating point of the version
 that computed them (an output of the signature), so callers can swap one for
-the other.
+the other; `explain` sends them to the `explain` signature for a map per face.
 """
 
 import base64
@@ -39,11 +39,13 @@ class ServingError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Prediction:
     """Face probabilities, the version that computed them, and that version's operating point (None if it has
-    none: a model exported before points were fitted)."""
+    none: a model exported before points were fitted); from `explain`, also a map per face ([N, g, g] in
+    [0, 1], 1 where a face looks most manipulated)."""
 
     probabilities: np.ndarray
     model_version: Optional[int]
     operating_point: Optional[OperatingPoint] = None
+    heatmaps: Optional[np.ndarray] = None
 
 
 def point_from_output(rows: Any) -> Optional[OperatingPoint]:
@@ -97,15 +99,25 @@ class RestClient:
                 message = text
             raise ServingError(e.code, message) from e
 
-    def predict(self, images: Sequence[bytes]) -> Prediction:
+    def _run(self, signature_name: str, images: Sequence[bytes]) -> Prediction:
         instances = [{"b64": base64.b64encode(image).decode()} for image in images]
-        body = {"signature_name": self.target.signature_name, "instances": instances}
+        body = {"signature_name": signature_name, "instances": instances}
         rows = self._call(f"{self._model_url()}:predict", body)["predictions"]
         if rows and isinstance(rows[0], dict):
             point = point_from_output([row[POINT_KEY] for row in rows]) if POINT_KEY in rows[0] else None
             probabilities = np.asarray([row[contract.OUTPUT_KEY] for row in rows], np.float32)
-            return Prediction(probabilities, self.target.version, point)
+            heatmaps = None
+            if contract.HEATMAP_KEY in rows[0]:
+                heatmaps = np.asarray([row[contract.HEATMAP_KEY] for row in rows], np.float32)
+            return Prediction(probabilities, self.target.version, point, heatmaps)
         return Prediction(np.asarray(rows, np.float32), self.target.version)
+
+    def predict(self, images: Sequence[bytes]) -> Prediction:
+        return self._run(self.target.signature_name, images)
+
+    def explain(self, images: Sequence[bytes]) -> Prediction:
+        """`predict` through the `explain` signature: with a map per face."""
+        return self._run(contract.EXPLAIN_SIGNATURE, images)
 
     def status(self) -> apis.GetModelStatusResponse:
         return json_format.ParseDict(self._call(self._model_url()), apis.GetModelStatusResponse())
@@ -139,15 +151,24 @@ class GrpcClient:
         except grpc.RpcError as e:
             raise ServingError(e.code().name, e.details()) from e
 
-    def predict(self, images: Sequence[bytes]) -> Prediction:
-        request = apis.PredictRequest(model_spec=self._spec(self.target.signature_name))
+    def _run(self, signature_name: str, images: Sequence[bytes]) -> Prediction:
+        request = apis.PredictRequest(model_spec=self._spec(signature_name))
         tensor_protos.write_strings(request.inputs[self.target.input_name], list(images))
         response = self._call(self._predictions.Predict, request)
         probabilities = tensor_protos.to_array(response.outputs[contract.OUTPUT_KEY]).astype(np.float32)
-        point = None
+        point, heatmaps = None, None
         if POINT_KEY in response.outputs:
             point = point_from_output(tensor_protos.to_array(response.outputs[POINT_KEY]))
-        return Prediction(probabilities, response.model_spec.version.value, point)
+        if contract.HEATMAP_KEY in response.outputs:
+            heatmaps = tensor_protos.to_array(response.outputs[contract.HEATMAP_KEY]).astype(np.float32)
+        return Prediction(probabilities, response.model_spec.version.value, point, heatmaps)
+
+    def predict(self, images: Sequence[bytes]) -> Prediction:
+        return self._run(self.target.signature_name, images)
+
+    def explain(self, images: Sequence[bytes]) -> Prediction:
+        """`predict` through the `explain` signature: with a map per face."""
+        return self._run(contract.EXPLAIN_SIGNATURE, images)
 
     def status(self) -> apis.GetModelStatusResponse:
         request = apis.GetModelStatusRequest(model_spec=self._spec())

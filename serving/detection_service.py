@@ -6,7 +6,8 @@ Without `--model-name` it serves the model the model server has: the only one, o
 (`serving/served_model.py`).
 
 Routes:
-    POST /v1/detect           multipart files (field `files`): one answer per file
+    POST /v1/detect           multipart files (field `files`): one answer per file (`?explain=true`: with each
+                              face's crop box and map of where it looks manipulated, docs/explanations.md)
     POST /v1/jobs             the same, in the background; GET /v1/jobs/<id> shows progress, then the answers
     GET  /v1/history          the checks so far, newest first (`limit`, `offset`)
     GET  /v1/model            the served model: versions, operating point, model card (JSON)
@@ -272,6 +273,7 @@ class DetectionService:
         progress: Any = None,
         principal: Optional[str] = None,
         abandoned: Callable[[], bool] = lambda: False,
+        explain: bool = False,
     ) -> Tuple[int, dict]:
         """(HTTP status, answer) for one file; every outcome is counted, and recorded in the history as
         `principal`'s check unless `abandoned()` says that nobody is left to receive it."""
@@ -282,6 +284,7 @@ class DetectionService:
             upload,
             thumbnails,
             progress,
+            explain,
         )
         if abandoned():
             self.metrics.errors.labels("client_gone").inc()
@@ -313,6 +316,7 @@ class DetectionService:
         progress: Any = None,
         principal: Optional[str] = None,
         abandoned: Callable[[], bool] = lambda: False,
+        explain: bool = False,
     ) -> Tuple[int, dict]:
         """Every file in turn; once `abandoned()` (the client went away) the rest are not analysed at all."""
         results = []
@@ -325,13 +329,20 @@ class DetectionService:
                 if progress:
                     progress(index, len(uploads), name, stage, fraction)
 
-            status, answer = self.analyse(upload, thumbnails, report, principal, abandoned)
+            status, answer = self.analyse(upload, thumbnails, report, principal, abandoned, explain)
             if status == CLIENT_GONE:
                 return CLIENT_GONE, {"results": results}
             results.append({"status": status, **answer})
         return combined_status([r["status"] for r in results]), {"results": results}
 
-    def start_job(self, uploads: List[Upload], thumbnails: bool, place: Place, principal: Optional[str] = None) -> str:
+    def start_job(
+        self,
+        uploads: List[Upload],
+        thumbnails: bool,
+        place: Place,
+        principal: Optional[str] = None,
+        explain: bool = False,
+    ) -> str:
         """Runs an admitted request in the background: `queued` until a slot frees, then `running`.
 
         Every change of the job is written to the shared database, so any
@@ -355,7 +366,7 @@ class DetectionService:
             try:
                 status, answer = self.admission.run(
                     place,
-                    lambda: self.analyse_all(uploads, thumbnails, progress, principal),
+                    lambda: self.analyse_all(uploads, thumbnails, progress, principal, explain=explain),
                     lambda: update(state="running"),
                 )
                 update(state="done", status=status, progress=1.0, stage="done", **answer)
@@ -374,10 +385,12 @@ def analyse_upload(
     upload: Upload,
     thumbnails: bool = False,
     progress: Any = None,
+    explain: bool = False,
 ) -> Tuple[int, dict]:
     """(HTTP status, answer) for one file: its verdict, or the error that stopped it. Never raises for bad media.
 
-    An image's declared resolution is checked from its header, before it is decoded.
+    An image's declared resolution is checked from its header, before it is decoded. With `explain`, each
+    face carries its crop box and the map of where it looks manipulated (`VideoAnalyzer.analyse_frames`).
     """
     base = {
         "file_name": upload.file_name,
@@ -394,7 +407,7 @@ def analyse_upload(
         report("decoding", 0.0)
         started = time.perf_counter()
         decoded = decoder.decode(upload.data, kind, media_format, analyzer.ingest_config)
-        verdict = analyzer.analyse_frames(decoded.frames, time.perf_counter() - started, thumbnails, report)
+        verdict = analyzer.analyse_frames(decoded.frames, time.perf_counter() - started, thumbnails, report, explain)
     except MediaError as e:
         error = {"kind": e.kind, "message": public_message(e.message), **({"limit": e.limit} if e.limit else {})}
         return e.status, {**base, "media_type": media_type, "status": e.status, "error": error}
@@ -529,7 +542,7 @@ def _add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
         return uploads, place
 
     @app.post("/v1/detect")
-    async def detect(request: Request, thumbnails: bool = False) -> JSONResponse:
+    async def detect(request: Request, thumbnails: bool = False, explain: bool = False) -> JSONResponse:
         key = admission_key(request)
         try:
             uploads, place = await admitted(request, key)
@@ -542,7 +555,7 @@ def _add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
             status, answer = await run_in_threadpool(
                 service.admission.run,
                 place,
-                lambda: service.analyse_all(uploads, thumbnails, principal=key, abandoned=abandoned),
+                lambda: service.analyse_all(uploads, thumbnails, principal=key, abandoned=abandoned, explain=explain),
             )
         finally:
             watcher.cancel()
@@ -550,14 +563,14 @@ def _add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
         return JSONResponse(answer, status_code=status)
 
     @app.post("/v1/jobs", status_code=202)
-    async def create_job(request: Request, thumbnails: bool = True) -> JSONResponse:
+    async def create_job(request: Request, thumbnails: bool = True, explain: bool = False) -> JSONResponse:
         key = admission_key(request)
         try:
             uploads, place = await admitted(request, key)
         except MediaError as e:
             return refused(e, key)
         try:
-            job_id = service.start_job(uploads, thumbnails, place, key)
+            job_id = service.start_job(uploads, thumbnails, place, key, explain)
         except BaseException:
             place.give_back()
             raise

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.evaluation.operating_point import OUTPUT_KEY as POINT_KEY
 from serving.clients import ModelTarget, Prediction, point_from_output
 
@@ -19,9 +19,17 @@ class InProcessModel:
 
     def __init__(self, saved_model_dir: str, target: Optional[ModelTarget] = None):
         self.target = target or ModelTarget(saved_model_dir)
-        self._signature = tf.saved_model.load(saved_model_dir).signatures[self.target.signature_name]
+        self._signatures = tf.saved_model.load(saved_model_dir).signatures
+
+    def _run(self, signature_name: str, images: Sequence[bytes]) -> Prediction:
+        outputs = self._signatures[signature_name](**{self.target.input_name: tf.constant(list(images), tf.string)})
+        point = point_from_output(outputs[POINT_KEY].numpy()) if POINT_KEY in outputs else None
+        heatmaps = outputs[contract.HEATMAP_KEY].numpy() if contract.HEATMAP_KEY in outputs else None
+        return Prediction(outputs[contract.OUTPUT_KEY].numpy(), None, point, heatmaps)
 
     def predict(self, images: Sequence[bytes]) -> Prediction:
-        outputs = self._signature(**{self.target.input_name: tf.constant(list(images), tf.string)})
-        point = point_from_output(outputs[POINT_KEY].numpy()) if POINT_KEY in outputs else None
-        return Prediction(outputs[config.OUTPUT_KEY].numpy(), None, point)
+        return self._run(self.target.signature_name, images)
+
+    def explain(self, images: Sequence[bytes]) -> Prediction:
+        """`predict` through the `explain` signature: with a map per face."""
+        return self._run(contract.EXPLAIN_SIGNATURE, images)

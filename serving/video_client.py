@@ -23,6 +23,7 @@ import numpy as np
 from deepfake_detection.evaluation import operating_point, video_scores
 from deepfake_detection.evaluation.operating_point import OperatingPoint
 from deepfake_detection.ingest.detector import FaceDetector
+from deepfake_detection.ingest.faces import margin_crop_box
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.sampling import SampledFrame
 from deepfake_detection.ingest.videos import FacesFound, find_faces
@@ -40,6 +41,9 @@ class FaceModel(Protocol):
     def predict(self, images: Sequence[bytes]):  # noqa: ANN201 - returns a clients.Prediction
         ...
 
+    def explain(self, images: Sequence[bytes]):  # noqa: ANN201 - a clients.Prediction with heatmaps
+        ...
+
 
 @dataclasses.dataclass(frozen=True)
 class FaceScore:
@@ -50,6 +54,15 @@ class FaceScore:
     confidence: float
     fake_probability: float
     thumbnail_jpeg_b64: Optional[str] = None
+    # Asked for with `explain`: the margin crop box the model saw ([x, y, w, h] in frame pixels) and the map over
+    # it of where the face looks manipulated (rows of cells in [0, 1], the top row first).
+    crop_box: Optional[Sequence[int]] = None
+    heatmap: Optional[List[List[float]]] = None
+
+
+EXPLAIN_FIELDS = ("crop_box", "heatmap")
+# Heatmap cells are rounded to this many decimals: finer than any overlay shows, and short in JSON.
+HEATMAP_DECIMALS = 3
 
 
 Progress = Callable[[str, float], None]
@@ -95,7 +108,13 @@ class Verdict:
     timings_s: Dict[str, float]
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The answer as JSON-ready values; a face carries `crop_box` and `heatmap` only when they were asked for."""
+        answer = dataclasses.asdict(self)
+        for face in answer["faces"]:
+            for field in EXPLAIN_FIELDS:
+                if face[field] is None:
+                    del face[field]
+        return answer
 
 
 NO_POINT = (
@@ -153,8 +172,13 @@ class VideoAnalyzer:
         decode_s: float = 0.0,
         include_thumbnails: bool = False,
         progress: Optional[Progress] = None,
+        explain: bool = False,
     ) -> Verdict:
-        """Detects, tracks, crops and scores the faces of already decoded frames (one frame for an image)."""
+        """Detects, tracks, crops and scores the faces of already decoded frames (one frame for an image).
+
+        With `explain`, faces are scored by the model's `explain` signature (a backward pass more per face)
+        and each carries its crop box and the map of where it looks manipulated.
+        """
         report = progress or (lambda stage, fraction: None)
         started = time.perf_counter()
         report("detecting faces", 0.0)
@@ -164,9 +188,10 @@ class VideoAnalyzer:
         finally:
             self._detectors.put(detector)
         detection_s = time.perf_counter() - started
-        probabilities, version, model_point = self._score(found, report)
+        probabilities, heatmaps, version, model_point = self._score(found, report, explain)
         model_s = time.perf_counter() - started - detection_s
-        faces = _face_scores(found, {f.index: f.timestamp for f in frames}, probabilities, include_thumbnails)
+        crop_boxes = _crop_boxes(found, frames, self.ingest_config.margin) if explain else None
+        faces = _face_scores(found, frames, probabilities, include_thumbnails, crop_boxes, heatmaps)
         by_track: Dict[int, List[float]] = {}
         for face in faces:
             by_track.setdefault(face.track_id, []).append(face.fake_probability)
@@ -192,17 +217,23 @@ class VideoAnalyzer:
             timings_s={k: round(v, 4) for k, v in timings.items()},
         )
 
-    def _score(self, found: FacesFound, report: Progress):  # noqa: ANN202 - (probabilities, version, point)
-        """The people's faces scored in batches, with the version and operating point of the model that did."""
+    def _score(self, found: FacesFound, report: Progress, explain: bool):  # noqa: ANN202 - see below
+        """(probabilities, heatmaps or None, version, operating point): the people's faces scored in batches,
+        with the version and operating point of the model that did; with `explain`, with a map per face."""
         crops = [crop for track in found.crops for crop in track]
         scores: List[np.ndarray] = []
+        maps: List[np.ndarray] = []
         version, point = None, None
+        call = self.model.explain if explain else self.model.predict
         for start in range(0, len(crops), self.batch_size):
-            report("scoring faces", start / len(crops))
-            prediction = self.model.predict(crops[start : start + self.batch_size])
+            report("explaining faces" if explain else "scoring faces", start / len(crops))
+            prediction = call(crops[start : start + self.batch_size])
             scores.append(np.asarray(prediction.probabilities, np.float64).ravel())
+            if explain:
+                maps.extend(np.asarray(prediction.heatmaps, np.float64))
             version, point = prediction.model_version, prediction.operating_point
-        return (np.concatenate(scores) if scores else np.zeros(0)), version, point
+        heatmaps = [np.round(m, HEATMAP_DECIMALS).tolist() for m in maps] if explain else None
+        return (np.concatenate(scores) if scores else np.zeros(0)), heatmaps, version, point
 
 
 def _other_tracks(found: FacesFound) -> List[OtherTrack]:
@@ -220,9 +251,25 @@ def _other_tracks(found: FacesFound) -> List[OtherTrack]:
     ]
 
 
+def _crop_boxes(found: FacesFound, frames: Sequence[SampledFrame], margin: float) -> List[List[int]]:
+    """The margin crop box of every person's face, in the order of `found.crops`: the region the model saw."""
+    sizes = {f.index: f.image.shape[:2] for f in frames}
+    return [
+        list(margin_crop_box(d.box, sizes[d.frame_index][1], sizes[d.frame_index][0], margin))
+        for track in found.tracks
+        for d in track.detections
+    ]
+
+
 def _face_scores(
-    found: FacesFound, timestamps: Dict[int, float], probabilities: np.ndarray, include_thumbnails: bool
+    found: FacesFound,
+    frames: Sequence[SampledFrame],
+    probabilities: np.ndarray,
+    include_thumbnails: bool,
+    crop_boxes: Optional[List[List[int]]] = None,
+    heatmaps: Optional[List[List[List[float]]]] = None,
 ) -> List[FaceScore]:
+    timestamps = {f.index: f.timestamp for f in frames}
     detections = [(track_id, d) for track_id, track in enumerate(found.tracks) for d in track.detections]
     crops = [crop for track in found.crops for crop in track]
     return [
@@ -234,6 +281,8 @@ def _face_scores(
             confidence=round(d.confidence, 4),
             fake_probability=float(p),
             thumbnail_jpeg_b64=thumbnail(crop) if include_thumbnails else None,
+            crop_box=crop_boxes[number] if crop_boxes else None,
+            heatmap=heatmaps[number] if heatmaps else None,
         )
-        for (track_id, d), p, crop in zip(detections, probabilities, crops, strict=True)
+        for number, ((track_id, d), p, crop) in enumerate(zip(detections, probabilities, crops, strict=True))
     ]

@@ -10,6 +10,11 @@ Signatures:
   its faces; the point is also written to `assets.extra/operating_point.json`.
 - `serving_tf_example`: serialized tf.Examples (`examples` [N]) ->
   `fake_probability` only, for TensorFlow Model Analysis.
+- `explain` (face models only): `images` [N] -> `serving_default`'s outputs
+  and `heatmap` [N, g, g] in [0, 1], where each face looks manipulated
+  (`explain.explainer`): the same weights in the same graph, so any TF
+  Serving client can ask for it; it costs a backward pass, so clients call
+  it only when asked.
 Decoding and resizing are the input functions' own (`data.decode_images`), and
 the backbone's normalisation is inside the Keras model, so serving equals training.
 Warm-up requests (one grey face, or one clip of them) are stored in
@@ -26,7 +31,7 @@ import tensorflow as tf
 
 from deepfake_detection import contract, warmup
 from deepfake_detection.evaluation import operating_point
-from deepfake_detection.models import data
+from deepfake_detection.models import data, explain
 
 SERVING_DEFAULT = contract.SERVING_DEFAULT
 SERVING_TF_EXAMPLE = contract.SERVING_TF_EXAMPLE
@@ -69,12 +74,14 @@ def export_saved_model(
         pixels_from_bytes = data.decode_images
         bytes_key = contract.IMAGE_KEY
 
-    @tf.function(input_signature=[image_spec])
-    def serve_images(encoded: tf.Tensor) -> dict:
-        outputs = _probabilities(model, pixels_from_bytes(encoded))
+    def with_point(outputs: dict, encoded: tf.Tensor) -> dict:
         if vector is not None:
             outputs[operating_point.OUTPUT_KEY] = tf.tile(vector[None, :], [tf.shape(encoded)[0], 1])
         return outputs
+
+    @tf.function(input_signature=[image_spec])
+    def serve_images(encoded: tf.Tensor) -> dict:
+        return with_point(_probabilities(model, pixels_from_bytes(encoded)), encoded)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.EXAMPLES_INPUT)])
     def serve_examples(serialized: tf.Tensor) -> dict:
@@ -83,6 +90,15 @@ def export_saved_model(
 
     archive.add_endpoint(SERVING_DEFAULT, serve_images)
     archive.add_endpoint(SERVING_TF_EXAMPLE, serve_examples)
+    if not clip_length:
+        explainer = explain.explainer(model)
+
+        @tf.function(input_signature=[image_spec])
+        def serve_explanations(encoded: tf.Tensor) -> dict:
+            probabilities, maps = explainer(pixels_from_bytes(encoded))
+            return {**with_point({OUTPUT_KEY: probabilities}, encoded), contract.HEATMAP_KEY: maps}
+
+        archive.add_endpoint(contract.EXPLAIN_SIGNATURE, serve_explanations)
     archive.write_out(export_dir, verbose=False)
     grey_face = tf.io.encode_png(tf.fill([data.CROP_SIZE, data.CROP_SIZE, 3], tf.constant(128, tf.uint8))).numpy()
     sample = np.array([[grey_face] * clip_length] if clip_length else [grey_face], dtype=object)

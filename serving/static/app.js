@@ -1,5 +1,7 @@
 // The detection page: upload through /v1/jobs, poll the job for progress, then draw the verdict,
-// a probability gauge, the face crops with their scores and the fake probability over the timeline.
+// a probability gauge, the face crops with their scores and the fake probability over the timeline; with
+// "Show where" (explain=true), each crop's map of where it looks manipulated, and the same map on the frame
+// where the most fake person is most fake.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -96,7 +98,93 @@ function timeline(faces) {
   return root;
 }
 
-function showResult(result) {
+// A face's map as a small image, one pixel per cell: red where it looks manipulated, transparent where not.
+function heatImage(heatmap) {
+  const rows = heatmap.length, cols = heatmap[0].length;
+  const small = document.createElement("canvas");
+  small.width = cols;
+  small.height = rows;
+  const context = small.getContext("2d");
+  const image = context.createImageData(cols, rows);
+  heatmap.forEach((row, r) => row.forEach((value, c) => {
+    image.data.set([255, Math.round(210 * (1 - value)), 0, Math.round(180 * value)], 4 * (r * cols + c));
+  }));
+  context.putImageData(image, 0, 0);
+  return small;
+}
+
+// Draws a map stretched over a box of a canvas, smoothed between cells as the map is coarser than the face.
+function drawHeat(context, heatmap, x, y, width, height) {
+  context.imageSmoothingEnabled = true;
+  context.drawImage(heatImage(heatmap), x, y, width, height);
+}
+
+// The map over a face crop: a canvas laid on the thumbnail, the same square the model saw.
+function cropOverlay(face) {
+  const canvas = document.createElement("canvas");
+  canvas.className = "heatmap";
+  canvas.width = canvas.height = 64;
+  drawHeat(canvas.getContext("2d"), face.heatmap, 0, 0, 64, 64);
+  return canvas;
+}
+
+// The face of the most fake person (the highest mean score) in the frame where it scores highest.
+function mostFakeFace(faces) {
+  const tracks = new Map();
+  for (const face of faces) tracks.set(face.track_id, [...(tracks.get(face.track_id) || []), face]);
+  const mean = (items) => items.reduce((sum, f) => sum + f.fake_probability, 0) / items.length;
+  const person = [...tracks.values()].reduce((best, items) => (mean(items) > mean(best) ? items : best));
+  return person.reduce((best, face) => (face.fake_probability > best.fake_probability ? face : best));
+}
+
+// The uploaded file's frame of `face` (an image as it is, a video sought to the face's time) with the face's
+// crop box and map on it. The frame is drawn by the browser from the file it still holds: nothing is fetched.
+function frameOverlay(result, face, file) {
+  const figure = document.createElement("figure");
+  figure.className = "frame";
+  const canvas = document.createElement("canvas");
+  canvas.className = "frame-heatmap";
+  const scale = Math.min(1, 480 / result.width);
+  canvas.width = Math.round(result.width * scale);
+  canvas.height = Math.round(result.height * scale);
+  const caption = document.createElement("figcaption");
+  caption.textContent = `Where person ${face.track_id} looks most manipulated, at ${face.timestamp.toFixed(2)} s (P(fake) ${face.fake_probability.toFixed(2)} for this face)`;
+  figure.append(canvas, caption);
+  const context = canvas.getContext("2d");
+  const overlay = (source) => {
+    if (source) context.drawImage(source, 0, 0, canvas.width, canvas.height);
+    else {
+      context.fillStyle = "#dde1e8";
+      context.fillRect(0, 0, canvas.width, canvas.height);
+      caption.textContent += "; this browser cannot show the frame itself";
+    }
+    const [x, y, width, height] = face.crop_box.map((v) => v * scale);
+    drawHeat(context, face.heatmap, x, y, width, height);
+    context.strokeStyle = "#2f6fed";
+    context.lineWidth = 2;
+    context.strokeRect(x, y, width, height);
+    canvas.dataset.frame = source ? "drawn" : "unavailable";
+    URL.revokeObjectURL(url);
+  };
+  const url = URL.createObjectURL(file);
+  if (result.media_type.startsWith("image/")) {
+    const image = new Image();
+    image.onload = () => overlay(image);
+    image.onerror = () => overlay(null);
+    image.src = url;
+  } else {
+    const video = document.createElement("video");
+    video.muted = true;
+    video.preload = "auto";
+    video.onloadeddata = () => { video.currentTime = face.timestamp; };
+    video.onseeked = () => overlay(video);
+    video.onerror = () => overlay(null);
+    video.src = url;
+  }
+  return figure;
+}
+
+function showResult(result, file) {
   const card = document.createElement("article");
   card.className = "result";
   const title = document.createElement("h3");
@@ -125,10 +213,13 @@ function showResult(result) {
     for (const face of result.faces) {
       const item = document.createElement("div");
       item.className = "face";
-      item.innerHTML = `<img alt="face at ${face.timestamp}s" src="data:image/jpeg;base64,${face.thumbnail_jpeg_b64 || ""}">${face.fake_probability.toFixed(2)}`;
+      item.innerHTML = `<div class="crop"><img alt="face at ${face.timestamp}s" src="data:image/jpeg;base64,${face.thumbnail_jpeg_b64 || ""}"></div>${face.fake_probability.toFixed(2)}`;
+      if (face.heatmap) item.firstChild.appendChild(cropOverlay(face));
       faces.appendChild(item);
     }
     card.appendChild(faces);
+    const explained = result.faces.filter((face) => face.heatmap);
+    if (explained.length && file) card.appendChild(frameOverlay(result, mostFakeFace(explained), file));
     if ((result.other_tracks || []).length) {
       const others = document.createElement("ul");
       others.className = "other-tracks";
@@ -163,7 +254,8 @@ async function analyse(files) {
   setProgress(0, `Uploading ${files.length} file(s)…`);
   let started, created;
   for (let attempt = 1; ; attempt++) {
-    started = await api("/v1/jobs?thumbnails=true", { method: "POST", body: form });
+    const explain = $("explain").checked ? "&explain=true" : "";
+    started = await api(`/v1/jobs?thumbnails=true${explain}`, { method: "POST", body: form });
     created = await started.json();
     const wait = Number(started.headers.get("Retry-After"));
     // A full service (503), or a key that holds its share (429), answers with Retry-After: wait as it asks.
@@ -189,7 +281,7 @@ async function analyse(files) {
     if (job.state === "failed") setProgress(1, `Failed: ${job.error}`);
     else {
       setProgress(1, "Done");
-      job.results.forEach(showResult);
+      job.results.forEach((result, index) => showResult(result, files[index]));
     }
     break;
   }

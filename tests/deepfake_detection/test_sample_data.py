@@ -80,3 +80,24 @@ def test_same_seed_same_dataset(tmp_path):
         if name.endswith(".mp4"):
             assert np.array_equal(_first_frame(os.path.join(first, name)), _first_frame(os.path.join(second, name)))
     assert open(os.path.join(first, "metadata.json")).read() == open(os.path.join(second, "metadata.json")).read()
+
+
+def test_the_changed_mask_covers_every_changed_pixel_of_each_kind_and_little_else():
+    videos = sample_data.plan(16, seed=3, seconds=0.2)
+    fakes = [v for v in videos if v.swap is not None]
+    assert {v.swap.kind for v in fakes} == set(sample_data.MANIPULATIONS)
+    originals = {v.name: v for v in videos}
+    for fake in fakes:
+        t = 1
+        changed = np.abs(
+            fake.frames()[t].astype(int) - originals[fake.metadata["original"]].frames()[t].astype(int)
+        ).max(axis=2)
+        weight = fake.changed_mask(t)
+        # a pixel that visibly moved was painted through the mask (Poisson cloning's drift outside it is fainter)
+        assert (weight[changed > 12] > 0.004).all(), fake.swap.kind
+        if fake.swap.kind != "poisson_swap":
+            assert (weight[changed > 2] > 0.004).all(), fake.swap.kind
+        # and the mask is the face (or its part), not the frame
+        assert 0.005 < (weight > 0.5).mean() < 0.3, fake.swap.kind
+        assert (changed[weight > 0.5] > 2).mean() > 0.5, fake.swap.kind
+    assert not originals[fakes[0].metadata["original"]].changed_mask(0).any()

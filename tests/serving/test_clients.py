@@ -144,3 +144,15 @@ def test_a_background_object_taken_for_a_face_does_not_decide_the_verdict():
     assert verdict.raw_score < 0.9 and verdict.verdict != "fake"
     [wheel] = verdict.other_tracks
     assert wheel.frames == 3 and wheel.reason.startswith("few_frames") and wheel.box == [230, 150, 60, 60]
+
+
+def test_clients_explain_through_the_served_explain_signature_as_in_process(clients, reference):
+    images = face_crops(3)
+    expected = reference.explain(images)
+    assert expected.heatmaps.shape[0] == 3 and expected.operating_point is not None
+    assert reference.predict(images).heatmaps is None
+    for name, client in clients.items():
+        explained = client.explain(images)
+        np.testing.assert_allclose(explained.probabilities, expected.probabilities, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(explained.heatmaps, expected.heatmaps, atol=1e-5, err_msg=name)
+        assert explained.operating_point == expected.operating_point, name

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import httpx
+import numpy as np
 import pytest
 import skimage.data
 
@@ -372,3 +373,55 @@ def test_the_service_caps_malloc_arenas_for_its_threads(tmp_path, mode, expect_n
     )
     new_arenas = int(run.stdout.split()[-1])
     assert (new_arenas >= 4) if expect_new else (new_arenas == 0), run.stdout
+
+
+def _faces_explained(answer):
+    """Checks every face of an explained answer: a crop box inside the frame and a map in [0, 1]; returns them."""
+    faces = answer["faces"]
+    assert faces
+    for face in faces:
+        x, y, width, height = face["crop_box"]
+        assert 0 <= x and 0 <= y and x + width <= answer["width"] and y + height <= answer["height"]
+        fx, fy, fw, fh = face["box"]  # the margin box holds the detection's box
+        assert x <= fx and y <= fy and fx + fw <= x + width and fy + fh <= y + height
+        cells = [value for row in face["heatmap"] for value in row]
+        assert len(face["heatmap"]) == len(face["heatmap"][0]) > 1
+        assert min(cells) >= 0 and max(cells) == pytest.approx(1.0)
+    return faces
+
+
+def test_maps_of_each_face_only_when_asked_on_detect_jobs_and_the_command_line(
+    service, model_server, sample_dataset, capsys
+):
+    from serving import cli
+
+    url, _ = service
+    path = sorted(r.path for r in read_dataset(sample_dataset))[0]
+    files = [(os.path.basename(path), read(path))]
+    status, plain = post_files(url, files)
+    assert status == 200 and not {"crop_box", "heatmap"} & set(plain["results"][0]["faces"][0])
+    status, explained = post_files(url, files, "/v1/detect?explain=true")
+    assert status == 200
+    faces = _faces_explained(explained["results"][0])
+    assert [f["fake_probability"] for f in faces] == pytest.approx(
+        [f["fake_probability"] for f in plain["results"][0]["faces"]], abs=1e-6
+    )
+    assert explained["results"][0]["verdict"] == plain["results"][0]["verdict"]
+    status, created = post_files(url, files, "/v1/jobs?explain=true")
+    assert status == 202
+    job = finished_job(lambda: json.loads(get(url + created["status_url"])[1]), poll_s=0.05)
+    assert [f["heatmap"] for f in _faces_explained(job["results"][0])] == [f["heatmap"] for f in faces]
+
+    assert cli.main(["detect", "--service", url, "--explain", "--json", path]) == 0
+    [remote] = json.loads(capsys.readouterr().out)
+    assert [f["crop_box"] for f in _faces_explained(remote)] == [f["crop_box"] for f in faces]
+    assert cli.main(["detect", "--service", url, "--explain", path]) == 0
+    assert "most manipulated: frame" in capsys.readouterr().out
+    assert cli.main(["detect", "--service", url, "--json", path]) == 0
+    assert "heatmap" not in capsys.readouterr().out
+    local = ["detect", "--local", "--model-dir", model_server.exported[1], "--frames-per-video", "6", "--json", path]
+    assert cli.main([*local, "--explain"]) == 0
+    [offline] = json.loads(capsys.readouterr().out)
+    for here, there in zip(_faces_explained(offline), faces, strict=True):
+        assert here["crop_box"] == there["crop_box"]
+        np.testing.assert_allclose(here["heatmap"], there["heatmap"], atol=2e-3)

@@ -28,7 +28,7 @@ def test_image_model_signatures_agree_with_keras(name, tmp_path):
     export.export_saved_model(model, str(tmp_path))
 
     loaded = tf.saved_model.load(str(tmp_path))
-    assert set(loaded.signatures) == {export.SERVING_DEFAULT, export.SERVING_TF_EXAMPLE}
+    assert set(loaded.signatures) == {export.SERVING_DEFAULT, export.SERVING_TF_EXAMPLE, contract.EXPLAIN_SIGNATURE}
     by_bytes = loaded.signatures[export.SERVING_DEFAULT](images=tf.constant(images))[export.OUTPUT_KEY]
     by_example = loaded.signatures[export.SERVING_TF_EXAMPLE](examples=tf.constant([_example(i) for i in images]))
     np.testing.assert_allclose(by_bytes.numpy(), expected, atol=1e-5)

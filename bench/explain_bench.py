@@ -1,0 +1,222 @@
+"""Does the map of what looks manipulated point at what a fake changed? And what does it cost a face?
+
+Goal: the map's peak lies inside the changed region for at least 70 % of
+the faces of each part-of-face kind (partial_face's mouth-only and
+eyes-only edits) and at least 90 % of the faces of each whole-face kind
+(face_swap, poisson_swap, self_warp), above a baseline that always points at
+the crop's centre.
+
+Held-out sample fakes are replayed from their seed (`sample_data.plan`), so
+the changed pixels of every frame are known (`PlannedVideo.changed_mask`:
+the region is where more than half a pixel is the pasted face). Faces are
+found and cropped by the ingest's own path (`find_faces`, as the service
+does); the changed region is cut out of each face's margin crop box
+(`margin_crop_box`). Per kind it reports the pointing game (the peak cell's
+centre inside the region) and the share of the map's mass on the region,
+for each method and feature grid asked for, beside the centre baseline (its
+point is the crop's centre, its map a centred Gaussian of a quarter of the
+crop). Then it exports the model with its `explain` signature to a
+temporary folder, checks that the signature's maps are the method's and its
+probabilities `serving_default`'s (detection unchanged), and times
+`serving_default` against `explain` in milliseconds per face.
+
+    python bench/explain_bench.py --model-uri RUN/pipeline_root/Trainer.blend_resnet/model/ID \\
+        --videos /work/heldout11:11 /work/heldout12:12 [--json results.json]
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from deepfake_detection import sample_data
+from deepfake_detection.ingest.detector import FaceDetector
+from deepfake_detection.ingest.faces import margin_crop_box
+from deepfake_detection.ingest.ingest_config import IngestConfig
+from deepfake_detection.ingest.readers import read_dataset
+from deepfake_detection.ingest.sampling import sample_frames
+from deepfake_detection.ingest.videos import find_faces
+from deepfake_detection.models import data, explain, export
+from serving.local_model import InProcessModel
+
+PART_GOAL, WHOLE_GOAL = 0.7, 0.9
+PART_KINDS = ("partial_face:mouth", "partial_face:eyes")
+# Where a pixel counts as changed: more of it is the pasted face than the recorded one.
+CHANGED = 0.5
+# The resolution at which a face's changed region is kept (its share per map cell is pooled from it).
+REGION_SIZE = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Face:
+    """A fake face as the model sees it, and the share of each of its crop's pixels that the fake changed."""
+
+    kind: str
+    crop: bytes
+    region: np.ndarray  # float32 [REGION_SIZE, REGION_SIZE], 1 where changed
+
+
+def kind_of(video: sample_data.PlannedVideo) -> str:
+    """The manipulation, with the part for partial_face: mouth-only and eyes-only edits are scored apart."""
+    swap = video.swap
+    return f"{swap.kind}:{swap.part}" if swap.kind == "partial_face" else swap.kind
+
+
+def fake_faces(folder: str, seed: int, ingest_config: IngestConfig, detector: FaceDetector) -> List[Face]:
+    """The faces of every fake video of a sample-data folder written with `seed`, with their changed regions."""
+    records = read_dataset(folder)
+    planned = {v.name: v for v in sample_data.plan(len(records), seed)}
+    faces = []
+    for record in sorted(records, key=lambda r: r.path):
+        video = planned[os.path.basename(record.path)]
+        if video.swap is None:
+            continue
+        _, frames = sample_frames(record.path, ingest_config)
+        found = find_faces(frames, detector, ingest_config)
+        for track, crops in zip(found.tracks, found.crops, strict=True):
+            for detection, crop in zip(track.detections, crops, strict=True):
+                changed = video.changed_mask(detection.frame_index)
+                left, top, width, height = margin_crop_box(detection.box, *changed.shape[::-1], ingest_config.margin)
+                inside = (changed[top : top + height, left : left + width] > CHANGED).astype(np.float32)
+                region = cv2.resize(inside, (REGION_SIZE, REGION_SIZE), interpolation=cv2.INTER_AREA)
+                faces.append(Face(kind_of(video), crop, (region > 0.5).astype(np.float32)))
+    return faces
+
+
+def score(maps: np.ndarray, regions: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(peak inside the region, share of the map's mass on it) per face, for maps [N, g, g]."""
+    count, grid = maps.shape[:2]
+    flat = maps.reshape(count, -1)
+    rows, cols = np.divmod(flat.argmax(axis=1), grid)
+    scale = REGION_SIZE / grid
+    points_y = ((rows + 0.5) * scale).astype(int)
+    points_x = ((cols + 0.5) * scale).astype(int)
+    hit = regions[np.arange(count), points_y, points_x] > 0.5
+    hit &= flat.max(axis=1) > 0  # an empty map points nowhere
+    cells = np.stack([cv2.resize(r, (grid, grid), interpolation=cv2.INTER_AREA) for r in regions])
+    mass = flat.sum(axis=1)
+    share = np.divide((maps * cells).reshape(count, -1).sum(axis=1), mass, out=np.zeros(count), where=mass > 0)
+    return hit, share
+
+
+def centre_baseline(count: int, grid: int = REGION_SIZE) -> np.ndarray:
+    """The map that always points at the crop's centre: a centred Gaussian of a quarter of the crop."""
+    axis = (np.arange(grid) + 0.5) / grid - 0.5
+    gaussian = np.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / (2 * 0.25**2))
+    return np.repeat(gaussian[None], count, axis=0).astype(np.float32)
+
+
+def per_kind(kinds: Sequence[str], hit: np.ndarray, share: np.ndarray) -> Dict[str, dict]:
+    rows = {}
+    for kind in sorted(set(kinds)):
+        chosen = np.array([k == kind for k in kinds])
+        goal = PART_GOAL if kind in PART_KINDS else WHOLE_GOAL
+        pointing = float(hit[chosen].mean())
+        rows[kind] = {
+            "faces": int(chosen.sum()),
+            "pointing": round(pointing, 3),
+            "mass_share": round(float(share[chosen].mean()), 3),
+            "goal": goal,
+            "meets_goal": pointing >= goal,
+        }
+    return rows
+
+
+def explained(model, faces: List[Face], method: str, grid: Optional[int] = None, batch: int = 32) -> np.ndarray:  # noqa: ANN001
+    """Maps [N, g, g] of the faces by `method` at `grid`, from the same decoded pixels the signature sees."""
+    function = tf.function(explain.explainer(model, method, grid))
+    maps = []
+    for start in range(0, len(faces), batch):
+        pixels = data.decode_images(tf.constant([f.crop for f in faces[start : start + batch]]))
+        maps.append(function(pixels)[1].numpy())
+    return np.concatenate(maps)
+
+
+def ms_per_face(call, crops: List[bytes], batch: int, repeats: int) -> float:  # noqa: ANN001 - a client method
+    """The best of `repeats` passes over the crops in batches, in milliseconds per face (after one warm-up)."""
+    call(crops[:batch])
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for start in range(0, len(crops), batch):
+            call(crops[start : start + batch])
+        best = min(best, time.perf_counter() - started)
+    return 1000 * best / len(crops)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-uri", required=True, help="a Trainer's model folder (keras/model.keras inside)")
+    parser.add_argument("--videos", nargs="+", required=True, help="FOLDER:SEED of sample_data folders")
+    parser.add_argument("--methods", nargs="+", default=list(explain.METHODS), choices=explain.METHODS)
+    parser.add_argument("--grids", nargs="+", type=int, default=[8, 16, 32], help="feature-map sides to try")
+    parser.add_argument("--frames-per-video", type=int, default=8)
+    parser.add_argument("--timing-faces", type=int, default=256)
+    parser.add_argument("--json", help="where to write the figures")
+    args = parser.parse_args()
+
+    ingest_config = IngestConfig(frames_per_video=args.frames_per_video)
+    detector = FaceDetector.from_config(ingest_config)
+    faces = []
+    for item in args.videos:
+        folder, seed = item.rsplit(":", 1)
+        faces += fake_faces(folder, int(seed), ingest_config, detector)
+    kinds = [f.kind for f in faces]
+    regions = np.stack([f.region for f in faces])
+    model = export.load_keras(args.model_uri)
+    print(f"{len(faces)} fake faces; kinds: { {k: kinds.count(k) for k in sorted(set(kinds))} }")
+
+    results: Dict[str, dict] = {"faces": len(faces), "goal": {"part_of_face": PART_GOAL, "whole_face": WHOLE_GOAL}}
+    results["centre_baseline"] = per_kind(kinds, *score(centre_baseline(len(faces)), regions))
+    methods: Dict[str, dict] = {}
+    for method in args.methods:
+        if method == explain.INPUT_GRADIENT:
+            methods[f"{method}@{explain.GRID}"] = per_kind(kinds, *score(explained(model, faces, method), regions))
+            continue
+        for grid in [g for g in args.grids if explain.feature_layer(model, g) is not None]:
+            methods[f"{method}@{grid}"] = per_kind(kinds, *score(explained(model, faces, method, grid), regions))
+    results["methods"] = methods
+    for name, rows in [("centre baseline", results["centre_baseline"]), *methods.items()]:
+        print(f"\n{name}")
+        for kind, row in rows.items():
+            print(
+                f"  {kind:20s} faces {row['faces']:4d}  pointing {row['pointing']:.3f} (goal {row['goal']:.2f}"
+                f"{', met' if row['meets_goal'] else ', missed'})  mass share {row['mass_share']:.3f}"
+            )
+
+    with tempfile.TemporaryDirectory() as export_dir:
+        export.export_saved_model(model, export_dir)
+        client = InProcessModel(export_dir)
+        crops = [f.crop for f in faces][: args.timing_faces]
+        signature_maps = client.explain(crops[:32]).heatmaps
+        difference = np.abs(client.explain(crops).probabilities - client.predict(crops).probabilities).max()
+        results["largest_probability_difference_explain_vs_serving_default"] = float(difference)
+        reference = explained(model, faces[:32], explain.DEFAULT_METHOD)
+        results["signature_matches_method"] = bool(np.allclose(signature_maps, reference, atol=1e-4))
+        results["signature_grid"] = list(signature_maps.shape[1:])
+        timing = {
+            "predict_ms_per_face": ms_per_face(client.predict, crops, 32, 3),
+            "explain_ms_per_face": ms_per_face(client.explain, crops, 32, 3),
+            "faces": len(crops),
+            "batch": 32,
+            "cpu_threads": os.cpu_count(),
+        }
+    timing["overhead_ms_per_face"] = timing["explain_ms_per_face"] - timing["predict_ms_per_face"]
+    results["timing"] = {k: round(v, 2) if isinstance(v, float) else v for k, v in timing.items()}
+    print(f"\nexplain signature: grid {results['signature_grid']}, same maps: {results['signature_matches_method']}")
+    print(f"largest difference of its probabilities from serving_default's: {difference:.2g}")
+    print("per face: " + ", ".join(f"{k} {v}" for k, v in results["timing"].items()))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()
