@@ -82,7 +82,7 @@ def local_analyser(
     from serving.detection_service import ServiceSettings, Upload, analyse_upload
     from serving.local_model import InProcessModel
     from serving.media import IsolatedDecoder
-    from serving.video_client import VideoAnalyzer
+    from serving.video_analysis import VideoAnalyzer
 
     settings = ServiceSettings(**settings_overrides)
     analyzer = VideoAnalyzer(

@@ -31,14 +31,17 @@ place only once its whole body has arrived, and gives it back however it
 ends (see `serving.admission`); a request whose client went away while it
 waited is not analysed, and nothing is written to the history for it.
 Decoding runs in an isolated process with a time limit, so a decoder crash or
-hang costs one file, not the service. Uploads stay in memory (and, while the
+hang costs one file, not the service. This module holds the service (the
+analyses, jobs and routes) and its entry point; beside it: its settings
+(`service_settings`), metrics (`service_metrics`), request bodies and clients
+that leave (`uploads`), admission (`admission`) and the video analyser
+(`video_analysis`). Uploads stay in memory (and, while the
 decoder reads them, in a RAM-backed temporary file); the history keeps the
 file's name, type, size and SHA-256, never the media.
 """
 
 import argparse
 import asyncio
-import concurrent.futures
 import ctypes
 import dataclasses
 import hashlib
@@ -47,7 +50,7 @@ import os
 import threading
 import time
 import uuid
-from typing import Any, AsyncIterator, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -56,158 +59,26 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from deepfake_detection.evaluation import model_card, video_scores
-from deepfake_detection.evaluation.operating_point import OperatingPoint
-from deepfake_detection.ingest.ingest_config import IngestConfig
 from serving import served_model
 from serving.admission import KEY_QUEUE_FULL, Admission, BodyBudget, Place
 from serving.auth import KeyStore, Principal, bearer_key
 from serving.clients import GrpcClient, ModelTarget, ServingError
 from serving.history import Check, History
 from serving.media import KIND_IMAGE, IsolatedDecoder, MediaError, check_declared_pixels, classify, public_message
+from serving.service_metrics import Metrics, RequestMetrics
+from serving.service_settings import ServiceSettings, auth_mode
 from serving.tf_serving_api import ModelVersionStatus
-from serving.video_client import VideoAnalyzer
+from serving.uploads import CLIENT_GONE, Upload, abandoned_check, read_uploads, watch_disconnect
+from serving.uploads import parse_uploads  # noqa: F401 - importable from here too, its old home
+from serving.video_analysis import VideoAnalyzer
 
 # A grey face, scored to ask the model server which version answers and with which operating point.
 PROBE_FACE = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-FILES_FIELD = "files"
-# The metrics label of every path no route matches: one label, however many distinct paths clients try.
-UNMATCHED_ROUTE = "unmatched"
-# Not an HTTP status anyone receives: what the metrics count for a request whose client went away (nginx's code).
-CLIENT_GONE = 499
 # The largest OFFSET SQLite and PostgreSQL take (a signed 64-bit integer).
 MAX_HISTORY_OFFSET = 2**63 - 1
-# How often a waiting /v1/detect request checks that its client is still there.
-_DISCONNECT_POLL_S = 0.25
-# The longest an analysis thread waits for the event loop to say whether its client is still there.
-_DISCONNECT_CHECK_S = 5.0
-
-
-@dataclasses.dataclass(frozen=True)
-class ServiceSettings:
-    model_server: str = "localhost:8500"
-    model_name: Optional[str] = None  # None: the model the model server has (served_model.resolve)
-    model_label: Optional[str] = None
-    history_url: str = "sqlite:///outputs/detection_history.sqlite"
-    history_pool_size: int = 5
-    max_body_bytes: int = 200 * 1024 * 1024
-    max_files: int = 20
-    decode_timeout_s: float = 60.0
-    max_duration_s: float = 600.0
-    max_pixels: int = 3840 * 2160
-    frames_per_video: int = 32
-    rule: str = video_scores.RULE_MEAN
-    threshold: Optional[float] = None
-    real_threshold: Optional[float] = None
-    model_base_path: Optional[str] = None
-    batch_size: int = 32
-    max_in_flight: int = 2
-    max_queued: int = 8
-    # "keys": every /v1/* route needs an API key; "none": one person's service on loopback.
-    auth: str = "none"
-    # Each key's share: analyses running, and requests waiting, at most (beyond them, 429).
-    max_in_flight_per_key: int = 1
-    max_queued_per_key: int = 3
-    head_timeout_s: float = 10.0
-    read_timeout_s: float = 15.0
-    body_timeout_s: float = 120.0
-    unready_after_s: float = 60.0
-
-    def operating_point(self) -> Optional[OperatingPoint]:
-        """A hand-set point (both thresholds, no calibration) that overrides the model's; None uses the model's."""
-        if self.threshold is None and self.real_threshold is None:
-            return None
-        if self.threshold is None or self.real_threshold is None:
-            raise ValueError(
-                "Set both --threshold and --real-threshold to override the model's fitted operating point, or neither"
-            )
-        return OperatingPoint(self.threshold, self.real_threshold)
-
-    def ingest_config(self) -> IngestConfig:
-        return IngestConfig(
-            frames_per_video=self.frames_per_video,
-            max_file_bytes=self.max_body_bytes,
-            max_duration_s=self.max_duration_s,
-            max_pixels=self.max_pixels,
-        )
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = prometheus_client.CollectorRegistry()
-        self.requests = prometheus_client.Counter(
-            "detection_requests", "HTTP requests by route and status", ["route", "status"], registry=self.registry
-        )
-        self.latency = prometheus_client.Histogram(
-            "detection_request_seconds",
-            "Request latency by route",
-            ["route"],
-            registry=self.registry,
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-        )
-        self.verdicts = prometheus_client.Counter(
-            "detection_verdicts", "Files analysed, by verdict", ["verdict"], registry=self.registry
-        )
-        self.errors = prometheus_client.Counter(
-            "detection_errors", "Files refused or failed, by kind", ["kind"], registry=self.registry
-        )
-
-    def watch(self, admission: Admission) -> None:
-        """Queue depth, analyses in flight and refusals, read from the admission control when scraped."""
-        for name, text, read in (
-            ("detection_queue_depth", "Admitted requests waiting for a slot", lambda: admission.queued),
-            ("detection_in_flight", "Requests being analysed", lambda: admission.in_flight),
-            ("detection_rejected", "Requests refused with 503 because the queue was full", lambda: admission.rejected),
-        ):
-            prometheus_client.Gauge(name, text, registry=self.registry).set_function(read)
-
-
-@dataclasses.dataclass
-class Upload:
-    file_name: str
-    data: bytes
-
-
-def parse_uploads(body: bytes, content_type: str) -> List[Upload]:
-    """The files of a multipart/form-data body, parsed in memory; MediaError 400 when it is not one."""
-    from python_multipart import FormParser
-
-    others: List[str] = []
-    if not content_type.startswith("multipart/form-data"):
-        raise MediaError("bad_request", 400, "send the files as multipart/form-data (field 'files')")
-    uploads: List[Upload] = []
-
-    def on_field(field: Any) -> None:
-        others.append((field.field_name or b"").decode(errors="replace"))
-
-    def on_file(file: Any) -> None:
-        if file.field_name != FILES_FIELD.encode():
-            others.append((file.field_name or b"").decode(errors="replace"))
-            return
-        file.file_object.seek(0)
-        name = (file.file_name or b"upload").decode(errors="replace")
-        uploads.append(Upload(os.path.basename(name), file.file_object.read()))
-
-    boundary = content_type.split("boundary=", 1)[-1].strip().strip('"') if "boundary=" in content_type else None
-    if not boundary:
-        raise MediaError("bad_request", 400, "multipart/form-data without a boundary")
-    try:
-        parser = FormParser(
-            "multipart/form-data", on_field, on_file, boundary=boundary, config={"MAX_MEMORY_FILE_SIZE": float("inf")}
-        )
-        parser.write(body)
-        parser.finalize()
-    except Exception as e:  # noqa: BLE001 - python-multipart raises several kinds for malformed bodies
-        raise MediaError("bad_request", 400, f"malformed multipart body: {e}") from e
-    if others:
-        names = ", ".join(repr(name[:64]) for name in others[:5])
-        raise MediaError("bad_request", 400, f"unexpected multipart field {names}: send files in the field 'files'")
-    if not uploads:
-        raise MediaError("bad_request", 400, "no file in the request (multipart field 'files')")
-    return uploads
 
 
 class DetectionService:
@@ -426,50 +297,6 @@ def combined_status(statuses: List[int]) -> int:
     return 207
 
 
-def route_label(scope: dict) -> str:
-    """The metrics label of a request: the template of the route that matched (`/v1/jobs/{job_id}`), or one
-    label for every path nothing matched, so that clients cannot add labels (and memory) by inventing paths."""
-    route = scope.get("route")
-    if route is None and "app_root_path" in scope:  # a mounted app (the static files): its prefix
-        return f"{scope['root_path']}/{{path}}"
-    return getattr(route, "path", None) or UNMATCHED_ROUTE
-
-
-class RequestMetrics:
-    """Counts and times every HTTP request by route template and status (a plain ASGI middleware: it sees
-    the route the router chose, and a request that ends in an exception is counted as a 500)."""
-
-    def __init__(self, app: Any, metrics: Metrics):
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status, counted = [500], [False]
-
-        def count() -> None:
-            counted[0] = True
-            route = route_label(scope)
-            self.metrics.requests.labels(route, str(status[0])).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
-
-        async def observed_send(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                count()  # before the client can see the end of the answer, and scrape the metrics next
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observed_send)
-        finally:
-            if not counted[0]:
-                count()
-
-
 def create_app(service: DetectionService) -> FastAPI:
     app = FastAPI(title="Deepfake detection", description=__doc__)
     if service.keys is not None:
@@ -528,7 +355,7 @@ def _add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
     async def admitted(request: Request, key: Optional[str]) -> Tuple[List[Upload], Place]:
         """The request's files, and the queue place it takes once they have all arrived; MediaError if not:
         429 when the key holds its share, 503 when the service is full."""
-        uploads = await _read_uploads(request, service)
+        uploads = await read_uploads(request, service.settings, service.bodies)
         place, refusal = service.admission.try_admit(key)
         if place is None:
             admission, wait = service.admission, service.admission.retry_after_s(key)
@@ -549,8 +376,8 @@ def _add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
         except MediaError as e:
             return refused(e, key)
         gone = threading.Event()
-        watcher = asyncio.ensure_future(_watch_disconnect(request, gone))
-        abandoned = _abandoned(request, gone, asyncio.get_running_loop())
+        watcher = asyncio.ensure_future(watch_disconnect(request, gone))
+        abandoned = abandoned_check(request, gone, asyncio.get_running_loop())
         try:
             status, answer = await run_in_threadpool(
                 service.admission.run,
@@ -642,100 +469,12 @@ def _add_status_routes(app: FastAPI, service: DetectionService) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
-async def _read_uploads(request: Request, service: DetectionService) -> List[Upload]:
-    """The files of a multipart request, refused (MediaError 413) past the body size or file count limits,
-    408 for a body too slow to arrive, 503 while other bodies arriving hold the memory budget for bodies."""
-    settings = service.settings
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
-        await _drain(request, settings, 2 * settings.max_body_bytes)
-        raise MediaError("body_size", 413, _over_body_limit(int(declared), settings), "max_body_bytes")
-    body = bytearray()
-    try:
-        async for chunk in _body_chunks(request, settings):
-            if not service.bodies.take(len(chunk)):
-                message = "the service is receiving too many uploads at once: try again shortly"
-                raise MediaError("busy", 503, message, "max_body_bytes")
-            body.extend(chunk)
-            if len(body) > settings.max_body_bytes:
-                raise MediaError("body_size", 413, _over_body_limit(len(body), settings), "max_body_bytes")
-    finally:
-        service.bodies.give_back(len(body))
-    uploads = parse_uploads(bytes(body), request.headers.get("content-type", ""))
-    if len(uploads) > settings.max_files:
-        raise MediaError(
-            "too_many_files", 413, f"{len(uploads)} files is over the limit of {settings.max_files}", "max_files"
-        )
-    return uploads
-
-
 def _error_response(
     kind: str, message: str, status: int, limit: Optional[str] = None, headers: Optional[dict] = None
 ) -> JSONResponse:
     """The service's error body: `{"error": {"kind", "message", "limit"}}`."""
     body = {"kind": kind, "message": message, **({"limit": limit} if limit else {})}
     return JSONResponse({"error": body}, status_code=status, headers=headers)
-
-
-async def _body_chunks(request: Request, settings: ServiceSettings) -> AsyncIterator[bytes]:
-    """The request body's chunks, each within `read_timeout_s` of the one before and all within
-    `body_timeout_s`: MediaError 408 past either, so a client that stalls or drips costs a connection for a
-    bounded time. A client that goes away raises MediaError with the status the metrics count it under."""
-    deadline = time.monotonic() + settings.body_timeout_s
-    chunks = request.stream().__aiter__()
-    while True:
-        left = deadline - time.monotonic()
-        try:
-            chunk = await asyncio.wait_for(chunks.__anext__(), max(0.0, min(settings.read_timeout_s, left)))
-        except StopAsyncIteration:
-            return
-        except asyncio.TimeoutError:
-            if left <= settings.read_timeout_s:
-                message = f"the request body took longer than the limit of {settings.body_timeout_s:g} s to arrive"
-                raise MediaError("body_timeout", 408, message, "body_timeout_s") from None
-            message = f"no byte of the request body arrived for {settings.read_timeout_s:g} s"
-            raise MediaError("body_timeout", 408, message, "read_timeout_s") from None
-        except ClientDisconnect:
-            raise MediaError("client_gone", CLIENT_GONE, "the client went away before its upload arrived") from None
-        yield chunk
-
-
-def _abandoned(request: Request, gone: threading.Event, loop: asyncio.AbstractEventLoop) -> Callable[[], bool]:
-    """Whether the client has gone, for the analysis thread: the watcher's word, else a fresh look on the event
-    loop (which first takes in the connection's pending events), so a client that left moments ago, while the
-    watcher slept or the loop was busy, is not analysed or recorded for nobody."""
-
-    def abandoned() -> bool:
-        if gone.is_set():
-            return True
-        try:
-            return asyncio.run_coroutine_threadsafe(request.is_disconnected(), loop).result(_DISCONNECT_CHECK_S)
-        except (TimeoutError, concurrent.futures.TimeoutError, RuntimeError):
-            return False
-
-    return abandoned
-
-
-async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
-    """Sets `gone` once the client has gone away, so that its queued or running analysis stops being done
-    (and recorded) for nobody."""
-    while not await request.is_disconnected():
-        await asyncio.sleep(_DISCONNECT_POLL_S)
-    gone.set()
-
-
-async def _drain(request: Request, settings: ServiceSettings, cap: int) -> None:
-    """Reads and drops a refused body (up to `cap` bytes, within the body's time limits), so that a plain
-    client that sends it whole before reading gets the 413 instead of a broken pipe; nothing of it is kept."""
-    drained = 0
-    async for chunk in _body_chunks(request, settings):
-        drained += len(chunk)
-        if drained > cap:
-            break
-
-
-def _over_body_limit(size: int, settings: ServiceSettings) -> str:
-    return f"request body of {size} bytes is over the limit of {settings.max_body_bytes} bytes"
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -828,29 +567,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     except ValueError as e:
         parser.error(str(e))
     return args
-
-
-def auth_mode(host: str, requested: Optional[str], allow_unauthenticated_remote: bool) -> str:
-    """The service's authentication, from where it listens: without keys, anyone who reaches the port reads
-    everyone's history, so keys are the default beyond loopback and `none` there must be asked for twice."""
-    loopback = host == "localhost" or _is_loopback_address(host)
-    if requested is None:
-        return "none" if loopback else "keys"
-    if requested == "none" and not loopback and not allow_unauthenticated_remote:
-        raise ValueError(
-            f"--auth none on --host {host} would serve everyone's history to anyone who reaches it: "
-            "use --auth keys, or add --allow-unauthenticated-remote"
-        )
-    return requested
-
-
-def _is_loopback_address(host: str) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # glibc gives each thread that allocates at once its own malloc arena, up to 8 per core, and an arena keeps

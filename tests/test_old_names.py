@@ -18,6 +18,9 @@ import pytest
         ("deepfake_detection.config", "deepfake_detection.contract", ["IMAGE_KEY", "SPLIT_NAMES", "OUTPUT_KEY"]),
         ("deepfake_detection.config", "deepfake_detection.component_ids", ["node_id", "model_of", "EVALUATOR"]),
         ("deepfake_detection.config", "deepfake_detection.defaults", ["LOCAL_EPOCHS", "LOCAL_FAKE_SOURCE"]),
+        ("serving.video_client", "serving.video_analysis", ["VideoAnalyzer", "VERDICT_UNCERTAIN", "decide"]),
+        ("serving.detection_service", "serving.service_settings", ["ServiceSettings", "auth_mode"]),
+        ("serving.detection_service", "serving.uploads", ["Upload", "parse_uploads"]),
     ],
 )
 def test_the_old_path_gives_the_new_objects(old, new, names):

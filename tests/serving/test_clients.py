@@ -12,7 +12,7 @@ from deepfake_detection.ingest.readers import read_dataset
 from deepfake_detection.ingest.sampling import SampledFrame, VideoError
 from serving.clients import GrpcClient, ModelTarget, Prediction, RestClient, ServingError
 from serving.local_model import InProcessModel
-from serving.video_client import VERDICT_NO_FACE, VideoAnalyzer
+from serving.video_analysis import VERDICT_NO_FACE, VideoAnalyzer
 from tests.helpers import face_crops, write_numbered_video
 
 SMALL = IngestConfig(frames_per_video=6, image_size=64)

@@ -25,7 +25,7 @@ from deepfake_detection.models import export
 from serving.clients import GrpcClient, ModelTarget
 from serving.detection_service import DetectionService, ServiceSettings, create_app
 from serving.local_model import InProcessModel
-from serving.video_client import VideoAnalyzer
+from serving.video_analysis import VideoAnalyzer
 from tests.helpers import make_broken_files, write_numbered_video
 from tests.serving.decoders import CRASH_MARKER, HANG_MARKER
 from tests.serving.helpers import LIMITS, finished_job

@@ -1,0 +1,85 @@
+"""The detection service's settings: its limits, the model it serves, the history, authentication.
+
+One frozen dataclass that the service, `deepfake-pipeline detect --local` and
+the tests build (the service from its flags, in `detection_service.parse_args`),
+and the rule that picks authentication from where the service listens.
+"""
+
+import dataclasses
+from typing import Optional
+
+from deepfake_detection.evaluation import video_scores
+from deepfake_detection.evaluation.operating_point import OperatingPoint
+from deepfake_detection.ingest.ingest_config import IngestConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceSettings:
+    model_server: str = "localhost:8500"
+    model_name: Optional[str] = None  # None: the model the model server has (served_model.resolve)
+    model_label: Optional[str] = None
+    history_url: str = "sqlite:///outputs/detection_history.sqlite"
+    history_pool_size: int = 5
+    max_body_bytes: int = 200 * 1024 * 1024
+    max_files: int = 20
+    decode_timeout_s: float = 60.0
+    max_duration_s: float = 600.0
+    max_pixels: int = 3840 * 2160
+    frames_per_video: int = 32
+    rule: str = video_scores.RULE_MEAN
+    threshold: Optional[float] = None
+    real_threshold: Optional[float] = None
+    model_base_path: Optional[str] = None
+    batch_size: int = 32
+    max_in_flight: int = 2
+    max_queued: int = 8
+    # "keys": every /v1/* route needs an API key; "none": one person's service on loopback.
+    auth: str = "none"
+    # Each key's share: analyses running, and requests waiting, at most (beyond them, 429).
+    max_in_flight_per_key: int = 1
+    max_queued_per_key: int = 3
+    head_timeout_s: float = 10.0
+    read_timeout_s: float = 15.0
+    body_timeout_s: float = 120.0
+    unready_after_s: float = 60.0
+
+    def operating_point(self) -> Optional[OperatingPoint]:
+        """A hand-set point (both thresholds, no calibration) that overrides the model's; None uses the model's."""
+        if self.threshold is None and self.real_threshold is None:
+            return None
+        if self.threshold is None or self.real_threshold is None:
+            raise ValueError(
+                "Set both --threshold and --real-threshold to override the model's fitted operating point, or neither"
+            )
+        return OperatingPoint(self.threshold, self.real_threshold)
+
+    def ingest_config(self) -> IngestConfig:
+        return IngestConfig(
+            frames_per_video=self.frames_per_video,
+            max_file_bytes=self.max_body_bytes,
+            max_duration_s=self.max_duration_s,
+            max_pixels=self.max_pixels,
+        )
+
+
+def auth_mode(host: str, requested: Optional[str], allow_unauthenticated_remote: bool) -> str:
+    """The service's authentication, from where it listens: without keys, anyone who reaches the port reads
+    everyone's history, so keys are the default beyond loopback and `none` there must be asked for twice."""
+    loopback = host == "localhost" or _is_loopback_address(host)
+    if requested is None:
+        return "none" if loopback else "keys"
+    if requested == "none" and not loopback and not allow_unauthenticated_remote:
+        raise ValueError(
+            f"--auth none on --host {host} would serve everyone's history to anyone who reaches it: "
+            "use --auth keys, or add --allow-unauthenticated-remote"
+        )
+    return requested
+
+
+def _is_loopback_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
