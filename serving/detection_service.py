@@ -70,8 +70,14 @@ from serving.media import KIND_IMAGE, IsolatedDecoder, MediaError, check_declare
 from serving.service_metrics import Metrics, RequestMetrics
 from serving.service_settings import ServiceSettings, auth_mode
 from serving.tf_serving_api import ModelVersionStatus
-from serving.uploads import CLIENT_GONE, Upload, abandoned_check, read_uploads, watch_disconnect
-from serving.uploads import parse_uploads  # noqa: F401 - importable from here too, its old home
+from serving.uploads import (
+    CLIENT_GONE,
+    Upload,
+    abandoned_check,
+    parse_uploads,  # noqa: F401 - importable from here too, its old home
+    read_uploads,
+    watch_disconnect,
+)
 from serving.video_analysis import VideoAnalyzer
 
 # A grey face, scored to ask the model server which version answers and with which operating point.
