@@ -16,7 +16,6 @@ fixed raw score of 0.5 (the old default), on the same faces.
         --videos /tmp/heldout11 /tmp/heldout12 [--json outputs/bench/verdict_bench.json]
 """
 
-import json
 import os
 import time
 from typing import Dict, List
@@ -25,6 +24,7 @@ import _common
 
 from deepfake_detection.evaluation import operating_point
 from deepfake_detection.ingest.readers import read_dataset
+from deepfake_detection.models import export
 from serving.cli import local_analyser
 
 FIXED_THRESHOLD = 0.5
@@ -106,8 +106,7 @@ def main() -> None:
     parser.add_argument("--videos", nargs="+", required=True, help="folders of labelled videos")
     args = BENCH.parse_args(parser)
     analyse = local_analyser(args.model_dir, {})
-    with open(os.path.join(args.model_dir, "assets.extra", operating_point.FILE_NAME)) as f:
-        fitted = json.load(f)
+    fitted = export.read_operating_point(args.model_dir)
     print(f"Operating point of {args.model_dir}: {fitted}")
     results, every = {}, []
     started = time.perf_counter()

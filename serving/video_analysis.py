@@ -126,7 +126,7 @@ NO_POINT = (
 def decide(raw_score: Optional[float], point: Optional[OperatingPoint]) -> Tuple[str, Optional[float], str]:
     """(verdict, calibrated probability, why) for a video score; `uncertain` without an operating point."""
     if raw_score is None:
-        return VERDICT_NO_FACE, None, operating_point.explain(OperatingPoint(1.0, 0.0), None)
+        return VERDICT_NO_FACE, None, operating_point.NO_FACE_EXPLANATION
     if point is None:
         return VERDICT_UNCERTAIN, None, NO_POINT
     probability = point.calibrate(raw_score)

@@ -27,9 +27,10 @@ def pushed_version_folder(pushed_model: Optional[types.Artifact]) -> Optional[st
     return pushed_model.get_string_custom_property("pushed_destination") or None
 
 
-def test_rates(model_uri: str, test_patterns: List[str], clip_length: int, rule: str) -> Optional[dict]:
+def test_rates(
+    model_uri: str, fitted: Optional[dict], test_patterns: List[str], clip_length: int, rule: str
+) -> Optional[dict]:
     """What the model's fitted operating point achieves on the test split's videos, or None without a point."""
-    fitted = export.read_operating_point(os.path.join(model_uri, export.SERVING_DIR))
     if fitted is None:
         return None
     model = export.load_keras(model_uri)
@@ -51,7 +52,8 @@ class Executor(base_executor.BaseExecutor):
         test_patterns = [os.path.join(artifact_utils.get_split_uri([examples], split), "*")]
         training = json.loads(exec_properties["training_settings"])
         rule = training.get("video_rule", "mean")
-        rates = test_rates(model.uri, test_patterns, exec_properties["clip_length"], rule)
+        fitted = export.read_operating_point(os.path.join(model.uri, export.SERVING_DIR))
+        rates = test_rates(model.uri, fitted, test_patterns, exec_properties["clip_length"], rule)
         blessing = artifact_utils.get_single_instance(input_dict["blessing"])
         pushed = pushed_version_folder(next(iter(input_dict.get("pushed_model") or []), None))
         evaluation = artifact_utils.get_single_instance(input_dict["evaluation"])
@@ -64,7 +66,7 @@ class Executor(base_executor.BaseExecutor):
                 training.get("fake_source", config.DEFAULT_FAKE_SOURCE),
             ),
             evaluation={"split": split, **report.overall_metrics(evaluation.uri)},
-            fitted_point=export.read_operating_point(os.path.join(model.uri, export.SERVING_DIR)),
+            fitted_point=fitted,
             test_rates=rates,
             blessed=report.is_blessed(blessing.uri),
         )

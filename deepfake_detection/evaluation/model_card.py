@@ -14,6 +14,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import jinja2
 
+from deepfake_detection.evaluation import operating_point
+
 CARD_DIR = "assets.extra"
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = "model_card.md"
@@ -63,7 +65,7 @@ def known_limits(card: Mapping[str, Any]) -> List[str]:
     if card["training_data"]["fake_source"] == "self_blended":
         limits.append("Trained on self-blended pseudo-fakes of real faces: it has never seen a real manipulation.")
     fitted = card.get("operating_point") or {}
-    if fitted.get("fake_method") != "empirical":
+    if fitted.get("fake_method") != operating_point.METHOD_EMPIRICAL:
         limits.append(f"Operating point: {fitted.get('notes', 'not fitted')}.")
     limits.append("Only faces MTCNN finds and the person rule accepts are judged; other content is not.")
     return limits
@@ -178,17 +180,18 @@ def write_card(version_folder: str, card: Mapping[str, Any]) -> List[str]:
     return paths
 
 
-def read_card(version_folder: str) -> Optional[dict]:
-    path = os.path.join(version_folder, CARD_DIR, CARD_JSON)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def read_card_html(version_folder: str) -> Optional[str]:
-    path = os.path.join(version_folder, CARD_DIR, CARD_HTML)
+def _read(version_folder: str, name: str) -> Optional[str]:
+    path = os.path.join(version_folder, CARD_DIR, name)
     if not os.path.exists(path):
         return None
     with open(path) as f:
         return f.read()
+
+
+def read_card(version_folder: str) -> Optional[dict]:
+    text = _read(version_folder, CARD_JSON)
+    return None if text is None else json.loads(text)
+
+
+def read_card_html(version_folder: str) -> Optional[str]:
+    return _read(version_folder, CARD_HTML)

@@ -40,6 +40,7 @@ VERDICTS = (VERDICT_FAKE, VERDICT_UNCERTAIN, VERDICT_REAL, VERDICT_NO_FACE)
 # How the exported model carries the point: an output of `serving_default`, and a file in `assets.extra/`.
 OUTPUT_KEY = "operating_point"
 FILE_NAME = "operating_point.json"
+NO_FACE_EXPLANATION = "No person was found in the sampled frames, so nothing was scored."
 DEFAULT_FALSE_ALARM_BUDGET = 0.01
 DEFAULT_MISS_BUDGET = 0.1
 METHOD_EMPIRICAL = "empirical"
@@ -112,7 +113,7 @@ def explain(point: OperatingPoint, probability: Optional[float]) -> str:
     """One line that says why a video got its verdict, in the words a person reads."""
     verdict = point.verdict(probability)
     if verdict == VERDICT_NO_FACE:
-        return "No person was found in the sampled frames, so nothing was scored."
+        return NO_FACE_EXPLANATION
     shown = f"{probability:.0%}"
     fake, real = f"{point.fake_threshold:.0%}", f"{point.real_threshold:.0%}"
     if verdict == VERDICT_FAKE:
@@ -195,8 +196,8 @@ def platt(scores: Sequence[float], labels: Sequence[int], iterations: int = 50) 
         p = sigmoid(features @ params)
         gradient = features.T @ (p - targets)
         hessian = features.T @ (features * np.maximum(p * (1 - p), 1e-12)[:, None]) + 1e-9 * np.eye(2)
-        step, size = np.linalg.solve(hessian, gradient), 1.0
-        while size > 1e-6 and loss(params - size * step) > loss(params):
+        step, size, current = np.linalg.solve(hessian, gradient), 1.0, loss(params)
+        while size > 1e-6 and loss(params - size * step) > current:
             size /= 2
         params = params - size * step
         if np.abs(size * step).max() < 1e-10:

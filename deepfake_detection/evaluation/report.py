@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from deepfake_detection import config
-from deepfake_detection.evaluation import cross_generator, model_card, video_metrics
+from deepfake_detection.evaluation import cross_generator, model_card, operating_point, video_metrics
 from deepfake_detection.evaluation.eval_config import CANDIDATE
 
 BLESSED_FILE = "BLESSED"
@@ -196,7 +196,7 @@ def operating_point_lines(pipeline_root: str) -> List[str]:
                 f"{_rate_text(rates['reals_accused'])}, uncertain {_rate_text(rates['uncertain'])}; calibration "
                 f"error {rates['ece_raw']:.3f} raw, {rates['ece_calibrated']:.3f} calibrated"
             )
-        if fitted["fake_method"] != "empirical":
+        if fitted["fake_method"] != operating_point.METHOD_EMPIRICAL:
             lines.append(
                 f"{'':<16} too few real videos to measure the {fitted['false_alarm_budget']:.0%} false-alarm budget: "
                 "the threshold is set conservatively from the real scores (see the model card)"
