@@ -13,9 +13,10 @@ found and cropped by the ingest's own path (`find_faces`, as the service
 does); the changed region is cut out of each face's margin crop box
 (`margin_crop_box`). Per kind it reports the pointing game (the peak cell's
 centre inside the region) and the share of the map's mass on the region,
-for each method and feature grid asked for, beside the centre baseline (its
-point is the crop's centre, its map a centred Gaussian of a quarter of the
-crop). Then it exports the model with its `explain` signature to a
+for the model's locator when it has one (what its `explain` signature
+serves) and each method and feature grid asked for, beside the centre
+baseline (its point is the crop's centre, its map a centred Gaussian of a
+quarter of the crop). Then it exports the model with its `explain` signature to a
 temporary folder, checks that the signature's maps are the method's and its
 probabilities `serving_default`'s (detection unchanged), and times
 `serving_default` against `explain` in milliseconds per face.
@@ -47,6 +48,8 @@ from deepfake_detection.models import data, explain, export
 from serving.local_model import InProcessModel
 
 PART_GOAL, WHOLE_GOAL = 0.7, 0.9
+# The locator's maps (models/locator.py), reported first when the model has one: what the signature serves then.
+LOCATOR = "locator"
 PART_KINDS = ("partial_face:mouth", "partial_face:eyes")
 # Where a pixel counts as changed: more of it is the pasted face than the recorded one.
 CHANGED = 0.5
@@ -131,11 +134,16 @@ def per_kind(kinds: Sequence[str], hit: np.ndarray, share: np.ndarray) -> Dict[s
 
 def explained(model, faces: List[Face], method: str, grid: Optional[int] = None, batch: int = 32) -> np.ndarray:  # noqa: ANN001
     """Maps [N, g, g] of the faces by `method` at `grid`, from the same decoded pixels the signature sees."""
-    function = tf.function(explain.explainer(model, method, grid))
+    return mapped(lambda pixels: explain.explainer(model, method, grid)(pixels)[1], faces, batch)
+
+
+def mapped(draw, faces: List[Face], batch: int = 32) -> np.ndarray:  # noqa: ANN001 - pixels -> maps
+    """`draw`'s maps [N, g, g] of the faces, from the same decoded pixels the signature sees."""
+    function = tf.function(draw)
     maps = []
     for start in range(0, len(faces), batch):
         pixels = data.decode_images(tf.constant([f.crop for f in faces[start : start + batch]]))
-        maps.append(function(pixels)[1].numpy())
+        maps.append(function(pixels).numpy())
     return np.concatenate(maps)
 
 
@@ -171,11 +179,15 @@ def main() -> None:
     kinds = [f.kind for f in faces]
     regions = np.stack([f.region for f in faces])
     model = export.load_keras(args.model_uri)
+    locator = export.load_locator(args.model_uri)
     print(f"{len(faces)} fake faces; kinds: { {k: kinds.count(k) for k in sorted(set(kinds))} }")
 
     results: Dict[str, dict] = {"faces": len(faces), "goal": {"part_of_face": PART_GOAL, "whole_face": WHOLE_GOAL}}
     results["centre_baseline"] = per_kind(kinds, *score(centre_baseline(len(faces)), regions))
     methods: Dict[str, dict] = {}
+    if locator is not None:
+        locator_maps = mapped(lambda pixels: locator(pixels, training=False), faces)
+        methods[f"{LOCATOR}@{locator_maps.shape[1]}"] = per_kind(kinds, *score(locator_maps, regions))
     for method in args.methods:
         if method == explain.INPUT_GRADIENT:
             methods[f"{method}@{explain.GRID}"] = per_kind(kinds, *score(explained(model, faces, method), regions))
@@ -192,13 +204,16 @@ def main() -> None:
             )
 
     with tempfile.TemporaryDirectory() as export_dir:
-        export.export_saved_model(model, export_dir)
+        export.export_saved_model(model, export_dir, locator=locator)
         client = InProcessModel(export_dir)
         crops = [f.crop for f in faces][: args.timing_faces]
         signature_maps = client.explain(crops[:32]).heatmaps
         difference = np.abs(client.explain(crops).probabilities - client.predict(crops).probabilities).max()
         results["largest_probability_difference_explain_vs_serving_default"] = float(difference)
-        reference = explained(model, faces[:32], explain.DEFAULT_METHOD)
+        if locator is not None:
+            reference = mapped(lambda pixels: locator(pixels, training=False), faces[:32])
+        else:
+            reference = explained(model, faces[:32], explain.DEFAULT_METHOD)
         results["signature_matches_method"] = bool(np.allclose(signature_maps, reference, atol=1e-4))
         results["signature_grid"] = list(signature_maps.shape[1:])
         timing = {

@@ -27,6 +27,7 @@ from deepfake_detection.models.training import (
     configure_accelerators,
     search_space,
     serving_model,
+    train_locator,
 )
 
 
@@ -110,8 +111,12 @@ def run_fn(fn_args: FnArgs) -> None:
     fitted = video_scoring.fit_for_model(
         model, fn_args.eval_files, clip_length, training.video_rule, training.false_alarm_budget, training.miss_budget
     )
-    export.export_saved_model(model, fn_args.serving_model_dir, clip_length, fitted)
-    export.save_keras(model, model_uri)
+    located = None
+    if training.trains_locator:
+        logging.info("Training the locator of %s on part- and whole-face pseudo-fakes", training.backbone)
+        located = train_locator(fn_args.train_files, fn_args.eval_files, training)
+    export.export_saved_model(model, fn_args.serving_model_dir, clip_length, fitted, located)
+    export.save_keras(model, model_uri, located)
     metrics = model.evaluate(evaluation, return_dict=True, verbose=0)
     eval_real, eval_fake = data.label_counts(fn_args.eval_files, training.fakes())
     counts = {contract.EVAL_REAL_EXAMPLES: eval_real, contract.EVAL_FAKE_EXAMPLES: eval_fake}

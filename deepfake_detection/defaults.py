@@ -43,3 +43,6 @@ QUALITY_EARLY_STOPPING_PATIENCE = 8
 LOCAL_SPLIT_BUCKETS = {"train": 6, "eval": 2, "test": 2}
 # The main job trains without a single fake video: every sample manipulation stays unseen until the test.
 LOCAL_FAKE_SOURCE = contract.FAKE_SOURCE_SELF_BLENDED
+# The locator (where a face looks pasted over, `models/locator.py`) trains after each self-blended face model for
+# up to this many epochs (0: none, and the `explain` map falls back to the classifier's input gradient).
+LOCATOR_EPOCHS = 12

@@ -57,8 +57,11 @@ _SRM_KERNELS = (
 _SRM_GAIN = 10.0
 
 
-def _conv_bn(x: keras.KerasTensor, filters: int, strides: int = 1, activate: bool = True) -> keras.KerasTensor:
-    x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+def conv_bn(
+    x: keras.KerasTensor, filters: int, strides: int = 1, activate: bool = True, dilation: int = 1
+) -> keras.KerasTensor:
+    """3x3 convolution, batch normalisation, ReLU (unless `activate` is False)."""
+    x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, dilation_rate=dilation)(x)
     x = FusedBatchNormalization(momentum=_BN_MOMENTUM)(x)
     return keras.layers.ReLU()(x) if activate else x
 
@@ -81,13 +84,14 @@ def noise_residuals(x: keras.KerasTensor) -> keras.KerasTensor:
     return keras.layers.Activation("hard_tanh", dtype=PIXEL_DTYPE)(residuals)
 
 
-def _residual(x: keras.KerasTensor, filters: int, strides: int) -> keras.KerasTensor:
+def residual(x: keras.KerasTensor, filters: int, strides: int, dilation: int = 1) -> keras.KerasTensor:
+    """A basic residual block (two 3x3 convolutions), with a 1x1 projection when its shape changes."""
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
         shortcut = keras.layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x)
         shortcut = FusedBatchNormalization(momentum=_BN_MOMENTUM)(shortcut)
-    y = _conv_bn(x, filters, strides)
-    y = _conv_bn(y, filters, activate=False)
+    y = conv_bn(x, filters, strides, dilation=dilation)
+    y = conv_bn(y, filters, activate=False, dilation=dilation)
     return keras.layers.ReLU()(keras.layers.Add()([shortcut, y]))
 
 
@@ -95,10 +99,10 @@ def build_blend_resnet(settings: ModelSettings, hparams: Mapping[str, Any]) -> k
     images = image_input()
     x = prepare(images, settings.input_size, "tf", augment=False)
     x = keras.layers.Concatenate(dtype=PIXEL_DTYPE)([x, noise_residuals(x)])
-    x = _conv_bn(x, _STEM)
-    x = _conv_bn(x, _STAGES[0], strides=2)
+    x = conv_bn(x, _STEM)
+    x = conv_bn(x, _STAGES[0], strides=2)
     for number, filters in enumerate(_STAGES):
-        x = _residual(x, filters, strides=1 if number == 0 else 2)
+        x = residual(x, filters, strides=1 if number == 0 else 2)
     pooled = keras.layers.Concatenate()(
         [keras.layers.GlobalAveragePooling2D()(x), keras.layers.GlobalMaxPooling2D()(x)]
     )

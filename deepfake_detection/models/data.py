@@ -218,6 +218,47 @@ def dataset(
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
+def locator_dataset(
+    file_patterns: List[str], batch_size: int, training: bool, grid: int, seed: int = 0, size: int = CROP_SIZE
+) -> tf.data.Dataset:
+    """(pixels, map) batches for the locator: every real face, then its pseudo-fake pasted through a whole-face or
+    part-of-face region, with what of each of `grid` x `grid` cells was pasted (`self_blend.located_batch`).
+
+    Only real faces are read: a dataset fake's changed region is unknown.
+    Crops are decoded once and kept as uint8; pseudo-fakes are drawn afresh
+    every epoch in training and once, seeded, for validation.
+    """
+    source = FakeSource(contract.FAKE_SOURCE_SELF_BLENDED)
+    reals = (
+        records(file_patterns)
+        .batch(256)
+        .map(_parser(None, source, size), num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+        .filter(lambda element: _kept(element, source))
+        .cache()
+    )
+    if training:
+        reals = reals.shuffle(2048, seed=seed, reshuffle_each_iteration=True).repeat()
+
+    def located(index: tf.Tensor, group: Dict[str, tf.Tensor]):  # noqa: ANN202 - (pixels, maps)
+        seed_pair = tf.stack([tf.constant(seed, tf.int64), index])
+        pixels, maps = tf.numpy_function(
+            self_blend.located_batch,
+            [group["pixels"], group["landmarks"], seed_pair, grid],
+            [tf.uint8, tf.float32],
+            stateful=False,
+        )
+        pixels = tf.ensure_shape(pixels, [None, 2, size, size, 3])
+        return pixels, tf.ensure_shape(maps, [None, 2, grid, grid])
+
+    pairs = reals.batch(BLEND_GROUP).enumerate().map(located, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    examples = pairs.unbatch().unbatch()
+    if not training:
+        examples = examples.cache()
+    batches = examples.batch(batch_size).map(lambda pixels, maps: (tf.cast(pixels, tf.float32), maps))
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
 def label_counts(file_patterns: List[str], fake_source: Optional[FakeSource] = None) -> Tuple[int, int]:
     """(real, fake) examples as training will see them: self-blends count one fake per real face."""
     source = fake_source or FakeSource()

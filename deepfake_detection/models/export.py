@@ -11,10 +11,11 @@ Signatures:
 - `serving_tf_example`: serialized tf.Examples (`examples` [N]) ->
   `fake_probability` only, for TensorFlow Model Analysis.
 - `explain` (face models only): `images` [N] -> `serving_default`'s outputs
-  and `heatmap` [N, g, g] in [0, 1], where each face looks manipulated
-  (`explain.explainer`): the same weights in the same graph, so any TF
-  Serving client can ask for it; it costs a backward pass, so clients call
-  it only when asked.
+  and `heatmap` [N, 16, 16] in [0, 1], where each face looks pasted over:
+  the locator's map (`locator.py`, trained beside the classifier on the
+  self-blends' masks) when the model has one, else the classifier's input
+  gradient (`explain.explainer`). The same classifier in the same graph, so
+  its probabilities are `serving_default`'s; clients call it only when asked.
 Decoding and resizing are the input functions' own (`data.decode_images`), and
 the backbone's normalisation is inside the Keras model, so serving equals training.
 Warm-up requests (one grey face, or one clip of them) are stored in
@@ -38,6 +39,7 @@ SERVING_TF_EXAMPLE = contract.SERVING_TF_EXAMPLE
 OUTPUT_KEY = contract.OUTPUT_KEY
 SERVING_DIR = "Format-Serving"  # where TFX's Trainer and Pusher expect the SavedModel
 KERAS_FILE = os.path.join("keras", "model.keras")
+LOCATOR_FILE = os.path.join("keras", "locator.keras")
 EVAL_METRICS_FILE = "eval_metrics.json"
 ASSETS_EXTRA = warmup.WARMUP_DIR
 
@@ -51,15 +53,19 @@ def export_saved_model(
     export_dir: str,
     clip_length: int = 0,
     fitted: Optional[operating_point.FittedPoint] = None,
+    locator: Optional[keras.Model] = None,
 ) -> None:
-    """Writes the SavedModel with both signatures; `clip_length` > 0 marks a temporal model.
+    """Writes the SavedModel with its signatures; `clip_length` > 0 marks a temporal model.
 
     `fitted` (the operating point fitted on held-out videos) joins the
-    `serving_default` outputs and `assets.extra/operating_point.json`.
+    `serving_default` outputs and `assets.extra/operating_point.json`;
+    `locator` draws the `explain` signature's maps.
     """
     vector = tf.constant(fitted.point.as_vector()) if fitted else None
     archive = keras.export.ExportArchive()
     archive.track(model)
+    if locator is not None:
+        archive.track(locator)
     if clip_length:
         image_spec = tf.TensorSpec([None, clip_length], tf.string, name=contract.CLIPS_INPUT)
         features = {contract.CLIP_FRAMES_KEY: data.clip_features(clip_length)[contract.CLIP_FRAMES_KEY]}
@@ -91,7 +97,7 @@ def export_saved_model(
     archive.add_endpoint(SERVING_DEFAULT, serve_images)
     archive.add_endpoint(SERVING_TF_EXAMPLE, serve_examples)
     if not clip_length:
-        explainer = explain.explainer(model)
+        explainer = _located(model, locator) if locator is not None else explain.explainer(model)
 
         @tf.function(input_signature=[image_spec])
         def serve_explanations(encoded: tf.Tensor) -> dict:
@@ -106,6 +112,15 @@ def export_saved_model(
     if fitted:
         with tf.io.gfile.GFile(os.path.join(export_dir, ASSETS_EXTRA, operating_point.FILE_NAME), "w") as f:
             json.dump(fitted.to_dict(), f, indent=1, sort_keys=True)
+
+
+def _located(model: keras.Model, locator: keras.Model) -> explain.Explainer:
+    """The classifier's probabilities beside the locator's maps, from the same pixels."""
+
+    def explain_faces(pixels: tf.Tensor):  # noqa: ANN202 - (probabilities [N], maps [N, g, g])
+        return _probabilities(model, pixels)[OUTPUT_KEY], tf.cast(locator(pixels, training=False), tf.float32)
+
+    return explain_faces
 
 
 def read_operating_point(export_dir: str) -> Optional[dict]:
@@ -129,12 +144,25 @@ def load_keras(model_uri: str) -> keras.Model:
     return keras.models.load_model(keras_path(model_uri))
 
 
-def save_keras(model: keras.Model, model_uri: str) -> str:
-    """Saves the Keras model beside the SavedModel in the Model artifact, for the ensemble to reload."""
+def save_keras(model: keras.Model, model_uri: str, locator: Optional[keras.Model] = None) -> str:
+    """Saves the Keras model (and its locator) beside the SavedModel in the Model artifact, for the ensemble,
+    the model card and the benches to reload."""
     path = keras_path(model_uri)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     model.save(path)
+    if locator is not None:
+        locator.save(os.path.join(model_uri, LOCATOR_FILE))
     return path
+
+
+def load_locator(model_uri: str) -> Optional[keras.Model]:
+    """The locator saved beside a model (`save_keras`), None when it was trained without one."""
+    path = os.path.join(model_uri, LOCATOR_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    from deepfake_detection.models import registry  # noqa: F401 - importing it registers the layers
+
+    return keras.models.load_model(path)
 
 
 def write_eval_metrics(model_uri: str, metrics: Mapping[str, Any]) -> None:

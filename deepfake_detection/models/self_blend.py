@@ -19,7 +19,7 @@ reproducible; the Trainer's input path calls `blend_batch` on small batches.
 """
 
 import functools
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -131,11 +131,18 @@ def _blend(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarr
     return cv2.blendLinear(source, target, alpha, 1 - alpha)
 
 
-def self_blend(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+MaskDrawer = Callable[[np.ndarray, Tuple[int, int], np.random.Generator], np.ndarray]
+
+
+def self_blend(
+    image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, draw_mask: MaskDrawer = blend_mask
+) -> Tuple[np.ndarray, np.ndarray]:
     """One pseudo-fake of a real face (uint8 RGB [H, W, 3], landmarks as 10 crop fractions) and its mask.
 
     As in SBI, either the pasted source or the face it is pasted onto gets
     the colour and frequency changes, so the mismatch runs both ways.
+    `draw_mask` draws the region pasted through (the classifier's whole-face
+    masks by default).
     """
     height, width = image.shape[:2]
     source, target = image, image
@@ -143,7 +150,7 @@ def self_blend(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generato
         source = altered_copy(image, rng)
     else:
         target = altered_copy(image, rng)
-    mask = blend_mask(landmarks_in_pixels(landmarks, height, width), (height, width), rng)
+    mask = draw_mask(landmarks_in_pixels(landmarks, height, width), (height, width), rng)
     source, mask = _shift(source, mask, rng)
     return _blend(source, target, mask), mask
 
@@ -154,6 +161,7 @@ def cross_blend(
     partner: np.ndarray,
     partner_landmarks: np.ndarray,
     rng: np.random.Generator,
+    draw_mask: MaskDrawer = blend_mask,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Face X-ray's blended image: another real face aligned by landmarks, colour-matched, pasted through the mask.
 
@@ -164,7 +172,7 @@ def cross_blend(
     height, width = image.shape[:2]
     marks = landmarks_in_pixels(landmarks, height, width)
     partner_marks = landmarks_in_pixels(partner_landmarks, *partner.shape[:2])
-    mask = blend_mask(marks, (height, width), rng)
+    mask = draw_mask(marks, (height, width), rng)
     source = face_geometry.align_face(partner, partner_marks, marks, (height, width))
     source = face_geometry.colour_transfer(source, image, mask)
     if rng.random() < 0.5:
@@ -199,6 +207,11 @@ def _with_sensor_noise(images: np.ndarray, sigma: float, seed: int) -> np.ndarra
 
 def postprocess(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The same re-rendering, JPEG re-compression (quality 40-100, half the time) and flip for images of a pair."""
+    return _postprocessed(images, rng)[0]
+
+
+def _postprocessed(images: np.ndarray, rng: np.random.Generator) -> Tuple[np.ndarray, bool]:
+    """`postprocess`'s images, and whether they were flipped (a pasted region's map flips with them)."""
     images = _rerendered(np.asarray(images), rng)
     quality = int(rng.integers(40, 101)) if rng.random() < 0.5 else None
     flip = rng.random() < 0.5
@@ -213,26 +226,34 @@ def postprocess(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             cv2.flip(image, 1, dst=slot)
         else:
             slot[...] = image
-    return out
+    return out, flip
 
 
 def _pseudo_fake(
-    image: np.ndarray, landmarks: np.ndarray, partner: Optional[Tuple[np.ndarray, np.ndarray]], seed: List[int]
-) -> np.ndarray:
-    """A self-blend, or (with a partner, CROSS_SHARE of the time) a cross-blend; clips frame by frame alike."""
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    partner: Optional[Tuple[np.ndarray, np.ndarray]],
+    seed: List[int],
+    draw_mask: MaskDrawer = blend_mask,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """A self-blend, or (with a partner, CROSS_SHARE of the time) a cross-blend, and its mask; clips frame by
+    frame alike."""
     rng = np.random.default_rng(seed)
     cross = partner is not None and rng.random() < CROSS_SHARE
     if image.ndim == 4:
         frames = zip(image, landmarks, *(partner if cross else ()), strict=True)
-        return np.stack([_pseudo_fake_frame(frame, cross, seed) for frame in frames])
-    return _pseudo_fake_frame((image, landmarks) + (partner if cross else ()), cross, seed)
+        fakes, masks = zip(*[_pseudo_fake_frame(frame, cross, seed, draw_mask) for frame in frames], strict=True)
+        return np.stack(fakes), np.stack(masks)
+    return _pseudo_fake_frame((image, landmarks) + (partner if cross else ()), cross, seed, draw_mask)
 
 
-def _pseudo_fake_frame(frame: tuple, cross: bool, seed: List[int]) -> np.ndarray:
+def _pseudo_fake_frame(
+    frame: tuple, cross: bool, seed: List[int], draw_mask: MaskDrawer
+) -> Tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed + [2])
     if cross:
-        return cross_blend(*frame, rng)[0]
-    return self_blend(frame[0], frame[1], rng)[0]
+        return cross_blend(*frame, rng, draw_mask)
+    return self_blend(frame[0], frame[1], rng, draw_mask)
 
 
 def blend_pair(
@@ -245,9 +266,18 @@ def blend_pair(
     time as a swap is. `partner` is another real face (pixels, landmarks).
     """
     seed = np.asarray(seed, np.int64).ravel().tolist()
-    fake = _pseudo_fake(image, landmarks, partner, seed)
+    fake, _ = _pseudo_fake(image, landmarks, partner, seed)
     frames = np.concatenate([image.reshape((-1,) + image.shape[-3:]), fake.reshape((-1,) + image.shape[-3:])])
     return postprocess(frames, np.random.default_rng(seed + [1])).reshape((2,) + image.shape)
+
+
+def _partner(index: int, reals: List[int], images: np.ndarray, landmarks: np.ndarray):  # noqa: ANN202
+    """The next real face of the batch after `index` (wrapping round), as (pixels, landmarks); None when alone."""
+    others = [j for j in reals if j != index]
+    if not others:
+        return None
+    j = min(others, key=lambda k: (k - index) % len(images))
+    return images[j], landmarks[j]
 
 
 def blend_batch(images: np.ndarray, landmarks: np.ndarray, is_real: np.ndarray, seed: np.ndarray) -> np.ndarray:
@@ -264,10 +294,73 @@ def blend_batch(images: np.ndarray, landmarks: np.ndarray, is_real: np.ndarray, 
             post = postprocess(image.reshape((-1,) + image.shape[-3:]), np.random.default_rng(seed + [i, 1]))
             out.append(np.stack([post.reshape(image.shape)] * 2))
             continue
-        others = [j for j in reals if j != i]
-        partner = None
-        if others:
-            j = min(others, key=lambda k: (k - i) % len(images))
-            partner = (images[j], landmarks[j])
-        out.append(blend_pair(image, landmarks[i], np.array(seed + [i]), partner))
+        out.append(blend_pair(image, landmarks[i], np.array(seed + [i]), _partner(i, reals, images, landmarks)))
     return np.stack(out)
+
+
+# The locator's pseudo-fakes (`region_mask`): a whole face this share of the time, else one part of it.
+WHOLE_FACE_SHARE = 0.4
+# Parts as ellipses in the face's own frame: the centre is a mix of the five landmarks (left eye, right eye, nose,
+# mouth corners) moved across the face in eye distances and down it in eye-to-mouth distances; half-axes in the same
+# units. `face_geometry.part_mask`'s mouth and eyes, single eyes, the nose, the lower face.
+_PARTS = (
+    # landmark weights, across, down, half-width, half-height
+    ((0, 0, 0, 0.5, 0.5), 0.0, 0.1, 0.75, 0.5),
+    ((0.5, 0.5, 0, 0, 0), 0.0, -0.1, 1.0, 0.4),
+    ((1, 0, 0, 0, 0), 0.0, 0.0, 0.45, 0.35),
+    ((0, 1, 0, 0, 0), 0.0, 0.0, 0.45, 0.35),
+    ((0, 0, 1, 0, 0), 0.0, -0.1, 0.35, 0.55),
+    ((0, 0, 0, 0.5, 0.5), 0.0, 0.3, 1.0, 0.6),
+)
+
+
+def part_region(landmarks: np.ndarray, shape: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """float32 [H, W]: one part of the face (`_PARTS`), its size, place and tilt jittered, outline deformed and
+    feathered, scaled by a blend ratio: edits of a mouth or the eyes, whatever tool drew their outline."""
+    weights, across_step, down_step, half_width, half_height = _PARTS[int(rng.integers(len(_PARTS)))]
+    landmarks = np.asarray(landmarks, np.float64)
+    across, down, eye_w, mouth_h = face_geometry.face_axes(landmarks)
+    jitter = rng.normal(0.0, 0.1, size=2) * eye_w
+    centre = np.asarray(weights) @ landmarks + (across_step * eye_w + jitter[0]) * across
+    centre = centre + (down_step * mouth_h) * down + jitter[1] * down
+    axes = np.array([half_width * eye_w, half_height * mouth_h]) * rng.uniform(0.75, 1.35, size=2)
+    angle = float(np.degrees(np.arctan2(across[1], across[0]))) + rng.uniform(-15, 15)
+    mask = np.zeros(shape, np.float32)
+    cv2.ellipse(mask, tuple(int(round(v)) for v in centre), tuple(max(1, int(v)) for v in axes), angle, 0, 360, 1.0, -1)
+    mask = _elastic(mask, rng)
+    mask = cv2.GaussianBlur(mask, (_odd(rng.uniform(0.05, 0.25) * min(axes)),) * 2, 0)
+    return mask * float(rng.choice(BLEND_RATIOS))
+
+
+def region_mask(landmarks: np.ndarray, shape: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """The locator's masks: SBI's whole-face mask (`blend_mask`) WHOLE_FACE_SHARE of the time, else a part."""
+    if rng.random() < WHOLE_FACE_SHARE:
+        return blend_mask(landmarks, shape, rng)
+    return part_region(landmarks, shape, rng)
+
+
+def coverage(mask: np.ndarray, grid: int) -> np.ndarray:
+    """float32 [grid, grid]: the share of each cell inside the pasted region, whatever its blend ratio."""
+    peak = float(mask.max())
+    if peak <= 0:
+        return np.zeros((grid, grid), np.float32)
+    return np.clip(cv2.resize(mask / peak, (grid, grid), interpolation=cv2.INTER_AREA), 0.0, 1.0)
+
+
+def located_batch(
+    images: np.ndarray, landmarks: np.ndarray, seed: np.ndarray, grid: int
+) -> Tuple[np.ndarray, np.ndarray]:
+    """The locator's examples from real faces [N, H, W, 3]: uint8 [N, 2, H, W, 3], each face and its pseudo-fake
+    pasted through `region_mask`, post-processed alike, and float32 [N, 2, grid, grid], what of each cell was
+    pasted (`coverage`; zeros for the real face), flipped with the pair. Reproducible from `seed`."""
+    seed = np.asarray(seed, np.int64).ravel().tolist()
+    reals = list(range(len(images)))
+    pairs, maps = [], []
+    for i, image in enumerate(images):
+        face_seed = seed + [i]
+        fake, mask = _pseudo_fake(image, landmarks[i], _partner(i, reals, images, landmarks), face_seed, region_mask)
+        pair, flipped = _postprocessed(np.stack([image, fake]), np.random.default_rng(face_seed + [1]))
+        cells = coverage(mask, grid)
+        pairs.append(pair)
+        maps.append(np.stack([np.zeros_like(cells), cells[:, ::-1] if flipped else cells]))
+    return np.stack(pairs), np.stack(maps).astype(np.float32)

@@ -6,7 +6,7 @@ holds the `run_fn` and `tuner_fn` that TFX calls and builds on this module.
 
 import contextlib
 import dataclasses
-from typing import Any, Dict, Iterator, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
 import keras
 import keras_tuner
@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from deepfake_detection import component_ids, contract, defaults
 from deepfake_detection.evaluation import operating_point, video_scores
-from deepfake_detection.models import data
+from deepfake_detection.models import data, locator
 from deepfake_detection.models.base import (
     DEFAULT_HPARAMS,
     FINE_TUNE_LAYERS,
@@ -24,6 +24,8 @@ from deepfake_detection.models.base import (
 )
 from deepfake_detection.models.registry import get_backbone
 
+# Adam's step for the locator, which learns from scratch like blend_resnet.
+LOCATOR_LEARNING_RATE = 1e-3
 # CPU flags of native bfloat16 arithmetic, where training under mixed_bfloat16 pays (see `training_precision`).
 BFLOAT16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
@@ -54,6 +56,8 @@ class TrainingConfig:
     false_alarm_budget: float = operating_point.DEFAULT_FALSE_ALARM_BUDGET
     miss_budget: float = operating_point.DEFAULT_MISS_BUDGET
     video_rule: str = video_scores.RULE_MEAN
+    locator_epochs: int = defaults.LOCATOR_EPOCHS
+    locator_steps_per_epoch: Optional[int] = None
 
     def __post_init__(self) -> None:
         get_backbone(self.backbone)
@@ -73,6 +77,8 @@ class TrainingConfig:
                 f"Invalid training setting input_size={size} for {self.backbone}: "
                 f"expected at least {backbone.min_input_size}"
             )
+        if self.locator_epochs < 0:
+            raise ValueError(f"Invalid training setting locator_epochs={self.locator_epochs!r}: expected >= 0 (0: off)")
         for name in ("batch_size", "epochs", "tuning_epochs", "early_stopping_patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Invalid training setting {name}={getattr(self, name)!r}: expected >= 1")
@@ -108,6 +114,11 @@ class TrainingConfig:
     @property
     def temporal(self) -> bool:
         return get_backbone(self.backbone).temporal
+
+    @property
+    def trains_locator(self) -> bool:
+        """A locator needs face crops and their landmarks, which self-blended training reads: face models only."""
+        return self.locator_epochs > 0 and not self.temporal and self.fakes().self_blends
 
     def fakes(self) -> data.FakeSource:
         return data.FakeSource(self.fake_source, tuple(self.held_out_manipulations), self.seed)
@@ -165,10 +176,15 @@ def build_and_compile(training: TrainingConfig, hparams: Mapping[str, Any]) -> k
 def serving_model(model: keras.Model, training: TrainingConfig, hparams: Mapping[str, Any]) -> keras.Model:
     """The model to export: a bfloat16-trained one rebuilt in float32 with the same weights, so any serving
     machine runs it (TF Serving's GPU image on GPUs without bfloat16, CPUs without AMX); others as trained."""
+    return _in_float32(model, lambda: get_backbone(training.backbone).build(training.model_settings(), hparams))
+
+
+def _in_float32(model: keras.Model, build: Callable[[], keras.Model]) -> keras.Model:
+    """`model` itself unless it was built under mixed_bfloat16; then `build()`'s float32 model with its weights."""
     if model.dtype_policy.name != "mixed_bfloat16":
         return model
     with dtype_policy("float32"):
-        copy = get_backbone(training.backbone).build(training.model_settings(), hparams)
+        copy = build()
     copy.set_weights(model.get_weights())
     return copy
 
@@ -261,3 +277,64 @@ def search_space(hp: keras_tuner.HyperParameters, learning_rate: float) -> Dict[
         "head_units": hp.Choice("head_units", [256, 512], default=DEFAULT_HPARAMS["head_units"]),
         FINE_TUNE_LAYERS: hp.Choice(FINE_TUNE_LAYERS, [0, 20, 50], default=DEFAULT_HPARAMS[FINE_TUNE_LAYERS]),
     }
+
+
+@keras.saving.register_keras_serializable(package="deepfake")
+class PointingGame(keras.metrics.Metric):
+    """The share of pasted-over faces whose map peaks in a cell that is at least half pasted.
+
+    Faces with an empty target (real ones) are not counted: there is
+    nothing to point at. The same measure as bench/explain_bench.py, on
+    pseudo-fakes, so validation watches what the locator is for.
+    """
+
+    def __init__(self, name: str = "pointing", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.hits = self.add_variable((), initializer="zeros", name="hits")
+        self.faces = self.add_variable((), initializer="zeros", name="faces")
+
+    def update_state(self, y_true: tf.Tensor, y_pred: tf.Tensor, sample_weight: Optional[tf.Tensor] = None) -> None:
+        count = tf.shape(y_true)[0]
+        target = tf.reshape(tf.cast(y_true, tf.float32), [count, -1])
+        peak = tf.argmax(tf.reshape(tf.cast(y_pred, tf.float32), [count, -1]), axis=1)
+        hit = tf.gather(target, peak, axis=1, batch_dims=1) >= 0.5
+        pasted = tf.reduce_max(target, axis=1) > 0
+        self.hits.assign_add(tf.reduce_sum(tf.cast(hit & pasted, tf.float32)))
+        self.faces.assign_add(tf.reduce_sum(tf.cast(pasted, tf.float32)))
+
+    def result(self) -> tf.Tensor:
+        return tf.math.divide_no_nan(self.hits, self.faces)
+
+
+def train_locator(train_files: list, eval_files: list, training: TrainingConfig) -> keras.Model:
+    """The locator (`locator.build_locator`) trained on the real faces of `train_files` and their part- and
+    whole-face pseudo-fakes, the weights of its best validation pointing game kept; float32 for serving."""
+    keras.utils.set_random_seed(training.seed)
+    with dtype_policy(training_precision()):
+        model = locator.build_locator()
+    model.compile(
+        optimizer=keras.optimizers.Adam(LOCATOR_LEARNING_RATE),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[PointingGame()],
+        jit_compile=bool(tf.config.list_physical_devices("GPU")),
+    )
+    batch, grid, size = training.batch_size, locator.GRID, locator.LOCATOR_INPUT_SIZE
+    train = data.locator_dataset(train_files, batch, True, grid, training.seed, size)
+    evaluation = data.locator_dataset(eval_files, batch, False, grid, training.seed, size)
+    real, _ = data.label_counts(train_files, training.fakes())
+    steps = training.locator_steps_per_epoch or max(1, -(-2 * real // batch))
+    patience = training.early_stopping_patience
+    model.fit(
+        train,
+        validation_data=evaluation,
+        epochs=training.locator_epochs,
+        steps_per_epoch=steps,
+        callbacks=[
+            keras.callbacks.EarlyStopping(
+                monitor="val_pointing", mode="max", patience=patience, restore_best_weights=True
+            ),
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2)),
+        ],
+        verbose=2,
+    )
+    return _in_float32(model, locator.build_locator)

@@ -152,3 +152,39 @@ def test_clips_of_real_faces_come_with_their_blended_clips(tmp_path):
     [(clips, labels)] = list(data.dataset([str(tmp_path / "clips.gz")], 8, False, 2, fake_source=fakes, size=64))
     assert clips.shape == (4, 2, 64, 64, 3)
     assert labels.numpy().tolist() == [0, 1, 0, 1]
+
+
+def test_part_regions_are_parts_of_the_face_at_varied_places():
+    image, landmarks = _face()
+    marks = self_blend.landmarks_in_pixels(landmarks, 128, 128)
+    face = face_geometry.hull_mask(marks, (128, 128), forehead=0.7)
+    centres = set()
+    for seed in range(40):
+        mask = self_blend.part_region(marks, (128, 128), np.random.default_rng(seed))
+        inside = mask > 0.5 * mask.max()
+        assert 0.005 < inside.mean() < 0.8 * face.mean(), "a part covers some of the face, not all of it"
+        assert (face[inside] > 0).mean() > 0.5, "and lies mostly on the face"
+        rows, cols = np.nonzero(inside)
+        centres.add((int(rows.mean()) // 16, int(cols.mean()) // 16))
+    assert len(centres) >= 4, "mouths, eyes and noses lie in different places"
+
+
+def test_located_pairs_map_what_was_pasted_flipped_with_the_faces():
+    image, landmarks = _face(64)
+    images, maps = self_blend.located_batch(np.stack([image] * 6), np.stack([landmarks] * 6), np.array([0, 5]), 16)
+    assert images.shape == (6, 2, 64, 64, 3) and maps.shape == (6, 2, 16, 16)
+    assert maps[:, 0].max() == 0, "a real face has nothing pasted"
+    assert (maps[:, 1].max(axis=(1, 2)) > 0.9).all() and maps.min() >= 0 and maps.max() <= 1
+    for pair, located in zip(images, maps[:, 1], strict=True):
+        changed = np.abs(pair[1].astype(float) - pair[0]).max(axis=-1)
+        cells = cv2.resize(changed, (16, 16), interpolation=cv2.INTER_AREA)
+        assert cells[located > 0.5].mean() > 2 * cells[located == 0].mean(), "the map covers where the faces differ"
+    again = self_blend.located_batch(np.stack([image] * 6), np.stack([landmarks] * 6), np.array([0, 5]), 16)
+    np.testing.assert_array_equal(images, again[0])
+
+
+def test_locator_input_is_every_real_face_then_its_located_pseudo_fake(tmp_path):
+    _write_faces(tmp_path / "a.gz", [0, 1, 0, 1], ["original", "face_swap", "original", "self_warp"])
+    [(pixels, maps)] = list(data.locator_dataset([str(tmp_path / "a.gz")], 8, training=False, grid=16, size=64))
+    assert pixels.shape == (4, 64, 64, 3) and maps.shape == (4, 16, 16)
+    assert maps.numpy().max(axis=(1, 2)).tolist()[::2] == [0.0, 0.0] and maps.numpy()[1::2].max() > 0.9

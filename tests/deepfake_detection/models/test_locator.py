@@ -1,0 +1,76 @@
+"""The locator: its maps, the pointing game it is trained by, its place in the exported `explain` signature."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from deepfake_detection import contract
+from deepfake_detection.models import data, export, locator, training
+from deepfake_detection.models.base import ModelSettings
+from deepfake_detection.models.registry import get_backbone
+from tests.helpers import face_crops
+
+
+def test_a_map_per_face_on_the_grid_whatever_the_crop_size():
+    model = locator.build_locator()
+    for side in (64, 256):
+        maps = model(tf.random.uniform([3, side, side, 3], 0, 255), training=False).numpy()
+        assert maps.shape == (3, locator.GRID, locator.GRID) and 0 <= maps.min() and maps.max() <= 1
+
+
+def test_the_pointing_game_counts_pasted_faces_only():
+    target = np.zeros((3, 4, 4), np.float32)
+    target[0, 0, 0] = target[1, 3, 3] = 1.0
+    predicted = np.zeros((3, 4, 4), np.float32)
+    predicted[0, 0, 0] = predicted[1, 0, 0] = predicted[2, 2, 2] = 1.0
+    metric = training.PointingGame()
+    metric.update_state(target, predicted)
+    assert float(metric.result()) == 0.5, "one hit of two pasted faces; the real face is not counted"
+
+
+def test_explain_serves_the_locator_maps_beside_the_classifier_probabilities(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = get_backbone("blend_resnet").build(ModelSettings(input_size=64), {})
+    located = locator.build_locator()
+    images = face_crops(3)
+    export.export_saved_model(model, str(tmp_path / "serving"), locator=located)
+    export.save_keras(model, str(tmp_path), located)
+
+    loaded = tf.saved_model.load(str(tmp_path / "serving"))
+    scored = loaded.signatures[contract.SERVING_DEFAULT](images=tf.constant(images))
+    explained = loaded.signatures[contract.EXPLAIN_SIGNATURE](images=tf.constant(images))
+    np.testing.assert_allclose(explained[contract.OUTPUT_KEY].numpy(), scored[contract.OUTPUT_KEY].numpy(), atol=1e-6)
+    pixels = data.decode_images(tf.constant(images))
+    expected = located(pixels, training=False).numpy()
+    np.testing.assert_allclose(explained[contract.HEATMAP_KEY].numpy(), expected, atol=1e-5)
+    reloaded = export.load_locator(str(tmp_path))
+    np.testing.assert_allclose(reloaded(pixels, training=False).numpy(), expected, atol=1e-6)
+
+
+def test_a_model_saved_without_a_locator_has_none(tmp_path):
+    model = get_backbone("compact_cnn").build(ModelSettings(input_size=32), {})
+    export.save_keras(model, str(tmp_path))
+    assert export.load_locator(str(tmp_path)) is None
+
+
+def test_training_learns_to_point_at_pasted_regions(tmp_path):
+    """A few epochs on one real face's self-blends: the locator finds them above chance on fresh ones."""
+    from tests.deepfake_detection.models.test_self_blend import _write_faces
+
+    _write_faces(tmp_path / "train.gz", [0] * 32, ["original"] * 32)
+    config = training.TrainingConfig(
+        backbone="blend_resnet",
+        fake_source=contract.FAKE_SOURCE_SELF_BLENDED,
+        batch_size=16,
+        locator_epochs=3,
+        locator_steps_per_epoch=12,
+        early_stopping_patience=3,
+    )
+    assert config.trains_locator
+    files = [str(tmp_path / "train.gz")]
+    model = training.train_locator(files, files, config)
+    assert model.dtype_policy.name == "float32"
+    metric = training.PointingGame()
+    for pixels, maps in data.locator_dataset(files, 16, False, locator.GRID, seed=9, size=locator.LOCATOR_INPUT_SIZE):
+        metric.update_state(maps, model(pixels, training=False))
+    assert float(metric.result()) > 0.3
