@@ -101,6 +101,18 @@ def make_artifact(artifact_type, uri: str, splits=None):
 BROKEN_FILE_LIMITS = {"max_file_bytes": 400_000, "max_duration_s": 3.0, "max_pixels": 320 * 240}
 
 
+# The astronaut's face cropped to 200 x 180 px and MTCNN's landmarks on it, as fractions of the crop.
+_TOP, _LEFT, _HEIGHT, _WIDTH = 30, 140, 200, 180
+_ASTRONAUT_LANDMARKS = np.array([[204, 100], [245, 102], [224, 126], [202, 139], [244, 140]], np.float64)
+
+
+def astronaut_face(size: int = 128) -> tuple:
+    """(uint8 [size, size, 3] face crop, its 10 landmark fractions): a real face with known landmarks."""
+    crop = skimage.data.astronaut()[_TOP : _TOP + _HEIGHT, _LEFT : _LEFT + _WIDTH]
+    landmarks = (_ASTRONAUT_LANDMARKS - [_LEFT, _TOP]) / [_WIDTH, _HEIGHT]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), landmarks.ravel()
+
+
 def face_crops(count: int) -> list:
     """Real face crops (the astronaut, shifted and flipped) encoded as PNG and JPEG."""
     import tensorflow as tf  # here, not at the top: the ingest's spawned workers import this module

@@ -1,24 +1,28 @@
-"""Where a face looks manipulated: a map per face, computed from the classifier itself.
+"""Where a face looks manipulated: a map per face, from the locator and the classifier.
 
-No extra head and no retraining, so the fake probability beside each map is
-the classifier's own and detection is unchanged by construction. Methods:
+The fake probability beside each map is the classifier's own, computed in
+the same pass, so detection does not depend on the map. Methods:
 
-- `input_gradient` (what the `explain` signature computes): the magnitude
-  of the fake probability's gradient with respect to the pixels, smoothed
-  by a Gaussian of a sixteenth of the face crop and pooled onto a GRID x
-  GRID grid. A self-blend detector answers to a blend's boundary and noise
-  mismatch; the smoothing gathers a boundary's ring of gradient into the
-  region it encloses (a mouth, the eyes) and needs no feature map, so it
-  serves every backbone alike.
+- `located_gradient` (what the `explain` signature serves when the model
+  has a locator, `locator.py`): the locator's map of where the face looks
+  pasted over, smoothed, weighted by the input gradient below. Trained on
+  the self-blends' own masks, the locator knows regions (a mouth, the eyes,
+  a whole face); the gradient says where this classifier's evidence lies.
+- `input_gradient` (served without a locator): the magnitude of the fake
+  probability's gradient with respect to the pixels, smoothed by a Gaussian
+  of a sixteenth of the face crop and pooled onto a GRID x GRID grid. A
+  self-blend detector answers to a blend's boundary and noise mismatch; the
+  smoothing gathers a boundary's ring of gradient into the region it
+  encloses, and it needs no feature map, so it serves every backbone alike.
 - `grad_x_activation`: at a convolutional feature map of `grid` x `grid`
   cells, the gradient times the activation, summed over channels.
 - `grad_cam` (Selvaraju et al., 2017): the same feature map weighted by the
   spatial mean of its gradient per channel.
 
-Maps are clipped at zero and scaled per face so that the peak is 1 (all
-zeros when nothing pushes towards fake). The feature-map methods are kept
-for bench/explain_bench.py, whose figures (docs/explanations.md) chose the
-input gradient: it localised better on held-out fakes at every grid tried.
+Gradient maps are clipped at zero and scaled per face so that the peak is 1
+(all zeros when nothing pushes towards fake). The feature-map methods are
+kept for bench/explain_bench.py, whose figures (docs/explanations.md) chose
+what is served.
 """
 
 from typing import Callable, Optional, Tuple
@@ -38,6 +42,9 @@ GRID = 16
 # the best of 0 to 1/8 in the bench), then pooled onto GRID.
 _FINE_GRID = 64
 _SMOOTHING = 4.0
+# The locator's map is smoothed by this many cells of GRID before it weights the gradient: peaks move off a
+# region's rim into it.
+_LOCATED_SMOOTHING = 1.0
 
 Explainer = Callable[[tf.Tensor], Tuple[tf.Tensor, tf.Tensor]]
 
@@ -96,6 +103,30 @@ def _gaussian(sigma: float) -> tf.Tensor:
     radius = int(np.ceil(3 * sigma))
     taps = np.exp(-(np.arange(-radius, radius + 1) ** 2) / (2 * sigma**2))
     return tf.constant((taps / taps.sum()).reshape(-1, 1, 1, 1), tf.float32)
+
+
+def located_gradient(model: keras.Model, locator: keras.Model) -> Explainer:
+    """What the `explain` signature serves for a model with a locator (`locator.py`): where the face looks pasted
+    over and the classifier's score answers to it.
+
+    The locator's map, averaged with the map of the mirrored face (mirrored
+    back) and smoothed by a Gaussian of one cell, times the input-gradient
+    map (peak 1): the locator knows regions, the gradient where this
+    classifier's evidence lies, and their product peaks where both agree.
+    Each value stays at most the locator's probability that the cell was
+    pasted, so a face the locator finds untouched gets a faint map.
+    """
+    kernel = _gaussian(_LOCATED_SMOOTHING)
+
+    def explain(pixels: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        probabilities, gradient = _input_gradient(model, pixels)
+        mirrored = tf.reverse(locator(tf.reverse(pixels, axis=[2]), training=False), axis=[2])
+        located = 0.5 * (tf.cast(locator(pixels, training=False), tf.float32) + tf.cast(mirrored, tf.float32))
+        located = tf.nn.conv2d(located[..., None], kernel, 1, "SAME")
+        located = tf.nn.conv2d(located, tf.transpose(kernel, [1, 0, 2, 3]), 1, "SAME")[..., 0]
+        return probabilities, located * gradient
+
+    return explain
 
 
 def _input_gradient(model: keras.Model, pixels: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:

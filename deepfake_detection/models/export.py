@@ -12,10 +12,11 @@ Signatures:
   `fake_probability` only, for TensorFlow Model Analysis.
 - `explain` (face models only): `images` [N] -> `serving_default`'s outputs
   and `heatmap` [N, 16, 16] in [0, 1], where each face looks pasted over:
-  the locator's map (`locator.py`, trained beside the classifier on the
-  self-blends' masks) when the model has one, else the classifier's input
-  gradient (`explain.explainer`). The same classifier in the same graph, so
-  its probabilities are `serving_default`'s; clients call it only when asked.
+  with a locator (`locator.py`, trained after the classifier on the
+  self-blends' masks) its map weighted by the classifier's input gradient
+  (`explain.located_gradient`), else the input gradient alone
+  (`explain.explainer`). The same classifier in the same graph, so its
+  probabilities are `serving_default`'s; clients call it only when asked.
 Decoding and resizing are the input functions' own (`data.decode_images`), and
 the backbone's normalisation is inside the Keras model, so serving equals training.
 Warm-up requests (one grey face, or one clip of them) are stored in
@@ -97,7 +98,7 @@ def export_saved_model(
     archive.add_endpoint(SERVING_DEFAULT, serve_images)
     archive.add_endpoint(SERVING_TF_EXAMPLE, serve_examples)
     if not clip_length:
-        explainer = _located(model, locator) if locator is not None else explain.explainer(model)
+        explainer = explain.located_gradient(model, locator) if locator is not None else explain.explainer(model)
 
         @tf.function(input_signature=[image_spec])
         def serve_explanations(encoded: tf.Tensor) -> dict:
@@ -112,15 +113,6 @@ def export_saved_model(
     if fitted:
         with tf.io.gfile.GFile(os.path.join(export_dir, ASSETS_EXTRA, operating_point.FILE_NAME), "w") as f:
             json.dump(fitted.to_dict(), f, indent=1, sort_keys=True)
-
-
-def _located(model: keras.Model, locator: keras.Model) -> explain.Explainer:
-    """The classifier's probabilities beside the locator's maps, from the same pixels."""
-
-    def explain_faces(pixels: tf.Tensor):  # noqa: ANN202 - (probabilities [N], maps [N, g, g])
-        return _probabilities(model, pixels)[OUTPUT_KEY], tf.cast(locator(pixels, training=False), tf.float32)
-
-    return explain_faces
 
 
 def read_operating_point(export_dir: str) -> Optional[dict]:

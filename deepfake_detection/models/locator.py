@@ -22,11 +22,11 @@ that it lies in a pasted region.
 
 import keras
 
+from deepfake_detection.models import explain
 from deepfake_detection.models.base import PIXEL_DTYPE, image_input, prepare
 from deepfake_detection.models.blend_resnet import conv_bn, noise_residuals, residual
 
-# The side of a map: an eye or the mouth covers about 3 x 2 cells of a face crop.
-GRID = 16
+GRID = explain.GRID
 # The locator's own input side, whatever the classifier's: three stride-2 stages bring it to GRID.
 LOCATOR_INPUT_SIZE = 128
 _STEM = 16

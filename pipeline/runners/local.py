@@ -32,6 +32,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help=f"longer training: at least {defaults.QUALITY_EPOCHS} epochs, "
         f"patience {defaults.QUALITY_EARLY_STOPPING_PATIENCE}",
     )
+    parser.add_argument(
+        "--locator-epochs",
+        type=int,
+        default=defaults.LOCATOR_EPOCHS,
+        help="epochs of each face model's locator, the map of where a face looks pasted over (0: none)",
+    )
     parser.add_argument("--tuner-trials", type=int, default=defaults.LOCAL_TUNER_TRIALS, help="0 skips tuning")
     parser.add_argument(
         "--tuning-epochs", type=int, default=defaults.LOCAL_TUNING_EPOCHS, help="epochs per tuner trial"
@@ -86,6 +92,7 @@ def _training_settings(args: argparse.Namespace) -> dict:
         "tuning_epochs": args.tuning_epochs,
         "early_stopping_patience": patience,
         "ema_momentum": args.ema_momentum,
+        "locator_epochs": args.locator_epochs,
         "fake_source": args.fake_source,
         "seed": args.seed,
         "held_out_manipulations": [kind for kind in args.held_out.split(",") if kind],

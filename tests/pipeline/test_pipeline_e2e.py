@@ -18,6 +18,7 @@ from deepfake_detection import contract, sample_data
 from deepfake_detection.evaluation import model_card, report
 from deepfake_detection.evaluation.eval_config import BlessingConfig
 from deepfake_detection.ingest.ingest_config import IngestConfig
+from deepfake_detection.models import data, explain, export
 from pipeline.pipeline import PipelineSettings, create_pipeline
 from schemas import FACE_SCHEMA_PATH
 
@@ -51,7 +52,9 @@ def _run(dataset, root):
             ingest_config=IngestConfig(
                 frames_per_video=6, image_size=64, clip_length=2, split_buckets={"train": 1, "eval": 1}
             ),
-            training_settings={"*": {"input_size": 64, "epochs": 1, "tuning_epochs": 1, "batch_size": 8}},
+            training_settings={
+                "*": {"input_size": 64, "epochs": 1, "tuning_epochs": 1, "batch_size": 8, "locator_epochs": 1}
+            },
             tuner_trials=1,
             ensemble_members=BACKBONES,
             blessing=BlessingConfig(min_auc=0.0, max_auc_drop=1.0),
@@ -96,6 +99,12 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
         assert 0.0 <= float(outputs["fake_probability"][0]) <= 1.0
         fake_threshold, real_threshold, slope, _ = outputs["operating_point"][0].numpy()
         assert 0.0 <= real_threshold <= fake_threshold <= 1.0 and slope > 0, "the point fitted on the eval split"
+        located = export.load_locator(model.uri)
+        assert located is not None, "every self-blended face model, the ensemble too, has a locator"
+        explained = loaded.signatures[contract.EXPLAIN_SIGNATURE](images=tf.stack([face]))
+        pixels = data.decode_images(tf.stack([face]))
+        expected = explain.located_gradient(export.load_keras(model.uri), located)(pixels)[1].numpy()
+        assert abs(explained[contract.HEATMAP_KEY].numpy() - expected).max() < 1e-5, "explain serves its maps"
         metrics = json.load(open(os.path.join(model.uri, "eval_metrics.json")))
         assert 0.0 <= metrics["auc"] <= 1.0
     assert sorted(json.load(open(os.path.join(m.uri, "eval_metrics.json")))["backbone"] for m in models) == sorted(

@@ -30,7 +30,7 @@ def test_the_explain_signature_scores_like_serving_default_and_maps_each_face_on
     assert all(np.ptp(m) > 0.1 for m in maps), "every face's map should have a place that stands out"
 
 
-def _looks_at_top_left() -> keras.Model:
+def looks_at_top_left() -> keras.Model:
     """A model whose probability depends on the top-left quarter of the face only."""
     images = keras.Input(shape=(None, None, 3))
     x = keras.layers.Resizing(64, 64)(images)
@@ -42,7 +42,7 @@ def _looks_at_top_left() -> keras.Model:
 
 def test_the_input_gradient_map_points_where_the_probability_comes_from():
     pixels = data.decode_images(tf.constant(face_crops(2)))
-    probabilities, maps = explain.explainer(_looks_at_top_left())(pixels)
+    probabilities, maps = explain.explainer(looks_at_top_left())(pixels)
     maps = maps.numpy()
     assert probabilities.shape == (2,)
     half = explain.GRID // 2

@@ -5,9 +5,11 @@ import numpy as np
 import tensorflow as tf
 
 from deepfake_detection import contract
-from deepfake_detection.models import data, export, locator, training
+from deepfake_detection.models import data, explain, export, locator, training
 from deepfake_detection.models.base import ModelSettings
 from deepfake_detection.models.registry import get_backbone
+from tests.deepfake_detection.models.test_explain import looks_at_top_left
+from tests.deepfake_detection.models.test_self_blend import _write_faces
 from tests.helpers import face_crops
 
 
@@ -41,10 +43,36 @@ def test_explain_serves_the_locator_maps_beside_the_classifier_probabilities(tmp
     explained = loaded.signatures[contract.EXPLAIN_SIGNATURE](images=tf.constant(images))
     np.testing.assert_allclose(explained[contract.OUTPUT_KEY].numpy(), scored[contract.OUTPUT_KEY].numpy(), atol=1e-6)
     pixels = data.decode_images(tf.constant(images))
-    expected = located(pixels, training=False).numpy()
-    np.testing.assert_allclose(explained[contract.HEATMAP_KEY].numpy(), expected, atol=1e-5)
+    expected = explain.located_gradient(model, located)(pixels)[1].numpy()
+    maps = explained[contract.HEATMAP_KEY].numpy()
+    np.testing.assert_allclose(maps, expected, atol=1e-5)
+    assert maps.shape == (3, locator.GRID, locator.GRID) and maps.min() >= 0 and maps.max() <= 1
     reloaded = export.load_locator(str(tmp_path))
-    np.testing.assert_allclose(reloaded(pixels, training=False).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(
+        reloaded(pixels, training=False).numpy(), located(pixels, training=False).numpy(), atol=1e-6
+    )
+
+
+def _marks(rows: slice, cols: slice) -> keras.Model:
+    """A stand-in locator that finds the same cells pasted in every face, at probability 0.8."""
+    grid = np.zeros((locator.GRID, locator.GRID), np.float32)
+    grid[rows, cols] = 0.8
+    images = keras.Input(shape=(None, None, 3))
+    zeros = keras.layers.Lambda(lambda x: tf.zeros_like(x[:, :1, :1, 0]))(images)
+    return keras.Model(images, keras.layers.Lambda(lambda z: z[:, :, :] + tf.constant(grid))(zeros))
+
+
+def test_the_map_peaks_where_the_locator_and_the_gradient_agree():
+    classifier = looks_at_top_left()
+    pixels = data.decode_images(tf.constant(face_crops(2)))
+    half = locator.GRID // 2
+    # Marks symmetric left to right: the locator is asked about the mirrored face too.
+    _, top = explain.located_gradient(classifier, _marks(slice(2, 6), slice(2, 14)))(pixels)
+    _, bottom = explain.located_gradient(classifier, _marks(slice(10, 14), slice(2, 14)))(pixels)
+    for grid in top.numpy():
+        row, col = np.unravel_index(grid.argmax(), grid.shape)
+        assert row < half and col < half and grid.max() <= 0.8 + 1e-6
+    assert bottom.numpy().max() < 0.5 * top.numpy().max(), "where the classifier looks nowhere near, faint"
 
 
 def test_a_model_saved_without_a_locator_has_none(tmp_path):
@@ -55,8 +83,6 @@ def test_a_model_saved_without_a_locator_has_none(tmp_path):
 
 def test_training_learns_to_point_at_pasted_regions(tmp_path):
     """A few epochs on one real face's self-blends: the locator finds them above chance on fresh ones."""
-    from tests.deepfake_detection.models.test_self_blend import _write_faces
-
     _write_faces(tmp_path / "train.gz", [0] * 32, ["original"] * 32)
     config = training.TrainingConfig(
         backbone="blend_resnet",

@@ -3,25 +3,15 @@
 import cv2
 import numpy as np
 import pytest
-import skimage.data
 import tensorflow as tf
 
 from deepfake_detection import contract, face_geometry
 from deepfake_detection.models import data, self_blend
-
-# The astronaut's face cropped to 200 x 180 px and MTCNN's landmarks on it, as fractions of the crop.
-_TOP, _LEFT, _HEIGHT, _WIDTH = 30, 140, 200, 180
-_ASTRONAUT_LANDMARKS = np.array([[204, 100], [245, 102], [224, 126], [202, 139], [244, 140]], np.float64)
-
-
-def _face(size: int = 128):
-    crop = skimage.data.astronaut()[_TOP : _TOP + _HEIGHT, _LEFT : _LEFT + _WIDTH]
-    landmarks = (_ASTRONAUT_LANDMARKS - [_LEFT, _TOP]) / [_WIDTH, _HEIGHT]
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), landmarks.ravel()
+from tests.helpers import astronaut_face
 
 
 def test_mask_lies_on_the_face_and_is_a_soft_blend_weight():
-    image, landmarks = _face()
+    image, landmarks = astronaut_face()
     marks = self_blend.landmarks_in_pixels(landmarks, 128, 128)
     x, y, w, h = cv2.boundingRect(np.round(face_geometry.outline_points(marks, forehead=0.7)).astype(np.int32))
     for seed in range(20):
@@ -37,7 +27,7 @@ def test_mask_lies_on_the_face_and_is_a_soft_blend_weight():
 
 
 def test_fake_equals_one_image_outside_the_mask_and_changes_inside():
-    image, landmarks = _face()
+    image, landmarks = astronaut_face()
     changed_inside = 0
     for seed in range(10):
         fake, mask = self_blend.self_blend(image, landmarks, np.random.default_rng(seed))
@@ -49,7 +39,7 @@ def test_fake_equals_one_image_outside_the_mask_and_changes_inside():
 
 
 def test_pair_is_real_then_fake_post_processed_alike():
-    image, landmarks = _face()
+    image, landmarks = astronaut_face()
     for seed in range(12):
         pair = self_blend.blend_pair(image, landmarks, np.array([0, seed]))
         assert pair.shape == (2, 128, 128, 3) and pair.dtype == np.uint8
@@ -60,7 +50,7 @@ def test_pair_is_real_then_fake_post_processed_alike():
 
 
 def test_cross_blend_pastes_the_partner_face_colour_matched():
-    image, landmarks = _face()
+    image, landmarks = astronaut_face()
     partner = np.ascontiguousarray(image[:, ::-1, ::-1])
     fake, mask = self_blend.cross_blend(image, landmarks, partner, landmarks, np.random.default_rng(0))
     inside, outside = mask > 0.9, mask == 0
@@ -70,7 +60,7 @@ def test_cross_blend_pastes_the_partner_face_colour_matched():
 
 
 def test_a_batch_pairs_each_real_face_and_passes_fakes_through():
-    image, landmarks = _face(64)
+    image, landmarks = astronaut_face(64)
     images = np.stack([image, image[:, ::-1], image])
     out = self_blend.blend_batch(images, np.stack([landmarks] * 3), np.array([True, False, True]), np.array([0, 1]))
     assert out.shape == (3, 2, 64, 64, 3)
@@ -81,14 +71,14 @@ def test_a_batch_pairs_each_real_face_and_passes_fakes_through():
 
 
 def test_same_seed_same_blend_other_seed_other_blend():
-    image, landmarks = _face()
+    image, landmarks = astronaut_face()
     first = self_blend.blend_pair(image, landmarks, np.array([3, 7]))
     np.testing.assert_array_equal(first, self_blend.blend_pair(image, landmarks, np.array([3, 7])))
     assert not np.array_equal(first, self_blend.blend_pair(image, landmarks, np.array([3, 8])))
 
 
 def test_a_clip_is_blended_with_the_same_draws_in_every_frame():
-    image, landmarks = _face(64)
+    image, landmarks = astronaut_face(64)
     clip = np.stack([image] * 3)
     pair = self_blend.blend_pair(clip, np.stack([landmarks] * 3), np.array([1, 2]))
     assert pair.shape == (2, 3, 64, 64, 3)
@@ -98,7 +88,7 @@ def test_a_clip_is_blended_with_the_same_draws_in_every_frame():
 
 
 def _write_faces(path, labels, manipulations):
-    image, landmarks = _face(64)
+    image, landmarks = astronaut_face(64)
     encoded = tf.io.encode_png(image).numpy()
     with tf.io.TFRecordWriter(str(path), "GZIP") as writer:
         for label, manipulation in zip(labels, manipulations, strict=True):
@@ -138,7 +128,7 @@ def test_unknown_fake_source_is_refused():
 
 
 def test_clips_of_real_faces_come_with_their_blended_clips(tmp_path):
-    image, landmarks = _face(64)
+    image, landmarks = astronaut_face(64)
     encoded = tf.io.encode_png(image).numpy()
     with tf.io.TFRecordWriter(str(tmp_path / "clips.gz"), "GZIP") as writer:
         for label in (0, 1, 0):
@@ -155,7 +145,7 @@ def test_clips_of_real_faces_come_with_their_blended_clips(tmp_path):
 
 
 def test_part_regions_are_parts_of_the_face_at_varied_places():
-    image, landmarks = _face()
+    image, landmarks = astronaut_face()
     marks = self_blend.landmarks_in_pixels(landmarks, 128, 128)
     face = face_geometry.hull_mask(marks, (128, 128), forehead=0.7)
     centres = set()
@@ -170,7 +160,7 @@ def test_part_regions_are_parts_of_the_face_at_varied_places():
 
 
 def test_located_pairs_map_what_was_pasted_flipped_with_the_faces():
-    image, landmarks = _face(64)
+    image, landmarks = astronaut_face(64)
     images, maps = self_blend.located_batch(np.stack([image] * 6), np.stack([landmarks] * 6), np.array([0, 5]), 16)
     assert images.shape == (6, 2, 64, 64, 3) and maps.shape == (6, 2, 16, 16)
     assert maps[:, 0].max() == 0, "a real face has nothing pasted"
