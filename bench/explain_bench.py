@@ -13,16 +13,20 @@ found and cropped by the ingest's own path (`find_faces`, as the service
 does); the changed region is cut out of each face's margin crop box
 (`margin_crop_box`). Per kind it reports the pointing game (the peak cell's
 centre inside the region) and the share of the map's mass on the region,
-for the model's locator when it has one (what its `explain` signature
-serves) and each method and feature grid asked for, beside the centre
+for what the `explain` signature serves (with a locator, its map weighted
+by the input gradient; the locator's own map beside it) and each method
+and feature grid asked for, beside the centre
 baseline (its point is the crop's centre, its map a centred Gaussian of a
 quarter of the crop). Then it exports the model with its `explain` signature to a
 temporary folder, checks that the signature's maps are the method's and its
 probabilities `serving_default`'s (detection unchanged), and times
 `serving_default` against `explain` in milliseconds per face.
 
-    python bench/explain_bench.py --model-uri RUN/pipeline_root/Trainer.blend_resnet/model/ID \\
+    python bench/explain_bench.py --model-uri RUN/pipeline_root/Trainer.blend_resnet/model/ID [MORE ...] \\
         --videos /work/heldout11:11 /work/heldout12:12 [--json results.json]
+
+Several models (the same recipe under several seeds, say) are scored on the
+same faces, each over all sets and per set; the first is also timed.
 """
 
 import argparse
@@ -48,7 +52,7 @@ from deepfake_detection.models import data, explain, export
 from serving.local_model import InProcessModel
 
 PART_GOAL, WHOLE_GOAL = 0.7, 0.9
-# The locator's maps (models/locator.py), reported first when the model has one: what the signature serves then.
+# The locator's own maps (models/locator.py), reported beside what the signature serves with it.
 LOCATOR = "locator"
 PART_KINDS = ("partial_face:mouth", "partial_face:eyes")
 # Where a pixel counts as changed: more of it is the pasted face than the recorded one.
@@ -159,9 +163,76 @@ def ms_per_face(call, crops: List[bytes], batch: int, repeats: int) -> float:  #
     return 1000 * best / len(crops)
 
 
+def served_maps(model, locator, faces: List[Face]) -> np.ndarray:  # noqa: ANN001 - Keras models
+    """The maps the `explain` signature serves for these faces: located gradient with a locator, else the input
+    gradient."""
+    if locator is None:
+        return explained(model, faces, explain.DEFAULT_METHOD)
+    served = explain.located_gradient(model, locator)
+    return mapped(lambda pixels: served(pixels)[1], faces)
+
+
+def method_figures(model, locator, faces: List[Face], args: argparse.Namespace) -> Dict[str, dict]:  # noqa: ANN001
+    """Per method (and grid), per kind: pointing game and mass share over `faces`."""
+    kinds, regions = [f.kind for f in faces], np.stack([f.region for f in faces])
+    methods: Dict[str, dict] = {}
+    if locator is not None:
+        methods[f"{explain.LOCATED_GRADIENT}@{explain.GRID}"] = per_kind(
+            kinds, *score(served_maps(model, locator, faces), regions)
+        )
+        locator_maps = mapped(lambda pixels: locator(pixels, training=False), faces)
+        methods[f"{LOCATOR}@{explain.GRID}"] = per_kind(kinds, *score(locator_maps, regions))
+    for method in args.methods:
+        if method == explain.INPUT_GRADIENT:
+            methods[f"{method}@{explain.GRID}"] = per_kind(kinds, *score(explained(model, faces, method), regions))
+            continue
+        for grid in [g for g in args.grids if explain.feature_layer(model, g) is not None]:
+            methods[f"{method}@{grid}"] = per_kind(kinds, *score(explained(model, faces, method, grid), regions))
+    return methods
+
+
+def print_figures(title: str, rows_by_method: Dict[str, dict]) -> None:
+    for name, rows in rows_by_method.items():
+        print(f"\n{title}: {name}")
+        for kind, row in rows.items():
+            print(
+                f"  {kind:20s} faces {row['faces']:4d}  pointing {row['pointing']:.3f} (goal {row['goal']:.2f}"
+                f"{', met' if row['meets_goal'] else ', missed'})  mass share {row['mass_share']:.3f}"
+            )
+
+
+def signature_figures(model, locator, faces: List[Face], timing_faces: int) -> dict:  # noqa: ANN001
+    """Exports the model, checks that `explain` serves the method's maps and `serving_default`'s probabilities,
+    and times both signatures per face."""
+    with tempfile.TemporaryDirectory() as export_dir:
+        export.export_saved_model(model, export_dir, locator=locator)
+        client = InProcessModel(export_dir)
+        crops = [f.crop for f in faces][:timing_faces]
+        signature_maps = client.explain(crops[:32]).heatmaps
+        difference = np.abs(client.explain(crops).probabilities - client.predict(crops).probabilities).max()
+        timing = {
+            "predict_ms_per_face": ms_per_face(client.predict, crops, 32, 3),
+            "explain_ms_per_face": ms_per_face(client.explain, crops, 32, 3),
+            "faces": len(crops),
+            "batch": 32,
+            "cpu_threads": os.cpu_count(),
+        }
+    timing["overhead_ms_per_face"] = timing["explain_ms_per_face"] - timing["predict_ms_per_face"]
+    return {
+        "largest_probability_difference_explain_vs_serving_default": float(difference),
+        "signature_matches_method": bool(
+            np.allclose(signature_maps, served_maps(model, locator, faces[:32]), atol=1e-4)
+        ),
+        "signature_grid": list(signature_maps.shape[1:]),
+        "timing": {k: round(v, 2) if isinstance(v, float) else v for k, v in timing.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-uri", required=True, help="a Trainer's model folder (keras/model.keras inside)")
+    parser.add_argument(
+        "--model-uri", nargs="+", required=True, help="Trainer model folders (keras/model.keras inside), e.g. seeds"
+    )
     parser.add_argument("--videos", nargs="+", required=True, help="FOLDER:SEED of sample_data folders")
     parser.add_argument("--methods", nargs="+", default=list(explain.METHODS), choices=explain.METHODS)
     parser.add_argument("--grids", nargs="+", type=int, default=[8, 16, 32], help="feature-map sides to try")
@@ -172,62 +243,40 @@ def main() -> None:
 
     ingest_config = IngestConfig(frames_per_video=args.frames_per_video)
     detector = FaceDetector.from_config(ingest_config)
-    faces = []
+    sets: Dict[str, List[Face]] = {}
     for item in args.videos:
         folder, seed = item.rsplit(":", 1)
-        faces += fake_faces(folder, int(seed), ingest_config, detector)
+        sets[item] = fake_faces(folder, int(seed), ingest_config, detector)
+    faces = [face for found in sets.values() for face in found]
     kinds = [f.kind for f in faces]
-    regions = np.stack([f.region for f in faces])
-    model = export.load_keras(args.model_uri)
-    locator = export.load_locator(args.model_uri)
     print(f"{len(faces)} fake faces; kinds: { {k: kinds.count(k) for k in sorted(set(kinds))} }")
 
     results: Dict[str, dict] = {"faces": len(faces), "goal": {"part_of_face": PART_GOAL, "whole_face": WHOLE_GOAL}}
-    results["centre_baseline"] = per_kind(kinds, *score(centre_baseline(len(faces)), regions))
-    methods: Dict[str, dict] = {}
-    if locator is not None:
-        locator_maps = mapped(lambda pixels: locator(pixels, training=False), faces)
-        methods[f"{LOCATOR}@{locator_maps.shape[1]}"] = per_kind(kinds, *score(locator_maps, regions))
-    for method in args.methods:
-        if method == explain.INPUT_GRADIENT:
-            methods[f"{method}@{explain.GRID}"] = per_kind(kinds, *score(explained(model, faces, method), regions))
-            continue
-        for grid in [g for g in args.grids if explain.feature_layer(model, g) is not None]:
-            methods[f"{method}@{grid}"] = per_kind(kinds, *score(explained(model, faces, method, grid), regions))
-    results["methods"] = methods
-    for name, rows in [("centre baseline", results["centre_baseline"]), *methods.items()]:
-        print(f"\n{name}")
-        for kind, row in rows.items():
-            print(
-                f"  {kind:20s} faces {row['faces']:4d}  pointing {row['pointing']:.3f} (goal {row['goal']:.2f}"
-                f"{', met' if row['meets_goal'] else ', missed'})  mass share {row['mass_share']:.3f}"
+    results["centre_baseline"] = per_kind(
+        kinds, *score(centre_baseline(len(faces)), np.stack([f.region for f in faces]))
+    )
+    print_figures("all sets", {"centre baseline": results["centre_baseline"]})
+    results["models"] = {}
+    for uri in args.model_uri:
+        model, locator = export.load_keras(uri), export.load_locator(uri)
+        figures = {"methods": method_figures(model, locator, faces, args)}
+        print_figures(uri, figures["methods"])
+        served = explain.LOCATED_GRADIENT if locator is not None else explain.INPUT_GRADIENT
+        figures["served_per_set"] = {
+            item: per_kind(
+                [f.kind for f in found], *score(served_maps(model, locator, found), np.stack([f.region for f in found]))
             )
-
-    with tempfile.TemporaryDirectory() as export_dir:
-        export.export_saved_model(model, export_dir, locator=locator)
-        client = InProcessModel(export_dir)
-        crops = [f.crop for f in faces][: args.timing_faces]
-        signature_maps = client.explain(crops[:32]).heatmaps
-        difference = np.abs(client.explain(crops).probabilities - client.predict(crops).probabilities).max()
-        results["largest_probability_difference_explain_vs_serving_default"] = float(difference)
-        if locator is not None:
-            reference = mapped(lambda pixels: locator(pixels, training=False), faces[:32])
-        else:
-            reference = explained(model, faces[:32], explain.DEFAULT_METHOD)
-        results["signature_matches_method"] = bool(np.allclose(signature_maps, reference, atol=1e-4))
-        results["signature_grid"] = list(signature_maps.shape[1:])
-        timing = {
-            "predict_ms_per_face": ms_per_face(client.predict, crops, 32, 3),
-            "explain_ms_per_face": ms_per_face(client.explain, crops, 32, 3),
-            "faces": len(crops),
-            "batch": 32,
-            "cpu_threads": os.cpu_count(),
+            for item, found in sets.items()
         }
-    timing["overhead_ms_per_face"] = timing["explain_ms_per_face"] - timing["predict_ms_per_face"]
-    results["timing"] = {k: round(v, 2) if isinstance(v, float) else v for k, v in timing.items()}
-    print(f"\nexplain signature: grid {results['signature_grid']}, same maps: {results['signature_matches_method']}")
-    print(f"largest difference of its probabilities from serving_default's: {difference:.2g}")
-    print("per face: " + ", ".join(f"{k} {v}" for k, v in results["timing"].items()))
+        print_figures(f"{uri}, {served} per set", figures["served_per_set"])
+        if uri == args.model_uri[0]:
+            figures.update(signature_figures(model, locator, faces, args.timing_faces))
+            same = figures["signature_matches_method"]
+            print(f"\nexplain signature: grid {figures['signature_grid']}, same maps: {same}")
+            difference = figures["largest_probability_difference_explain_vs_serving_default"]
+            print(f"largest difference of its probabilities from serving_default's: {difference:.2g}")
+            print("per face: " + ", ".join(f"{k} {v}" for k, v in figures["timing"].items()))
+        results["models"][uri] = figures
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1, sort_keys=True)

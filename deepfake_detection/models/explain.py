@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+LOCATED_GRADIENT = "located_gradient"
 INPUT_GRADIENT = "input_gradient"
 GRAD_X_ACTIVATION = "grad_x_activation"
 GRAD_CAM = "grad_cam"
