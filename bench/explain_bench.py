@@ -12,15 +12,17 @@ the region is where more than half a pixel is the pasted face). Faces are
 found and cropped by the ingest's own path (`find_faces`, as the service
 does); the changed region is cut out of each face's margin crop box
 (`margin_crop_box`). Per kind it reports the pointing game (the peak cell's
-centre inside the region) and the share of the map's mass on the region,
-for what the `explain` signature serves (with a locator, its map weighted
-by the input gradient; the locator's own map beside it) and each method
-and feature grid asked for, beside the centre
-baseline (its point is the crop's centre, its map a centred Gaussian of a
-quarter of the crop). Then it exports the model with its `explain` signature to a
-temporary folder, checks that the signature's maps are the method's and its
-probabilities `serving_default`'s (detection unchanged), and times
-`serving_default` against `explain` in milliseconds per face.
+centre inside the region) and the share of the map's mass on the region:
+for what the detection service answers (`served`: the `explain`
+signature's maps, each mixed with its person's, `person_maps`), for the
+signature's maps alone (with a locator, its map weighted by the input
+gradient; the locator's own map beside it), for each method and feature
+grid asked for, and for the centre baseline (its point is the crop's
+centre, its map a centred Gaussian of a quarter of the crop). Then it
+exports the first model with its `explain` signature to a temporary folder,
+checks that the signature's maps are the method's and its probabilities
+`serving_default`'s (detection unchanged), and times `serving_default`
+against `explain` in milliseconds per face.
 
     python bench/explain_bench.py --model-uri RUN/pipeline_root/Trainer.blend_resnet/model/ID [MORE ...] \\
         --videos /work/heldout11:11 /work/heldout12:12 [--json results.json]
@@ -42,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepfake_detection import sample_data
+from deepfake_detection.evaluation.person_maps import with_person_maps
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.faces import margin_crop_box
 from deepfake_detection.ingest.ingest_config import IngestConfig
@@ -54,6 +57,8 @@ from serving.local_model import InProcessModel
 PART_GOAL, WHOLE_GOAL = 0.7, 0.9
 # The locator's own maps (models/locator.py), reported beside what the signature serves with it.
 LOCATOR = "locator"
+# What the detection service answers: the signature's maps mixed with each person's (evaluation/person_maps.py).
+SERVED = "served"
 PART_KINDS = ("partial_face:mouth", "partial_face:eyes")
 # Where a pixel counts as changed: more of it is the pasted face than the recorded one.
 CHANGED = 0.5
@@ -68,6 +73,7 @@ class Face:
     kind: str
     crop: bytes
     region: np.ndarray  # float32 [REGION_SIZE, REGION_SIZE], 1 where changed
+    person: str = ""  # the video and track: faces of one person across frames
 
 
 def kind_of(video: sample_data.PlannedVideo) -> str:
@@ -87,13 +93,14 @@ def fake_faces(folder: str, seed: int, ingest_config: IngestConfig, detector: Fa
             continue
         _, frames = sample_frames(record.path, ingest_config)
         found = find_faces(frames, detector, ingest_config)
-        for track, crops in zip(found.tracks, found.crops, strict=True):
+        for number, (track, crops) in enumerate(zip(found.tracks, found.crops, strict=True)):
             for detection, crop in zip(track.detections, crops, strict=True):
                 changed = video.changed_mask(detection.frame_index)
                 left, top, width, height = margin_crop_box(detection.box, *changed.shape[::-1], ingest_config.margin)
                 inside = (changed[top : top + height, left : left + width] > CHANGED).astype(np.float32)
                 region = cv2.resize(inside, (REGION_SIZE, REGION_SIZE), interpolation=cv2.INTER_AREA)
-                faces.append(Face(kind_of(video), crop, (region > 0.5).astype(np.float32)))
+                person = f"{video.name}:{number}"
+                faces.append(Face(kind_of(video), crop, (region > 0.5).astype(np.float32), person))
     return faces
 
 
@@ -163,7 +170,7 @@ def ms_per_face(call, crops: List[bytes], batch: int, repeats: int) -> float:  #
     return 1000 * best / len(crops)
 
 
-def served_maps(model, locator, faces: List[Face]) -> np.ndarray:  # noqa: ANN001 - Keras models
+def signature_maps(model, locator, faces: List[Face]) -> np.ndarray:  # noqa: ANN001 - Keras models
     """The maps the `explain` signature serves for these faces: located gradient with a locator, else the input
     gradient."""
     if locator is None:
@@ -172,14 +179,22 @@ def served_maps(model, locator, faces: List[Face]) -> np.ndarray:  # noqa: ANN00
     return mapped(lambda pixels: served(pixels)[1], faces)
 
 
+def served_maps(model, locator, faces: List[Face]) -> np.ndarray:  # noqa: ANN001 - Keras models
+    """The maps the detection service answers with: the signature's, each mixed with its person's
+    (`person_maps.with_person_maps`)."""
+    return with_person_maps(signature_maps(model, locator, faces), [f.person for f in faces])
+
+
 def method_figures(model, locator, faces: List[Face], args: argparse.Namespace) -> Dict[str, dict]:  # noqa: ANN001
     """Per method (and grid), per kind: pointing game and mass share over `faces`."""
     kinds, regions = [f.kind for f in faces], np.stack([f.region for f in faces])
     methods: Dict[str, dict] = {}
+    signature = signature_maps(model, locator, faces)
+    methods[f"{SERVED}@{explain.GRID}"] = per_kind(
+        kinds, *score(with_person_maps(signature, [f.person for f in faces]), regions)
+    )
     if locator is not None:
-        methods[f"{explain.LOCATED_GRADIENT}@{explain.GRID}"] = per_kind(
-            kinds, *score(served_maps(model, locator, faces), regions)
-        )
+        methods[f"{explain.LOCATED_GRADIENT}@{explain.GRID}"] = per_kind(kinds, *score(signature, regions))
         locator_maps = mapped(lambda pixels: locator(pixels, training=False), faces)
         methods[f"{LOCATOR}@{explain.GRID}"] = per_kind(kinds, *score(locator_maps, regions))
     for method in args.methods:
@@ -208,7 +223,7 @@ def signature_figures(model, locator, faces: List[Face], timing_faces: int) -> d
         export.export_saved_model(model, export_dir, locator=locator)
         client = InProcessModel(export_dir)
         crops = [f.crop for f in faces][:timing_faces]
-        signature_maps = client.explain(crops[:32]).heatmaps
+        maps = client.explain(crops[:32]).heatmaps
         difference = np.abs(client.explain(crops).probabilities - client.predict(crops).probabilities).max()
         timing = {
             "predict_ms_per_face": ms_per_face(client.predict, crops, 32, 3),
@@ -223,7 +238,7 @@ def signature_figures(model, locator, faces: List[Face], timing_faces: int) -> d
         "signature_matches_method": bool(
             np.allclose(signature_maps, served_maps(model, locator, faces[:32]), atol=1e-4)
         ),
-        "signature_grid": list(signature_maps.shape[1:]),
+        "signature_grid": list(maps.shape[1:]),
         "timing": {k: round(v, 2) if isinstance(v, float) else v for k, v in timing.items()},
     }
 
@@ -261,14 +276,13 @@ def main() -> None:
         model, locator = export.load_keras(uri), export.load_locator(uri)
         figures = {"methods": method_figures(model, locator, faces, args)}
         print_figures(uri, figures["methods"])
-        served = explain.LOCATED_GRADIENT if locator is not None else explain.INPUT_GRADIENT
         figures["served_per_set"] = {
             item: per_kind(
                 [f.kind for f in found], *score(served_maps(model, locator, found), np.stack([f.region for f in found]))
             )
             for item, found in sets.items()
         }
-        print_figures(f"{uri}, {served} per set", figures["served_per_set"])
+        print_figures(f"{uri}, {SERVED} per set", figures["served_per_set"])
         if uri == args.model_uri[0]:
             figures.update(signature_figures(model, locator, faces, args.timing_faces))
             same = figures["signature_matches_method"]

@@ -22,6 +22,7 @@ import numpy as np
 
 from deepfake_detection.evaluation import operating_point, video_scores
 from deepfake_detection.evaluation.operating_point import OperatingPoint
+from deepfake_detection.evaluation.person_maps import with_person_maps
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.faces import margin_crop_box
 from deepfake_detection.ingest.ingest_config import IngestConfig
@@ -232,7 +233,10 @@ class VideoAnalyzer:
             if explain:
                 maps.extend(np.asarray(prediction.heatmaps, np.float64))
             version, point = prediction.model_version, prediction.operating_point
-        heatmaps = [np.round(m, HEATMAP_DECIMALS).tolist() for m in maps] if explain else None
+        heatmaps = None
+        if explain and maps:
+            persons = [number for number, track in enumerate(found.crops) for _ in track]
+            heatmaps = [np.round(m, HEATMAP_DECIMALS).tolist() for m in with_person_maps(np.stack(maps), persons)]
         return (np.concatenate(scores) if scores else np.zeros(0)), heatmaps, version, point
 
 

@@ -157,13 +157,13 @@ def free_port() -> int:
 
 
 def export_face_model(export_dir: str, seed: int) -> None:
-    """A Meso-4 at 64 px whose untrained scores spread over (0, 1), exported with its signatures and an
-    operating point fitted on made-up held-out scores (each seed its own)."""
+    """A Meso-4 at 64 px whose untrained scores spread over (0, 1), exported with its signatures, an untrained
+    locator and an operating point fitted on made-up held-out scores (each seed its own)."""
     import keras
     import tensorflow as tf
 
     from deepfake_detection.evaluation import operating_point
-    from deepfake_detection.models import data, export
+    from deepfake_detection.models import data, export, locator
     from deepfake_detection.models.base import ModelSettings
     from deepfake_detection.models.registry import get_backbone
 
@@ -171,7 +171,8 @@ def export_face_model(export_dir: str, seed: int) -> None:
     model = get_backbone("meso4").build(ModelSettings(input_size=64), {})
     spread_outputs(model, data.decode_images(tf.constant(face_crops(6))))
     reals, fakes = [0.1, 0.2, 0.3, 0.35, 0.4 + 0.05 * seed], [0.5, 0.6, 0.7, 0.8, 0.9]
-    export.export_saved_model(model, export_dir, fitted=operating_point.fit_operating_point(reals, fakes))
+    fitted = operating_point.fit_operating_point(reals, fakes)
+    export.export_saved_model(model, export_dir, fitted=fitted, locator=locator.build_locator())
 
 
 def push(saved_model_dir: str, base_path: str, version: int) -> str:
