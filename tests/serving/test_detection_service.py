@@ -386,7 +386,7 @@ def _faces_explained(answer):
         assert x <= fx and y <= fy and fx + fw <= x + width and fy + fh <= y + height
         cells = [value for row in face["heatmap"] for value in row]
         assert len(face["heatmap"]) == len(face["heatmap"][0]) > 1
-        assert min(cells) >= 0 and max(cells) == pytest.approx(1.0)
+        assert 0 <= min(cells) < max(cells) <= 1, "a map in [0, 1] with a place that stands out"
     return faces
 
 
