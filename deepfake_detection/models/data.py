@@ -168,6 +168,18 @@ def _with_self_blends(elements: tf.data.Dataset, source: FakeSource) -> tf.data.
     )
 
 
+def _elements(file_patterns: List[str], clip_length: Optional[int], source: FakeSource, size: int) -> tf.data.Dataset:
+    """The examples training keeps (`_kept`), parsed to uint8 pixels, label (and landmarks for self-blends)."""
+    return (
+        records(file_patterns)
+        .batch(256)
+        .map(_parser(clip_length, source, size), num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+        .filter(lambda element: _kept(element, source))
+        .map(lambda element: {k: v for k, v in element.items() if k != "manipulation"})
+    )
+
+
 def dataset(
     file_patterns: List[str],
     batch_size: int,
@@ -193,14 +205,7 @@ def dataset(
     model sees.
     """
     source = fake_source or FakeSource()
-    elements = (
-        records(file_patterns)
-        .batch(256)
-        .map(_parser(clip_length, source, size), num_parallel_calls=tf.data.AUTOTUNE)
-        .unbatch()
-        .filter(lambda element: _kept(element, source))
-        .map(lambda element: {k: v for k, v in element.items() if k != "manipulation"})
-    )
+    elements = _elements(file_patterns, clip_length, source, size)
     blended_once = source.self_blends and not training
     if cache and not blended_once:
         elements = elements.cache()
@@ -228,15 +233,7 @@ def locator_dataset(
     Crops are decoded once and kept as uint8; pseudo-fakes are drawn afresh
     every epoch in training and once, seeded, for validation.
     """
-    source = FakeSource(contract.FAKE_SOURCE_SELF_BLENDED)
-    reals = (
-        records(file_patterns)
-        .batch(256)
-        .map(_parser(None, source, size), num_parallel_calls=tf.data.AUTOTUNE)
-        .unbatch()
-        .filter(lambda element: _kept(element, source))
-        .cache()
-    )
+    reals = _elements(file_patterns, None, FakeSource(contract.FAKE_SOURCE_SELF_BLENDED), size).cache()
     if training:
         reals = reals.shuffle(2048, seed=seed, reshuffle_each_iteration=True).repeat()
 
