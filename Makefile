@@ -55,7 +55,8 @@ test: lint $(INFRA_STAMP) $(CHROMIUM) $(POSTGRES)
 # Every bench in turn, each stating its goal and writing its figures to outputs/bench/<bench>.json (train_bench
 # and service_bench are the heavy ones). generalisation_bench scores a model on
 # videos it never saw, so it runs only when given them: make bench MODEL=SAVED_MODEL_DIR EXAMPLES=INGEST_DIR
-# (and the verdict bench with VIDEOS="FOLDER...", folders of labelled videos).
+# (and the verdict bench with VIDEOS="FOLDER...", folders of labelled videos; the explain bench with
+# TRAINER_MODEL=RUN/pipeline_root/Trainer.blend_resnet/model/ID SAMPLE_SETS="FOLDER:SEED...", sample_data folders).
 bench: $(STAMP)
 	$(VENV)/bin/python bench/ingest_bench.py
 	$(VENV)/bin/python bench/train_bench.py
@@ -65,6 +66,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/hostile_probe.py
 	$(if $(and $(MODEL),$(EXAMPLES)),$(VENV)/bin/python bench/generalisation_bench.py --model $(MODEL) --examples $(EXAMPLES))
 	$(if $(and $(MODEL),$(VIDEOS)),$(VENV)/bin/python bench/verdict_bench.py --model-dir $(MODEL) --videos $(VIDEOS))
+	$(if $(and $(TRAINER_MODEL),$(SAMPLE_SETS)),$(VENV)/bin/python bench/explain_bench.py --model-uri $(TRAINER_MODEL) --videos $(SAMPLE_SETS))
 
 clean:
 	rm -rf outputs

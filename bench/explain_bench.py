@@ -25,7 +25,7 @@ checks that the signature's maps are the method's and its probabilities
 against `explain` in milliseconds per face.
 
     python bench/explain_bench.py --model-uri RUN/pipeline_root/Trainer.blend_resnet/model/ID [MORE ...] \\
-        --videos /work/heldout11:11 /work/heldout12:12 [--json results.json]
+        --videos /work/heldout11:11 /work/heldout12:12 [--json outputs/bench/explain_bench.json]
 
 Several models (the same recipe under several seeds, say) are scored on the
 same faces, each over all sets and per set; the first is also timed.
@@ -33,12 +33,12 @@ same faces, each over all sets and per set; the first is also timed.
 
 import argparse
 import dataclasses
-import json
 import os
 import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import _common
 import cv2
 import numpy as np
 import tensorflow as tf
@@ -55,6 +55,11 @@ from deepfake_detection.models import data, explain, export
 from serving.local_model import InProcessModel
 
 PART_GOAL, WHOLE_GOAL = 0.7, 0.9
+BENCH = _common.Bench(
+    "explain_bench",
+    f"the map's peak inside the changed region for at least {PART_GOAL:.0%} of the faces of each part-of-face kind "
+    f"and {WHOLE_GOAL:.0%} of each whole-face kind, on held-out sample fakes",
+)
 # The locator's own maps (models/locator.py), reported beside what the signature serves with it.
 LOCATOR = "locator"
 # What the detection service answers: the signature's maps mixed with each person's (evaluation/person_maps.py).
@@ -244,7 +249,7 @@ def signature_figures(model, locator, faces: List[Face], timing_faces: int) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = BENCH.parser(__doc__)
     parser.add_argument(
         "--model-uri", nargs="+", required=True, help="Trainer model folders (keras/model.keras inside), e.g. seeds"
     )
@@ -253,8 +258,7 @@ def main() -> None:
     parser.add_argument("--grids", nargs="+", type=int, default=[8, 16, 32], help="feature-map sides to try")
     parser.add_argument("--frames-per-video", type=int, default=8)
     parser.add_argument("--timing-faces", type=int, default=256)
-    parser.add_argument("--json", help="where to write the figures")
-    args = parser.parse_args()
+    args = BENCH.parse_args(parser)
 
     ingest_config = IngestConfig(frames_per_video=args.frames_per_video)
     detector = FaceDetector.from_config(ingest_config)
@@ -291,9 +295,7 @@ def main() -> None:
             print(f"largest difference of its probabilities from serving_default's: {difference:.2g}")
             print("per face: " + ", ".join(f"{k} {v}" for k, v in figures["timing"].items()))
         results["models"][uri] = figures
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1, sort_keys=True)
+    BENCH.write(args, results)
 
 
 if __name__ == "__main__":
