@@ -154,7 +154,7 @@ def load_locator(model_uri: str) -> Optional[keras.Model]:
         return None
     from deepfake_detection.models import registry  # noqa: F401 - importing it registers the layers
 
-    return keras.models.load_model(path)
+    return keras.models.load_model(path, compile=False)
 
 
 def write_eval_metrics(model_uri: str, metrics: Mapping[str, Any]) -> None:
