@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import jinja2
 
+from deepfake_detection import contract, defaults
 from deepfake_detection.evaluation import operating_point
 
 CARD_DIR = "assets.extra"
@@ -67,6 +68,13 @@ def known_limits(card: Mapping[str, Any]) -> List[str]:
     fitted = card.get("operating_point") or {}
     if fitted.get("fake_method") != operating_point.METHOD_EMPIRICAL:
         limits.append(f"Operating point: {fitted.get('notes', 'not fitted')}.")
+    if card["training"].get("locator_epochs", defaults.LOCATOR_EPOCHS) and card["training_data"]["fake_source"] != (
+        contract.FAKE_SOURCE_DATASET
+    ):
+        limits.append(
+            "The explain map shows where a face looks pasted over, learned from self-blend masks and measured on "
+            "sample fakes only (docs/explanations.md): a hint where to look, not proof of what was changed."
+        )
     limits.append("Only faces MTCNN finds and the person rule accepts are judged; other content is not.")
     return limits
 
