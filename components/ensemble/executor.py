@@ -14,20 +14,11 @@ from components.ensemble.ensemble import MEMBER_KEY_PREFIX, build_ensemble, fit_
 from deepfake_detection import config
 from deepfake_detection.evaluation.video_scores import log_loss
 from deepfake_detection.models import data, export, video_scoring
-from deepfake_detection.models.base import image_input
+from deepfake_detection.models.locator import mean_map
 
 
 def load_member(model_artifact: types.Artifact) -> keras.Model:
     return keras.models.load_model(export.keras_path(model_artifact.uri))
-
-
-def members_locator(locators: List[Optional[keras.Model]]) -> Optional[keras.Model]:
-    """One locator for the ensemble: the mean map of its members' locators, None when no member has one."""
-    found = [locator for locator in locators if locator is not None]
-    if len(found) < 2:
-        return found[0] if found else None
-    images = image_input()
-    return keras.Model(images, keras.layers.Average()([locator(images) for locator in found]), name="locator")
 
 
 def eval_predictions(
@@ -79,7 +70,8 @@ class Executor(base_executor.BaseExecutor):
         model = artifact_utils.get_single_instance(output_dict["model"])
         ensemble = build_ensemble(members, weights)
         fitted = video_scoring.fit_for_model(ensemble, eval_patterns)
-        locator = members_locator([export.load_locator(a.uri) for a in artifacts])
+        located = [found for found in (export.load_locator(a.uri) for a in artifacts) if found is not None]
+        locator = mean_map(located) if located else None
         export.export_saved_model(ensemble, os.path.join(model.uri, export.SERVING_DIR), fitted=fitted, locator=locator)
         export.save_keras(ensemble, model.uri, locator)
         export.write_eval_metrics(model.uri, summary)

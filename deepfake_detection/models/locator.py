@@ -20,6 +20,8 @@ that differs from the face around it. Each cell's output is the probability
 that it lies in a pasted region.
 """
 
+from typing import Sequence
+
 import keras
 
 from deepfake_detection.models import explain
@@ -35,7 +37,7 @@ _DILATIONS = (2, 4)
 NAME = "locator"
 
 
-def build_locator() -> keras.Model:
+def build_locator(name: str = NAME) -> keras.Model:
     """Raw face crops (float pixels 0-255, any size) -> float32 [N, GRID, GRID] in [0, 1]."""
     images = image_input()
     x = prepare(images, LOCATOR_INPUT_SIZE, "tf", augment=False)
@@ -47,4 +49,14 @@ def build_locator() -> keras.Model:
         x = residual(x, _STAGES[-1], strides=1, dilation=dilation)
     cells = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32")(x)
     maps = keras.layers.Reshape((GRID, GRID), dtype="float32", name="heatmap")(cells)
+    return keras.Model(images, maps, name=name)
+
+
+def mean_map(locators: Sequence[keras.Model]) -> keras.Model:
+    """One locator whose map is the mean of `locators`' maps (the locator itself when there is one); each needs
+    its own name."""
+    if len(locators) == 1:
+        return locators[0]
+    images = image_input()
+    maps = keras.layers.Average(dtype="float32")([member(images) for member in locators])
     return keras.Model(images, maps, name=NAME)

@@ -100,3 +100,16 @@ def test_training_learns_to_point_at_pasted_regions(tmp_path):
     for pixels, maps in data.locator_dataset(files, 16, False, locator.GRID, seed=9, size=locator.LOCATOR_INPUT_SIZE):
         metric.update_state(maps, model(pixels, training=False))
     assert float(metric.result()) > 0.3
+
+
+def test_the_mean_of_two_locators_is_one_locator_that_saves_and_loads(tmp_path):
+    keras.utils.set_random_seed(1)
+    members = [locator.build_locator(f"{locator.NAME}_{number}") for number in range(2)]
+    mean = locator.mean_map(members)
+    pixels = tf.random.uniform([2, 96, 96, 3], 0, 255)
+    expected = np.mean([member(pixels, training=False).numpy() for member in members], axis=0)
+    np.testing.assert_allclose(mean(pixels, training=False).numpy(), expected, atol=1e-6)
+    model = get_backbone("compact_cnn").build(ModelSettings(input_size=32), {})
+    export.save_keras(model, str(tmp_path), mean)
+    np.testing.assert_allclose(export.load_locator(str(tmp_path))(pixels, training=False).numpy(), expected, atol=1e-6)
+    assert locator.mean_map(members[:1]) is members[0]
