@@ -37,7 +37,7 @@ _DILATIONS = (2, 4)
 NAME = "locator"
 
 
-def build_locator(name: str = NAME) -> keras.Model:
+def build_locator() -> keras.Model:
     """Raw face crops (float pixels 0-255, any size) -> float32 [N, GRID, GRID] in [0, 1]."""
     images = image_input()
     x = prepare(images, LOCATOR_INPUT_SIZE, "tf", augment=False)
@@ -49,14 +49,15 @@ def build_locator(name: str = NAME) -> keras.Model:
         x = residual(x, _STAGES[-1], strides=1, dilation=dilation)
     cells = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32")(x)
     maps = keras.layers.Reshape((GRID, GRID), dtype="float32", name="heatmap")(cells)
-    return keras.Model(images, maps, name=name)
+    return keras.Model(images, maps, name=NAME)
 
 
 def mean_map(locators: Sequence[keras.Model]) -> keras.Model:
-    """One locator whose map is the mean of `locators`' maps (the locator itself when there is one); each needs
-    its own name."""
+    """One locator whose map is the mean of `locators`' maps (the locator itself when there is one). Each is
+    wrapped under a name of its own: locators loaded from several models (an ensemble's) share theirs."""
     if len(locators) == 1:
         return locators[0]
+    members = [keras.Model(m.inputs[0], m.outputs[0], name=f"{NAME}_{n}") for n, m in enumerate(locators)]
     images = image_input()
-    maps = keras.layers.Average(dtype="float32")([member(images) for member in locators])
+    maps = keras.layers.Average(dtype="float32")([member(images) for member in members])
     return keras.Model(images, maps, name=NAME)

@@ -322,10 +322,10 @@ def train_locator(train_files: list, eval_files: list, training: TrainingConfig)
 def _train_one_locator(train_files: list, eval_files: list, training: TrainingConfig, number: int) -> keras.Model:
     """Locator `number`, trained on the real faces of `train_files` and their part- and whole-face pseudo-fakes
     drawn from its own seed, the weights of its best validation pointing game kept; float32 for serving."""
-    seed, name = training.seed + LOCATOR_SEED_STEP * number, f"{locator.NAME}_{number}"
+    seed = training.seed + LOCATOR_SEED_STEP * number
     keras.utils.set_random_seed(seed)
     with dtype_policy(training_precision()):
-        model = locator.build_locator(name)
+        model = locator.build_locator()
     model.compile(
         optimizer=keras.optimizers.Adam(LOCATOR_LEARNING_RATE),
         loss=keras.losses.BinaryCrossentropy(),
@@ -352,4 +352,4 @@ def _train_one_locator(train_files: list, eval_files: list, training: TrainingCo
         ],
         verbose=2,
     )
-    return _in_float32(model, lambda: locator.build_locator(name))
+    return _in_float32(model, locator.build_locator)
