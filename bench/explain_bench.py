@@ -240,9 +240,7 @@ def signature_figures(model, locator, faces: List[Face], timing_faces: int) -> d
     timing["overhead_ms_per_face"] = timing["explain_ms_per_face"] - timing["predict_ms_per_face"]
     return {
         "largest_probability_difference_explain_vs_serving_default": float(difference),
-        "signature_matches_method": bool(
-            np.allclose(signature_maps, served_maps(model, locator, faces[:32]), atol=1e-4)
-        ),
+        "signature_matches_method": bool(np.allclose(maps, signature_maps(model, locator, faces[:32]), atol=1e-4)),
         "signature_grid": list(maps.shape[1:]),
         "timing": {k: round(v, 2) if isinstance(v, float) else v for k, v in timing.items()},
     }
