@@ -106,6 +106,13 @@ def _gaussian(sigma: float) -> tf.Tensor:
     return tf.constant((taps / taps.sum()).reshape(-1, 1, 1, 1), tf.float32)
 
 
+def _smoothed(maps: tf.Tensor, sigma: float) -> tf.Tensor:
+    """Maps [N, H, W, 1] blurred by a Gaussian of `sigma` cells: a column pass, then a row pass."""
+    kernel = _gaussian(sigma)
+    columns = tf.nn.conv2d(maps, kernel, 1, "SAME")
+    return tf.nn.conv2d(columns, tf.transpose(kernel, [1, 0, 2, 3]), 1, "SAME")
+
+
 def located_gradient(model: keras.Model, locator: keras.Model) -> Explainer:
     """What the `explain` signature serves for a model with a locator (`locator.py`): where the face looks pasted
     over and the classifier's score answers to it.
@@ -117,15 +124,12 @@ def located_gradient(model: keras.Model, locator: keras.Model) -> Explainer:
     Each value stays at most the locator's probability that the cell was
     pasted, so a face the locator finds untouched gets a faint map.
     """
-    kernel = _gaussian(_LOCATED_SMOOTHING)
 
     def explain(pixels: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         probabilities, gradient = _input_gradient(model, pixels)
         mirrored = tf.reverse(locator(tf.reverse(pixels, axis=[2]), training=False), axis=[2])
         located = 0.5 * (tf.cast(locator(pixels, training=False), tf.float32) + tf.cast(mirrored, tf.float32))
-        located = tf.nn.conv2d(located[..., None], kernel, 1, "SAME")
-        located = tf.nn.conv2d(located, tf.transpose(kernel, [1, 0, 2, 3]), 1, "SAME")[..., 0]
-        return probabilities, located * gradient
+        return probabilities, _smoothed(located[..., None], _LOCATED_SMOOTHING)[..., 0] * gradient
 
     return explain
 
@@ -136,8 +140,5 @@ def _input_gradient(model: keras.Model, pixels: tf.Tensor) -> Tuple[tf.Tensor, t
         probabilities = tf.reshape(tf.cast(model(pixels, training=False), tf.float32), [-1])
     magnitude = tf.reduce_sum(tf.abs(tape.gradient(probabilities, pixels)), axis=-1, keepdims=True)
     fine = tf.image.resize(magnitude, [_FINE_GRID, _FINE_GRID], method="area")
-    kernel = _gaussian(_SMOOTHING)
-    smooth = tf.nn.conv2d(fine, kernel, 1, "SAME")
-    smooth = tf.nn.conv2d(smooth, tf.transpose(kernel, [1, 0, 2, 3]), 1, "SAME")
-    pooled = tf.image.resize(smooth, [GRID, GRID], method="area")
+    pooled = tf.image.resize(_smoothed(fine, _SMOOTHING), [GRID, GRID], method="area")
     return probabilities, _normalised(pooled[..., 0])

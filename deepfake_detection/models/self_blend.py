@@ -265,10 +265,22 @@ def blend_pair(
     frame is blended with the same random draws, so the blend is steady over
     time as a swap is. `partner` is another real face (pixels, landmarks).
     """
-    seed = np.asarray(seed, np.int64).ravel().tolist()
-    fake, _ = _pseudo_fake(image, landmarks, partner, seed)
+    return _pair_and_mask(image, landmarks, np.asarray(seed, np.int64).ravel().tolist(), partner)[0]
+
+
+def _pair_and_mask(
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    seed: List[int],
+    partner: Optional[Tuple[np.ndarray, np.ndarray]],
+    draw_mask: MaskDrawer = blend_mask,
+) -> Tuple[np.ndarray, np.ndarray, bool]:
+    """`blend_pair`'s pair, the mask its pseudo-fake was pasted through, and whether post-processing flipped
+    the pair (and so where the mask now lies)."""
+    fake, mask = _pseudo_fake(image, landmarks, partner, seed, draw_mask)
     frames = np.concatenate([image.reshape((-1,) + image.shape[-3:]), fake.reshape((-1,) + image.shape[-3:])])
-    return postprocess(frames, np.random.default_rng(seed + [1])).reshape((2,) + image.shape)
+    pair, flipped = _postprocessed(frames, np.random.default_rng(seed + [1]))
+    return pair.reshape((2,) + image.shape), mask, flipped
 
 
 def _partner(index: int, reals: List[int], images: np.ndarray, landmarks: np.ndarray):  # noqa: ANN202
@@ -357,9 +369,8 @@ def located_batch(
     reals = list(range(len(images)))
     pairs, maps = [], []
     for i, image in enumerate(images):
-        face_seed = seed + [i]
-        fake, mask = _pseudo_fake(image, landmarks[i], _partner(i, reals, images, landmarks), face_seed, region_mask)
-        pair, flipped = _postprocessed(np.stack([image, fake]), np.random.default_rng(face_seed + [1]))
+        partner = _partner(i, reals, images, landmarks)
+        pair, mask, flipped = _pair_and_mask(image, landmarks[i], seed + [i], partner, region_mask)
         cells = coverage(mask, grid)
         pairs.append(pair)
         maps.append(np.stack([np.zeros_like(cells), cells[:, ::-1] if flipped else cells]))

@@ -194,11 +194,13 @@ def _in_float32(model: keras.Model, build: Callable[[], keras.Model]) -> keras.M
     return copy
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> None:
+def compile_model(model: keras.Model, learning_rate: float, metrics: Optional[list] = None) -> None:
+    """Adam and binary cross-entropy (per face, or per cell of a locator's map), XLA on GPUs; `metrics`
+    default to the classifier's AUC and accuracy."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
+        metrics=metrics or [keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
         jit_compile=bool(tf.config.list_physical_devices("GPU")),
     )
 
@@ -259,17 +261,24 @@ class WeightAverage(keras.callbacks.Callback):
         self._hold_average(False)
 
 
-def callbacks(checkpoint_path: str, patience: int, ema_momentum: float = 0.0) -> list:
-    """Early stopping and checkpoints on val AUC, learning-rate halving on plateaus; with a non-zero
-    `ema_momentum`, all three judge and keep the moving average of the weights (`WeightAverage`)."""
+def callbacks(
+    checkpoint_path: Optional[str], patience: int, ema_momentum: float = 0.0, monitor: str = "val_auc"
+) -> list:
+    """Early stopping on `monitor` (higher is better) with the best weights restored, learning-rate halving on
+    plateaus of the val loss, and, given a path, a checkpoint of the best; with a non-zero `ema_momentum`, all
+    of them judge and keep the moving average of the weights (`WeightAverage`)."""
     averaging = [WeightAverage(ema_momentum)] if ema_momentum else []
-    return averaging + [
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience, restore_best_weights=True),
+    recipe = averaging + [
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2)),
-        keras.callbacks.ModelCheckpoint(
-            checkpoint_path, monitor="val_auc", mode="max", save_best_only=True, save_weights_only=True
-        ),
     ]
+    if checkpoint_path:
+        recipe.append(
+            keras.callbacks.ModelCheckpoint(
+                checkpoint_path, monitor=monitor, mode="max", save_best_only=True, save_weights_only=True
+            )
+        )
+    return recipe
 
 
 def search_space(hp: keras_tuner.HyperParameters, learning_rate: float) -> Dict[str, Any]:
@@ -315,41 +324,31 @@ def train_locator(train_files: list, eval_files: list, training: TrainingConfig)
     """The locator: LOCATOR_MEMBERS locators (`locator.build_locator`), each from its own seed, and the mean of
     their maps (`locator.mean_map`). One locator's pointing game on eyes-only edits moved by 0.2 from seed to
     seed; the mean of two moves less (docs/explanations.md)."""
-    members = [_train_one_locator(train_files, eval_files, training, number) for number in range(LOCATOR_MEMBERS)]
+    real, _ = data.label_counts(train_files, training.fakes())
+    steps = training.locator_steps_per_epoch or max(1, -(-2 * real // training.batch_size))
+    members = [
+        _train_one_locator(train_files, eval_files, training, training.seed + LOCATOR_SEED_STEP * number, steps)
+        for number in range(LOCATOR_MEMBERS)
+    ]
     return locator.mean_map(members)
 
 
-def _train_one_locator(train_files: list, eval_files: list, training: TrainingConfig, number: int) -> keras.Model:
-    """Locator `number`, trained on the real faces of `train_files` and their part- and whole-face pseudo-fakes
-    drawn from its own seed, the weights of its best validation pointing game kept; float32 for serving."""
-    seed = training.seed + LOCATOR_SEED_STEP * number
+def _train_one_locator(
+    train_files: list, eval_files: list, training: TrainingConfig, seed: int, steps: int
+) -> keras.Model:
+    """One locator, trained on the real faces of `train_files` and their part- and whole-face pseudo-fakes drawn
+    from `seed`, the weights of its best validation pointing game kept; float32 for serving."""
     keras.utils.set_random_seed(seed)
     with dtype_policy(training_precision()):
         model = locator.build_locator()
-    model.compile(
-        optimizer=keras.optimizers.Adam(LOCATOR_LEARNING_RATE),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[PointingGame()],
-        jit_compile=bool(tf.config.list_physical_devices("GPU")),
-    )
+    compile_model(model, LOCATOR_LEARNING_RATE, metrics=[PointingGame()])
     batch, grid, size = training.batch_size, locator.GRID, locator.LOCATOR_INPUT_SIZE
-    train = data.locator_dataset(train_files, batch, True, grid, seed, size)
-    evaluation = data.locator_dataset(eval_files, batch, False, grid, seed, size)
-    real, _ = data.label_counts(train_files, training.fakes())
-    steps = training.locator_steps_per_epoch or max(1, -(-2 * real // batch))
-    patience = training.early_stopping_patience
     model.fit(
-        train,
-        validation_data=evaluation,
+        data.locator_dataset(train_files, batch, True, grid, seed, size),
+        validation_data=data.locator_dataset(eval_files, batch, False, grid, seed, size),
         epochs=training.locator_epochs,
         steps_per_epoch=steps,
-        callbacks=[
-            WeightAverage(LOCATOR_EMA_MOMENTUM),
-            keras.callbacks.EarlyStopping(
-                monitor="val_pointing", mode="max", patience=patience, restore_best_weights=True
-            ),
-            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2)),
-        ],
+        callbacks=callbacks(None, training.early_stopping_patience, LOCATOR_EMA_MOMENTUM, monitor="val_pointing"),
         verbose=2,
     )
     return _in_float32(model, locator.build_locator)
