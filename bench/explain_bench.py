@@ -184,20 +184,13 @@ def signature_maps(model, locator, faces: List[Face]) -> np.ndarray:  # noqa: AN
     return mapped(lambda pixels: served(pixels)[1], faces)
 
 
-def served_maps(model, locator, faces: List[Face]) -> np.ndarray:  # noqa: ANN001 - Keras models
-    """The maps the detection service answers with: the signature's, each mixed with its person's
-    (`person_maps.with_person_maps`)."""
-    return with_person_maps(signature_maps(model, locator, faces), [f.person for f in faces])
-
-
-def method_figures(model, locator, faces: List[Face], args: argparse.Namespace) -> Dict[str, dict]:  # noqa: ANN001
-    """Per method (and grid), per kind: pointing game and mass share over `faces`."""
+def method_figures(  # noqa: ANN001 - Keras models
+    model, locator, faces: List[Face], signature: np.ndarray, served: np.ndarray, args: argparse.Namespace
+) -> Dict[str, dict]:
+    """Per method (and grid), per kind: pointing game and mass share over `faces`, beginning with the served
+    maps and the signature's (`signature_maps`, computed once by the caller)."""
     kinds, regions = [f.kind for f in faces], np.stack([f.region for f in faces])
-    methods: Dict[str, dict] = {}
-    signature = signature_maps(model, locator, faces)
-    methods[f"{SERVED}@{explain.GRID}"] = per_kind(
-        kinds, *score(with_person_maps(signature, [f.person for f in faces]), regions)
-    )
+    methods: Dict[str, dict] = {f"{SERVED}@{explain.GRID}": per_kind(kinds, *score(served, regions))}
     if locator is not None:
         methods[f"{explain.LOCATED_GRADIENT}@{explain.GRID}"] = per_kind(kinds, *score(signature, regions))
         locator_maps = mapped(lambda pixels: locator(pixels, training=False), faces)
@@ -221,9 +214,9 @@ def print_figures(title: str, rows_by_method: Dict[str, dict]) -> None:
             )
 
 
-def signature_figures(model, locator, faces: List[Face], timing_faces: int) -> dict:  # noqa: ANN001
-    """Exports the model, checks that `explain` serves the method's maps and `serving_default`'s probabilities,
-    and times both signatures per face."""
+def signature_figures(model, locator, faces: List[Face], reference: np.ndarray, timing_faces: int) -> dict:  # noqa: ANN001
+    """Exports the model, checks that `explain` serves the method's maps (`reference`, those of the first 32
+    faces) and `serving_default`'s probabilities, and times both signatures per face."""
     with tempfile.TemporaryDirectory() as export_dir:
         export.export_saved_model(model, export_dir, locator=locator)
         client = InProcessModel(export_dir)
@@ -240,7 +233,7 @@ def signature_figures(model, locator, faces: List[Face], timing_faces: int) -> d
     timing["overhead_ms_per_face"] = timing["explain_ms_per_face"] - timing["predict_ms_per_face"]
     return {
         "largest_probability_difference_explain_vs_serving_default": float(difference),
-        "signature_matches_method": bool(np.allclose(maps, signature_maps(model, locator, faces[:32]), atol=1e-4)),
+        "signature_matches_method": bool(np.allclose(maps, reference, atol=1e-4)),
         "signature_grid": list(maps.shape[1:]),
         "timing": {k: round(v, 2) if isinstance(v, float) else v for k, v in timing.items()},
     }
@@ -269,24 +262,27 @@ def main() -> None:
     print(f"{len(faces)} fake faces; kinds: { {k: kinds.count(k) for k in sorted(set(kinds))} }")
 
     results: Dict[str, dict] = {"faces": len(faces), "goal": {"part_of_face": PART_GOAL, "whole_face": WHOLE_GOAL}}
-    results["centre_baseline"] = per_kind(
-        kinds, *score(centre_baseline(len(faces)), np.stack([f.region for f in faces]))
-    )
+    regions = np.stack([f.region for f in faces])
+    results["centre_baseline"] = per_kind(kinds, *score(centre_baseline(len(faces)), regions))
     print_figures("all sets", {"centre baseline": results["centre_baseline"]})
     results["models"] = {}
     for uri in args.model_uri:
         model, locator = export.load_keras(uri), export.load_locator(uri)
-        figures = {"methods": method_figures(model, locator, faces, args)}
+        signature = signature_maps(model, locator, faces)
+        served = with_person_maps(signature, [f.person for f in faces])
+        figures = {"methods": method_figures(model, locator, faces, signature, served, args)}
         print_figures(uri, figures["methods"])
-        figures["served_per_set"] = {
-            item: per_kind(
-                [f.kind for f in found], *score(served_maps(model, locator, found), np.stack([f.region for f in found]))
+        figures["served_per_set"] = {}
+        start = 0
+        for item, found in sets.items():
+            maps = served[start : start + len(found)]
+            figures["served_per_set"][item] = per_kind(
+                [f.kind for f in found], *score(maps, regions[start : start + len(found)])
             )
-            for item, found in sets.items()
-        }
+            start += len(found)
         print_figures(f"{uri}, {SERVED} per set", figures["served_per_set"])
         if uri == args.model_uri[0]:
-            figures.update(signature_figures(model, locator, faces, args.timing_faces))
+            figures.update(signature_figures(model, locator, faces, signature[:32], args.timing_faces))
             same = figures["signature_matches_method"]
             print(f"\nexplain signature: grid {figures['signature_grid']}, same maps: {same}")
             difference = figures["largest_probability_difference_explain_vs_serving_default"]
