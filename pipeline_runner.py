@@ -1,14 +1,22 @@
-"""Runners of the deepfake detection pipeline: they bind paths, metadata and Beam args.
+"""deepfake-pipeline: the project's one command line (`python pipeline_runner.py VERB` is the same program).
 
-    python pipeline_runner.py local  [--data-root DIR] [--output-dir DIR]   # the whole pipeline, locally
-    python pipeline_runner.py ingest --input DIR --output DIR [--layout L]  # faces only, no TFX
-    python pipeline_runner.py serve  [--serving-dir DIR] [--pin M=V]         # serve the pushed models
-    python pipeline_runner.py compile [--output FILE] [--image IMAGE]       # Kubeflow V2 pipeline JSON
-    python pipeline_runner.py submit  --endpoint URL [--param NAME=VALUE]   # one run on Kubeflow Pipelines
-    python pipeline_runner.py schedule --cron '0 3 * * 1' --endpoint URL    # scheduled retraining
+The pipeline:
+    deepfake-pipeline local  [--data-root DIR] [--output-dir DIR]    # the whole pipeline, locally (the main job)
+    deepfake-pipeline ingest --input DIR --output DIR [--layout L]   # faces only, no TFX
+    deepfake-pipeline compile [--output FILE] [--image IMAGE]        # Kubeflow V2 pipeline JSON
+    deepfake-pipeline submit  --endpoint URL [--param NAME=VALUE]    # one run on Kubeflow Pipelines
+    deepfake-pipeline schedule --cron '0 3 * * 1' --endpoint URL     # scheduled retraining
+Serving:
+    deepfake-pipeline serve  [--serving-dir DIR] [--pin M=V]          # the model server (and service) on pushed models
+    deepfake-pipeline service --model-server HOST:PORT               # the detection service alone
+    deepfake-pipeline model-config --base-path P --models M --output DIR   # a deployment's model server files
+    deepfake-pipeline history upgrade --url URL                      # the history database's migrations
+    deepfake-pipeline detect FILE... [--local]                       # verdicts for videos and images
+    deepfake-pipeline keys create|list|revoke                        # the service's API keys
 
-This file only dispatches: each command is a module of `pipeline/runners/`,
-and the graph itself is `pipeline.pipeline.create_pipeline`.
+This file only dispatches: the pipeline's verbs are modules of `pipeline/runners/`, the serving verbs live beside
+the program they drive (`serving/service/`, `serving/model_server/`, `serving/client/`). Each verb imports what it
+needs only when it runs, so the serving image (no TensorFlow, TFX or Beam) runs its own verbs.
 """
 
 import argparse
@@ -16,16 +24,34 @@ import sys
 from typing import List, Optional
 
 from pipeline.runners import ingest, kubeflow, local, serve
+from serving.client import cli as client_cli
+from serving.model_server import cli as model_server_cli
+from serving.service import flags as service_flags
+from serving.service import history
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every verb, each with a one-line help: `deepfake-pipeline --help` is the map."""
+    parser = argparse.ArgumentParser(
+        prog="deepfake-pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="VERB")
+    local.add_parser(commands)
+    ingest.add_parser(commands)
+    kubeflow.add_parsers(commands)
+    serve.add_parser(commands)
+    service_flags.add_parser(commands)
+    model_server_cli.add_parser(commands)
+    history.add_parser(commands)
+    client_cli.add_parsers(commands)
+    return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    ingest.add_parser(commands)
-    local.add_parser(commands)
-    serve.add_parser(commands)
-    kubeflow.add_parsers(commands)
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "check", None):
+        args.check(parser, args)
     return args.run(args)
 
 

@@ -70,10 +70,10 @@ setup(
     py_modules=["pipeline_runner"],
     package_data={
         "schemas": ["*.pbtxt"],
-        "serving": ["static/*", "migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"],
+        "serving.service": ["static/*", "migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"],
     },
     install_requires=LIBRARY,
-    entry_points={"console_scripts": ["deepfake-pipeline=serving.cli:main"]},
+    entry_points={"console_scripts": ["deepfake-pipeline=pipeline_runner:main"]},
     extras_require={
         "serving": SERVING,
         "local": SERVING + LOCAL,

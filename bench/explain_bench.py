@@ -52,7 +52,7 @@ from deepfake_detection.ingest.readers import read_dataset
 from deepfake_detection.ingest.sampling import sample_frames
 from deepfake_detection.ingest.videos import find_faces
 from deepfake_detection.models import data, explain, export
-from serving.local_model import InProcessModel
+from serving.client.local_model import InProcessModel
 
 PART_GOAL, WHOLE_GOAL = 0.7, 0.9
 BENCH = _common.Bench(

@@ -28,9 +28,9 @@ import httpx
 import numpy as np
 import skimage.data
 
-from serving import launch, model_config
-from serving.auth import KeyStore
-from serving.detection_service import ServiceSettings
+from serving.model_server import launch, model_config
+from serving.service.auth import KeyStore
+from serving.service.settings import ServiceSettings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
@@ -128,7 +128,16 @@ def main() -> None:
         )
         for name, (in_flight, queued) in SETTINGS.items():
             http_port = _common.free_port()
-            service = [sys.executable, "-m", "serving.detection_service", "--port", str(http_port), "--auth", "keys"]
+            service = [
+                sys.executable,
+                "-m",
+                "pipeline_runner",
+                "service",
+                "--port",
+                str(http_port),
+                "--auth",
+                "keys",
+            ]
             service += ["--model-server", f"127.0.0.1:{grpc_port}", "--model-name", "bench"]
             service += ["--history-url", history_url]
             service += ["--max-in-flight-per-key", str(in_flight), "--max-queued-per-key", str(queued)]

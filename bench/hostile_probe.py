@@ -34,7 +34,7 @@ import cv2
 import httpx
 import skimage.data
 
-from serving import launch, model_config
+from serving.model_server import launch, model_config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
@@ -189,7 +189,7 @@ def main() -> None:
         processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         rest_url = f"http://127.0.0.1:{rest_port}"
         launch.wait_until_available(rest_url, "bench", processes[0])
-        service = [sys.executable, "-m", "serving.detection_service", "--port", str(http_port)]
+        service = [sys.executable, "-m", "pipeline_runner", "service", "--port", str(http_port)]
         service += ["--model-server", f"127.0.0.1:{grpc_port}", "--model-name", "bench"]
         service += ["--history-url", f"sqlite:///{work}/history.sqlite"]
         processes.append(subprocess.Popen(service, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

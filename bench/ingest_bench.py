@@ -169,16 +169,16 @@ def ingest_boxes(output: str) -> dict:
     """{video file: {frame index: [boxes]}} from the ingest's face examples."""
     import tensorflow as tf
 
-    from deepfake_detection import config
+    from deepfake_detection import contract
 
     boxes: dict = {}
     files = glob.glob(os.path.join(output, "Split-*", "*.gz"))
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
         example = tf.train.Example.FromString(record.numpy())
         feature = example.features.feature
-        video = feature[config.VIDEO_ID_KEY].bytes_list.value[0].decode()
-        frame = str(feature[config.FRAME_INDEX_KEY].int64_list.value[0])
-        boxes.setdefault(video, {}).setdefault(frame, []).append(list(feature[config.FACE_BOX_KEY].int64_list.value))
+        video = feature[contract.VIDEO_ID_KEY].bytes_list.value[0].decode()
+        frame = str(feature[contract.FRAME_INDEX_KEY].int64_list.value[0])
+        boxes.setdefault(video, {}).setdefault(frame, []).append(list(feature[contract.FACE_BOX_KEY].int64_list.value))
     return boxes
 
 

@@ -38,7 +38,7 @@ import skimage.data
 from serving_bench import export_bench_model
 
 from deepfake_detection import sample_data
-from serving import launch, model_config
+from serving.model_server import launch, model_config
 
 BENCH = _common.Bench(
     "service_bench", "a 10 s 720p video's verdict within 1.5 s; throughput and memory under 1, 4 and 16 clients"
@@ -179,7 +179,7 @@ def main() -> None:
         command = launch.model_server_command(paths[model_config.MODELS_CONFIG_FILE], grpc_port, rest_port)
         processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         launch.wait_until_available(f"http://127.0.0.1:{rest_port}", "bench", processes[0])
-        service = [args.service_python, "-m", "serving.detection_service", "--port", str(http_port)]
+        service = [args.service_python, "-m", "pipeline_runner", "service", "--port", str(http_port)]
         service += ["--model-server", f"127.0.0.1:{grpc_port}", "--model-name", "bench"]
         service += ["--history-url", f"sqlite:///{work}/history.sqlite"]
         # A queue as deep as the most clients: every request is served and timed (the default answers
@@ -201,7 +201,7 @@ def main() -> None:
         part = sample_data.generate(os.path.join(work, "video"), 2, seed=3, seconds=10.0, frame_size=(1280, 720))
         video = os.path.join(part, sorted(f for f in os.listdir(part) if f.endswith(".mp4"))[0])
         print(
-            f"Model server: {os.path.basename(command[0])}; service: serving.detection_service; {os.cpu_count()} cores"
+            f"Model server: {os.path.basename(command[0])}; service: deepfake-pipeline service; {os.cpu_count()} cores"
         )
         figures = {"video_10s_720p": video_breakdown(url, video, args.repeats)}
         image = cv2.imencode(".jpg", cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()

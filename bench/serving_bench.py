@@ -28,9 +28,9 @@ import numpy as np
 import tensorflow as tf
 
 from deepfake_detection import defaults
-from serving import launch, model_config
-from serving.clients import GrpcClient, ModelTarget, RestClient
-from serving.local_model import InProcessModel
+from serving.client.local_model import InProcessModel
+from serving.client.tf_serving import GrpcClient, ModelTarget, RestClient
+from serving.model_server import launch, model_config
 
 BENCH = _common.Bench("serving_bench", "a gRPC call at batch 1 within 1.2x the in-process call (the serving overhead)")
 BATCH_SIZES = (1, 8, 32)

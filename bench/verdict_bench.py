@@ -25,7 +25,7 @@ import _common
 from deepfake_detection.evaluation import operating_point
 from deepfake_detection.ingest.readers import read_dataset
 from deepfake_detection.models import export
-from serving.cli import local_analyser
+from serving.client.detect import local_analyser
 
 FIXED_THRESHOLD = 0.5
 BENCH = _common.Bench(

@@ -21,7 +21,7 @@ from components.ensemble import EnsembleTrainer
 from components.model_card import ModelCard
 from components.runtime_settings.component import Setting
 from components.video_example_gen.component import VideoExampleGen
-from deepfake_detection import config
+from deepfake_detection import component_ids, contract
 from deepfake_detection.evaluation import cross_generator
 from deepfake_detection.evaluation.eval_config import BlessingConfig, build_eval_config
 from deepfake_detection.ingest.ingest_config import IngestConfig
@@ -59,7 +59,7 @@ class PipelineSettings:
     training_settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     ensemble_members: Sequence[str] = ()
     blessing: BlessingConfig = dataclasses.field(default_factory=BlessingConfig)
-    evaluation_split: str = config.EVALUATION_SPLIT
+    evaluation_split: str = contract.EVALUATION_SPLIT
     epochs: Setting = None
     tuner_trials: Setting = 0
     min_auc: Setting = None
@@ -68,8 +68,10 @@ class PipelineSettings:
     sample_data: bool = False
 
     def __post_init__(self) -> None:
-        if self.evaluation_split not in config.SPLIT_NAMES:
-            raise ValueError(f"evaluation_split={self.evaluation_split!r}: expected one of {list(config.SPLIT_NAMES)}")
+        if self.evaluation_split not in contract.SPLIT_NAMES:
+            raise ValueError(
+                f"evaluation_split={self.evaluation_split!r}: expected one of {list(contract.SPLIT_NAMES)}"
+            )
         _check_training(self.ingest_config, self.backbones, self.training_settings)
 
 
@@ -201,7 +203,7 @@ def _model_card(
         training_settings=json.dumps(card_settings, sort_keys=True, default=list),
         clip_length=card_settings["clip_length"] if branch.temporal else 0,
         pushed_model=pusher.outputs["pushed_model"] if pusher else None,
-    ).with_id(config.node_id(config.MODEL_CARD, branch.name))
+    ).with_id(component_ids.node_id(component_ids.MODEL_CARD, branch.name))
 
 
 def _evaluation_branch(
@@ -226,10 +228,10 @@ def _evaluation_branch(
         ),
         model_blessing=tfx.dsl.Channel(
             type=tfx.types.standard_artifacts.ModelBlessing,
-            producer_component_id=config.node_id(config.EVALUATOR, name),
+            producer_component_id=component_ids.node_id(component_ids.EVALUATOR, name),
             output_key="blessing",
         ),
-    ).with_id(config.node_id(config.BASELINE_RESOLVER, name))
+    ).with_id(component_ids.node_id(component_ids.BASELINE_RESOLVER, name))
     model = trainer.outputs["model"]
     evaluator = runtime_settings.EvaluatorWithRunSettings(
         min_auc=settings.min_auc,
@@ -241,7 +243,7 @@ def _evaluation_branch(
             settings.blessing, temporal=temporal, unseen_manipulations=unseen_manipulations[name]
         ),
         example_splits=[settings.evaluation_split],
-    ).with_id(config.node_id(config.EVALUATOR, name))
+    ).with_id(component_ids.node_id(component_ids.EVALUATOR, name))
     nodes: List[BaseNode] = [baseline, evaluator]
     pusher = None
     if serving_model_dir:
@@ -250,7 +252,7 @@ def _evaluation_branch(
         )
         pusher = tfx.components.Pusher(
             model=model, model_blessing=evaluator.outputs["blessing"], push_destination=destination
-        ).with_id(config.node_id(config.PUSHER, name))
+        ).with_id(component_ids.node_id(component_ids.PUSHER, name))
         nodes.append(pusher)
     nodes.append(_model_card(branch, evaluator, data, settings, pusher))
     return nodes
@@ -270,9 +272,9 @@ def _training_branch(
     inputs = clip_examples if temporal else examples
     custom_config: Dict[str, Any] = {**backbone_settings, "backbone": name}
     if settings.code_version:
-        custom_config[config.CODE_VERSION_KEY] = settings.code_version
-    train_args = tfx.proto.TrainArgs(splits=[config.TRAIN_SPLIT])
-    eval_args = tfx.proto.EvalArgs(splits=[config.EVAL_SPLIT])
+        custom_config[component_ids.CODE_VERSION_KEY] = settings.code_version
+    train_args = tfx.proto.TrainArgs(splits=[contract.TRAIN_SPLIT])
+    eval_args = tfx.proto.EvalArgs(splits=[contract.EVAL_SPLIT])
     tuner, hyperparameters = None, None
     if isinstance(tuner_trials, data_types.RuntimeParameter) or tuner_trials > 0:
         tuner = runtime_settings.TunerWithRunSettings(
@@ -282,7 +284,7 @@ def _training_branch(
             train_args=train_args,
             eval_args=eval_args,
             custom_config=custom_config,
-        ).with_id(config.node_id(config.TUNER, name))
+        ).with_id(component_ids.node_id(component_ids.TUNER, name))
         tuner.add_upstream_node(gate)
         hyperparameters = tuner.outputs["best_hyperparameters"]
     trainer = runtime_settings.TrainerWithRunSettings(
@@ -293,7 +295,7 @@ def _training_branch(
         train_args=train_args,
         eval_args=eval_args,
         custom_config=custom_config,
-    ).with_id(config.node_id(config.TRAINER, name))
+    ).with_id(component_ids.node_id(component_ids.TRAINER, name))
     trainer.add_upstream_node(gate)
     return TrainingBranch(name, trainer, tuner, temporal)
 

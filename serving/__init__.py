@@ -1,1 +1,3 @@
-"""Serving: TensorFlow Serving configuration, model server and clients."""
+"""Serving, one folder per program: `model_server/` (a drop-in TensorFlow Serving for pushed SavedModels),
+`service/` (the detection service), `client/` (TF Serving clients and the `detect` and `keys` verbs), and
+`protocol/` (the messages they share)."""

@@ -18,7 +18,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCUMENTS = [os.path.join(ROOT, "README.md"), *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]
 README_MAX_LINES = 250
-CONSOLE_SCRIPT = ("deepfake-pipeline", "serving.cli")  # setup.py's console script and the module it runs
+CONSOLE_SCRIPT = ("deepfake-pipeline", "pipeline_runner")  # setup.py's console script and the module it runs
 SUBCOMMAND = re.compile(r"[a-z][a-z_-]*")
 PACKAGES = ("serving", "deepfake_detection")
 
@@ -102,8 +102,8 @@ def test_the_readme_is_short_and_shows_the_main_commands():
     assert len(text.splitlines()) <= README_MAX_LINES
     for command in (
         ("pipeline_runner.py", "serve"),
-        ("-m", "serving.detection_service"),
-        ("-m", "serving.cli", "detect"),
+        ("-m", "pipeline_runner", "service"),
+        ("-m", "pipeline_runner", "detect"),
     ):
         assert command in documented_commands_of(text), f"the README shows no {' '.join(command)} command"
 
@@ -120,7 +120,11 @@ def test_the_console_script_runs_the_module_the_readme_test_calls():
 def test_commands_are_found_with_their_subcommands_and_flags():
     line = ".venv/bin/python pipeline_runner.py local --data-root DIR --backbones a,b --weights=imagenet  # a comment"
     assert parse_command(line) == (("pipeline_runner.py", "local"), ("--backbones", "--data-root", "--weights"))
-    assert parse_command(".venv/bin/deepfake-pipeline detect --local $clip")[0] == ("-m", "serving.cli", "detect")
+    assert parse_command(".venv/bin/deepfake-pipeline detect --local $clip")[0] == (
+        "-m",
+        "pipeline_runner",
+        "detect",
+    )
     assert parse_command("curl -F files=@x http://127.0.0.1:8080/v1/detect") == ((), ())
     assert code_block_lines("```sh\na \\\n  b  # c\n```\nnot code\n") == ["a b  # c"]
 

@@ -11,7 +11,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from components.ensemble.ensemble import MEMBER_KEY_PREFIX, build_ensemble, fit_weights
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.evaluation.video_scores import log_loss
 from deepfake_detection.models import data, export, video_scoring
 from deepfake_detection.models.locator import mean_map
@@ -48,7 +48,7 @@ class Executor(base_executor.BaseExecutor):
         if len(members) < 2:
             raise ValueError(f"An ensemble needs at least two member models, got {len(members)}")
         examples = artifact_utils.get_single_instance(input_dict["examples"])
-        eval_uri = artifact_utils.get_split_uri([examples], config.EVAL_SPLIT)
+        eval_uri = artifact_utils.get_split_uri([examples], contract.EVAL_SPLIT)
         fake_source = data.FakeSource.from_json(exec_properties.get("fake_source", ""))
         eval_patterns = [os.path.join(eval_uri, "*")]
         probabilities, labels = eval_predictions(members, eval_patterns, exec_properties["batch_size"], fake_source)
@@ -63,8 +63,8 @@ class Executor(base_executor.BaseExecutor):
             "member_eval_log_loss": [log_loss(p, labels) for p in probabilities],
             "ensemble_eval_log_loss": log_loss(weights @ probabilities, labels),
             "eval_examples": int(labels.size),
-            config.EVAL_FAKE_EXAMPLES: int(labels.sum()),
-            config.EVAL_REAL_EXAMPLES: int(labels.size - labels.sum()),
+            contract.EVAL_FAKE_EXAMPLES: int(labels.sum()),
+            contract.EVAL_REAL_EXAMPLES: int(labels.size - labels.sum()),
         }
         logging.info("Ensemble fitted: %s", summary)
         model = artifact_utils.get_single_instance(output_dict["model"])

@@ -10,13 +10,13 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from components.ensemble import ensemble  # noqa: F401 - registers the ensemble's layer for Keras
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.evaluation import model_card, operating_point, report
 from deepfake_detection.models import export, video_scoring
 
 
 def _report_rows(ingest_report: types.Artifact) -> List[dict]:
-    with open(os.path.join(ingest_report.uri, config.REPORT_FILE_NAME)) as f:
+    with open(os.path.join(ingest_report.uri, contract.REPORT_FILE_NAME)) as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
@@ -63,7 +63,7 @@ class Executor(base_executor.BaseExecutor):
             training=training,
             data=model_card.training_data(
                 _report_rows(artifact_utils.get_single_instance(input_dict["ingest_report"])),
-                training.get("fake_source", config.DEFAULT_FAKE_SOURCE),
+                training.get("fake_source", contract.DEFAULT_FAKE_SOURCE),
             ),
             evaluation={"split": split, **report.overall_metrics(evaluation.uri)},
             fitted_point=fitted,

@@ -13,16 +13,8 @@ from components.runtime_settings.component import (
     TunerWithRunSettings,
 )
 
-# The old names, which shadowed TFX's own classes; kept so that existing imports go on working.
-Trainer = TrainerWithRunSettings
-Tuner = TunerWithRunSettings
-Evaluator = EvaluatorWithRunSettings
-
 __all__ = [
-    "Evaluator",
     "EvaluatorWithRunSettings",
-    "Trainer",
     "TrainerWithRunSettings",
-    "Tuner",
     "TunerWithRunSettings",
 ]

@@ -13,7 +13,7 @@ from tfx.orchestration import data_types
 from tfx.types import component_spec, standard_artifacts
 
 from components.video_example_gen import executor
-from deepfake_detection import config
+from deepfake_detection import component_ids
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import LAYOUT_AUTO
 
@@ -36,7 +36,7 @@ class VideoExampleGenSpec(types.ComponentSpec):
         INPUT_BASE_KEY: component_spec.ExecutionParameter(type=str),
         LAYOUT_KEY: component_spec.ExecutionParameter(type=str),
         INGEST_CONFIG_KEY: component_spec.ExecutionParameter(type=str),
-        config.CODE_VERSION_KEY: component_spec.ExecutionParameter(type=str, optional=True),
+        component_ids.CODE_VERSION_KEY: component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {

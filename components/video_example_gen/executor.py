@@ -11,7 +11,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from components.video_example_gen import transforms
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.ingest import report as report_lib
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
@@ -43,9 +43,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             _ = outputs[transforms.REPORT_TAG] | "WriteReport" >> transforms.WriteReport(report.uri)
 
         for artifact in (examples, clips):
-            artifact.split_names = artifact_utils.encode_split_names(list(config.SPLIT_NAMES))
+            artifact.split_names = artifact_utils.encode_split_names(list(contract.SPLIT_NAMES))
             examples_utils.set_payload_format(artifact, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
-        counts = report_lib.summarize_report(os.path.join(report.uri, config.REPORT_FILE_NAME))
+        counts = report_lib.summarize_report(os.path.join(report.uri, contract.REPORT_FILE_NAME))
         for status, count in counts.items():
             report.set_int_custom_property(status, count)
         logging.info(report_lib.summary_line(counts))

@@ -17,18 +17,18 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.evaluation import video_scores
 from deepfake_detection.models.data import FakeSource
 
 # The unseen kinds of a model trained without dataset fakes: every kind.
-EVERY_KIND_UNSEEN: Tuple[str, ...] = (config.ALL_MANIPULATIONS,)
+EVERY_KIND_UNSEEN: Tuple[str, ...] = (contract.ALL_MANIPULATIONS,)
 
 AUC = "auc"
 FAKES = "fakes"
 REALS = "reals"
 STATISTICS = (AUC, FAKES, REALS)
-GROUP_FEATURES = (config.MANIPULATION_KEY, config.COMPRESSION_KEY)
+GROUP_FEATURES = (contract.MANIPULATION_KEY, contract.COMPRESSION_KEY)
 _PREFIX = "video"
 _SEEN, _UNSEEN = "seen", "unseen"
 
@@ -155,20 +155,20 @@ def cross_generator_aucs(videos: Iterable[VideoOutcome], unseen: Sequence[str]) 
     present in `videos`, in sorted order.
     """
     scored = [v for v in videos if v.score is not None]
-    reals = [v for v in scored if v.label == config.REAL_LABEL]
-    fakes = [v for v in scored if v.label != config.REAL_LABEL]
+    reals = [v for v in scored if v.label == contract.REAL_LABEL]
+    fakes = [v for v in scored if v.label != contract.REAL_LABEL]
     unseen_fakes = [v for v in fakes if is_unseen(v.manipulation, unseen)]
     groups = [_group(unseen_fakes, reals, seen=False)]
     for kind in sorted({v.manipulation for v in fakes}):
         kind_fakes = [v for v in fakes if v.manipulation == kind]
-        groups.append(_group(kind_fakes, reals, not is_unseen(kind, unseen), config.MANIPULATION_KEY, kind))
+        groups.append(_group(kind_fakes, reals, not is_unseen(kind, unseen), contract.MANIPULATION_KEY, kind))
     for level in sorted({v.compression for v in unseen_fakes + reals}):
         groups.append(
             _group(
                 [v for v in unseen_fakes if v.compression == level],
                 [v for v in reals if v.compression == level],
                 False,
-                config.COMPRESSION_KEY,
+                contract.COMPRESSION_KEY,
                 level,
             )
         )
@@ -194,9 +194,9 @@ def paired_rates(videos: Iterable[VideoOutcome]) -> List[PairedRate]:
     original has no score are left out; a group without pairs has rate NaN.
     """
     scored = [v for v in videos if v.score is not None]
-    originals = {v.source: v.score for v in scored if v.label == config.REAL_LABEL and v.source}
+    originals = {v.source: v.score for v in scored if v.label == contract.REAL_LABEL and v.source}
     wins: Dict[str, List[float]] = {}
-    for fake in (v for v in scored if v.label != config.REAL_LABEL and v.source in originals):
+    for fake in (v for v in scored if v.label != contract.REAL_LABEL and v.source in originals):
         margin = fake.score - originals[fake.source]
         wins.setdefault(fake.manipulation, []).append(1.0 if margin > 0 else 0.5 if margin == 0 else 0.0)
     every = [win for kind_wins in wins.values() for win in kind_wins]

@@ -16,14 +16,19 @@ from typing import List, Mapping, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.evaluation import cross_generator, frame_metrics, video_metrics, video_scores
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"
 MODEL_TYPE = "tf_generic"  # a Keras 3 export archive, called through its signatures
-SLICE_FEATURES = (config.MANIPULATION_KEY, config.DATASET_KEY, config.COMPRESSION_KEY, config.FACE_SIZE_BUCKET_KEY)
-CLIP_SLICE_FEATURES = (config.MANIPULATION_KEY, config.DATASET_KEY, config.COMPRESSION_KEY)
+SLICE_FEATURES = (
+    contract.MANIPULATION_KEY,
+    contract.DATASET_KEY,
+    contract.COMPRESSION_KEY,
+    contract.FACE_SIZE_BUCKET_KEY,
+)
+CLIP_SLICE_FEATURES = (contract.MANIPULATION_KEY, contract.DATASET_KEY, contract.COMPRESSION_KEY)
 _STRICT = 1e-10  # TFMA's change threshold passes only strictly above its bound; this makes "no drop" allow a tie
 # Metrics a slice threshold may name: {TFMA metric name: class name}.
 SLICE_METRICS = {
@@ -192,9 +197,9 @@ def build_eval_config(
     model_specs = [
         tfma.ModelSpec(
             name=name,
-            signature_name=config.SERVING_TF_EXAMPLE,
-            label_key=config.LABEL_KEY,
-            prediction_key=config.OUTPUT_KEY,
+            signature_name=contract.SERVING_TF_EXAMPLE,
+            label_key=contract.LABEL_KEY,
+            prediction_key=contract.OUTPUT_KEY,
             model_type=MODEL_TYPE,
             is_baseline=name == BASELINE,
         )

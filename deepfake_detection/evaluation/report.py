@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
-from deepfake_detection import config
+from deepfake_detection import component_ids, contract
 from deepfake_detection.evaluation import cross_generator, model_card, operating_point, video_metrics
 from deepfake_detection.evaluation.eval_config import CANDIDATE
 
@@ -74,7 +74,7 @@ def format_auc(metrics: Mapping[str, Any]) -> str:
     Keras reports 0.0 for an AUC over one class; that number would read as a
     model that is always wrong.
     """
-    real, fake = metrics.get(config.EVAL_REAL_EXAMPLES), metrics.get(config.EVAL_FAKE_EXAMPLES)
+    real, fake = metrics.get(contract.EVAL_REAL_EXAMPLES), metrics.get(contract.EVAL_FAKE_EXAMPLES)
     if real is not None and fake is not None and (real == 0 or fake == 0):
         missing = "real" if real == 0 else "fake"
         return f"undefined (the eval split has no {missing} example: {real} real, {fake} fake)"
@@ -118,7 +118,7 @@ def format_cross_generator(values: Mapping[str, float]) -> str:
         )
         if fakes is None or reals is None:
             return "undefined"
-        at = group.value if group.feature == config.COMPRESSION_KEY else None
+        at = group.value if group.feature == contract.COMPRESSION_KEY else None
         return f"undefined ({cross_generator.undefined_reason(int(fakes), int(reals), group.seen, at)})"
 
     def part(feature: str) -> str:
@@ -127,7 +127,7 @@ def format_cross_generator(values: Mapping[str, float]) -> str:
 
     overall = [g for g in groups if g.feature is None and not g.seen]
     parts = [f"unseen video AUC {show(overall[0], 3) if overall else 'undefined'}"]
-    parts += [text for text in (part(config.MANIPULATION_KEY), part(config.COMPRESSION_KEY)) if text]
+    parts += [text for text in (part(contract.MANIPULATION_KEY), part(contract.COMPRESSION_KEY)) if text]
     return " | ".join(parts)
 
 
@@ -144,12 +144,12 @@ def latest_output_dirs(pipeline_root: str, output_key: str, component_prefix: st
 def evaluation_lines(pipeline_root: str, serving_model_dir: str = "") -> List[str]:
     """Per evaluated model: its test metrics, its video AUCs on unseen manipulation kinds, whether it was
     blessed (and why not), and where it was pushed."""
-    blessings = latest_output_dirs(pipeline_root, "blessing", config.node_id(config.EVALUATOR, ""))
-    pushes = latest_output_dirs(pipeline_root, "pushed_model", config.node_id(config.PUSHER, ""))
+    blessings = latest_output_dirs(pipeline_root, "blessing", component_ids.node_id(component_ids.EVALUATOR, ""))
+    pushes = latest_output_dirs(pipeline_root, "pushed_model", component_ids.node_id(component_ids.PUSHER, ""))
     lines = []
-    evaluations = latest_output_dirs(pipeline_root, "evaluation", config.node_id(config.EVALUATOR, ""))
+    evaluations = latest_output_dirs(pipeline_root, "evaluation", component_ids.node_id(component_ids.EVALUATOR, ""))
     for component, evaluation_uri in evaluations.items():
-        name = config.model_of(component)
+        name = component_ids.model_of(component)
         metrics = overall_metrics(evaluation_uri)
         lines.append(f"{name:<16} {format_metrics(metrics)}")
         cross = format_cross_generator(metrics)
@@ -157,7 +157,7 @@ def evaluation_lines(pipeline_root: str, serving_model_dir: str = "") -> List[st
             lines.append(f"{'':<16} {cross}")
         blessing_uri = blessings.get(component)
         if blessing_uri and is_blessed(blessing_uri):
-            pushed = pushes.get(config.node_id(config.PUSHER, name))
+            pushed = pushes.get(component_ids.node_id(component_ids.PUSHER, name))
             where = os.path.join(serving_model_dir, name) if serving_model_dir else ""
             if pushed and tf.io.gfile.listdir(pushed):
                 lines.append(f"{'':<16} blessed; pushed to {where}")
@@ -178,10 +178,10 @@ def operating_point_lines(pipeline_root: str) -> List[str]:
     """Per model card of the latest run: the fitted point, how it was fitted, and what it achieves on the test
     split (fakes caught, reals accused, uncertain share) with 95 % intervals, and the calibration error."""
     lines = []
-    for component, card_uri in latest_output_dirs(pipeline_root, "model_card", config.MODEL_CARD).items():
+    for component, card_uri in latest_output_dirs(pipeline_root, "model_card", component_ids.MODEL_CARD).items():
         card = model_card.read_card(card_uri)
         fitted = card and card.get("operating_point")
-        name = config.model_of(component)
+        name = component_ids.model_of(component)
         if not fitted:
             lines.append(f"{name:<16} no operating point: every verdict is uncertain")
             continue

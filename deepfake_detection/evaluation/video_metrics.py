@@ -18,7 +18,7 @@ import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.evaluation import cross_generator, frame_metrics, video_scores
 
 VIDEO_METRICS_NAME = "video"
@@ -104,7 +104,7 @@ def _video_metric(
         name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
     )
     combiner = _VideoCombiner(key, statistic, eval_config, model_name, output_name, rule, threshold)
-    return _computations(key, [config.VIDEO_ID_KEY, config.TRACK_ID_KEY], combiner)
+    return _computations(key, [contract.VIDEO_ID_KEY, contract.TRACK_ID_KEY], combiner)
 
 
 def _computations(
@@ -132,7 +132,7 @@ def _cross_generator_metric(
     key = metric_types.MetricKey(
         name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
     )
-    features = [config.VIDEO_ID_KEY, config.TRACK_ID_KEY, config.MANIPULATION_KEY, config.COMPRESSION_KEY]
+    features = [contract.VIDEO_ID_KEY, contract.TRACK_ID_KEY, contract.MANIPULATION_KEY, contract.COMPRESSION_KEY]
     combiner = _CrossGeneratorCombiner(key, eval_config, model_name, output_name, rule, unseen_manipulations)
     return _computations(key, features, combiner)
 
@@ -175,15 +175,15 @@ class _VideoAccumulator(frame_metrics.OutputCombiner):
         return {}
 
     def add_input(self, videos: Dict[str, _Video], element: metric_types.StandardMetricInputs) -> Dict[str, _Video]:
-        video_id = _first(element.features[config.VIDEO_ID_KEY])
-        track_id = int(_first(element.features[config.TRACK_ID_KEY]))
+        video_id = _first(element.features[contract.VIDEO_ID_KEY])
+        track_id = int(_first(element.features[contract.TRACK_ID_KEY]))
         for label, prediction, _ in self.labelled(element):
             video = videos.get(video_id)
             if video is None:
                 video = videos[video_id] = _Video(
                     label,
-                    _optional(element, config.MANIPULATION_KEY),
-                    _optional(element, config.COMPRESSION_KEY),
+                    _optional(element, contract.MANIPULATION_KEY),
+                    _optional(element, contract.COMPRESSION_KEY),
                 )
             video.tracks.setdefault(track_id, []).append(prediction)
         return videos
@@ -247,8 +247,8 @@ class _CrossGeneratorCombiner(_VideoAccumulator):
             cross_generator.VideoOutcome(
                 label=int(round(v.label)),
                 score=video_scores.video_score(v.tracks, self._rule),
-                manipulation=v.manipulation or config.UNKNOWN,
-                compression=v.compression or config.UNKNOWN,
+                manipulation=v.manipulation or contract.UNKNOWN,
+                compression=v.compression or contract.UNKNOWN,
             )
             for v in videos.values()
         ]

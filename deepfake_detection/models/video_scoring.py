@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 import tensorflow as tf
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.evaluation import operating_point, video_scores
 from deepfake_detection.models import data
 
@@ -37,15 +37,15 @@ class ScoredVideo:
 
 def _features(clip_length: int) -> dict:
     context = {
-        config.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-        config.VIDEO_ID_KEY: tf.io.FixedLenFeature([], tf.string),
-        config.TRACK_ID_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
-        config.MANIPULATION_KEY: tf.io.FixedLenFeature([], tf.string, default_value=config.UNKNOWN),
-        config.COMPRESSION_KEY: tf.io.FixedLenFeature([], tf.string, default_value=config.UNKNOWN),
+        contract.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+        contract.VIDEO_ID_KEY: tf.io.FixedLenFeature([], tf.string),
+        contract.TRACK_ID_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+        contract.MANIPULATION_KEY: tf.io.FixedLenFeature([], tf.string, default_value=contract.UNKNOWN),
+        contract.COMPRESSION_KEY: tf.io.FixedLenFeature([], tf.string, default_value=contract.UNKNOWN),
     }
     if clip_length:
-        return {**context, config.CLIP_FRAMES_KEY: tf.io.FixedLenFeature([clip_length], tf.string)}
-    return {**context, config.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
+        return {**context, contract.CLIP_FRAMES_KEY: tf.io.FixedLenFeature([clip_length], tf.string)}
+    return {**context, contract.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
 
 
 def score_videos(
@@ -57,16 +57,16 @@ def score_videos(
     for serialized in records:
         parsed = tf.io.parse_example(serialized, _features(clip_length))
         if clip_length:
-            pixels = data.decode_clips(parsed[config.CLIP_FRAMES_KEY], clip_length)
+            pixels = data.decode_clips(parsed[contract.CLIP_FRAMES_KEY], clip_length)
         else:
-            pixels = data.decode_images(parsed[config.IMAGE_KEY])
+            pixels = data.decode_images(parsed[contract.IMAGE_KEY])
         scores = np.asarray(scorer(pixels), np.float64).ravel()
         columns = zip(
-            parsed[config.VIDEO_ID_KEY].numpy(),
-            parsed[config.TRACK_ID_KEY].numpy(),
-            parsed[config.LABEL_KEY].numpy(),
-            parsed[config.MANIPULATION_KEY].numpy(),
-            parsed[config.COMPRESSION_KEY].numpy(),
+            parsed[contract.VIDEO_ID_KEY].numpy(),
+            parsed[contract.TRACK_ID_KEY].numpy(),
+            parsed[contract.LABEL_KEY].numpy(),
+            parsed[contract.MANIPULATION_KEY].numpy(),
+            parsed[contract.COMPRESSION_KEY].numpy(),
             scores,
             strict=True,
         )

@@ -7,13 +7,13 @@ import os
 import re
 from typing import Any, Dict
 
-from deepfake_detection import config
-from pipeline.runners import OUTPUT_DIR, SERVING_MODELS_DIR, beam, flags
+from deepfake_detection import component_ids, defaults
+from pipeline.runners import OUTPUT_DIR, SERVING_MODELS_DIR, beam_presets, flags
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     compile_ = commands.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (V2 JSON)")
-    compile_.add_argument("--output", default=os.path.join(OUTPUT_DIR, f"{config.PIPELINE_NAME}.json"))
+    compile_.add_argument("--output", default=os.path.join(OUTPUT_DIR, f"{component_ids.PIPELINE_NAME}.json"))
     _add_kubeflow_flags(compile_)
     compile_.set_defaults(run=run_compile)
     submit = commands.add_parser("submit", help="compile and start one run on Kubeflow Pipelines")
@@ -80,8 +80,8 @@ def task_resources(args: argparse.Namespace) -> Dict[str, TaskResources]:
     training = TaskResources(args.trainer_cpus, args.trainer_memory, args.trainer_gpus, args.trainer_gpu_type)
     ingest = TaskResources(args.ingest_cpus, args.ingest_memory)
     return {
-        config.TRAINER: training,
-        config.TUNER: training,
+        component_ids.TRAINER: training,
+        component_ids.TUNER: training,
         ENSEMBLE_TRAINER_ID: training,
         VIDEO_EXAMPLE_GEN_ID: ingest,
     }
@@ -131,7 +131,7 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
             max_auc_drop=parameter("max_auc_drop"),
         ),
         serving_model_dir=serving_dir,
-        beam_pipeline_args=beam.beam_args(
+        beam_pipeline_args=beam_presets.beam_args(
             args.beam_runner,
             ingest_workers(args),
             project=args.project,
@@ -268,22 +268,24 @@ def run_schedule(args: argparse.Namespace) -> int:
 def _add_kubeflow_flags(parser: argparse.ArgumentParser) -> None:
     from deepfake_detection.ingest.readers import LAYOUT_AUTO, LAYOUTS
 
-    parser.add_argument("--pipeline-name", default=config.PIPELINE_NAME)
-    parser.add_argument("--pipeline-root", default=config.KUBEFLOW_PIPELINE_ROOT, help="object storage root")
-    parser.add_argument("--image", default=config.PIPELINE_IMAGE, help="the pipeline image (infra/Dockerfile)")
-    parser.add_argument("--schema-path", default=config.IMAGE_SCHEMA_PATH, help="the curated schema inside the image")
+    parser.add_argument("--pipeline-name", default=component_ids.PIPELINE_NAME)
+    parser.add_argument("--pipeline-root", default=defaults.KUBEFLOW_PIPELINE_ROOT, help="object storage root")
+    parser.add_argument("--image", default=defaults.PIPELINE_IMAGE, help="the pipeline image (infra/Dockerfile)")
+    parser.add_argument("--schema-path", default=defaults.IMAGE_SCHEMA_PATH, help="the curated schema inside the image")
     parser.add_argument("--serving-dir", help="model base paths of pushed models; default PIPELINE_ROOT/serving_models")
-    parser.add_argument("--data-root", default=config.KUBEFLOW_DATA_ROOT, help="default of the data_root parameter")
+    parser.add_argument("--data-root", default=defaults.KUBEFLOW_DATA_ROOT, help="default of the data_root parameter")
     parser.add_argument("--layout", default=LAYOUT_AUTO, choices=(LAYOUT_AUTO,) + LAYOUTS)
-    parser.add_argument("--backbones", default=",".join(config.KUBEFLOW_BACKBONES))
+    parser.add_argument("--backbones", default=",".join(defaults.KUBEFLOW_BACKBONES))
     parser.add_argument(
         "--ensemble", help="backbones to ensemble; default: every backbone when there are two or more; '' for none"
     )
     parser.add_argument("--weights", help="backbone weights: imagenet or a weights file in the image")
-    parser.add_argument("--epochs", type=int, default=config.LOCAL_EPOCHS, help="default of the epochs parameter")
-    parser.add_argument("--tuner-trials", type=int, default=config.KUBEFLOW_TUNER_TRIALS)
+    parser.add_argument("--epochs", type=int, default=defaults.LOCAL_EPOCHS, help="default of the epochs parameter")
+    parser.add_argument("--tuner-trials", type=int, default=defaults.KUBEFLOW_TUNER_TRIALS)
     flags.add_blessing_flags(parser)
-    parser.add_argument("--beam-runner", default="direct", choices=beam.BEAM_RUNNERS, help="Beam preset, see beam_args")
+    parser.add_argument(
+        "--beam-runner", default="direct", choices=beam_presets.BEAM_RUNNERS, help="Beam preset, see beam_args"
+    )
     parser.add_argument(
         "--direct-num-workers", type=int, default=0, help="direct: processes (0: one per CPU of --ingest-cpus)"
     )
@@ -316,7 +318,7 @@ def _add_kfp_client_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint", help="KFP API endpoint (or KFP_ENDPOINT)")
     parser.add_argument("--token", help="bearer token (or KFP_TOKEN); never stored in the pipeline")
     parser.add_argument("--namespace", help="Kubeflow profile namespace")
-    parser.add_argument("--experiment", default=config.PIPELINE_NAME)
+    parser.add_argument("--experiment", default=component_ids.PIPELINE_NAME)
     parser.add_argument("--run-name")
     parser.add_argument("--package", help="a compiled pipeline JSON to use instead of compiling now")
     parser.add_argument("--param", action="append", default=[], help=f"NAME=VALUE, NAME in {list(RUNTIME_PARAMETERS)}")

@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
 def print_summary(pipeline_root: str, serving_dir: str, evaluation_split: str, video_rule: str) -> None:
     """What the run produced: ingest reports, training and evaluation figures, videos without a face, the push."""
     from deepfake_detection.evaluation import report
-    from serving import model_config
+    from serving.model_server import model_config
 
     report_paths = [
         os.path.join(folder, contract.REPORT_FILE_NAME)

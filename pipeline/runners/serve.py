@@ -38,7 +38,7 @@ def _versions_by_model(pairs: List[str], flag: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Serves every model pushed under the serving directory: TF Serving when installed, else the local server."""
-    from serving import launch, model_config
+    from serving.model_server import launch, model_config
 
     serving_dir = os.path.abspath(args.serving_dir)
     names = model_config.discover_models(serving_dir)

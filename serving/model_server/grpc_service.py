@@ -21,7 +21,6 @@ from tensorflow_serving.apis import (
     status_pb2,
 )
 
-from serving import tensor_protos
 from serving.model_server import monitoring
 from serving.model_server.limits import RequestLimits
 from serving.model_server.servables import (
@@ -31,6 +30,7 @@ from serving.model_server.servables import (
     SignatureNotFoundError,
     model_spec,
 )
+from serving.protocol import tensor_protos
 
 # TF Serving accepts messages up to 2 GiB; limits on uploads belong in front of it.
 MAX_MESSAGE_BYTES = 2**31 - 1

@@ -16,9 +16,9 @@ from typing import Iterator, Mapping
 import numpy as np
 import tensorflow as tf
 
-from serving import image_header
-from serving.model_config import BatchingSettings
-from serving.tensors import BadRequestError
+from serving.model_server.model_config import BatchingSettings
+from serving.model_server.tensors import BadRequestError
+from serving.protocol import image_header
 
 # The model decodes every image to 3 channels of uint8 (`deepfake_detection.models.data.decode_image`).
 DECODED_CHANNELS = 3

@@ -31,8 +31,7 @@ from typing import Any, Optional, Tuple
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from serving import tensors
-from serving.model_server import monitoring
+from serving.model_server import monitoring, tensors
 from serving.model_server.limits import RequestLimits
 from serving.model_server.servables import LoadedVersion, ModelRegistry, NotFoundError, ServedModel, model_spec
 

@@ -21,7 +21,7 @@ from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 from tensorflow_serving.config import file_system_storage_path_source_pb2, model_server_config_pb2
 
 from deepfake_detection import warmup
-from serving.model_config import available_versions
+from serving.model_server.model_config import available_versions
 
 DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 # TF Serving's --max_num_load_retries: a version caught half-copied by a push loads on a later poll.

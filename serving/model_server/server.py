@@ -25,7 +25,7 @@ from typing import List, Optional
 
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving import model_config
+from serving.model_server import model_config
 from serving.model_server.grpc_service import make_grpc_server
 from serving.model_server.limits import DEFAULT_MAX_DECODED_IMAGE_BYTES, RequestLimits
 from serving.model_server.rest import RestServer

@@ -48,18 +48,19 @@ IMAGES = (
         (
             ("pipeline_runner.py", "--help"),
             ("pipeline_runner.py", "compile", "--help"),
-            ("-m", "serving.detection_service", "--help"),
+            ("-m", "pipeline_runner", "service", "--help"),
         ),
         required=None,
     ),
     Image(
         "infra/serving.Dockerfile",
-        (("-m", "serving.detection_service", "--help"), ("-m", "serving.cli", "detect", "--help")),
+        (("-m", "pipeline_runner", "service", "--help"), ("-m", "pipeline_runner", "detect", "--help")),
         required=(
-            "serving.detection_service",
-            "serving.decode_worker",
-            "serving.cli",
-            "serving.history",
+            "pipeline_runner",
+            "serving.service.detection_service",
+            "serving.service.decode_worker",
+            "serving.client.cli",
+            "serving.service.history",
         ),
     ),
 )

@@ -13,8 +13,8 @@ import subprocess
 import pytest
 import yaml
 
-from deepfake_detection import config
-from serving import model_config
+from deepfake_detection import defaults
+from serving.model_server import model_config
 
 pytestmark = pytest.mark.infra
 
@@ -217,7 +217,7 @@ def test_the_detection_service_runs_the_serving_image_and_kubeflow_the_pipeline_
     for dockerfile in DOCKERFILES:
         [tag] = re.findall(r"docker build -f \S+ -t (\S+) \.", open(os.path.join(ROOT, dockerfile)).read())
         built[dockerfile] = tag
-    assert config.PIPELINE_IMAGE == built["infra/Dockerfile"]
+    assert defaults.PIPELINE_IMAGE == built["infra/Dockerfile"]
     serving_name, serving_tag = built["infra/serving.Dockerfile"].split(":")
     for overlay in OVERLAYS:
         [container] = _find(documents[overlay], "Deployment", "detection-service")["spec"]["template"]["spec"][

@@ -13,9 +13,10 @@ from types import SimpleNamespace
 import pytest
 import tensorflow as tf
 
-from serving import launch, model_config
-from serving.detection_service import DetectionService, ServiceSettings
-from serving.media import IsolatedDecoder
+from serving.model_server import launch, model_config
+from serving.service.analysis import DetectionService
+from serving.service.media import IsolatedDecoder
+from serving.service.settings import ServiceSettings
 from tests.helpers import free_port, push
 from tests.serving.decoders import crashing_or_hanging
 from tests.serving.helpers import LIMITS, serving_on_loopback

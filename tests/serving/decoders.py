@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from deepfake_detection.ingest.sampling import SampledFrame
-from serving.media import DecodeResult, decode_media
+from serving.service.media import DecodeResult, decode_media
 
 CRASH_MARKER = b"CRASH-THE-DECODER"
 HANG_MARKER = b"HANG-THE-DECODER"

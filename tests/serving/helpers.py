@@ -7,7 +7,8 @@ from typing import Callable, Iterator
 
 import uvicorn
 
-from serving.detection_service import DetectionService, create_app, uvicorn_config
+from serving.service.analysis import DetectionService
+from serving.service.detection_service import create_app, uvicorn_config
 from tests.helpers import free_port
 
 # Service limits of the tests: the astronaut (512x512) fits, a 640x480 video and a 5 s video do not.

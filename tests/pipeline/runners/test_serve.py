@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 
-from serving import launch
-from serving.clients import GrpcClient, ModelTarget, RestClient
-from serving.local_model import InProcessModel
+from serving.client.local_model import InProcessModel
+from serving.client.tf_serving import GrpcClient, ModelTarget, RestClient
+from serving.model_server import launch
 from tests.helpers import face_crops, free_port, push
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

@@ -1,0 +1,209 @@
+"""The analysis of an upload: one file through decoding, the pipeline's own face sampling and crop, and the model
+server; and the service object the routes share (analyser, decoder, history, metrics, admission, keys)."""
+
+import hashlib
+import os
+import time
+from typing import Any, Callable, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from deepfake_detection.evaluation import model_card
+from serving.client.tf_serving import GrpcClient, ModelTarget, ServingError
+from serving.protocol.tf_serving_api import ModelVersionStatus
+from serving.service.admission import Admission, BodyBudget
+from serving.service.auth import KeyStore
+from serving.service.history import Check, History
+from serving.service.media import (
+    KIND_IMAGE,
+    IsolatedDecoder,
+    MediaError,
+    check_declared_pixels,
+    classify,
+    public_message,
+)
+from serving.service.metrics import Metrics
+from serving.service.settings import ServiceSettings
+from serving.service.uploads import (
+    CLIENT_GONE,
+    Upload,
+)
+from serving.service.video_analysis import VideoAnalyzer
+
+# A grey face, scored to ask the model server which version answers and with which operating point.
+PROBE_FACE = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
+
+
+class DetectionService:
+    """Everything the routes share: the analyzer, the decoder, the history, metrics and background jobs."""
+
+    def __init__(self, settings: ServiceSettings, model: Any = None, decoder: Optional[IsolatedDecoder] = None):
+        self.settings = settings
+        self.client = model or GrpcClient(
+            settings.model_server, ModelTarget(settings.model_name, label=settings.model_label)
+        )
+        self.analyzer = VideoAnalyzer(
+            self.client, settings.ingest_config(), settings.rule, settings.operating_point(), settings.batch_size
+        )
+        self.decoder = decoder or IsolatedDecoder(settings.decode_timeout_s)
+        self.history = History(settings.history_url, settings.history_pool_size)
+        self.metrics = Metrics()
+        self.admission = Admission(
+            settings.max_in_flight,
+            settings.max_queued,
+            max_in_flight_per_key=settings.max_in_flight_per_key,
+            max_queued_per_key=settings.max_queued_per_key,
+        )
+        self.bodies = BodyBudget(self.admission.capacity * settings.max_body_bytes)
+        self.keys = KeyStore(self.history.engine) if settings.auth == "keys" else None
+        self.metrics.watch(self.admission)
+
+    def model_info(self) -> dict:
+        """The served model: its versions' states, the operating point of the version that answers now (from a
+        one-face probe, so it is the model server's own), and that version's model card when it can be read."""
+        versions = [
+            {"version": s.version, "state": ModelVersionStatus.State.Name(s.state)}
+            for s in self.client.status().model_version_status
+        ]
+        probe = self.client.predict([PROBE_FACE])
+        point = probe.operating_point
+        info = {
+            "model_name": self.settings.model_name,
+            "versions": versions,
+            "model_version": probe.model_version,
+            "operating_point": point.to_dict() if point else None,
+            "operating_point_override": (self.analyzer.point.to_dict() if self.analyzer.point else None),
+            "card": None,
+        }
+        folder = self._version_folder(probe.model_version)
+        if folder:
+            info["card"] = model_card.read_card(folder)
+        return info
+
+    def card_html(self) -> Optional[str]:
+        """The served version's model card as a page, when the service can read the model base path."""
+        folder = self._version_folder(self.client.predict([PROBE_FACE]).model_version)
+        return model_card.read_card_html(folder) if folder else None
+
+    def _version_folder(self, version: Optional[int]) -> Optional[str]:
+        if not self.settings.model_base_path or version is None:
+            return None
+        return os.path.join(self.settings.model_base_path, self.settings.model_name, str(version))
+
+    def analyse(
+        self,
+        upload: Upload,
+        thumbnails: bool,
+        progress: Any = None,
+        principal: Optional[str] = None,
+        abandoned: Callable[[], bool] = lambda: False,
+        explain: bool = False,
+    ) -> Tuple[int, dict]:
+        """(HTTP status, answer) for one file; every outcome is counted, and recorded in the history as
+        `principal`'s check unless `abandoned()` says that nobody is left to receive it."""
+        status, answer = analyse_upload(
+            self.analyzer,
+            self.decoder,
+            self.settings.model_name,
+            upload,
+            thumbnails,
+            progress,
+            explain,
+        )
+        if abandoned():
+            self.metrics.errors.labels("client_gone").inc()
+            return CLIENT_GONE, answer
+        if status == 200:
+            self.metrics.verdicts.labels(answer["verdict"]).inc()
+        else:
+            self.metrics.errors.labels(answer["error"]["kind"]).inc()
+        self.history.record(
+            Check(
+                file_name=upload.file_name,
+                media_type=answer["media_type"],
+                size_bytes=answer["size_bytes"],
+                sha256=answer["sha256"],
+                verdict=answer.get("verdict"),
+                fake_probability=answer.get("fake_probability"),
+                model_name=self.settings.model_name if status == 200 else None,
+                model_version=answer.get("model_version"),
+                error=answer["error"]["message"] if status != 200 else None,
+                principal=principal,
+            )
+        )
+        return status, answer
+
+    def analyse_all(
+        self,
+        uploads: List[Upload],
+        thumbnails: bool,
+        progress: Any = None,
+        principal: Optional[str] = None,
+        abandoned: Callable[[], bool] = lambda: False,
+        explain: bool = False,
+    ) -> Tuple[int, dict]:
+        """Every file in turn; once `abandoned()` (the client went away) the rest are not analysed at all."""
+        results = []
+        for index, upload in enumerate(uploads):
+            if abandoned():
+                self.metrics.errors.labels("client_gone").inc()
+                return CLIENT_GONE, {"results": results}
+
+            def report(stage: str, fraction: float, index: int = index, name: str = upload.file_name) -> None:
+                if progress:
+                    progress(index, len(uploads), name, stage, fraction)
+
+            status, answer = self.analyse(upload, thumbnails, report, principal, abandoned, explain)
+            if status == CLIENT_GONE:
+                return CLIENT_GONE, {"results": results}
+            results.append({"status": status, **answer})
+        return combined_status([r["status"] for r in results]), {"results": results}
+
+
+def analyse_upload(
+    analyzer: VideoAnalyzer,
+    decoder: IsolatedDecoder,
+    model_name: str,
+    upload: Upload,
+    thumbnails: bool = False,
+    progress: Any = None,
+    explain: bool = False,
+) -> Tuple[int, dict]:
+    """(HTTP status, answer) for one file: its verdict, or the error that stopped it. Never raises for bad media.
+
+    An image's declared resolution is checked from its header, before it is decoded. With `explain`, each
+    face carries its crop box and the map of where it looks manipulated (`VideoAnalyzer.analyse_frames`).
+    """
+    base = {
+        "file_name": upload.file_name,
+        "size_bytes": len(upload.data),
+        "sha256": hashlib.sha256(upload.data).hexdigest(),
+    }
+    media_type = "unknown"
+    try:
+        kind, media_format = classify(upload.data)
+        media_type = f"{kind}/{media_format}"
+        if kind == KIND_IMAGE:
+            check_declared_pixels(upload.data, media_format, analyzer.ingest_config.max_pixels)
+        report = progress or (lambda stage, fraction: None)
+        report("decoding", 0.0)
+        started = time.perf_counter()
+        decoded = decoder.decode(upload.data, kind, media_format, analyzer.ingest_config)
+        verdict = analyzer.analyse_frames(decoded.frames, time.perf_counter() - started, thumbnails, report, explain)
+    except MediaError as e:
+        error = {"kind": e.kind, "message": public_message(e.message), **({"limit": e.limit} if e.limit else {})}
+        return e.status, {**base, "media_type": media_type, "status": e.status, "error": error}
+    except ServingError as e:
+        error = {"kind": "model_server", "message": public_message(f"the model server failed: {e}")}
+        return 503, {**base, "media_type": media_type, "status": 503, "error": error}
+    answer = {**base, "media_type": media_type, "model_name": model_name, **verdict.to_dict()}
+    answer.update(width=decoded.width, height=decoded.height)
+    return 200, answer
+
+
+def combined_status(statuses: List[int]) -> int:
+    """One file: its own status. Several: 200 when all succeeded, their shared code when all failed alike, else 207."""
+    if len(set(statuses)) == 1:
+        return statuses[0]
+    return 207

@@ -1,0 +1,142 @@
+"""The detection service: upload a video or image, get a verdict.
+
+    deepfake-pipeline service --model-server localhost:8500 --port 8080
+
+Without `--model-name` it serves the model the model server has: the only one, or `ensemble` among several
+(`serving/service/served_model.py`).
+
+Routes:
+    POST /v1/detect           multipart files (field `files`): one answer per file (`?explain=true`: with each
+                              face's crop box and map of where it looks manipulated, docs/explanations.md)
+    POST /v1/jobs             the same, in the background; GET /v1/jobs/<id> shows progress, then the answers
+    GET  /v1/history          the checks so far, newest first (`limit`, `offset`)
+    GET  /v1/model            the served model: versions, operating point, model card (JSON)
+    GET  /v1/model/card       the served version's model card, as a page
+    GET  /healthz, /readyz    process alive; model server reachable and the model AVAILABLE
+    GET  /metrics             Prometheus: requests, latencies, verdicts, errors by kind
+    GET  /                    the web page
+
+With `--auth keys` every /v1/* route needs `Authorization: Bearer KEY` (keys
+from `deepfake-pipeline keys create`): each check and job belongs to its key's
+principal, and each key has its own share of the queue. The service refuses to
+listen beyond loopback without keys unless told so (docs/serving-auth.md).
+
+Each file runs the pipeline's own sampling, face detection and crop, then the
+model server in batches over gRPC (TF Serving or the local model server).
+Limits answer 4xx naming the limit: the body size (413), the media type by
+content (415), the duration and resolution and undecodable media (422), a
+body that stalls or takes too long to arrive (408). An image's resolution is
+read from its header before anything decodes it. A request takes its queue
+place only once its whole body has arrived, and gives it back however it
+ends (see `serving.service.admission`); a request whose client went away while it
+waited is not analysed, and nothing is written to the history for it.
+Decoding runs in an isolated process with a time limit, so a decoder crash or
+hang costs one file, not the service. This module wires the app and runs
+it; beside it, by job: the flags and settings (`flags`, `settings`), the
+routes (`routes`), one upload's analysis and the object the routes share
+(`analysis`), background jobs (`jobs`), admission (`admission`), API keys
+(`auth`), the history (`history`), request bodies and clients that leave
+(`uploads`), media decoding (`media`, `decode_worker`), metrics (`metrics`)
+and the video analyser (`video_analysis`). Uploads stay in memory (and, while the
+decoder reads them, in a RAM-backed temporary file); the history keeps the
+file's name, type, size and SHA-256, never the media.
+"""
+
+import argparse
+import ctypes
+import dataclasses
+import logging
+import os
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from serving.service import served_model
+from serving.service.analysis import DetectionService
+from serving.service.auth import KeyStore, bearer_key
+from serving.service.flags import settings_from_args
+from serving.service.metrics import RequestMetrics
+from serving.service.routes import add_analysis_routes, add_status_routes, error_response
+from serving.service.settings import ServiceSettings
+
+
+def create_app(service: DetectionService) -> FastAPI:
+    app = FastAPI(title="Deepfake detection", description=__doc__)
+    if service.keys is not None:
+        _require_keys(app, service.keys)
+    app.add_middleware(RequestMetrics, metrics=service.metrics)
+    add_analysis_routes(app, service)
+    add_status_routes(app, service)
+    return app
+
+
+def _require_keys(app: FastAPI, keys: KeyStore) -> None:
+    """Every /v1/* request needs a valid key, checked before its body is read: else 401, the same answer for
+    every kind of wrong key. The principal goes to the routes in `request.state.principal`."""
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next: Any) -> Response:
+        if request.url.path.startswith("/v1/"):
+            principal = await run_in_threadpool(keys.verify, bearer_key(request.headers.get("authorization")))
+            if principal is None:
+                message = "a valid API key is needed: send it as 'Authorization: Bearer KEY'"
+                challenge = {"WWW-Authenticate": 'Bearer realm="deepfake-detection"'}
+                return error_response("unauthorized", message, 401, headers=challenge)
+            request.state.principal = principal
+        return await call_next(request)
+
+
+# glibc gives each thread that allocates at once its own malloc arena, up to 8 per core, and an arena keeps
+# what its thread freed. The service's request, detector and ONNX Runtime threads each held their own: under
+# 16 clients posting 720p clips its process tree peaked at 1796 MiB with glibc's default, 1394 MiB with 2.
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number for the arena limit (malloc.h)
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """Caps glibc's malloc arenas for threads that allocate after this call; does nothing without glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(_M_ARENA_MAX, arenas)
+
+
+def uvicorn_config(app: FastAPI, settings: ServiceSettings, host: str, port: int, log_level: str) -> Any:
+    """uvicorn's settings for the service: its h11 protocol with the request head timeout."""
+    import uvicorn
+
+    from serving.service.http_guard import head_timeout_protocol
+
+    return uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, http=head_timeout_protocol(settings.head_timeout_s)
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    """`deepfake-pipeline service`: the service on the flags' settings, until it is stopped."""
+    import uvicorn
+
+    limit_malloc_arenas()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = settings_from_args(args)
+    if settings.model_name is None:
+        try:
+            settings = dataclasses.replace(
+                settings, model_name=served_model.resolve(settings.model_server, args.model_config_file)
+            )
+        except served_model.ModelChoiceError as e:
+            raise SystemExit(f"No --model-name, and no model to choose: {e}") from e
+        logging.info("Serving model %r, the one the model server has", settings.model_name)
+    if settings.history_url.startswith("sqlite:///") and not settings.history_url.startswith("sqlite:////"):
+        os.makedirs(os.path.dirname(os.path.abspath(settings.history_url[len("sqlite:///") :])) or ".", exist_ok=True)
+    service = DetectionService(settings)
+    service.decoder.warm_up()
+    app = create_app(service)
+    try:
+        uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, "info")).run()
+    finally:
+        service.decoder.close()
+    return 0

@@ -1,0 +1,55 @@
+"""Background jobs (`POST /v1/jobs`): an admitted request analysed in a thread, its progress in the shared database."""
+
+import logging
+import threading
+import uuid
+from typing import Any, List, Optional
+
+from serving.service.admission import Place
+from serving.service.analysis import DetectionService
+from serving.service.uploads import (
+    Upload,
+)
+
+
+def start_job(
+    service: DetectionService,
+    uploads: List[Upload],
+    thumbnails: bool,
+    place: Place,
+    principal: Optional[str] = None,
+    explain: bool = False,
+) -> str:
+    """Runs an admitted request in the background: `queued` until a slot frees, then `running`.
+
+    Every change of the job is written to the shared database, so any
+    replica on it answers `GET /v1/jobs/<id>` (to `principal`, or an
+    admin). The job's thread owns `place` once started; a job's checks are
+    recorded even if its creator has gone, since any client may fetch the
+    job later.
+    """
+    job_id = uuid.uuid4().hex
+    job = {"job_id": job_id, "state": "queued", "files": len(uploads), "file_index": 0, "stage": "queued"}
+    service.history.save_job(job, principal)
+
+    def update(**changes: Any) -> None:
+        job.update(changes)
+        service.history.save_job(job)
+
+    def progress(index: int, total: int, name: str, stage: str, fraction: float) -> None:
+        update(file_index=index, file_name=name, stage=stage, progress=round((index + fraction) / total, 3))
+
+    def run() -> None:
+        try:
+            status, answer = service.admission.run(
+                place,
+                lambda: service.analyse_all(uploads, thumbnails, progress, principal, explain=explain),
+                lambda: update(state="running"),
+            )
+            update(state="done", status=status, progress=1.0, stage="done", **answer)
+        except Exception as e:  # noqa: BLE001 - a failed job reports its error; the service goes on
+            logging.exception("Job %s failed", job_id)
+            update(state="failed", error=f"{type(e).__name__}: {e}")
+
+    threading.Thread(target=run, name=f"job-{job_id[:8]}", daemon=True).start()
+    return job_id
