@@ -97,9 +97,9 @@ def test_the_service_without_a_model_name_is_ready_on_the_only_served_model(expo
 
 
 def test_the_service_stops_naming_the_choices_when_it_cannot_choose(tmp_path):
-    from serving.service import detection_service
+    import pipeline_runner
 
     models = [model_config.ServingModel(name, str(tmp_path / name)) for name in ("meso4", "blend_resnet")]
     config_file = model_config.write_serving_configs(str(tmp_path), models)[model_config.MODELS_CONFIG_FILE]
     with pytest.raises(SystemExit, match=r"No --model-name.*\['blend_resnet', 'meso4'\]"):
-        detection_service.main(["--model-server", "127.0.0.1:1", "--model-config-file", config_file])
+        pipeline_runner.main(["service", "--model-server", "127.0.0.1:1", "--model-config-file", config_file])
