@@ -18,6 +18,7 @@ from deepfake_detection.ingest.faces import (
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.sampling import SampledFrame
 from deepfake_detection.ingest.videos import find_faces
+from tests.helpers import face_detection
 
 
 def test_margin_adds_thirty_percent_on_each_side():
@@ -67,10 +68,8 @@ def test_tracks_follow_people_when_detector_order_swaps():
     assert [d.box for d in tracks[1].detections] == left
 
 
-def _moving(frames, box, marks_at=None):
-    x, y, w, h = box
-    marks = (x + 0.3 * w, y + 0.4 * h, x + 0.7 * w, y + 0.4 * h, x + 0.5 * w, y + 0.6 * h, x + 0.35 * w, y + 0.8 * h)
-    return [[Detection(t, box, 0.99, (*marks, x + 0.65 * w, y + 0.8 * h))] for t in frames]
+def _moving(frames, box):
+    return [[face_detection(t, box)] for t in frames]
 
 
 def test_one_face_split_by_a_missed_frame_and_a_jump_is_one_track():
@@ -89,7 +88,8 @@ def test_one_face_that_grows_between_two_frames_is_one_track():
 
 def test_two_faces_are_never_joined():
     """Seen in the same frame, or too far apart or too different in size to be one face moving."""
-    together = [a + b for a, b in zip(_moving(range(4), (10, 10, 40, 40)), _moving(range(4), (60, 10, 40, 40)))]
+    left, right = _moving(range(4), (10, 10, 40, 40)), _moving(range(4), (60, 10, 40, 40))
+    together = [a + b for a, b in zip(left, right, strict=True)]
     assert [len(t.detections) for t in build_tracks(together, min_iou=0.3)] == [4, 4]
     far = _moving(range(4), (10, 10, 40, 40)) + _moving(range(4, 8), (200, 150, 40, 40))
     assert [len(t.detections) for t in build_tracks(far, min_iou=0.3)] == [4, 4]
