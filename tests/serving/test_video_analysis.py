@@ -79,7 +79,7 @@ def test_thin_evidence_beside_a_person_seen_well_neither_hides_a_fake_nor_clears
     assert {face.track_id for face in cleared.faces} == {0, 1}
 
 
-def test_a_file_whose_every_detection_is_a_texture_is_no_person_not_noface_detection():
+def test_a_file_whose_every_detection_is_a_texture_is_no_person_not_no_face():
     texture = {i: [face_detection(i, (230, 150, 60, 60), confidence=0.97, face_shaped=False)] for i in range(0, 32, 3)}
     verdict = _analyse(texture, 0.99)
     assert verdict.verdict == VERDICT_NO_PERSON and verdict.fake_probability is None and not verdict.faces
