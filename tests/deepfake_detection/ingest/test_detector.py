@@ -61,15 +61,17 @@ def test_frames_without_any_face_stay_empty(following):
     assert following.detect([blank] * 6, list(range(6))) == [[]] * 6
 
 
-def _small_grey_face_clip(frames=16):
-    """A 32 px grey LFW face drifting over a grey wall with sensor noise: MTCNN finds it in 6 of 16 frames."""
+def _small_grey_face_clip(frames=16, person=9, size=32, contrast=1.0):
+    """A small grey LFW face drifting over a grey wall with sensor noise (person 9 at 32 px: MTCNN finds it in 6
+    of 16 frames; person 28 at 40 px and half the contrast, a washed-out face: in none at 0.9)."""
     lfw = np.load(os.path.join(os.path.dirname(skimage.__file__), "data", "lfw_subset.npy"))
-    face = cv2.resize((lfw[9] * 255).astype(np.uint8), (32, 32), interpolation=cv2.INTER_AREA)
+    face = cv2.resize((lfw[person] * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_AREA)
+    face = 110 + (face.astype(np.float32) - face.mean()) * contrast
     noise = np.random.default_rng(0)
     clip = []
     for t in range(frames):
-        image = np.full((240, 320), 110, np.uint8)
-        image[100:132, 140 + t : 172 + t] = face
+        image = np.full((240, 320), 110, np.float32)
+        image[100 : 100 + size, 140 + t : 140 + size + t] = face
         image = np.clip(image + noise.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
         clip.append(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
     return clip
@@ -90,6 +92,16 @@ def test_a_face_found_in_few_frames_is_looked_for_again_and_found_in_most():
         x, y, w, h = d.box
         drift = indices.index(d.frame_index)
         assert abs(x + w / 2 - (156 + drift)) < 8 and abs(y + h / 2 - 116) < 10
+
+
+def test_a_face_found_nowhere_at_the_detectors_confidence_is_found_at_a_lower_one_and_followed():
+    clip = _small_grey_face_clip(person=28, size=40, contrast=0.5)
+    without = FaceDetector(0.9, detect_every=4, face_px=48, recall_squares=0).detect(clip, list(range(16)))
+    assert not any(without)
+    again = FaceDetector(0.9, detect_every=4, face_px=48)
+    found = again.detect(clip, list(range(16)))
+    assert sum(map(len, found)) >= 8 and again.last_recall[1] > 0
+    assert all(0.8 <= d.confidence and is_face_shaped(d) for faces in found for d in faces)
 
 
 def test_the_second_look_is_bounded_and_skips_faces_seen_often(two_person_clip, following):
