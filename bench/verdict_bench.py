@@ -10,7 +10,11 @@ operating point the model version carries) over folders of labelled videos
 folder and overall: reals accused, fakes caught, the uncertain share, with
 95 % intervals, and the expected calibration error of the raw and the
 calibrated video scores. Beside it, the baseline it replaces: `fake` at a
-fixed raw score of 0.5 (the old default), on the same faces.
+fixed raw score of 0.5 (the old default), on the same faces. Every sample
+video shows a person, so each one that ends `no_face` or `no_person` is a
+person the service told nothing about (goal: none); the videos `uncertain`
+on thin evidence (a face seen in few frames or unsurely) and the seconds
+spent detecting faces are counted beside them.
 
     python bench/verdict_bench.py --model-dir OUTPUT/serving_models/blend_resnet/<version> \\
         --videos /tmp/heldout11 /tmp/heldout12 [--json outputs/bench/verdict_bench.json]
@@ -49,6 +53,8 @@ def analyse_folder(analyse, folder: str) -> List[dict]:  # noqa: ANN001 - the co
                 "raw_score": answer.get("raw_score"),
                 "fake_probability": answer.get("fake_probability"),
                 "other_tracks": len(answer.get("other_tracks") or []),
+                "thin_evidence": "evidence is thin" in answer.get("explanation", ""),
+                "detection_s": answer.get("timings_s", {}).get("detection", 0.0),
             }
         )
     return rows
@@ -80,6 +86,9 @@ def summary(rows: List[dict]) -> Dict[str, dict]:
             "ece": operating_point.expected_calibration_error([r["raw_score"] for r in scored], labels),
         },
         "no_face": sum(1 for r in rows if r["verdict"] == "no_face"),
+        "no_person": sum(1 for r in rows if r["verdict"] == "no_person"),
+        "thin_evidence": sum(1 for r in rows if r["thin_evidence"]),
+        "detection_s": round(sum(r["detection_s"] for r in rows), 2),
         "videos_with_tracks_not_counted": sum(1 for r in rows if r["other_tracks"]),
         "videos": len(rows),
     }
@@ -95,8 +104,9 @@ def _line(name: str, figures: Dict[str, dict]) -> str:
         f"{name:<14} fitted: reals accused {show(fitted['reals_accused'])}, fakes caught "
         f"{show(fitted['fakes_caught'])}, uncertain {show(fitted['uncertain'])}, ECE {fitted['ece']:.3f} | "
         f"fixed 0.5: reals accused {show(fixed['reals_accused'])}, fakes caught {show(fixed['fakes_caught'])}, "
-        f"ECE {fixed['ece']:.3f} | no face {figures['no_face']}, tracks not counted in "
-        f"{figures['videos_with_tracks_not_counted']} of {figures['videos']} videos"
+        f"ECE {fixed['ece']:.3f} | no face {figures['no_face']}, no person {figures['no_person']}, uncertain on "
+        f"thin evidence {figures['thin_evidence']}, tracks not counted in {figures['videos_with_tracks_not_counted']} "
+        f"of {figures['videos']} videos, detection {figures['detection_s']:.0f} s"
     )
 
 

@@ -66,7 +66,9 @@ STATUS_OK = "ok"
 STATUS_NO_FACE = "no_face"
 STATUS_UNREADABLE = "unreadable"
 STATUS_REJECTED = "rejected"
-STATUSES = (STATUS_OK, STATUS_NO_FACE, STATUS_UNREADABLE, STATUS_REJECTED)
+# Faces were detected, but every track is one the person rule rejects (not face-shaped): not the same as none.
+STATUS_NO_PERSON = "no_person"
+STATUSES = (STATUS_OK, STATUS_NO_FACE, STATUS_UNREADABLE, STATUS_REJECTED, STATUS_NO_PERSON)
 # The standalone ingest stops a video still running after this long (a hung decoder) and reports it unreadable;
 # a minute of 1080p with 32 sampled frames takes about half a minute on one core.
 VIDEO_TIMEOUT_S = 600.0

@@ -35,12 +35,14 @@ VERDICT_FAKE = "fake"
 VERDICT_UNCERTAIN = "uncertain"
 VERDICT_REAL = "real"
 VERDICT_NO_FACE = "no_face"
-VERDICTS = (VERDICT_FAKE, VERDICT_UNCERTAIN, VERDICT_REAL, VERDICT_NO_FACE)
+# Something was detected, but nothing the person rule counts (`persons`): a wheel is not "no face".
+VERDICT_NO_PERSON = "no_person"
+VERDICTS = (VERDICT_FAKE, VERDICT_UNCERTAIN, VERDICT_REAL, VERDICT_NO_FACE, VERDICT_NO_PERSON)
 
 # How the exported model carries the point: an output of `serving_default`, and a file in `assets.extra/`.
 OUTPUT_KEY = "operating_point"
 FILE_NAME = "operating_point.json"
-NO_FACE_EXPLANATION = "No person was found in the sampled frames, so nothing was scored."
+NO_FACE_EXPLANATION = "No face was detected in the sampled frames, so nothing was scored."
 DEFAULT_FALSE_ALARM_BUDGET = 0.01
 DEFAULT_MISS_BUDGET = 0.1
 METHOD_EMPIRICAL = "empirical"
@@ -123,6 +125,26 @@ def explain(point: OperatingPoint, probability: Optional[float]) -> str:
     return (
         f"Uncertain: {shown} lies between {real} and {fake}, where real and manipulated videos both occur; "
         "this model cannot tell them apart here."
+    )
+
+
+def explain_no_person(rejected: Sequence[str]) -> str:
+    """Why a file where the face detector fired, but never on a person, has no score; `rejected` holds each
+    rejected track's reason."""
+    return (
+        f"The face detector fired on {len(rejected)} track(s), but none is a person "
+        f"({'; '.join(rejected)}), so nothing was scored. The tracks are listed in other_tracks."
+    )
+
+
+def explain_thin(point: OperatingPoint, probability: float, thin: Sequence[str]) -> str:
+    """Why a file whose score rests on thin evidence (`thin`: each thin person's reason) is `uncertain`."""
+    reading = point.verdict(probability)
+    return (
+        f"Uncertain: the evidence is thin ({'; '.join(thin)}). On these faces the score is {probability:.0%}, which "
+        f"alone would read {reading}; the operating point is fitted on faces seen in more frames and more surely, "
+        "and a face the detector finds rarely or unsurely may be a manipulated one, so this file is neither "
+        "called fake nor cleared."
     )
 
 

@@ -5,12 +5,20 @@ detector; the detector itself is `detector.FaceDetector`.
 """
 
 import dataclasses
-from typing import Dict, List, Sequence, Tuple
+import itertools
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 Box = Tuple[int, int, int, int]  # x, y, width, height in frame pixels
+
+# Two detections are one face when, between them, the face moved at most this many face sizes and its size
+# changed at most this many times: a head turning or the camera zooming between two sampled frames, where the
+# boxes' overlap drops under the tracker's (measured in docs/verdicts.md).
+SAME_FACE_MAX_SHIFT = 1.0
+SAME_FACE_MAX_SCALE = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +33,18 @@ class Detection:
     @property
     def area(self) -> int:
         return self.box[2] * self.box[3]
+
+    @property
+    def centre(self) -> Tuple[float, float]:
+        """The face's centre: the mean of its landmarks (steadier than a box MTCNN redraws), else the box's."""
+        if len(self.landmarks) == 10:
+            return float(np.mean(self.landmarks[0::2])), float(np.mean(self.landmarks[1::2]))
+        x, y, width, height = self.box
+        return x + width / 2, y + height / 2
+
+    @property
+    def size(self) -> float:
+        return float(max(self.box[2], self.box[3], 1))
 
 
 @dataclasses.dataclass
@@ -79,14 +99,61 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def face_shift(a: Detection, b: Detection) -> Optional[float]:
+    """How far the face moved from `a` to `b`, in face sizes; None when the two cannot be one face (its size
+    changed more than `SAME_FACE_MAX_SCALE` times, or it moved more than `SAME_FACE_MAX_SHIFT` sizes)."""
+    larger, smaller = max(a.size, b.size), min(a.size, b.size)
+    if larger > SAME_FACE_MAX_SCALE * smaller:
+        return None
+    (ax, ay), (bx, by) = a.centre, b.centre
+    shift = math.hypot(bx - ax, by - ay) / larger
+    return shift if shift <= SAME_FACE_MAX_SHIFT else None
+
+
 def build_tracks(detections_by_frame: Sequence[Sequence[Detection]], min_iou: float) -> List[FaceTrack]:
-    """Groups faces into tracks by IoU with each track's latest box; largest track first.
+    """Groups faces into tracks, one per face; largest track first. The one tracker of the ingest and serving.
 
     Detector order is not identity: two people swap places in the output list
     from frame to frame. Each face joins the track whose last box overlaps it
     most (at least `min_iou`, one face per track per frame), else starts a new
-    track. Tracks are ordered by number of faces, then by mean face area.
+    track; then pieces of one face that a missed frame, a jump or a change of
+    scale split are joined (`join_tracks`). Tracks are ordered by number of
+    faces, then by mean face area.
     """
+    return sorted(
+        join_tracks(_overlap_tracks(detections_by_frame, min_iou)), key=lambda t: (-len(t.detections), -t.mean_area)
+    )
+
+
+def join_tracks(tracks: Sequence[FaceTrack]) -> List[FaceTrack]:
+    """Joins the pieces of one face's track: two tracks never seen in the same frame whose detections at their
+    closest frames are one face (`face_shift`), the closest pair first, until no pair is left.
+
+    A face the detector missed in a frame, or that moved or grew more than
+    the boxes' overlap allows, starts a new track; left apart, each piece
+    looks rare, and a rare track is thin evidence (`persons`). Two people
+    are seen in the same frames, so they are never joined.
+    """
+    joined = [list(track.detections) for track in tracks]
+    while True:
+        pairs = [(_join_cost(joined[i], joined[j]), i, j) for i, j in itertools.combinations(range(len(joined)), 2)]
+        pairs = [pair for pair in pairs if pair[0] is not None]
+        if not pairs:
+            return [FaceTrack(detections) for detections in joined]
+        _, i, j = min(pairs)
+        joined[i] = sorted(joined[i] + joined.pop(j), key=lambda d: d.frame_index)
+
+
+def _join_cost(a: Sequence[Detection], b: Sequence[Detection]) -> Optional[float]:
+    """How far one face moved between two tracks' closest detections in time; None when they are not one face."""
+    if {d.frame_index for d in a} & {d.frame_index for d in b}:
+        return None
+    _, first, second = min(((abs(x.frame_index - y.frame_index), x, y) for x in a for y in b), key=lambda pair: pair[0])
+    return face_shift(first, second)
+
+
+def _overlap_tracks(detections_by_frame: Sequence[Sequence[Detection]], min_iou: float) -> List[FaceTrack]:
+    """Each face joins the track whose last box overlaps it most (at least `min_iou`), else starts one."""
     tracks: List[FaceTrack] = []
     for detections in detections_by_frame:
         taken: Dict[int, bool] = {}
@@ -102,4 +169,4 @@ def build_tracks(detections_by_frame: Sequence[Sequence[Detection]], min_iou: fl
             else:
                 tracks[best].detections.append(detection)
                 taken[best] = True
-    return sorted(tracks, key=lambda t: (-len(t.detections), -t.mean_area))
+    return tracks

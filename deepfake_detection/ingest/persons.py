@@ -2,19 +2,25 @@
 
 MTCNN takes a wheel, a pattern or a poster for a face now and then, at
 confidences above 0.9, and a classifier of faces scores such a crop as it
-likes (a non-face is out of its domain). A track therefore counts as a
-person only when it is
+likes (a non-face is out of its domain). A swapped face, on the other hand,
+is found less often and less surely than the face it replaced: a rule on the
+detector's confidence or on a track's length alone lets exactly the
+manipulated faces through unjudged. So a track is a person when it is
 
-- persistent: seen in at least `min_frame_share` of the sampled frames (and
-  at least `min_frames`), where a person on camera is seen in most and a
-  background false positive in a few;
 - face-shaped: in at least `min_plausible_share` of its detections, the five
   landmarks lie as a face's do (two eyes side by side, the nose below them,
   the mouth corners below the nose, all inside the box, at a face's
-  proportions);
-- confidently detected: its median detector confidence is at least
-  `min_confidence`, unless it is seen in at least `steady_frame_share` of the
-  frames, which a passing artefact never is.
+  proportions): a wheel or a pattern has no eyes above a mouth;
+- and not a passing face beside a person: a face-shaped track seen in fewer
+  than `frames_needed` frames when another face-shaped track is seen in at
+  least that many (a poster, a passer-by, a face-shaped flash) is reported,
+  not counted.
+
+A person's evidence is thin when it is seen in fewer than `frames_needed`
+frames, or when its median detector confidence is under `min_confidence`
+and it is seen in fewer than `steady_frame_share` of the frames (a steady
+face in a poor video is solid evidence). Thin evidence still counts: the
+verdict says so, and does not clear a file on it.
 
 The ingest keeps only people (so the examples, and the Evaluator's video
 metrics over them, hold only people), and serving lets only people decide a
@@ -44,9 +50,19 @@ _MAX_ROLL_DEGREES = 60.0
 _BOX_SLACK = 0.1
 
 
+@dataclasses.dataclass
+class People:
+    """The people among a video's tracks (in the tracks' order), why each one's evidence is thin (None when it is
+    not), and every other track with the reason it is not a person."""
+
+    tracks: List[FaceTrack]
+    thin: List[Optional[str]]
+    others: List[Tuple[FaceTrack, str]]
+
+
 @dataclasses.dataclass(frozen=True)
 class PersonRule:
-    """When a face track is a person; see the module's docstring for why each part."""
+    """When a face track is a person, and when a person's evidence is thin; see the module's docstring."""
 
     min_frame_share: float = 0.25
     min_frames: int = 3
@@ -63,43 +79,58 @@ class PersonRule:
             raise ValueError(f"Invalid person rule min_frames={self.min_frames!r}: expected >= 1")
 
     def frames_needed(self, frames_sampled: int) -> int:
-        """How many of `frames_sampled` frames a person must be seen in (never more than were sampled)."""
+        """How many of `frames_sampled` frames a person must be seen in for solid evidence (never more than were
+        sampled)."""
         share = math.ceil(self.min_frame_share * frames_sampled - 1e-9)
         return max(1, min(frames_sampled, max(self.min_frames, share)))
 
-    def why_not(self, track: FaceTrack, frames_sampled: int) -> Optional[str]:
-        """None when `track` is a person, else the reason, as a short sentence a person can read."""
+    def thin_evidence(self, track: FaceTrack, frames_sampled: int) -> Optional[str]:
+        """Why a person's evidence is thin (few frames, low confidence), as a sentence a person can read; None
+        when it is not."""
         seen, needed = len(track.detections), self.frames_needed(frames_sampled)
+        reasons = []
         if seen < needed:
-            return f"{REASON_FEW_FRAMES}: seen in {seen} of {frames_sampled} sampled frames, a person needs {needed}"
-        plausible = float(np.mean([is_face_shaped(d) for d in track.detections]))
-        if plausible < self.min_plausible_share:
-            return (
-                f"{REASON_NOT_FACE_SHAPED}: face-shaped landmarks in {plausible:.0%} of its detections, "
-                f"a person needs {self.min_plausible_share:.0%}"
-            )
+            reasons.append(f"{REASON_FEW_FRAMES}: seen in {seen} of {frames_sampled} sampled frames, under {needed}")
         confidence = float(np.median([d.confidence for d in track.detections]))
-        steady = seen >= self.steady_frame_share * frames_sampled
-        if confidence < self.min_confidence and not steady:
-            return (
-                f"{REASON_LOW_CONFIDENCE}: median detector confidence {confidence:.3f} under {self.min_confidence} "
-                f"in {seen} of {frames_sampled} frames"
+        if confidence < self.min_confidence and seen < self.steady_frame_share * frames_sampled:
+            reasons.append(
+                f"{REASON_LOW_CONFIDENCE}: median detector confidence {confidence:.3f}, under {self.min_confidence}"
             )
-        return None
+        return ", ".join(reasons) or None
 
-    def split(
-        self, tracks: Sequence[FaceTrack], frames_sampled: int
-    ) -> Tuple[List[FaceTrack], List[Tuple[FaceTrack, str]]]:
-        """(the people, in the tracks' order; every other track with its reason)."""
-        people: List[FaceTrack] = []
-        others: List[Tuple[FaceTrack, str]] = []
-        for track in tracks:
-            reason = self.why_not(track, frames_sampled)
-            if reason is None:
-                people.append(track)
+    def split(self, tracks: Sequence[FaceTrack], frames_sampled: int) -> People:
+        """The people of a video's tracks, and every other track with its reason."""
+        needed = self.frames_needed(frames_sampled)
+        shares = [face_shaped_share(track) for track in tracks]
+        steady = [
+            len(t.detections)
+            for t, share in zip(tracks, shares, strict=True)
+            if share >= self.min_plausible_share and len(t.detections) >= needed
+        ]
+        people = People([], [], [])
+        for track, plausible in zip(tracks, shares, strict=True):
+            seen = len(track.detections)
+            if steady and seen < needed:
+                reason = (
+                    f"{REASON_FEW_FRAMES}: seen in {seen} of {frames_sampled} sampled frames, "
+                    f"beside a person seen in {max(steady)}"
+                )
+                people.others.append((track, reason))
+            elif plausible < self.min_plausible_share:
+                reason = (
+                    f"{REASON_NOT_FACE_SHAPED}: face-shaped landmarks in {plausible:.0%} of its detections, "
+                    f"a person needs {self.min_plausible_share:.0%}"
+                )
+                people.others.append((track, reason))
             else:
-                others.append((track, reason))
-        return people, others
+                people.tracks.append(track)
+                people.thin.append(self.thin_evidence(track, frames_sampled))
+        return people
+
+
+def face_shaped_share(track: FaceTrack) -> float:
+    """The share of a track's detections whose landmarks lie as a face's do."""
+    return float(np.mean([is_face_shaped(d) for d in track.detections]))
 
 
 def is_face_shaped(detection: Detection) -> bool:

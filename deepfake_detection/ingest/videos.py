@@ -1,7 +1,7 @@
 """Ingest of one video: sample, detect, track, crop, and account for the outcome.
 
 `ingest_video` never raises for a bad input: every video ends in exactly one
-status (`ok`, `no_face`, `unreadable`, `rejected`) with a reason, so a run over
+status (`ok`, `no_face`, `no_person`, `unreadable`, `rejected`) with a reason, so a run over
 a folder of broken files completes and its report lists each of them.
 """
 
@@ -193,31 +193,34 @@ OtherTrack = Tuple[FaceTrack, str]
 @dataclasses.dataclass
 class FacesFound:
     """The people of a run of frames: tracks (largest first), each track's encoded crops and crop landmarks;
-    and the tracks that are not people, with the reason."""
+    why each person's evidence is thin (None when it is not); and the tracks that are not people, with the
+    reason."""
 
     tracks: List[FaceTrack]
     crops: List[List[bytes]]
     landmarks: List[List[List[float]]]
     detections_before_keep: int
     others: List[OtherTrack] = dataclasses.field(default_factory=list)
+    thin: List[Optional[str]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
 class KeptFaces:
-    """The people a video keeps, the tracks that are not people (with the reason), and how many faces were
-    detected in all."""
+    """The people a video keeps (and why each one's evidence is thin, or None), the tracks that are not people
+    (with the reason), and how many faces were detected in all."""
 
     tracks: List[FaceTrack]
     detections_before_keep: int
     others: List[OtherTrack] = dataclasses.field(default_factory=list)
+    thin: List[Optional[str]] = dataclasses.field(default_factory=list)
 
 
 def detect_faces(frames: Sequence[SampledFrame], detector: FaceDetector, ingest_config: IngestConfig) -> KeptFaces:
-    """Detection, tracks and the person rule."""
+    """Detection, tracks (one per face: `build_tracks`) and the person rule."""
     detections = detector.detect([f.image for f in frames], [f.index for f in frames])
     tracks = build_tracks(detections, ingest_config.track_iou)
-    people, others = ingest_config.person_rule().split(tracks, len(frames))
-    return KeptFaces(people, sum(len(d) for d in detections), others)
+    people = ingest_config.person_rule().split(tracks, len(frames))
+    return KeptFaces(people.tracks, sum(len(d) for d in detections), people.others, people.thin)
 
 
 def other_tracks_summary(others: Sequence[OtherTrack]) -> List[dict]:
@@ -226,6 +229,18 @@ def other_tracks_summary(others: Sequence[OtherTrack]) -> List[dict]:
         {"frames": len(track.detections), "best_confidence": round(track.best_confidence, 4), "reason": reason}
         for track, reason in others
     ]
+
+
+def no_person_status(found: FacesFound, frames_sampled: int) -> Tuple[str, str]:
+    """(status, reason) of a video without a person: `no_face` when nothing was detected, else `no_person`
+    (every detection is in a track that is not a person, listed in `other_tracks`)."""
+    if not found.others:
+        return contract.STATUS_NO_FACE, f"no face detected in {frames_sampled} sampled frames"
+    reasons = sorted({reason.split(":")[0] for _, reason in found.others})
+    return contract.STATUS_NO_PERSON, (
+        f"{found.detections_before_keep} detections in {frames_sampled} sampled frames, in {len(found.others)} "
+        f"tracks that are not people ({', '.join(reasons)}: see other_tracks)"
+    )
 
 
 def crop_faces(frames: Sequence[SampledFrame], kept: KeptFaces, ingest_config: IngestConfig) -> FacesFound:
@@ -247,6 +262,7 @@ def crop_faces(frames: Sequence[SampledFrame], kept: KeptFaces, ingest_config: I
         [[marks for _, marks in track] for track in cropped],
         kept.detections_before_keep,
         kept.others,
+        kept.thin,
     )
 
 
@@ -272,13 +288,10 @@ def _finish_video(
         "fps": round(info.fps, 3),
     }
     counts["other_tracks"] = other_tracks_summary(found.others)
+    counts["thin_evidence"] = [reason for reason in found.thin if reason]
     if not found.tracks:
-        before = found.detections_before_keep
-        reason = (
-            f"no person in {len(frames)} sampled frames ({before} detections in "
-            f"{len(found.others)} tracks that are not people)"
-        )
-        return VideoResult(split, report_row(record, split, contract.STATUS_NO_FACE, reason, **counts))
+        status, reason = no_person_status(found, len(frames))
+        return VideoResult(split, report_row(record, split, status, reason, **counts))
 
     timestamps = {f.index: f.timestamp for f in frames}
     result = VideoResult(split, {})

@@ -5,8 +5,8 @@ http://127.0.0.1:8080), or fully local with `--local` (a SavedModel run in
 this process: `--model-dir DIR`, or by default the latest version of the model
 pushed under `--serving-dir`: the only one, or the ensemble among several). A
 table by default, `--json` for machines, a progress bar for several files.
-Verdicts come in three tiers (`fake`, `uncertain`, `real`, and `no_face`) at
-the operating point the model version carries. The exit code is 0 when every
+Verdicts come in three tiers (`fake`, `uncertain`, `real`; `no_face` and
+`no_person` without a score) at the operating point the model version carries. The exit code is 0 when every
 file was analysed, 1 when one was not, and with `--fail-on fake` (or
 `uncertain`) 3 when a file got that verdict (`uncertain` also fails on
 `fake`). A service that needs a key gets it from `--api-key` or

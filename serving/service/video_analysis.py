@@ -6,8 +6,11 @@ crops training saw, and only people decide (`persons.PersonRule`): every
 other track is reported with the reason it did not. Face scores are turned
 into one video score by a rule of `video_scores`, calibrated, and read
 against the operating point that the model version carries
-(`operating_point`): `fake`, `uncertain` or `real`. A video without a person
-gets the verdict `no_face`, not a score.
+(`operating_point`): `fake`, `uncertain` or `real`; `uncertain` too when the
+score rests on a person whose evidence is thin (seen in few frames, or
+unsurely), unless the people seen well are fake on their own. A video
+without any detection gets the verdict `no_face`, one whose every detection
+is rejected `no_person`; neither gets a score.
 """
 
 import base64
@@ -34,6 +37,7 @@ VERDICT_FAKE = operating_point.VERDICT_FAKE
 VERDICT_UNCERTAIN = operating_point.VERDICT_UNCERTAIN
 VERDICT_REAL = operating_point.VERDICT_REAL
 VERDICT_NO_FACE = operating_point.VERDICT_NO_FACE
+VERDICT_NO_PERSON = operating_point.VERDICT_NO_PERSON
 POINT_FROM_MODEL = "model"
 POINT_FROM_SETTINGS = "settings"
 
@@ -124,13 +128,33 @@ NO_POINT = (
 )
 
 
-def decide(raw_score: Optional[float], point: Optional[OperatingPoint]) -> Tuple[str, Optional[float], str]:
-    """(verdict, calibrated probability, why) for a video score; `uncertain` without an operating point."""
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """What a video score rests on, beyond the score: why each thin person's evidence is thin, the score of the
+    people with solid evidence alone (None without one), and why each rejected track is not a person."""
+
+    thin: Sequence[str] = ()
+    solid_score: Optional[float] = None
+    rejected: Sequence[str] = ()
+
+
+def decide(
+    raw_score: Optional[float], point: Optional[OperatingPoint], evidence: Evidence = Evidence()
+) -> Tuple[str, Optional[float], str]:
+    """(verdict, calibrated probability, why) for a video score; `uncertain` without an operating point, and on
+    thin evidence unless the people seen well are fake on their own; without a score, `no_person` when tracks
+    were rejected, else `no_face`."""
+    if raw_score is None and evidence.rejected:
+        return VERDICT_NO_PERSON, None, operating_point.explain_no_person(evidence.rejected)
     if raw_score is None:
         return VERDICT_NO_FACE, None, operating_point.NO_FACE_EXPLANATION
     if point is None:
         return VERDICT_UNCERTAIN, None, NO_POINT
     probability = point.calibrate(raw_score)
+    solid = evidence.solid_score
+    solid_fake = solid is not None and point.verdict(point.calibrate(solid)) == VERDICT_FAKE
+    if evidence.thin and not solid_fake:
+        return VERDICT_UNCERTAIN, probability, operating_point.explain_thin(point, probability, evidence.thin)
     return point.verdict(probability), probability, operating_point.explain(point, probability)
 
 
@@ -198,7 +222,7 @@ class VideoAnalyzer:
             by_track.setdefault(face.track_id, []).append(face.fake_probability)
         raw_score = video_scores.video_score(by_track, self.rule)
         point, source = (self.point, POINT_FROM_SETTINGS) if self.point else (model_point, POINT_FROM_MODEL)
-        verdict, probability, why = decide(raw_score, point)
+        verdict, probability, why = decide(raw_score, point, _evidence(found, by_track, self.rule))
         timings = {"decode": decode_s, "detection": detection_s, "model": model_s}
         timings["total"] = decode_s + time.perf_counter() - started
         report("done", 1.0)
@@ -238,6 +262,16 @@ class VideoAnalyzer:
             persons = [number for number, track in enumerate(found.crops) for _ in track]
             heatmaps = [np.round(m, HEATMAP_DECIMALS).tolist() for m in with_person_maps(np.stack(maps), persons)]
         return (np.concatenate(scores) if scores else np.zeros(0)), heatmaps, version, point
+
+
+def _evidence(found: FacesFound, by_track: Dict[int, List[float]], rule: str) -> Evidence:
+    thin = {number: reason for number, reason in enumerate(found.thin) if reason}
+    solid = {number: scores for number, scores in by_track.items() if number not in thin}
+    return Evidence(
+        thin=[f"person {number}: {reason}" for number, reason in thin.items()],
+        solid_score=video_scores.video_score(solid, rule),
+        rejected=[reason for _, reason in found.others],
+    )
 
 
 def _other_tracks(found: FacesFound) -> List[OtherTrack]:

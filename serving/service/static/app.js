@@ -68,7 +68,7 @@ function gauge(result) {
     svg("line", { x1: 80, y1: 90, x2: x.toFixed(1), y2: y.toFixed(1), stroke: "#1f2937", "stroke-width": 3, class: "needle" }, root);
     svg("text", { x: 80, y: 70, "text-anchor": "middle", "font-size": 14 }, root).textContent = `P(fake) ${Math.round(probability * 100)}%`;
   } else {
-    svg("text", { x: 80, y: 85, "text-anchor": "middle" }, root).textContent = result.verdict === "no_face" ? "no face" : "no score";
+    svg("text", { x: 80, y: 85, "text-anchor": "middle" }, root).textContent = NO_SCORE_LABELS[result.verdict] || "no score";
   }
   return root;
 }
@@ -225,7 +225,7 @@ function showResult(result, file) {
       others.className = "other-tracks";
       for (const track of result.other_tracks) {
         const item = document.createElement("li");
-        item.textContent = `Not counted: a detection seen in ${track.frames} frame(s) from frame ${track.first_frame_index} (${track.reason}).`;
+        item.textContent = `Not a person: a detection seen in ${track.frames} frame(s) from frame ${track.first_frame_index}, best detector confidence ${track.best_confidence.toFixed(2)} (${track.reason}).`;
         others.appendChild(item);
       }
       card.appendChild(others);
@@ -234,7 +234,9 @@ function showResult(result, file) {
   $("results").prepend(card);
 }
 
-const VERDICT_LABELS = { fake: "Fake", uncertain: "Uncertain", real: "Real", no_face: "No face found" };
+const VERDICT_LABELS = { fake: "Fake", uncertain: "Uncertain", real: "Real", no_face: "No face found", no_person: "No person found" };
+// Under the gauge of a file without a score: nothing detected, or detections that are none of them a person.
+const NO_SCORE_LABELS = { no_face: "no face", no_person: "no person" };
 
 function escapeHtml(text) {
   const node = document.createElement("span");

@@ -113,8 +113,9 @@ def test_written_splits_and_report_account_for_every_video(broken_dataset, tmp_p
     rows = [json.loads(line) for line in open(report_path)]
     assert [row["video"] for row in rows] == sorted(expected)
     counts = report_lib.summarize_report(report_path)
-    assert counts == {"ok": 1, "no_face": 1, "unreadable": 6, "rejected": 3}
-    assert report_lib.summary_line(counts) == "Ingested 11 videos: ok 1, no_face 1, unreadable 6, rejected 3"
+    assert counts == {"ok": 1, "no_face": 1, "unreadable": 6, "rejected": 3, "no_person": 0}
+    expected_line = "Ingested 11 videos: ok 1, no_face 1, unreadable 6, rejected 3, no_person 0"
+    assert report_lib.summary_line(counts) == expected_line
     faces_written = sum(
         1
         for split in contract.SPLIT_NAMES

@@ -18,6 +18,7 @@ from deepfake_detection.ingest.faces import (
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.sampling import SampledFrame
 from deepfake_detection.ingest.videos import find_faces
+from tests.helpers import face_detection
 
 
 def test_margin_adds_thirty_percent_on_each_side():
@@ -65,6 +66,35 @@ def test_tracks_follow_people_when_detector_order_swaps():
     assert len(tracks) == 2
     assert [d.box for d in tracks[0].detections] == right + [right[3]]
     assert [d.box for d in tracks[1].detections] == left
+
+
+def _moving(frames, box):
+    return [[face_detection(t, box)] for t in frames]
+
+
+def test_one_face_split_by_a_missed_frame_and_a_jump_is_one_track():
+    """The issue's face-swap fake: its one face came out as two tracks of 12 and 7 frames."""
+    frames = _moving(range(12), (100, 100, 60, 60)) + [[]] + _moving(range(13, 20), (150, 110, 60, 60))
+    assert iou((100, 100, 60, 60), (150, 110, 60, 60)) < 0.3  # the tracker's overlap alone splits it
+    [track] = build_tracks(frames, min_iou=0.3)
+    assert [d.frame_index for d in track.detections] == [*range(12), *range(13, 20)]
+
+
+def test_one_face_that_grows_between_two_frames_is_one_track():
+    frames = _moving(range(5), (100, 100, 60, 60)) + _moving(range(5, 10), (70, 70, 115, 115))
+    assert iou((100, 100, 60, 60), (70, 70, 115, 115)) < 0.3
+    assert [len(t.detections) for t in build_tracks(frames, min_iou=0.3)] == [10]
+
+
+def test_two_faces_are_never_joined():
+    """Seen in the same frame, or too far apart or too different in size to be one face moving."""
+    left, right = _moving(range(4), (10, 10, 40, 40)), _moving(range(4), (60, 10, 40, 40))
+    together = [a + b for a, b in zip(left, right, strict=True)]
+    assert [len(t.detections) for t in build_tracks(together, min_iou=0.3)] == [4, 4]
+    far = _moving(range(4), (10, 10, 40, 40)) + _moving(range(4, 8), (200, 150, 40, 40))
+    assert [len(t.detections) for t in build_tracks(far, min_iou=0.3)] == [4, 4]
+    smaller = _moving(range(4), (100, 100, 90, 90)) + _moving(range(4, 8), (120, 120, 40, 40))
+    assert [len(t.detections) for t in build_tracks(smaller, min_iou=0.3)] == [4, 4]
 
 
 def test_tracks_of_equal_length_are_ordered_by_face_size():

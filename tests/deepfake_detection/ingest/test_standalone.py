@@ -82,7 +82,7 @@ def _three_good_and(sample_dataset, tmp_path, bad_name: str):
 def _bad_file_reason(tmp_path, counts, bad_name: str) -> str:
     """The bad file's reason, after checking that only it failed and every face reported was written."""
     rows = {row["video"]: row for row in map(json.loads, open(tmp_path / "out" / contract.REPORT_FILE_NAME))}
-    assert counts == {"ok": 3, "no_face": 0, "unreadable": 1, "rejected": 0}
+    assert counts == {"ok": 3, "no_face": 0, "unreadable": 1, "rejected": 0, "no_person": 0}
     assert sum(len(v) for v in _examples(str(tmp_path / "out")).values()) == sum(r["faces"] for r in rows.values())
     return rows[f"real/{bad_name}"]["reason"]
 

@@ -4,12 +4,15 @@ import os
 import shutil
 import time
 
+import pytest
+
 from deepfake_detection import contract
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.ingest_config import IngestConfig
-from deepfake_detection.ingest.readers import read_dataset
+from deepfake_detection.ingest.readers import VideoRecord, read_dataset
 from deepfake_detection.ingest.sampling import sample_frames
-from deepfake_detection.ingest.videos import ingest_videos
+from deepfake_detection.ingest.videos import ingest_video, ingest_videos
+from tests.helpers import DetectorOutputs, face_detection, write_numbered_video
 
 SMALL = {"frames_per_video": 6, "image_size": 64, "clip_length": 3}
 
@@ -39,3 +42,24 @@ def test_a_video_whose_read_hangs_is_reported_and_the_run_goes_on(sample_dataset
     assert "still not read after 3 s" in rows["hang.mp4"]["reason"]
     assert rows["a.mp4"]["status"] == rows["b.mp4"]["status"] == contract.STATUS_OK
     assert all(result.face_examples for result in results if result.report["status"] == contract.STATUS_OK)
+
+
+@pytest.mark.parametrize(
+    ("face_shaped", "status"), [(False, contract.STATUS_NO_PERSON), (True, contract.STATUS_OK), (None, "no_face")]
+)
+def test_the_ingest_reports_no_person_apart_from_no_face_and_keeps_a_rare_face(tmp_path, face_shaped, status):
+    path = str(tmp_path / "clip.mp4")
+    write_numbered_video(path, frames=40, size=(320, 240))
+    by_frame = (
+        {} if face_shaped is None else {i: [face_detection(i, (100, 80, 60, 60), 0.93, face_shaped)] for i in (3, 9)}
+    )
+    record = VideoRecord(path, "clip.mp4", 1, "dfdc", "face_swap", "clip")
+    config = IngestConfig(frames_per_video=40, image_size=32)
+    report = ingest_video(record, DetectorOutputs(by_frame), config).report
+    assert report["status"] == status
+    if status == contract.STATUS_NO_PERSON:
+        assert "not_face_shaped" in report["reason"] and len(report["other_tracks"]) == 1
+    if status == contract.STATUS_OK:
+        assert report["faces"] == 2 and report["thin_evidence"] and not report["other_tracks"]
+    if status == contract.STATUS_NO_FACE:
+        assert report["reason"] == "no face detected in 40 sampled frames" and report["other_tracks"] == []
