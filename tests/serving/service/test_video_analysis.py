@@ -11,9 +11,9 @@ import pytest
 from deepfake_detection.evaluation.operating_point import OperatingPoint
 from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.sampling import SampledFrame
-from serving import cli
-from serving.clients import Prediction
-from serving.video_analysis import VERDICT_NO_FACE, VERDICT_NO_PERSON, VideoAnalyzer
+from serving.client import detect as cli
+from serving.client.tf_serving import Prediction
+from serving.service.video_analysis import VERDICT_NO_FACE, VERDICT_NO_PERSON, VideoAnalyzer
 from tests.helpers import DetectorOutputs, face_detection
 
 FRAMES = 32
