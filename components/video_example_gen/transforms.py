@@ -16,7 +16,7 @@ from typing import Dict, Iterator, List, Sequence
 
 import apache_beam as beam
 
-from deepfake_detection import config
+from deepfake_detection import contract
 from deepfake_detection.ingest import report as report_lib
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.ingest_config import IngestConfig
@@ -39,7 +39,7 @@ class IngestVideoDoFn(beam.DoFn):
         self._total = total_videos
         self._done = 0
         self._status_counters = {
-            status: beam.metrics.Metrics.counter("video_ingest", status) for status in config.STATUSES
+            status: beam.metrics.Metrics.counter("video_ingest", status) for status in contract.STATUSES
         }
         self._faces_counter = beam.metrics.Metrics.counter("video_ingest", "faces")
 
@@ -93,7 +93,7 @@ def _runs(records: List[VideoRecord], size: int) -> List[List[VideoRecord]]:
 
 @beam.ptransform_fn
 def WriteSplits(  # noqa: N802
-    keyed_examples: beam.PCollection, output_dir: str, split_names: Sequence[str] = config.SPLIT_NAMES
+    keyed_examples: beam.PCollection, output_dir: str, split_names: Sequence[str] = contract.SPLIT_NAMES
 ) -> List[beam.pvalue.PDone]:
     """Writes (split, serialized example) pairs to `output_dir/Split-<name>/` as gzipped TFRecords."""
     names = list(split_names)
@@ -103,7 +103,7 @@ def WriteSplits(  # noqa: N802
         | f"Drop{name}Key" >> beam.Values()
         | f"Write{name}"
         >> beam.io.WriteToTFRecord(
-            os.path.join(output_dir, f"Split-{name}", config.EXAMPLES_FILE_PREFIX), file_name_suffix=".gz"
+            os.path.join(output_dir, f"Split-{name}", contract.EXAMPLES_FILE_PREFIX), file_name_suffix=".gz"
         )
         for name, partition in zip(names, partitions, strict=True)
     ]
@@ -117,5 +117,7 @@ def WriteReport(report_lines: beam.PCollection, output_dir: str) -> beam.pvalue.
         | "Gather" >> beam.combiners.ToList()
         | "Sort" >> beam.FlatMap(lambda lines: sorted(lines, key=lambda line: json.loads(line)["video"]))
         | "WriteJsonl"
-        >> beam.io.WriteToText(os.path.join(output_dir, config.REPORT_FILE_NAME), shard_name_template="", num_shards=1)
+        >> beam.io.WriteToText(
+            os.path.join(output_dir, contract.REPORT_FILE_NAME), shard_name_template="", num_shards=1
+        )
     )
