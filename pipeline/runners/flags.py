@@ -27,20 +27,23 @@ def add_ingest_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split-buckets", help="split shares, e.g. train:8,eval:1,test:1")
 
 
-def add_span_flags(parser: argparse.ArgumentParser, window: bool = True) -> None:
-    """Continuous training's flags: the span folders of the data root, the window of spans, what drift does."""
-    from components.anomaly_gate.gate import ON_DRIFT_CHOICES
-
+def add_span_pattern_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--span-pattern",
         default=defaults.SPAN_PATTERN,
         help="span folders of the data root as a TFX split pattern: {SPAN}, or {YYYY}-{MM}-{DD}, optionally with "
         "{VERSION}; the newest span is ingested, and a data root where none matches is one span ('' for none)",
     )
-    if window:
-        parser.add_argument(
-            "--train-spans", type=int, default=defaults.TRAIN_SPANS, help="spans training and evaluation read"
-        )
+
+
+def add_span_flags(parser: argparse.ArgumentParser) -> None:
+    """Continuous training's flags: the span folders of the data root, the window of spans, what drift does."""
+    from components.anomaly_gate.gate import ON_DRIFT_CHOICES
+
+    add_span_pattern_flag(parser)
+    parser.add_argument(
+        "--train-spans", type=int, default=defaults.TRAIN_SPANS, help="spans training and evaluation read"
+    )
     parser.add_argument(
         "--on-drift",
         default=defaults.ON_DRIFT,

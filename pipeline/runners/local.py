@@ -236,17 +236,23 @@ def ingest_line(metadata_path: str) -> str:
     return f"Ingest: span {span} (version {version}) read and decoded"
 
 
-def drift_line(pipeline_root: str) -> str:
-    """The one line on drift between the newest span and the previous one, from the gate's latest result."""
+def latest_drift(pipeline_root: str) -> Optional[dict]:
+    """The gate's latest record of drift between the newest span and the previous one (None: not measured)."""
     from components.anomaly_gate.executor import RESULT_FILE_NAME
-    from components.anomaly_gate.gate import drift_line as line_of
     from deepfake_detection.evaluation import report
 
     results = report.latest_output_dirs(pipeline_root, "result", "AnomalyGate")
     if not results:
-        return line_of(None)
+        return None
     with open(os.path.join(next(iter(results.values())), RESULT_FILE_NAME)) as f:
-        return line_of(json.load(f).get("drift"))
+        return json.load(f).get("drift")
+
+
+def drift_line(pipeline_root: str) -> str:
+    """The one line on drift between the newest span and the previous one."""
+    from components.anomaly_gate.gate import drift_line as line_of
+
+    return line_of(latest_drift(pipeline_root))
 
 
 def _report_rows(report_paths: List[str]) -> List[dict]:

@@ -39,7 +39,14 @@ def _example(label=0, manipulation=b"original", with_image=True):
         "face_landmarks": tf.train.Feature(
             float_list=tf.train.FloatList(value=[0.3, 0.4, 0.7, 0.4, 0.5, 0.55, 0.35, 0.7, 0.65, 0.7])
         ),
+        "span": tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
+        "frame_width": tf.train.Feature(int64_list=tf.train.Int64List(value=[320])),
+        "frame_height": tf.train.Feature(int64_list=tf.train.Int64List(value=[240])),
+        "codec": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"avc1"])),
     }
+    for name, value in (("brightness", 120.0), ("contrast", 40.0), ("sharpness", 90.0), ("blockiness", 1.1)):
+        feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+    feature["frame_rate"] = tf.train.Feature(float_list=tf.train.FloatList(value=[25.0]))
     if with_image:
         png = tf.io.encode_png(tf.zeros((8, 8, 3), tf.uint8)).numpy()
         feature["image"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[png]))
@@ -74,7 +81,7 @@ def _validate(tmp_path, examples_by_split):
 
 def test_clean_examples_pass(tmp_path):
     recorded = _validate(tmp_path, {"train": [_example(0), _example(1)] * 5, "eval": [_example(1)]})
-    assert recorded == {"splits": ["eval", "train"], "anomalies": []}
+    assert recorded == {"splits": ["eval", "train"], "anomalies": [], "drift": None, "on_drift": "warn"}
 
 
 def test_broken_examples_stop_the_run_naming_each_feature(tmp_path):
