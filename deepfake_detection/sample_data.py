@@ -452,7 +452,7 @@ def generate(
     return part_dir
 
 
-def drifted_copy(source_dir: str, output_dir: str, brightness: float = 0.5, scale: float = 0.5, crf: int = 45) -> str:
+def drifted_copy(source_dir: str, output_dir: str, brightness: float = 0.6, scale: float = 0.75, crf: int = 38) -> str:
     """A copy of a generated dataset whose videos look as if another source sent them: darker (pixel values
     times `brightness`), smaller (frames scaled by `scale`) and more compressed (rate factor `crf`); the labels
     stay. For the drift checks between spans; returns the part folder."""
