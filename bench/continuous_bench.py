@@ -21,6 +21,7 @@ fresh starts over the same spans (`warm_start_figures`).
     python bench/continuous_bench.py [--videos-per-span 8] [--seconds 1.0] [--probe] [--warm-start]
 """
 
+import json
 import os
 import shutil
 import tempfile
