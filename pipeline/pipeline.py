@@ -161,21 +161,22 @@ def _window(example_gen: BaseNode, output_key: str, train_spans: Optional[int]) 
 
 def _drift_nodes(
     example_gen: BaseNode,
-    schema_gen: BaseNode,
     statistics_gen: BaseNode,
     drift_config: distribution_validator_pb2.DistributionValidatorConfig,
 ) -> List[BaseNode]:
     """The previous span's statistics and TFX's DistributionValidator between them and the newest span's.
 
     The previous span is the older of the two newest (TFX's rolling range); on
-    the first span it is that span itself, and the comparison says so.
+    the first span it is that span itself, and the comparison says so. Its
+    statistics cover the train split only, the one compared, and without the
+    schema, whose image domain would decode every crop again.
     """
     previous_span = canned.pick(
         canned.rolling_range(_all_spans(example_gen, EXAMPLES_KEY), num_spans=2, min_spans=1), 0
     )
-    baseline = tfx.components.StatisticsGen(examples=previous_span, schema=schema_gen.outputs["schema"]).with_id(
-        BASELINE_STATISTICS_GEN_ID
-    )
+    baseline = tfx.components.StatisticsGen(
+        examples=previous_span, exclude_splits=[contract.EVAL_SPLIT, contract.TEST_SPLIT]
+    ).with_id(BASELINE_STATISTICS_GEN_ID)
     baseline.add_upstream_node(example_gen)
     validator = DistributionValidator(
         statistics=statistics_gen.outputs["statistics"],
@@ -208,7 +209,7 @@ def _data_nodes(
     nodes = [example_gen, schema_gen, statistics_gen, example_validator]
     drift: Dict[str, BaseChannel] = {}
     if settings.drift_config is not None:
-        baseline, validator = _drift_nodes(example_gen, schema_gen, statistics_gen, settings.drift_config)
+        baseline, validator = _drift_nodes(example_gen, statistics_gen, settings.drift_config)
         nodes += [baseline, validator]
         drift = {"drift": validator.outputs["anomalies"], "baseline_statistics": baseline.outputs["statistics"]}
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"], on_drift=settings.on_drift, **drift)
