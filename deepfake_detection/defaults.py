@@ -46,3 +46,11 @@ LOCAL_FAKE_SOURCE = contract.FAKE_SOURCE_SELF_BLENDED
 # The locator (where a face looks pasted over, `models/locator.py`) trains after each self-blended face model for
 # up to this many epochs (0: none, and the `explain` map falls back to the classifier's input gradient).
 LOCATOR_EPOCHS = 12
+
+# Continuous training (docs/continuous-training.md): the data root's span folders, as a TFX split pattern (`{SPAN}`,
+# or `{YYYY}-{MM}-{DD}`; a folder where none matches is one span); the spans training and evaluation read (the
+# newest N); what drift between the newest span and the previous one does: `warn` (the run summary says it) or
+# `block` (the run stops before training).
+SPAN_PATTERN = "span-{SPAN}"
+TRAIN_SPANS = 4
+ON_DRIFT = "warn"

@@ -452,6 +452,29 @@ def generate(
     return part_dir
 
 
+def drifted_copy(source_dir: str, output_dir: str, brightness: float = 0.6, scale: float = 0.75, crf: int = 38) -> str:
+    """A copy of a generated dataset whose videos look as if another source sent them: darker (pixel values
+    times `brightness`), smaller (frames scaled by `scale`) and more compressed (rate factor `crf`); the labels
+    stay. For the drift checks between spans; returns the part folder."""
+    source_part, part_dir = os.path.join(source_dir, PART_NAME), os.path.join(output_dir, PART_NAME)
+    os.makedirs(part_dir, exist_ok=True)
+    with open(os.path.join(source_part, "metadata.json")) as f:
+        metadata = json.load(f)
+    for name in metadata:
+        capture = cv2.VideoCapture(os.path.join(source_part, name))
+        frames = []
+        ok, frame = capture.read()
+        while ok:
+            small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            frames.append(cv2.cvtColor(cv2.convertScaleAbs(small, alpha=brightness), cv2.COLOR_BGR2RGB))
+            ok, frame = capture.read()
+        capture.release()
+        write_video(os.path.join(part_dir, name), frames, crf)
+    with open(os.path.join(part_dir, "metadata.json"), "w") as f:
+        json.dump(metadata, f, indent=1, sort_keys=True)
+    return part_dir
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir")

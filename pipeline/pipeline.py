@@ -7,12 +7,15 @@ Beam arguments and pass them in.
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.components.distribution_validator.component import DistributionValidator
 from tfx.dsl.components.base.base_node import BaseNode
+from tfx.dsl.input_resolution import canned_resolver_functions as canned
 from tfx.orchestration import data_types
+from tfx.proto import distribution_validator_pb2
 from tfx.types import BaseChannel
 
 from components import runtime_settings
@@ -20,8 +23,9 @@ from components.anomaly_gate import AnomalyGate
 from components.ensemble import EnsembleTrainer
 from components.model_card import ModelCard
 from components.runtime_settings.component import Setting
-from components.video_example_gen.component import VideoExampleGen
-from deepfake_detection import component_ids, contract
+from components.video_example_gen import spans
+from components.video_example_gen.component import CLIP_EXAMPLES_KEY, EXAMPLES_KEY, VideoExampleGen
+from deepfake_detection import component_ids, contract, defaults
 from deepfake_detection.evaluation import cross_generator
 from deepfake_detection.evaluation.eval_config import BlessingConfig, build_eval_config
 from deepfake_detection.ingest.ingest_config import IngestConfig
@@ -33,6 +37,8 @@ RUN_FN = "components.trainer_module.run_fn"
 ENSEMBLE = "ensemble"
 ENSEMBLE_TRAINER_ID = "EnsembleTrainer"
 VIDEO_EXAMPLE_GEN_ID = "VideoExampleGen"
+BASELINE_STATISTICS_GEN_ID = "BaselineStatisticsGen"
+DISTRIBUTION_VALIDATOR_ID = "DistributionValidator"
 TUNER_FN = "components.trainer_module.tuner_fn"
 
 
@@ -47,6 +53,13 @@ class PipelineSettings:
     The per-run knobs `epochs`, `tuner_trials`, `min_auc` and `max_auc_drop`
     are values or Kubeflow `RuntimeParameter`s; `epochs`, `min_auc` and
     `max_auc_drop` left at None keep `training_settings`' and `blessing`'s.
+    Continuous training: `span_pattern` names the span folders of the data
+    root (a TFX split pattern; or a Kubeflow `RuntimeParameter` holding the
+    ingest's TFX input config, `spans.input_config_json`); training and
+    evaluation read the newest `train_spans` spans (None: the span this run
+    ingested, where no span resolver compiles); with a `drift_config`, the
+    newest span is compared with the previous one and `on_drift` (`warn`,
+    `block`) says whether drift stops the run before training.
     `code_version` (a fingerprint of the code, bound by the local runner) goes
     into the ingest's and the Trainers' properties, so TFX's cache, which keys
     on properties and inputs, reruns them when the code changes. `sample_data`
@@ -66,6 +79,10 @@ class PipelineSettings:
     max_auc_drop: Setting = None
     code_version: Optional[str] = None
     sample_data: bool = False
+    span_pattern: Setting = defaults.SPAN_PATTERN
+    train_spans: Optional[int] = defaults.TRAIN_SPANS
+    drift_config: Optional[distribution_validator_pb2.DistributionValidatorConfig] = None
+    on_drift: Setting = defaults.ON_DRIFT
 
     def __post_init__(self) -> None:
         if self.evaluation_split not in contract.SPLIT_NAMES:
@@ -73,6 +90,8 @@ class PipelineSettings:
                 f"evaluation_split={self.evaluation_split!r}: expected one of {list(contract.SPLIT_NAMES)}"
             )
         _check_training(self.ingest_config, self.backbones, self.training_settings)
+        if self.train_spans is not None and self.train_spans < 1:
+            raise ValueError(f"train_spans={self.train_spans}: expected at least 1 span")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,26 +139,89 @@ def _training(training_settings: Mapping[str, Mapping[str, Any]], name: str) -> 
     return TrainingConfig.from_custom_config({**_settings(training_settings, name), "backbone": name})
 
 
-def _data_nodes(
-    data_root: Union[str, data_types.RuntimeParameter],
-    layout: str,
-    ingest_config: Optional[IngestConfig],
-    schema_path: str,
-    code_version: Optional[str] = None,
+def _input_config(span_pattern: Setting) -> Union[str, data_types.RuntimeParameter]:
+    """The ingest's TFX input config: built from a span pattern, or a runtime parameter that holds one."""
+    return (
+        span_pattern if isinstance(span_pattern, data_types.RuntimeParameter) else spans.input_config_json(span_pattern)
+    )
+
+
+def _all_spans(example_gen: BaseNode, output_key: str) -> BaseChannel:
+    """Every published output `output_key` of the ingest, of this run and the earlier ones (each a span)."""
+    return tfx.dsl.Channel(
+        type=tfx.types.standard_artifacts.Examples, producer_component_id=example_gen.id, output_key=output_key
+    )
+
+
+def _window(example_gen: BaseNode, output_key: str, train_spans: Optional[int]) -> BaseChannel:
+    """The newest `train_spans` spans' examples (latest version of each), as TFX's rolling range resolves them;
+    None: the span this run ingested."""
+    if train_spans is None:
+        return example_gen.outputs[output_key]
+    return canned.rolling_range(_all_spans(example_gen, output_key), num_spans=train_spans, min_spans=1)
+
+
+def _drift_nodes(
+    example_gen: BaseNode,
+    statistics_gen: BaseNode,
+    drift_config: distribution_validator_pb2.DistributionValidatorConfig,
 ) -> List[BaseNode]:
-    """Videos -> examples -> statistics -> validation against the curated schema -> the gate (last)."""
+    """The previous span's statistics and TFX's DistributionValidator between them and the newest span's.
+
+    The previous span is the older of the two newest (TFX's rolling range); on
+    the first span it is that span itself, and the comparison says so. Its
+    statistics cover the train split only, the one compared, and without the
+    schema, whose image domain would decode every crop again.
+    """
+    previous_span = canned.pick(
+        canned.rolling_range(_all_spans(example_gen, EXAMPLES_KEY), num_spans=2, min_spans=1), 0
+    )
+    baseline = tfx.components.StatisticsGen(
+        examples=previous_span, exclude_splits=[contract.EVAL_SPLIT, contract.TEST_SPLIT]
+    ).with_id(BASELINE_STATISTICS_GEN_ID)
+    baseline.add_upstream_node(example_gen)
+    validator = DistributionValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        baseline_statistics=baseline.outputs["statistics"],
+        config=drift_config,
+        include_split_pairs=[(contract.TRAIN_SPLIT, contract.TRAIN_SPLIT)],
+    ).with_id(DISTRIBUTION_VALIDATOR_ID)
+    return [baseline, validator]
+
+
+def _data_nodes(
+    data_root: Union[str, data_types.RuntimeParameter], schema_path: str, settings: "PipelineSettings"
+) -> Tuple[List[BaseNode], "DataChannels"]:
+    """Newest span's videos -> examples -> statistics -> validation against the curated schema and drift from
+    the previous span -> the gate (last); and the channels the model branches read: the window of spans."""
     example_gen = VideoExampleGen(
-        input_base=data_root, layout=layout, ingest_config=ingest_config, code_version=code_version
+        input_base=data_root,
+        input_config=_input_config(settings.span_pattern),
+        layout=settings.layout,
+        ingest_config=settings.ingest_config,
+        code_version=settings.code_version,
     ).with_id(VIDEO_EXAMPLE_GEN_ID)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
     statistics_gen = tfx.components.StatisticsGen(
-        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
+        examples=example_gen.outputs[EXAMPLES_KEY], schema=schema_gen.outputs["schema"]
     )
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
-    return [example_gen, schema_gen, statistics_gen, example_validator, anomaly_gate]
+    nodes = [example_gen, schema_gen, statistics_gen, example_validator]
+    drift: Dict[str, BaseChannel] = {}
+    if settings.drift_config is not None:
+        baseline, validator = _drift_nodes(example_gen, statistics_gen, settings.drift_config)
+        nodes += [baseline, validator]
+        drift = {"drift": validator.outputs["anomalies"], "baseline_statistics": baseline.outputs["statistics"]}
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"], on_drift=settings.on_drift, **drift)
+    channels = DataChannels(
+        _window(example_gen, EXAMPLES_KEY, settings.train_spans),
+        _window(example_gen, CLIP_EXAMPLES_KEY, settings.train_spans),
+        example_gen.outputs["ingest_report"],
+        anomaly_gate,
+    )
+    return [*nodes, anomaly_gate], channels
 
 
 def _check_training(
@@ -351,10 +433,7 @@ def create_pipeline(
     also goes into its pushed version. `settings` holds the rest.
     """
     settings = settings or PipelineSettings()
-    data = _data_nodes(data_root, settings.layout, settings.ingest_config, schema_path, settings.code_version)
-    example_gen, anomaly_gate = data[0], data[-1]
-    outputs = example_gen.outputs
-    channels = DataChannels(outputs["examples"], outputs["clip_examples"], outputs["ingest_report"], anomaly_gate)
+    data, channels = _data_nodes(data_root, schema_path, settings)
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,

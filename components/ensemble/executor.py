@@ -47,10 +47,10 @@ class Executor(base_executor.BaseExecutor):
         members = sorted((load_member(a) for a in artifacts), key=lambda m: m.name)
         if len(members) < 2:
             raise ValueError(f"An ensemble needs at least two member models, got {len(members)}")
-        examples = artifact_utils.get_single_instance(input_dict["examples"])
-        eval_uri = artifact_utils.get_split_uri([examples], contract.EVAL_SPLIT)
         fake_source = data.FakeSource.from_json(exec_properties.get("fake_source", ""))
-        eval_patterns = [os.path.join(eval_uri, "*")]
+        # Every span of the training window: one examples artifact each.
+        eval_uris = artifact_utils.get_split_uris(input_dict["examples"], contract.EVAL_SPLIT)
+        eval_patterns = [os.path.join(uri, "*") for uri in eval_uris]
         probabilities, labels = eval_predictions(members, eval_patterns, exec_properties["batch_size"], fake_source)
         weights = fit_weights(probabilities, labels)
         auc = keras.metrics.AUC()

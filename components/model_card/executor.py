@@ -47,9 +47,9 @@ class Executor(base_executor.BaseExecutor):
         exec_properties: Dict[str, Any],
     ) -> None:
         model = artifact_utils.get_single_instance(input_dict["model"])
-        examples = artifact_utils.get_single_instance(input_dict["examples"])
         split = exec_properties["test_split"]
-        test_patterns = [os.path.join(artifact_utils.get_split_uri([examples], split), "*")]
+        # Every span of the evaluation window: one examples artifact each.
+        test_patterns = [os.path.join(uri, "*") for uri in artifact_utils.get_split_uris(input_dict["examples"], split)]
         training = json.loads(exec_properties["training_settings"])
         rule = training.get("video_rule", "mean")
         fitted = export.read_operating_point(os.path.join(model.uri, export.SERVING_DIR))

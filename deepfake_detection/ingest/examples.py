@@ -4,7 +4,7 @@ Pixels are stored as encoded crops without any backbone's normalisation, so one
 dataset serves every model; each model normalises inside its own graph.
 """
 
-from typing import Iterable, List, Sequence
+from typing import Iterable, List, Mapping, Sequence, Union
 
 import cv2
 import numpy as np
@@ -47,7 +47,21 @@ def _video_features(record: VideoRecord, track_id: int) -> dict:
         contract.MANIPULATION_KEY: _bytes([record.manipulation.encode()]),
         contract.COMPRESSION_KEY: _bytes([record.compression.encode()]),
         contract.TRACK_ID_KEY: _ints([track_id]),
+        contract.SPAN_FEATURE: _ints([record.span]),
     }
+
+
+def _described(look: Mapping[str, Union[float, int, str]]) -> dict:
+    """The input-description features (`input_description`), each stored by its Python type."""
+    features = {}
+    for key, value in look.items():
+        if isinstance(value, str):
+            features[key] = _bytes([value.encode()])
+        elif isinstance(value, int):
+            features[key] = _ints([value])
+        else:
+            features[key] = _floats([value])
+    return features
 
 
 def face_size_bucket(face_size: int) -> str:
@@ -65,9 +79,12 @@ def face_example(
     timestamp: float,
     encoded_crop: bytes,
     crop_landmarks: Sequence[float],
+    look: Mapping[str, Union[float, int, str]],
 ) -> pb.Example:
-    """One face crop with its video's labels, where it was found and its landmarks in crop coordinates."""
+    """One face crop with its video's labels, where it was found, its landmarks in crop coordinates and what its
+    input looks like (`look`: `input_description`'s features)."""
     features = _video_features(record, track_id)
+    features.update(_described(look))
     face_size = min(detection.box[2], detection.box[3])
     features.update(
         {

@@ -48,6 +48,7 @@ class VideoRecord:
     compression: str = contract.UNKNOWN
     split: Optional[str] = None
     reject_reason: Optional[str] = None
+    span: int = 0
 
     @property
     def video_id(self) -> str:
@@ -93,6 +94,20 @@ def read_dataset(root: str, layout: str = LAYOUT_AUTO) -> List[VideoRecord]:
     if layout not in readers:
         raise ValueError(f"Unknown layout {layout!r}; expected one of {(LAYOUT_AUTO,) + LAYOUTS}")
     return sorted(readers[layout](root), key=lambda record: record.relative_path)
+
+
+def in_span(records: Iterable[VideoRecord], span: int, span_folder: Optional[str]) -> List[VideoRecord]:
+    """The records of a span read from its own folder: their span, and paths inside the dataset that start with
+    the span's folder (`span-2/real/a.mp4`), so that videos of two spans never share an id; `span_folder` None: the
+    dataset is the span."""
+    return [
+        dataclasses.replace(
+            record,
+            span=span,
+            relative_path=os.path.join(span_folder, record.relative_path) if span_folder else record.relative_path,
+        )
+        for record in records
+    ]
 
 
 def _walk_files(folder: str) -> Iterable[str]:

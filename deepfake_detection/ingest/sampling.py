@@ -40,6 +40,7 @@ class VideoInfo:
     height: int
     fps: float
     declared_frames: int
+    codec: str = contract.UNKNOWN
 
     @property
     def declared_duration_s(self) -> float:
@@ -111,8 +112,16 @@ def open_video(path: str) -> Tuple[cv2.VideoCapture, VideoInfo]:
         height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         fps=float(capture.get(cv2.CAP_PROP_FPS) or 0.0),
         declared_frames=max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))),
+        codec=fourcc_name(capture.get(cv2.CAP_PROP_FOURCC)),
     )
     return capture, info
+
+
+def fourcc_name(fourcc: float) -> str:
+    """The container's four-character codec code (`avc1`, `hev1`, `vp09`), lower case; unknown when absent."""
+    code = int(fourcc)
+    name = "".join(chr((code >> shift) & 0xFF) for shift in (0, 8, 16, 24)).strip("\x00 ").lower()
+    return name if name.isprintable() and name else contract.UNKNOWN
 
 
 def check_limits(info: VideoInfo, ingest_config: IngestConfig) -> None:

@@ -17,6 +17,7 @@ import cv2
 
 from deepfake_detection import contract
 from deepfake_detection.ingest import examples as examples_lib
+from deepfake_detection.ingest import input_description
 from deepfake_detection.ingest.detector import FaceDetector
 from deepfake_detection.ingest.faces import (
     Detection,
@@ -294,11 +295,14 @@ def _finish_video(
         return VideoResult(split, report_row(record, split, status, reason, **counts))
 
     timestamps = {f.index: f.timestamp for f in frames}
+    images = {f.index: f.image for f in frames}
+    video_look = input_description.video_look(info)
     result = VideoResult(split, {})
     for track_id, (track, crops, landmarks) in enumerate(zip(found.tracks, found.crops, found.landmarks, strict=True)):
         for detection, crop, marks in zip(track.detections, crops, landmarks, strict=True):
             timestamp = timestamps[detection.frame_index]
-            example = examples_lib.face_example(record, detection, track_id, timestamp, crop, marks)
+            look = {**video_look, **input_description.face_look(images[detection.frame_index], detection.box)}
+            example = examples_lib.face_example(record, detection, track_id, timestamp, crop, marks, look)
             result.face_examples.append(example.SerializeToString())
         for window in examples_lib.clip_windows(track, ingest_config.clip_length):
             clip = examples_lib.clip_example(

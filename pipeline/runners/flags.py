@@ -1,7 +1,7 @@
 """Flags that several commands share, named the same everywhere, and what they build."""
 
 import argparse
-from typing import List
+from typing import List, Optional
 
 from deepfake_detection import defaults
 from deepfake_detection.evaluation import video_scores
@@ -25,6 +25,42 @@ def add_ingest_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-duration-s", type=float)
     parser.add_argument("--max-pixels", type=int)
     parser.add_argument("--split-buckets", help="split shares, e.g. train:8,eval:1,test:1")
+
+
+def add_span_pattern_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--span-pattern",
+        default=defaults.SPAN_PATTERN,
+        help="span folders of the data root as a TFX split pattern: {SPAN}, or {YYYY}-{MM}-{DD}, optionally with "
+        "{VERSION}; the newest span is ingested, and a data root where none matches is one span ('' for none)",
+    )
+
+
+def add_span_flags(parser: argparse.ArgumentParser) -> None:
+    """Continuous training's flags: the span folders of the data root, the window of spans, what drift does."""
+    from components.anomaly_gate.gate import ON_DRIFT_CHOICES
+
+    add_span_pattern_flag(parser)
+    parser.add_argument(
+        "--train-spans", type=int, default=defaults.TRAIN_SPANS, help="spans training and evaluation read"
+    )
+    parser.add_argument(
+        "--on-drift",
+        default=defaults.ON_DRIFT,
+        choices=ON_DRIFT_CHOICES,
+        help="drift of the newest span from the previous one: warn (the summary says it) or block (stop)",
+    )
+
+
+def drift_config(path: Optional[str] = None):  # noqa: ANN201 - a DistributionValidatorConfig
+    """The drift thresholds kept in schemas/ (a text DistributionValidatorConfig)."""
+    from google.protobuf import text_format
+    from tfx.proto import distribution_validator_pb2
+
+    from schemas import DRIFT_CONFIG_PATH
+
+    with open(path or DRIFT_CONFIG_PATH) as f:
+        return text_format.Parse(f.read(), distribution_validator_pb2.DistributionValidatorConfig())
 
 
 def ingest_config(args: argparse.Namespace):  # noqa: ANN201 - an IngestConfig, imported only when used

@@ -27,8 +27,17 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     schedule.set_defaults(run=run_schedule)
 
 
-# The Kubeflow pipeline's runtime parameters and their types.
-RUNTIME_PARAMETERS = {"data_root": str, "epochs": int, "tuner_trials": int, "min_auc": float, "max_auc_drop": float}
+# The Kubeflow pipeline's runtime parameters and their types. `input_config` is the ingest's TFX input config
+# (JSON), which TFX's ExampleGen driver reads before the cache check; `--param span_pattern=...` sets it.
+RUNTIME_PARAMETERS = {
+    "data_root": str,
+    "input_config": str,
+    "epochs": int,
+    "tuner_trials": int,
+    "min_auc": float,
+    "max_auc_drop": float,
+}
+SPAN_PATTERN_PARAM = "span_pattern"
 
 
 # Kubernetes quantities of memory, in the unit of KFP's ResourceSpec: decimal gigabytes (as kfp.dsl's set_memory_limit).
@@ -106,12 +115,13 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
     """The same factory, bound for Kubeflow: paths in the cluster, per-run knobs as runtime parameters."""
     from tfx.orchestration import data_types
 
+    from components.video_example_gen import spans
     from deepfake_detection.evaluation.eval_config import BlessingConfig
     from pipeline.pipeline import PipelineSettings, create_pipeline
 
-    def parameter(name: str) -> data_types.RuntimeParameter:
+    def parameter(name: str, default: Any = None) -> data_types.RuntimeParameter:
         ptype = RUNTIME_PARAMETERS[name]
-        return data_types.RuntimeParameter(name=name, ptype=ptype, default=ptype(getattr(args, name)))
+        return data_types.RuntimeParameter(name=name, ptype=ptype, default=ptype(default or getattr(args, name)))
 
     serving_dir = args.serving_dir or f"{args.pipeline_root.rstrip('/')}/{SERVING_MODELS_DIR}"
     pipeline = create_pipeline(
@@ -129,6 +139,10 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
             tuner_trials=parameter("tuner_trials"),
             min_auc=parameter("min_auc"),
             max_auc_drop=parameter("max_auc_drop"),
+            # Kubeflow V2 compiles only latest-artifact resolvers (TFX 1.16), so neither the window of spans nor
+            # the previous span's statistics: each run trains on the span it ingested (docs/continuous-training.md).
+            span_pattern=parameter("input_config", spans.input_config_json(args.span_pattern)),
+            train_spans=None,
         ),
         serving_model_dir=serving_dir,
         beam_pipeline_args=beam_presets.beam_args(
@@ -163,10 +177,24 @@ def compile_pipeline(args: argparse.Namespace, output: str) -> dict:
         with open(os.path.join(work, "pipeline_job.json")) as f:
             spec = json.load(f)["pipelineSpec"]
     spec["defaultPipelineRoot"] = args.pipeline_root
+    _bind_ingest_resources(spec, task_resources(args))
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
         json.dump(spec, f, indent=1, sort_keys=True)
     return spec
+
+
+def _bind_ingest_resources(spec: dict, resources: Dict[str, TaskResources]) -> None:
+    """The ingest's container resources: TFX's step builder drops a FileBasedExampleGen's platform config (it
+    builds the driver hook and the executor container itself), so they are set on the compiled spec."""
+    from google.protobuf import json_format
+
+    from pipeline.pipeline import VIDEO_EXAMPLE_GEN_ID
+
+    task = spec["root"]["dag"]["tasks"][VIDEO_EXAMPLE_GEN_ID]
+    label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
+    container = spec["deploymentSpec"]["executors"][label]["container"]
+    container["resources"] = json_format.MessageToDict(resources[VIDEO_EXAMPLE_GEN_ID].resource_spec())
 
 
 def run_compile(args: argparse.Namespace) -> int:
@@ -190,9 +218,13 @@ def _kfp_client(args: argparse.Namespace):  # noqa: ANN202 - a kfp.Client
 
 def _run_parameters(args: argparse.Namespace) -> dict:
     """--param NAME=VALUE pairs, typed as the runtime parameters they set."""
+    from components.video_example_gen import spans
+
     values = {}
     for pair in args.param:
         name, _, value = pair.partition("=")
+        if name == SPAN_PATTERN_PARAM:
+            name, value = "input_config", spans.input_config_json(value)
         if name not in RUNTIME_PARAMETERS or not value:
             raise SystemExit(f"--param {pair!r}: expected NAME=VALUE with NAME among {list(RUNTIME_PARAMETERS)}")
         try:
@@ -275,6 +307,7 @@ def _add_kubeflow_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serving-dir", help="model base paths of pushed models; default PIPELINE_ROOT/serving_models")
     parser.add_argument("--data-root", default=defaults.KUBEFLOW_DATA_ROOT, help="default of the data_root parameter")
     parser.add_argument("--layout", default=LAYOUT_AUTO, choices=(LAYOUT_AUTO,) + LAYOUTS)
+    flags.add_span_pattern_flag(parser)
     parser.add_argument("--backbones", default=",".join(defaults.KUBEFLOW_BACKBONES))
     parser.add_argument(
         "--ensemble", help="backbones to ensemble; default: every backbone when there are two or more; '' for none"
@@ -321,5 +354,10 @@ def _add_kfp_client_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", default=component_ids.PIPELINE_NAME)
     parser.add_argument("--run-name")
     parser.add_argument("--package", help="a compiled pipeline JSON to use instead of compiling now")
-    parser.add_argument("--param", action="append", default=[], help=f"NAME=VALUE, NAME in {list(RUNTIME_PARAMETERS)}")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        help=f"NAME=VALUE, NAME in {[*RUNTIME_PARAMETERS, SPAN_PATTERN_PARAM]} (span_pattern sets input_config)",
+    )
     parser.add_argument("--no-cache", action="store_true", help="disable caching for the run")

@@ -67,6 +67,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     flags.add_blessing_flags(parser)
     flags.add_ingest_flags(parser)
+    flags.add_span_flags(parser)
     parser.add_argument(
         "--direct-num-workers", type=int, default=1, help="DirectRunner worker processes (0: one per core)"
     )
@@ -167,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
             tuner_trials=args.tuner_trials,
             code_version=code_fingerprint(),
             sample_data=not args.data_root,
+            span_pattern=args.span_pattern,
+            train_spans=args.train_spans,
+            drift_config=flags.drift_config(),
+            on_drift=args.on_drift,
         ),
         beam_pipeline_args=beam_presets.beam_args("direct", args.direct_num_workers),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
@@ -175,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
     print(f"Pipeline finished. Artifacts under {pipeline_root}, ML Metadata in {metadata_path}")
+    print(ingest_line(metadata_path))
+    print(drift_line(pipeline_root))
     print_summary(pipeline_root, serving_dir, args.evaluation_split, args.video_rule)
     return 0
 
@@ -205,6 +212,47 @@ def print_summary(pipeline_root: str, serving_dir: str, evaluation_split: str, v
         print(f"Serve the pushed models with: python pipeline_runner.py serve --serving-dir {serving_dir}")
     else:
         print(f"No model was blessed, so none was pushed to {serving_dir}: see the evaluation above.")
+
+
+def ingest_line(metadata_path: str) -> str:
+    """What the run's ingest did: the span (and version) it read, or that nothing new was there to decode."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx import v1 as tfx
+
+    from components.video_example_gen.component import VideoExampleGen
+
+    store = metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+    executions = store.get_executions_by_type(VideoExampleGen.get_class_type())
+    if not executions:
+        return "Ingest: no run recorded"
+    execution = max(executions, key=lambda e: e.id)
+    events = store.get_events_by_execution_ids([execution.id])
+    outputs = store.get_artifacts_by_id([e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT])
+    examples = next(a for a in outputs if "input_fingerprint" in a.custom_properties)
+    span, version = (examples.custom_properties[key].int_value for key in ("span", "version"))
+    if execution.last_known_state == metadata_store_pb2.Execution.CACHED:
+        return f"Ingest: no new span or video; span {span} (version {version}) came from the cache, nothing decoded"
+    return f"Ingest: span {span} (version {version}) read and decoded"
+
+
+def latest_drift(pipeline_root: str) -> Optional[dict]:
+    """The gate's latest record of drift between the newest span and the previous one (None: not measured)."""
+    from components.anomaly_gate.executor import RESULT_FILE_NAME
+    from deepfake_detection.evaluation import report
+
+    results = report.latest_output_dirs(pipeline_root, "result", "AnomalyGate")
+    if not results:
+        return None
+    with open(os.path.join(next(iter(results.values())), RESULT_FILE_NAME)) as f:
+        return json.load(f).get("drift")
+
+
+def drift_line(pipeline_root: str) -> str:
+    """The one line on drift between the newest span and the previous one."""
+    from components.anomaly_gate.gate import drift_line as line_of
+
+    return line_of(latest_drift(pipeline_root))
 
 
 def _report_rows(report_paths: List[str]) -> List[dict]:

@@ -23,6 +23,23 @@ def _pipeline(serving_model_dir=None, **settings):
     )
 
 
+def _read_outputs(pipeline, node_id, key="examples"):
+    """{(producer, output key)} that input `key` of a node reads, through any resolver function (the window of
+    spans), as the compiled pipeline says."""
+    node = next(
+        n.pipeline_node for n in compiler.Compiler().compile(pipeline).nodes if n.pipeline_node.node_info.id == node_id
+    )
+    found = set()
+    for spec in node.inputs.inputs.values():
+        for channel in spec.channels:
+            if channel.artifact_query.type.name == "Examples":
+                producer = next(
+                    q.name.field_value.string_value for q in channel.context_queries if q.type.name == "node"
+                )
+                found.add((producer.split(".", 1)[1], channel.output_key))
+    return found
+
+
 def test_each_backbone_gets_its_own_branch_behind_the_gate():
     pipeline = _pipeline(
         backbones=["meso4", "resnext_lstm"],
@@ -33,9 +50,8 @@ def test_each_backbone_gets_its_own_branch_behind_the_gate():
     assert {"Tuner.meso4", "Trainer.meso4", "Tuner.resnext_lstm", "Trainer.resnext_lstm"} <= set(nodes)
     for node_id in ("Tuner.meso4", "Trainer.meso4", "Trainer.resnext_lstm"):
         assert "AnomalyGate" in {upstream.id for upstream in nodes[node_id].upstream_nodes}
-    trainer_examples = nodes["Trainer.resnext_lstm"].inputs["examples"]
-    assert trainer_examples.output_key == "clip_examples"
-    assert nodes["Trainer.meso4"].inputs["examples"].output_key == "examples"
+    assert _read_outputs(pipeline, "Trainer.resnext_lstm") == {("VideoExampleGen", "clip_examples")}
+    assert _read_outputs(pipeline, "Trainer.meso4") == {("VideoExampleGen", "examples")}
     assert '"epochs": 3' in nodes["Trainer.meso4"].exec_properties["custom_config"]
     assert '"epochs": 2' in nodes["Trainer.resnext_lstm"].exec_properties["custom_config"]
 
@@ -110,7 +126,7 @@ def test_every_model_is_evaluated_against_its_own_baseline_and_pushed_under_its_
         assert pusher.inputs["model_blessing"].producer_component_id == evaluator.id
         assert f"/serving/{name}" in str(pusher.exec_properties["push_destination"])
         assert '"test"' in evaluator.exec_properties["example_splits"]
-    assert nodes["Evaluator.resnext_lstm"].inputs["examples"].output_key == "clip_examples"
+    assert _read_outputs(pipeline, "Evaluator.resnext_lstm") == {("VideoExampleGen", "clip_examples")}
 
 
 def test_without_a_serving_directory_nothing_is_pushed():
@@ -185,3 +201,37 @@ def test_the_code_version_reaches_the_ingest_and_trainer_properties_and_no_train
         assert TrainingConfig.from_custom_config(custom_config).backbone == "meso4"
     unversioned = {node.id: node for node in _pipeline(backbones=["meso4"]).components}
     assert "code_version" not in json.loads(unversioned["Trainer.meso4"].exec_properties["custom_config"])
+
+
+def test_training_and_evaluation_read_the_newest_spans_through_tfxs_rolling_range():
+    pipeline = _pipeline(backbones=["meso4"], train_spans=3)
+    nodes = {node.id: node for node in pipeline.components}
+    window = nodes["Trainer.meso4"].inputs["examples"]
+    assert "LatestSpan" in repr(window) and "n=3" in repr(window)
+    assert _read_outputs(pipeline, "Trainer.meso4") == {("VideoExampleGen", "examples")}
+    assert _read_outputs(pipeline, "Evaluator.meso4") == {("VideoExampleGen", "examples")}
+
+
+def test_without_a_window_training_reads_the_span_this_run_ingested():
+    nodes = {node.id: node for node in _pipeline(backbones=["meso4"], train_spans=None).components}
+    examples = nodes["Trainer.meso4"].inputs["examples"]
+    assert (examples.producer_component_id, examples.output_key) == ("VideoExampleGen", "examples")
+
+
+def test_drift_compares_the_newest_span_with_the_previous_one_before_the_gate():
+    from pipeline.runners import flags
+
+    pipeline = _pipeline(backbones=["meso4"], drift_config=flags.drift_config())
+    nodes = {node.id: node for node in pipeline.components}
+    validator, baseline, gate = nodes["DistributionValidator"], nodes["BaselineStatisticsGen"], nodes["AnomalyGate"]
+    assert validator.inputs["statistics"].producer_component_id == "StatisticsGen"
+    assert validator.inputs["baseline_statistics"].producer_component_id == "BaselineStatisticsGen"
+    assert "Slice(" in repr(baseline.inputs["examples"])
+    assert _read_outputs(pipeline, "BaselineStatisticsGen") == {("VideoExampleGen", "examples")}
+    assert gate.inputs["drift"].producer_component_id == "DistributionValidator"
+    assert gate.exec_properties["on_drift"] == "warn"
+
+
+def test_a_window_of_no_span_is_refused():
+    with pytest.raises(ValueError, match="train_spans=0"):
+        _pipeline(backbones=["meso4"], train_spans=0)

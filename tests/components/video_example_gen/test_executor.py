@@ -7,6 +7,7 @@ import pytest
 from tfx.components.util import examples_utils
 from tfx.types import artifact_utils, standard_artifacts
 
+from components.video_example_gen import spans
 from components.video_example_gen.component import IngestReport
 from components.video_example_gen.executor import Executor
 from deepfake_detection import contract
@@ -20,6 +21,9 @@ def test_do_writes_examples_clips_and_report(sample_dataset, tmp_path):
     report = make_artifact(IngestReport, str(tmp_path / "report"))
     exec_properties = {
         "input_base": sample_dataset,
+        "input_config": spans.input_config_json(""),
+        "span": 0,
+        "version": 0,
         "layout": "auto",
         "ingest_config": IngestConfig(frames_per_video=4, image_size=64, clip_length=2).to_json(),
     }
@@ -42,6 +46,13 @@ def test_do_refuses_an_empty_dataset(tmp_path):
         "clip_examples": [make_artifact(standard_artifacts.Examples, str(tmp_path / "c"))],
         "ingest_report": [make_artifact(IngestReport, str(tmp_path / "r"))],
     }
-    properties = {"input_base": str(tmp_path / "data"), "layout": "auto", "ingest_config": IngestConfig().to_json()}
+    properties = {
+        "input_base": str(tmp_path / "data"),
+        "input_config": spans.input_config_json(""),
+        "span": 0,
+        "version": 0,
+        "layout": "auto",
+        "ingest_config": IngestConfig().to_json(),
+    }
     with pytest.raises(ValueError, match="No input files"):
         Executor().Do({}, outputs, properties)

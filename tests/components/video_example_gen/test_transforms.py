@@ -32,6 +32,15 @@ FACE_FEATURES = {
     "face_size_bucket",
     "track_id",
     "face_landmarks",
+    "span",
+    "brightness",
+    "contrast",
+    "sharpness",
+    "blockiness",
+    "frame_width",
+    "frame_height",
+    "frame_rate",
+    "codec",
 }
 SMALL = {"frames_per_video": 6, "image_size": 64, "clip_length": 3}
 

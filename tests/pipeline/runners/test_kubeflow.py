@@ -52,11 +52,21 @@ def test_compile_writes_a_pipeline_spec_with_every_component_and_runtime_paramet
         if value.component_input_parameter
     }
     assert bound[("VideoExampleGen", "input_base")] == "data_root"
+    assert bound[("VideoExampleGen", "input_config")] == "input_config"
     assert bound[("Trainer.meso4", "epochs")] == "epochs" and bound[("Tuner.meso4", "tuner_trials")] == "tuner_trials"
     assert bound[("Evaluator.ensemble", "min_auc")] == "min_auc"
     assert bound[("Evaluator.meso4", "max_auc_drop")] == "max_auc_drop"
     executors = json.dumps(compiled["deploymentSpec"])
     assert "registry.example/deepfake-pipeline:1.2" in executors
+
+
+def test_the_ingest_resolves_the_newest_span_with_tfxs_driver_before_the_cache_check(compiled):
+    assert compiled["root"]["inputDefinitions"]["parameters"]["input_config"]["type"] == "STRING"
+    label = compiled["components"][compiled["root"]["dag"]["tasks"]["VideoExampleGen"]["componentRef"]["name"]]
+    container = compiled["deploymentSpec"]["executors"][label["executorLabel"]]["container"]
+    hook = container["lifecycle"]["preCacheCheck"]
+    assert hook["command"][-1] == "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"
+    assert "components.video_example_gen.executor.Executor" in container["args"]
 
 
 def _task_resources(compiled):
@@ -195,7 +205,9 @@ def test_schedule_creates_a_recurring_run_with_cron_pipeline_and_parameters(kfp_
             "--param",
             "min_auc=0.8",
             "--param",
-            "data_root=gs://bucket/videos/2026-11",
+            "data_root=gs://bucket/videos",
+            "--param",
+            "span_pattern={YYYY}-{MM}-{DD}",
             "--backbones",
             BACKBONES,
             *COMPILE_FLAGS,
@@ -210,11 +222,9 @@ def test_schedule_creates_a_recurring_run_with_cron_pipeline_and_parameters(kfp_
         or recurring["max_concurrency"] == 1
     )
     assert recurring["mode"] == "ENABLE" and recurring["no_catchup"] is True
-    assert recurring["runtime_config"]["parameters"] == {
-        "epochs": 30,
-        "min_auc": 0.8,
-        "data_root": "gs://bucket/videos/2026-11",
-    }
+    parameters = recurring["runtime_config"]["parameters"]
+    assert json.loads(parameters.pop("input_config"))["splits"] == [{"name": "videos", "pattern": "{YYYY}-{MM}-{DD}"}]
+    assert parameters == {"epochs": 30, "min_auc": 0.8, "data_root": "gs://bucket/videos"}
     spec = json_format.ParseDict(recurring["pipeline_spec"], pipeline_spec_pb2.PipelineSpec())
     assert EXPECTED_TASKS - {"Tuner.mesoinception4", "Trainer.mesoinception4"} <= set(spec.root.dag.tasks)
     assert all(auth == "Bearer token-from-env" for *_, auth in calls)
