@@ -240,10 +240,13 @@ class History:
                 raise
         return int(found)
 
-    def ping(self) -> None:
-        """Raises `HistoryUnavailableError` unless the database answers."""
-        with self._using(), self._engine.connect() as connection:
-            connection.execute(sa.select(sa.func.count()).select_from(JOBS).where(sa.false()))
+    def reconnect(self) -> None:
+        """Drops the pooled connections and brings the database to the code's schema again: raises
+        `HistoryUnavailableError` unless it answers. A SQLite file deleted under the service comes back empty
+        (its connections went on reading the deleted file and refused every write)."""
+        with self._using():
+            self._engine.dispose()
+            migrate(self._engine)
 
     def page(self, limit: int, offset: int, owner: Optional[str] = None) -> Tuple[List[dict], int]:
         """The newest checks first: (rows, total count); only `owner`'s checks when given, else everyone's."""

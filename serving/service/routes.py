@@ -171,10 +171,12 @@ def add_status_routes(app: FastAPI, service: DetectionService) -> None:
         full_for_s = service.admission.full_for_s()
         if full_for_s >= settings.unready_after_s:
             reason = f"every queue place has been taken for {full_for_s:.0f} s: the service admits nothing"
-            return JSONResponse({"ready": False, "reason": reason}, status_code=503)
+            headers = {"Retry-After": str(service.admission.retry_after_s())}
+            return JSONResponse({"ready": False, "reason": reason}, status_code=503, headers=headers)
         ready, reason = await run_in_threadpool(service.client.ready)
         if not ready:
-            return JSONResponse({"ready": False, "reason": reason}, status_code=503)
+            headers = {"Retry-After": str(service.client.retry_after_s())}
+            return JSONResponse({"ready": False, "reason": reason}, status_code=503, headers=headers)
         return JSONResponse({"ready": True, "model_name": settings.model_name})
 
     @app.get("/metrics")

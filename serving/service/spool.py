@@ -4,7 +4,8 @@ disk, beside the service, and are written once the database is back, exactly onc
 `Recorder.record` writes a check under a fresh record id; when the database is
 unavailable the check's row goes to the `Spool` (one JSON file per check) and
 the service reports its history as degraded (`/healthz`, metrics) while
-verdicts go on. A thread then retries every `retry_s`: it writes the spooled
+verdicts go on. A thread then retries every `retry_s`: it reconnects (a SQLite
+file deleted under the service is made again, empty), writes the spooled
 rows, oldest first, deleting each file only once its row is in the database,
 and stops when the spool is empty and the database answers. A row written
 whose file could not be deleted (the service killed between the two) is
@@ -153,7 +154,7 @@ class Recorder:
     def _retry_until_written(self) -> None:
         while not self._stopped.wait(self.retry_s):
             try:
-                self.history.ping()
+                self.history.reconnect()
                 replayed = self.spool.replay(self.history.write_record)
             except HistoryUnavailableError:
                 continue

@@ -150,6 +150,21 @@ def test_a_spool_replayed_again_after_a_crash_writes_each_check_once(database_ur
     store.close()
 
 
+def test_a_deleted_sqlite_history_is_made_again_with_the_checks_since(tmp_path):
+    url = f"sqlite:///{tmp_path}/history.sqlite"
+    store = history.History(url)
+    recorder = Recorder(store, Spool(str(tmp_path / "spool"), 1 << 20), retry_s=0.1)
+    assert recorder.record(check("before.mp4"))
+    (tmp_path / "history.sqlite").unlink()
+    assert not recorder.record(check("after.mp4")), "the write fails: the check is spooled"
+    assert wait_for(lambda: not recorder.degraded)
+    items, total = store.page(10, 0)
+    assert total == 1 and items[0]["file_name"] == "after.mp4"
+    assert recorder.record(check("later.mp4"))
+    recorder.close()
+    store.close()
+
+
 def test_a_full_spool_drops_and_counts_what_does_not_fit(tmp_path):
     spool = Spool(str(tmp_path / "spool"), 600)
     row = check_row(check("clip.mp4"), "a" * 32)
