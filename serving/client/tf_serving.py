@@ -12,6 +12,7 @@ the other; `explain` sends them to the `explain` signature for a map per face.
 import base64
 import dataclasses
 import json
+import threading
 import urllib.error
 import urllib.request
 from typing import Any, Optional, Sequence
@@ -126,16 +127,45 @@ class RestClient:
         return self._call(f"{self._model_url()}/metadata")
 
 
-class GrpcClient:
-    """TF Serving's gRPC API, through stubs whose messages need no TensorFlow (serving.protocol.tf_serving_api)."""
+# gRPC codes that mean the model server did not answer at all (down, frozen, unreachable), as opposed to
+# answering with a refusal: what opens the service's circuit (`serving.service.served_model.ModelServerCircuit`).
+UNREACHABLE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+# The channel's reconnect back-off, bounded: gRPC's defaults (1 s growing to 120 s) left a service answering 503
+# for 17-28 s after the model server was AVAILABLE again; from 0.1 s to 1 s it reconnects within a second.
+RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
 
-    def __init__(self, address: str, target: ModelTarget, timeout_s: float = 60.0):
-        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024), ("grpc.max_send_message_length", 2**31 - 1)]
-        self._channel = grpc.insecure_channel(address, options=options)
-        self._predictions = apis.PredictionServiceStub(self._channel)
-        self._models = apis.ModelServiceStub(self._channel)
+
+class GrpcClient:
+    """TF Serving's gRPC API, through stubs whose messages need no TensorFlow (serving.protocol.tf_serving_api).
+
+    A call's deadline is `timeout_s` plus `per_image_s` for each image it sends, so that it follows the batch's
+    expected time. Calls wait for the channel to be ready within that deadline (`wait_for_ready`), so a call made
+    while the channel reconnects to a model server that is back succeeds instead of failing at once; a call that
+    finds the model server unreachable replaces the channel, so the next one connects afresh.
+    """
+
+    def __init__(self, address: str, target: ModelTarget, timeout_s: float = 60.0, per_image_s: float = 0.0):
+        self._address = address
+        self._channel_lock = threading.Lock()
+        self._open_channel()
         self.target = target
         self._timeout_s = timeout_s
+        self._per_image_s = per_image_s
+
+    def _open_channel(self) -> None:
+        options = [
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 2**31 - 1),
+            *RECONNECT_OPTIONS,
+        ]
+        with self._channel_lock:
+            self._channel = grpc.insecure_channel(self._address, options=options)
+            self._predictions = apis.PredictionServiceStub(self._channel)
+            self._models = apis.ModelServiceStub(self._channel)
 
     def _spec(self, signature_name: str = "") -> apis.ModelSpec:
         spec = apis.ModelSpec(name=self.target.name, signature_name=signature_name)
@@ -145,16 +175,22 @@ class GrpcClient:
             spec.version_label = self.target.label
         return spec
 
-    def _call(self, method: Any, request: Any) -> Any:
+    def _call(self, method_name: str, request: Any, images: int = 0, timeout_s: Optional[float] = None) -> Any:
+        """Calls a stub's method by name on the current channel, within the deadline of `images` images."""
+        stub = self._models if method_name == "GetModelStatus" else self._predictions
+        deadline = timeout_s if timeout_s is not None else self._timeout_s + self._per_image_s * images
         try:
-            return method(request, timeout=self._timeout_s)
+            return getattr(stub, method_name)(request, timeout=deadline, wait_for_ready=True)
         except grpc.RpcError as e:
-            raise ServingError(e.code().name, e.details()) from e
+            code = e.code().name
+            if code in UNREACHABLE_CODES:
+                self._open_channel()  # the old channel closes once its in-flight calls let go of it
+            raise ServingError(code, e.details()) from e
 
     def _run(self, signature_name: str, images: Sequence[bytes]) -> Prediction:
         request = apis.PredictRequest(model_spec=self._spec(signature_name))
         tensor_protos.write_strings(request.inputs[self.target.input_name], list(images))
-        response = self._call(self._predictions.Predict, request)
+        response = self._call("Predict", request, len(images))
         probabilities = tensor_protos.to_array(response.outputs[contract.OUTPUT_KEY]).astype(np.float32)
         point, heatmaps = None, None
         if POINT_KEY in response.outputs:
@@ -170,13 +206,14 @@ class GrpcClient:
         """`predict` through the `explain` signature: with a map per face."""
         return self._run(contract.EXPLAIN_SIGNATURE, images)
 
-    def status(self) -> apis.GetModelStatusResponse:
+    def status(self, timeout_s: Optional[float] = None) -> apis.GetModelStatusResponse:
+        """The model's versions and their states; within `timeout_s` when given (a readiness probe's)."""
         request = apis.GetModelStatusRequest(model_spec=self._spec())
-        return self._call(self._models.GetModelStatus, request)
+        return self._call("GetModelStatus", request, timeout_s=timeout_s)
 
     def metadata(self) -> apis.GetModelMetadataResponse:
         request = apis.GetModelMetadataRequest(model_spec=self._spec(), metadata_field=["signature_def"])
-        return self._call(self._predictions.GetModelMetadata, request)
+        return self._call("GetModelMetadata", request)
 
     def close(self) -> None:
         self._channel.close()

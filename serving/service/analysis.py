@@ -2,6 +2,7 @@
 server; and the service object the routes share (analyser, decoder, history, metrics, admission, keys)."""
 
 import hashlib
+import logging
 import os
 import time
 from typing import Any, Callable, List, Optional, Tuple
@@ -10,11 +11,12 @@ import cv2
 import numpy as np
 
 from deepfake_detection.evaluation import model_card
-from serving.client.tf_serving import GrpcClient, ModelTarget, ServingError
+from serving.client.tf_serving import UNREACHABLE_CODES, GrpcClient, ModelTarget, ServingError
 from serving.protocol.tf_serving_api import ModelVersionStatus
 from serving.service.admission import Admission, BodyBudget
 from serving.service.auth import KeyStore
 from serving.service.history import Check, History
+from serving.service.jobs import JobRunner, combined_status
 from serving.service.media import (
     KIND_IMAGE,
     IsolatedDecoder,
@@ -24,7 +26,9 @@ from serving.service.media import (
     public_message,
 )
 from serving.service.metrics import Metrics
+from serving.service.served_model import UNAVAILABLE_MESSAGE, ModelServerCircuit
 from serving.service.settings import ServiceSettings
+from serving.service.spool import Recorder, Spool, spool_folder
 from serving.service.uploads import (
     CLIENT_GONE,
     Upload,
@@ -36,18 +40,31 @@ PROBE_FACE = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))[1].tobyte
 
 
 class DetectionService:
-    """Everything the routes share: the analyzer, the decoder, the history, metrics and background jobs."""
+    """Everything the routes share: the analyzer, the decoder, the history, metrics and background jobs.
+
+    The model server is called through a circuit breaker (`ModelServerCircuit`), with a deadline that follows
+    each batch's size; checks go to the history, or to the spool while it is unavailable (`Recorder`); jobs run
+    under a lease in the history (`JobRunner`). docs/faults.md says what each fault does.
+    """
 
     def __init__(self, settings: ServiceSettings, model: Any = None, decoder: Optional[IsolatedDecoder] = None):
         self.settings = settings
-        self.client = model or GrpcClient(
-            settings.model_server, ModelTarget(settings.model_name, label=settings.model_label)
+        target = ModelTarget(settings.model_name, label=settings.model_label)
+        self.client = ModelServerCircuit(
+            model
+            or GrpcClient(settings.model_server, target, settings.model_timeout_s, settings.model_timeout_per_image_s),
+            settings.model_probe_interval_s,
         )
         self.analyzer = VideoAnalyzer(
             self.client, settings.ingest_config(), settings.rule, settings.operating_point(), settings.batch_size
         )
         self.decoder = decoder or IsolatedDecoder(settings.decode_timeout_s)
         self.history = History(settings.history_url, settings.history_pool_size)
+        self.recorder = Recorder(
+            self.history,
+            Spool(spool_folder(settings.history_spool_dir, settings.history_url), settings.history_spool_max_bytes),
+            settings.history_retry_s,
+        )
         self.metrics = Metrics()
         self.admission = Admission(
             settings.max_in_flight,
@@ -58,6 +75,14 @@ class DetectionService:
         self.bodies = BodyBudget(self.admission.capacity * settings.max_body_bytes)
         self.keys = KeyStore(self.history.engine) if settings.auth == "keys" else None
         self.metrics.watch(self.admission)
+        self.metrics.watch_faults(self.recorder, self.client)
+        self.jobs = JobRunner(self, settings.job_lease_s)
+
+    def close(self) -> None:
+        """Stops the background threads (job leases, history replay) and the decoder."""
+        self.jobs.close()
+        self.recorder.close()
+        self.decoder.close()
 
     def model_info(self) -> dict:
         """The served model: its versions' states, the operating point of the version that answers now (from a
@@ -101,16 +126,16 @@ class DetectionService:
         explain: bool = False,
     ) -> Tuple[int, dict]:
         """(HTTP status, answer) for one file; every outcome is counted, and recorded in the history as
-        `principal`'s check unless `abandoned()` says that nobody is left to receive it."""
-        status, answer = analyse_upload(
-            self.analyzer,
-            self.decoder,
-            self.settings.model_name,
-            upload,
-            thumbnails,
-            progress,
-            explain,
-        )
+        `principal`'s check unless `abandoned()` says that nobody is left to receive it. The answer's `recorded`
+        says whether the check is in the history now (False: spooled until the database is back)."""
+        if self.client.is_open:  # refused at once, before decoding: the model server does not answer
+            status, answer = model_server_failure(
+                upload_facts(upload), "unknown", ServingError("UNAVAILABLE", UNAVAILABLE_MESSAGE)
+            )
+        else:
+            status, answer = analyse_upload(
+                self.analyzer, self.decoder, self.settings.model_name, upload, thumbnails, progress, explain
+            )
         if abandoned():
             self.metrics.errors.labels("client_gone").inc()
             return CLIENT_GONE, answer
@@ -118,7 +143,7 @@ class DetectionService:
             self.metrics.verdicts.labels(answer["verdict"]).inc()
         else:
             self.metrics.errors.labels(answer["error"]["kind"]).inc()
-        self.history.record(
+        answer["recorded"] = self.recorder.record(
             Check(
                 file_name=upload.file_name,
                 media_type=answer["media_type"],
@@ -175,11 +200,7 @@ def analyse_upload(
     An image's declared resolution is checked from its header, before it is decoded. With `explain`, each
     face carries its crop box and the map of where it looks manipulated (`VideoAnalyzer.analyse_frames`).
     """
-    base = {
-        "file_name": upload.file_name,
-        "size_bytes": len(upload.data),
-        "sha256": hashlib.sha256(upload.data).hexdigest(),
-    }
+    base = upload_facts(upload)
     media_type = "unknown"
     try:
         kind, media_format = classify(upload.data)
@@ -195,15 +216,32 @@ def analyse_upload(
         error = {"kind": e.kind, "message": public_message(e.message), **({"limit": e.limit} if e.limit else {})}
         return e.status, {**base, "media_type": media_type, "status": e.status, "error": error}
     except ServingError as e:
-        error = {"kind": "model_server", "message": public_message(f"the model server failed: {e}")}
-        return 503, {**base, "media_type": media_type, "status": 503, "error": error}
+        logging.warning("The model server failed on %s: %s", upload.file_name, e)
+        return model_server_failure(base, media_type, e)
     answer = {**base, "media_type": media_type, "model_name": model_name, **verdict.to_dict()}
     answer.update(width=decoded.width, height=decoded.height)
     return 200, answer
 
 
-def combined_status(statuses: List[int]) -> int:
-    """One file: its own status. Several: 200 when all succeeded, their shared code when all failed alike, else 207."""
-    if len(set(statuses)) == 1:
-        return statuses[0]
-    return 207
+def upload_facts(upload: Upload) -> dict:
+    """What every answer about a file says of it: its name, size and SHA-256."""
+    return {
+        "file_name": upload.file_name,
+        "size_bytes": len(upload.data),
+        "sha256": hashlib.sha256(upload.data).hexdigest(),
+    }
+
+
+def model_server_failure(base: dict, media_type: str, error: ServingError) -> Tuple[int, dict]:
+    """(503, answer) for a file the model server failed: the cause for the user, the details (addresses,
+    gRPC's own text) for the log only."""
+    logging.warning("The model server failed on %s: %s", base["file_name"], error)
+    error_body = {"kind": "model_server", "message": model_server_message(error)}
+    return 503, {**base, "media_type": media_type, "status": 503, "error": error_body}
+
+
+def model_server_message(error: ServingError) -> str:
+    """What a user reads of a model server's failure: the cause and its gRPC code, never an address or detail."""
+    if error.status in UNREACHABLE_CODES:
+        return UNAVAILABLE_MESSAGE
+    return f"the model server refused the request ({error.status})"

@@ -138,5 +138,5 @@ def serve(args: argparse.Namespace) -> int:
     try:
         uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, "info")).run()
     finally:
-        service.decoder.close()
+        service.close()
     return 0

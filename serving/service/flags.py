@@ -61,6 +61,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--history-pool-size", type=int, default=defaults.history_pool_size, help="database connections kept open"
     )
+    parser.add_argument(
+        "--history-spool-dir",
+        help="where checks wait while the history database is unavailable "
+        "(default: beside a SQLite history, else outputs/history_spool)",
+    )
+    parser.add_argument(
+        "--history-spool-max-bytes",
+        type=int,
+        default=defaults.history_spool_max_bytes,
+        help="the spool's bound; past it checks are dropped (and counted)",
+    )
+    parser.add_argument(
+        "--job-lease-s",
+        type=float,
+        default=defaults.job_lease_s,
+        help="a job whose replica has not renewed it for this long is taken over by another",
+    )
+    parser.add_argument(
+        "--model-timeout-s",
+        type=float,
+        default=defaults.model_timeout_s,
+        help="a model-server call's deadline, plus --model-timeout-per-image-s per face in its batch",
+    )
+    parser.add_argument("--model-timeout-per-image-s", type=float, default=defaults.model_timeout_per_image_s)
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
     parser.add_argument("--max-files", type=int, default=defaults.max_files)
     parser.add_argument("--max-duration-s", type=float, default=defaults.max_duration_s)

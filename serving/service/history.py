@@ -5,15 +5,25 @@ SQLite in a local file is the default for one process; PostgreSQL (psycopg 3)
 is what several replicas share. The schema is Alembic's revisions in
 `serving/service/migrations`, applied at start under a lock (`migrate`), or ahead of a
 roll-out with `deepfake-pipeline history upgrade --url URL`.
+
+A database that cannot be reached raises `HistoryUnavailableError` (its details go
+to the log, never to users). Each check carries a unique `record_id`, so a
+check written again (from the spool, `serving.service.spool`) is never
+duplicated. Each active job has an owner (a replica) and a lease its owner
+renews; a job whose lease ran out is claimed by another replica
+(`claim_job`), see `serving.service.jobs`.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
+import logging
 import os
 import pathlib
-from typing import List, Mapping, Optional, Tuple
+import uuid
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Tuple
 
 import sqlalchemy as sa
 from alembic import command
@@ -37,6 +47,8 @@ CHECKS = sa.Table(
     sa.Column("error", sa.String(1024), nullable=True),
     # The name of the API key's principal that asked for the check; NULL when the service runs without keys.
     sa.Column("principal", sa.String(64), nullable=True, index=True),
+    # Unique per check, chosen before the first write: a check spooled and written again is never duplicated.
+    sa.Column("record_id", sa.String(32), nullable=True, unique=True, index=True),
 )
 
 
@@ -48,6 +60,9 @@ JOBS = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("document", sa.Text, nullable=False),
     sa.Column("principal", sa.String(64), nullable=True),
+    # The replica running the job, and until when its lease holds: past it, another replica takes the job over.
+    sa.Column("owner", sa.String(64), nullable=True),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True, index=True),
 )
 # API keys (serving.service.auth): a lookup id, the salted HMAC of the secret, never the secret itself.
 API_KEYS = sa.Table(
@@ -63,6 +78,17 @@ API_KEYS = sa.Table(
 )
 # Finished or abandoned jobs are forgotten after this long.
 JOBS_KEPT = datetime.timedelta(days=1)
+# The states of a job that some replica must be running.
+ACTIVE_JOB_STATES = ("queued", "running")
+# Errors that mean the database cannot be used now (down, unreachable, its file gone), not a wrong query.
+UNAVAILABLE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+class HistoryUnavailableError(RuntimeError):
+    """The history database cannot be reached; the message is for users, the cause (chained) for the log."""
+
+    def __init__(self) -> None:
+        super().__init__("the history database is unavailable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +131,15 @@ def create_engine(url: str, pool_size: int = 5) -> sa.Engine:
     url = engine_url(url)
     if url.startswith("sqlite"):
         return sa.create_engine(url, connect_args={"check_same_thread": False})
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_timeout=5,
+        connect_args={"connect_timeout": 5},  # a database that does not answer fails a write in seconds, not minutes
+    )
 
 
 def _alembic_config(connection: sa.Connection) -> Config:
@@ -139,47 +173,121 @@ def current_revision(engine: sa.Engine) -> Optional[str]:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def check_row(check: Check, record_id: str) -> dict:
+    """The row of `check` as JSON-ready values (the spool stores them as they are): stamped now, cut to fit."""
+    values = dataclasses.asdict(check)
+    values.update(
+        record_id=record_id,
+        checked_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        file_name=values["file_name"][:512],
+        error=values["error"][:1024] if values["error"] else None,
+    )
+    return values
+
+
+def _orphaned(now: datetime.datetime) -> Any:
+    """The active jobs whose lease ended before `now` (jobs from before leases: not updated for a day)."""
+    expired = sa.or_(
+        JOBS.c.lease_until < now, sa.and_(JOBS.c.lease_until.is_(None), JOBS.c.updated_at < now - JOBS_KEPT)
+    )
+    return sa.and_(JOBS.c.state.in_(ACTIVE_JOB_STATES), expired)
+
+
 def _utc(moment: datetime.datetime) -> datetime.datetime:
     """`moment` with its time zone: SQLite gives back the UTC times `record` wrote without one."""
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 class History:
     def __init__(self, url: str, pool_size: int = 5):
         self._engine = create_engine(url, pool_size)
         migrate(self._engine)
+        # Called with the error whenever the database cannot be used (the service reports it as degraded).
+        self.on_unavailable: Callable[[Exception], None] = lambda error: None
 
-    def record(self, check: Check) -> int:
-        values = dataclasses.asdict(check)
-        values["checked_at"] = datetime.datetime.now(datetime.timezone.utc)
-        values["file_name"] = values["file_name"][:512]
-        values["error"] = values["error"][:1024] if values["error"] else None
-        with self._engine.begin() as connection:
-            return int(connection.execute(CHECKS.insert().values(**values)).inserted_primary_key[0])
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[None]:
+        """Turns the errors of an unreachable database into `HistoryUnavailableError`, logging their details."""
+        try:
+            yield
+        except UNAVAILABLE_ERRORS as e:
+            logging.warning("The history database is unavailable: %s", e)
+            self.on_unavailable(e)
+            raise HistoryUnavailableError() from e
+
+    def record(self, check: Check, record_id: Optional[str] = None) -> int:
+        """Writes `check` under `record_id` (a new one when None), once; returns its row's id."""
+        return self.write_record(check_row(check, record_id or uuid.uuid4().hex))
+
+    def write_record(self, row: Mapping[str, Any]) -> int:
+        """Writes a row made by `check_row` (perhaps read back from the spool) unless its record id is there
+        already; returns the id of the row that holds it."""
+        values = {**row, "checked_at": datetime.datetime.fromisoformat(row["checked_at"])}
+        held = sa.select(CHECKS.c.id).where(CHECKS.c.record_id == values["record_id"])
+        try:
+            with self._using(), self._engine.begin() as connection:
+                found = connection.execute(held).scalar()
+                if found is None:
+                    found = connection.execute(CHECKS.insert().values(**values)).inserted_primary_key[0]
+        except sa.exc.IntegrityError:  # the same record, written meanwhile by another writer?
+            with self._using(), self._engine.connect() as connection:
+                found = connection.execute(held).scalar()
+            if found is None:
+                raise
+        return int(found)
+
+    def reconnect(self) -> None:
+        """Drops the pooled connections and brings the database to the code's schema again: raises
+        `HistoryUnavailableError` unless it answers. A SQLite file deleted under the service comes back empty
+        (its connections went on reading the deleted file and refused every write)."""
+        with self._using():
+            self._engine.dispose()
+            migrate(self._engine)
 
     def page(self, limit: int, offset: int, owner: Optional[str] = None) -> Tuple[List[dict], int]:
         """The newest checks first: (rows, total count); only `owner`'s checks when given, else everyone's."""
         where = CHECKS.c.principal == owner if owner is not None else sa.true()
-        with self._engine.connect() as connection:
+        with self._using(), self._engine.connect() as connection:
             total = connection.execute(sa.select(sa.func.count()).select_from(CHECKS).where(where)).scalar_one()
             rows = connection.execute(
-                sa.select(CHECKS).where(where).order_by(CHECKS.c.id.desc()).limit(limit).offset(offset)
+                sa.select(*(c for c in CHECKS.c if c.name != "record_id"))
+                .where(where)
+                .order_by(CHECKS.c.id.desc())
+                .limit(limit)
+                .offset(offset)
             ).mappings()
             items = [{**row, "checked_at": _utc(row["checked_at"]).isoformat()} for row in rows]
         return items, int(total)
 
-    def save_job(self, job: Mapping, principal: Optional[str] = None) -> None:
-        """Writes a job's whole state (its JSON document); a new job also forgets jobs older than `JOBS_KEPT`.
+    def save_job(
+        self, job: Mapping, principal: Optional[str] = None, owner: Optional[str] = None, lease_s: float = 30.0
+    ) -> bool:
+        """Writes a job's whole state (its JSON document) and renews `owner`'s lease for `lease_s`; a new job is
+        created (`principal` owns it, and older jobs than `JOBS_KEPT` are forgotten).
 
-        `principal` owns a new job; updates keep the owner it was created with.
+        False when the job is another replica's now (it took the job over once this one's lease ran out): the
+        caller must stop running it.
         """
-        now = datetime.datetime.now(datetime.timezone.utc)
-        values = {"state": job["state"], "document": json.dumps(job), "updated_at": now}
-        with self._engine.begin() as connection:
-            updated = connection.execute(JOBS.update().where(JOBS.c.job_id == job["job_id"]).values(**values))
-            if updated.rowcount == 0:
-                connection.execute(JOBS.delete().where(JOBS.c.updated_at < now - JOBS_KEPT))
-                connection.execute(JOBS.insert().values(job_id=job["job_id"], principal=principal, **values))
+        now = _utcnow()
+        values = {
+            "state": job["state"],
+            "document": json.dumps(job),
+            "updated_at": now,
+            "lease_until": now + datetime.timedelta(seconds=lease_s),
+        }
+        with self._using(), self._engine.begin() as connection:
+            mine = sa.and_(JOBS.c.job_id == job["job_id"], JOBS.c.owner == owner)
+            if connection.execute(JOBS.update().where(mine).values(**values)).rowcount:
+                return True
+            if connection.execute(sa.select(JOBS.c.job_id).where(JOBS.c.job_id == job["job_id"])).first():
+                return False
+            connection.execute(JOBS.delete().where(JOBS.c.updated_at < now - JOBS_KEPT))
+            connection.execute(JOBS.insert().values(job_id=job["job_id"], principal=principal, owner=owner, **values))
+            return True
 
     def job(self, job_id: str, owner: Optional[str] = None) -> Optional[dict]:
         """A job's document; None when there is none, or when `owner` is given and the job is not theirs, so that
@@ -187,9 +295,27 @@ class History:
         query = sa.select(JOBS.c.document).where(JOBS.c.job_id == job_id)
         if owner is not None:
             query = query.where(JOBS.c.principal == owner)
-        with self._engine.connect() as connection:
+        with self._using(), self._engine.connect() as connection:
             document = connection.execute(query).scalar()
         return json.loads(document) if document is not None else None
+
+    def orphaned_jobs(self) -> List[str]:
+        """The active jobs whose owner's lease has run out (the owner died, or lost the database for longer)."""
+        with self._using(), self._engine.connect() as connection:
+            return list(connection.execute(sa.select(JOBS.c.job_id).where(_orphaned(_utcnow()))).scalars())
+
+    def claim_job(self, job_id: str, owner: str, lease_s: float) -> Optional[Tuple[dict, Optional[str]]]:
+        """Takes an orphaned job over for `owner`, atomically (one claimant wins): its (document, principal), or
+        None when it is no longer orphaned."""
+        now = _utcnow()
+        lease = {"owner": owner, "lease_until": now + datetime.timedelta(seconds=lease_s), "updated_at": now}
+        with self._using(), self._engine.begin() as connection:
+            claimed = connection.execute(JOBS.update().where(JOBS.c.job_id == job_id, _orphaned(now)).values(**lease))
+            if not claimed.rowcount:
+                return None
+            row = connection.execute(sa.select(JOBS.c.document, JOBS.c.principal).where(JOBS.c.job_id == job_id))
+            document, principal = row.one()
+        return json.loads(document), principal
 
     @property
     def engine(self) -> sa.Engine:

@@ -2,11 +2,15 @@
 admission queue read when scraped. Labels are bounded: a route's template, never a raw path."""
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Tuple
 
 import prometheus_client
 
 from serving.service.admission import Admission
+
+if TYPE_CHECKING:
+    from serving.service.served_model import ModelServerCircuit
+    from serving.service.spool import Recorder
 
 # The metrics label of every path no route matches: one label, however many distinct paths clients try.
 UNMATCHED_ROUTE = "unmatched"
@@ -31,14 +35,40 @@ class Metrics:
         self.errors = prometheus_client.Counter(
             "detection_errors", "Files refused or failed, by kind", ["kind"], registry=self.registry
         )
+        self.jobs_taken_over = prometheus_client.Counter(
+            "detection_jobs_taken_over",
+            "Jobs whose replica died, taken over here: resumed, or failed (their files gone)",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def watch(self, admission: Admission) -> None:
         """Queue depth, analyses in flight and refusals, read from the admission control when scraped."""
-        for name, text, read in (
+        self._read_when_scraped(
             ("detection_queue_depth", "Admitted requests waiting for a slot", lambda: admission.queued),
             ("detection_in_flight", "Requests being analysed", lambda: admission.in_flight),
             ("detection_rejected", "Requests refused with 503 because the queue was full", lambda: admission.rejected),
-        ):
+        )
+
+    def watch_faults(self, recorder: "Recorder", circuit: "ModelServerCircuit") -> None:
+        """The history's state and spool, and the model server's circuit, read when scraped."""
+        self._read_when_scraped(
+            (
+                "detection_history_up",
+                "1 while the history database takes checks, 0 while they are spooled",
+                lambda: 0 if recorder.degraded else 1,
+            ),
+            ("detection_history_spooled", "Checks waiting in the spool for the database", lambda: len(recorder.spool)),
+            ("detection_history_dropped", "Checks dropped because the spool was full", lambda: recorder.dropped),
+            (
+                "detection_model_server_circuit_open",
+                "1 while uploads are refused: the model server does not answer",
+                lambda: 1 if circuit.is_open else 0,
+            ),
+        )
+
+    def _read_when_scraped(self, *gauges: Tuple[str, str, Callable[[], float]]) -> None:
+        for name, text, read in gauges:
             prometheus_client.Gauge(name, text, registry=self.registry).set_function(read)
 
 

@@ -2,6 +2,7 @@
 readiness, metrics and the page)."""
 
 import asyncio
+import logging
 import os
 import threading
 from typing import List, Optional, Tuple
@@ -13,11 +14,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from serving.client.tf_serving import ServingError
-from serving.protocol.tf_serving_api import ModelVersionStatus
-from serving.service import jobs
 from serving.service.admission import KEY_QUEUE_FULL, Place
-from serving.service.analysis import DetectionService
+from serving.service.analysis import DetectionService, model_server_message
 from serving.service.auth import Principal
+from serving.service.history import HistoryUnavailableError
 from serving.service.media import (
     MediaError,
 )
@@ -96,7 +96,8 @@ def add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
         finally:
             watcher.cancel()
             place.give_back()
-        return JSONResponse(answer, status_code=status)
+        headers = {"Retry-After": str(service.client.retry_after_s())} if status == 503 else None
+        return JSONResponse(answer, status_code=status, headers=headers)
 
     @app.post("/v1/jobs", status_code=202)
     async def create_job(request: Request, thumbnails: bool = True, explain: bool = False) -> JSONResponse:
@@ -106,7 +107,10 @@ def add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
         except MediaError as e:
             return refused(e, key)
         try:
-            job_id = jobs.start_job(service, uploads, thumbnails, place, key, explain)
+            job_id = await run_in_threadpool(service.jobs.start, uploads, thumbnails, place, key, explain)
+        except HistoryUnavailableError:
+            place.give_back()
+            return history_unavailable(service)
         except BaseException:
             place.give_back()
             raise
@@ -119,7 +123,10 @@ def add_status_routes(app: FastAPI, service: DetectionService) -> None:
 
     @app.get("/v1/jobs/{job_id}")
     def job(request: Request, job_id: str) -> JSONResponse:
-        found = service.history.job(job_id, owner_of(request))
+        try:
+            found = service.history.job(job_id, owner_of(request))
+        except HistoryUnavailableError:
+            return history_unavailable(service)
         if found is None:
             return error_response("not_found", f"no job {job_id}", 404)
         return JSONResponse(dict(found))
@@ -128,7 +135,10 @@ def add_status_routes(app: FastAPI, service: DetectionService) -> None:
     def history(request: Request, limit: int = 20, offset: int = 0) -> JSONResponse:
         if not 1 <= limit <= 500 or not 0 <= offset <= MAX_HISTORY_OFFSET:
             return error_response("bad_request", f"limit must be 1-500 and offset 0-{MAX_HISTORY_OFFSET}", 400)
-        items, total = service.history.page(limit, offset, owner_of(request))
+        try:
+            items, total = service.history.page(limit, offset, owner_of(request))
+        except HistoryUnavailableError:
+            return history_unavailable(service)
         return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
 
     @app.get("/v1/model")
@@ -136,34 +146,38 @@ def add_status_routes(app: FastAPI, service: DetectionService) -> None:
         try:
             return JSONResponse(service.model_info())
         except ServingError as e:
-            return error_response("model_server", f"the model server failed: {e}", 503)
+            return model_server_unavailable(service, e)
 
     @app.get("/v1/model/card")
     def card() -> Response:
         try:
             page = service.card_html()
         except ServingError as e:
-            return error_response("model_server", f"the model server failed: {e}", 503)
+            return model_server_unavailable(service, e)
         if page is None:
             return error_response("not_found", "no model card here: start the service with --model-base-path", 404)
         return Response(page, media_type="text/html")
 
     @app.get("/healthz")
     def healthz() -> dict:
-        return {"status": "ok"}
+        """Alive (always 200); `degraded` while the history database is unavailable (checks are spooled)."""
+        history = service.recorder.health()
+        return {"status": "ok" if history["state"] == "ok" else "degraded", "history": history}
 
     @app.get("/readyz")
-    def readyz() -> JSONResponse:
+    async def readyz() -> JSONResponse:
+        """Ready while verdicts can be given: the model server's last probe (cached, so this never waits for a
+        model server that hangs) and a queue that admits; the history's state does not count (see /healthz)."""
         full_for_s = service.admission.full_for_s()
         if full_for_s >= settings.unready_after_s:
             reason = f"every queue place has been taken for {full_for_s:.0f} s: the service admits nothing"
-            return JSONResponse({"ready": False, "reason": reason}, status_code=503)
-        try:
-            states = [s.state for s in service.client.status().model_version_status]
-        except ServingError as e:
-            return JSONResponse({"ready": False, "reason": str(e)}, status_code=503)
-        ready = ModelVersionStatus.AVAILABLE in states
-        return JSONResponse({"ready": ready, "model_name": settings.model_name}, status_code=200 if ready else 503)
+            headers = {"Retry-After": str(service.admission.retry_after_s())}
+            return JSONResponse({"ready": False, "reason": reason}, status_code=503, headers=headers)
+        ready, reason = await run_in_threadpool(service.client.ready)
+        if not ready:
+            headers = {"Retry-After": str(service.client.retry_after_s())}
+            return JSONResponse({"ready": False, "reason": reason}, status_code=503, headers=headers)
+        return JSONResponse({"ready": True, "model_name": settings.model_name})
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -176,6 +190,20 @@ def add_status_routes(app: FastAPI, service: DetectionService) -> None:
         return FileResponse(os.path.join(STATIC_DIR, "index.html"))
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def history_unavailable(service: DetectionService) -> JSONResponse:
+    """503 for the routes that need the history database while it is unavailable."""
+    message = "the history database is unavailable: jobs and the history cannot be used now; POST /v1/detect works"
+    headers = {"Retry-After": str(max(1, round(service.settings.history_retry_s)))}
+    return error_response("history_unavailable", message, 503, headers=headers)
+
+
+def model_server_unavailable(service: DetectionService, error: ServingError) -> JSONResponse:
+    """503 for a route that needed the model server, naming the cause only (the details go to the log)."""
+    logging.warning("The model server failed: %s", error)
+    headers = {"Retry-After": str(service.client.retry_after_s())}
+    return error_response("model_server", model_server_message(error), 503, headers=headers)
 
 
 def error_response(

@@ -42,6 +42,17 @@ class ServiceSettings:
     read_timeout_s: float = 15.0
     body_timeout_s: float = 120.0
     unready_after_s: float = 60.0
+    # A model-server call's deadline: this much, plus this much per image in its batch (32 faces: 11 s).
+    model_timeout_s: float = 3.0
+    model_timeout_per_image_s: float = 0.25
+    # How often an open circuit probes the model server, and how stale the cached readiness may get.
+    model_probe_interval_s: float = 1.0
+    # Checks the history could not take wait here (None: beside a SQLite history, else outputs/history_spool).
+    history_spool_dir: Optional[str] = None
+    history_spool_max_bytes: int = 64 * 1024 * 1024
+    history_retry_s: float = 5.0
+    # A job's lease: a replica that has not renewed it for this long is taken to be dead.
+    job_lease_s: float = 30.0
 
     def operating_point(self) -> Optional[OperatingPoint]:
         """A hand-set point (both thresholds, no calibration) that overrides the model's; None uses the model's."""
