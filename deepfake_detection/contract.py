@@ -23,6 +23,17 @@ FACE_SIZE_BUCKET_KEY = "face_size_bucket"
 # in the stored crop's coordinates scaled to [0, 1], so they hold at any decode size.
 FACE_LANDMARKS_KEY = "face_landmarks"
 NUM_LANDMARKS = 5
+# The span (TFX's: one delivery of videos, a folder of the data root) an example was ingested from.
+SPAN_FEATURE = "span"
+# What a face's input looks like apart from its label (ingest.input_description), compared span by span for drift.
+BRIGHTNESS_KEY = "brightness"
+CONTRAST_KEY = "contrast"
+SHARPNESS_KEY = "sharpness"
+BLOCKINESS_KEY = "blockiness"
+FRAME_WIDTH_KEY = "frame_width"
+FRAME_HEIGHT_KEY = "frame_height"
+FRAME_RATE_KEY = "frame_rate"
+CODEC_KEY = "codec"
 
 # Face-size buckets for sliced evaluation: the face box's shorter side, in source pixels.
 FACE_SIZE_BUCKETS = ((64, "under_64"), (128, "64_to_127"), (256, "128_to_255"), (None, "256_and_over"))

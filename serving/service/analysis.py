@@ -14,7 +14,8 @@ from serving.client.tf_serving import GrpcClient, ModelTarget, ServingError
 from serving.protocol.tf_serving_api import ModelVersionStatus
 from serving.service.admission import Admission, BodyBudget
 from serving.service.auth import KeyStore
-from serving.service.history import Check, History
+from serving.service.history import Check, History, new_check_id
+from serving.service.input_stats import INPUT_STATS_FIELD, face_statistics
 from serving.service.media import (
     KIND_IMAGE,
     IsolatedDecoder,
@@ -24,6 +25,7 @@ from serving.service.media import (
     public_message,
 )
 from serving.service.metrics import Metrics
+from serving.service.retention import MediaStore
 from serving.service.settings import ServiceSettings
 from serving.service.uploads import (
     CLIENT_GONE,
@@ -58,6 +60,7 @@ class DetectionService:
         self.bodies = BodyBudget(self.admission.capacity * settings.max_body_bytes)
         self.keys = KeyStore(self.history.engine) if settings.auth == "keys" else None
         self.metrics.watch(self.admission)
+        self.media = MediaStore(settings.keep_media, settings.keep_media_hours) if settings.keep_media else None
 
     def model_info(self) -> dict:
         """The served model: its versions' states, the operating point of the version that answers now (from a
@@ -118,6 +121,10 @@ class DetectionService:
             self.metrics.verdicts.labels(answer["verdict"]).inc()
         else:
             self.metrics.errors.labels(answer["error"]["kind"]).inc()
+        check_id = new_check_id()
+        media_uri, media_expires_at = None, None
+        if self.media and status == 200:
+            media_uri, media_expires_at = self.media.keep(check_id, answer["media_type"], upload.data)
         self.history.record(
             Check(
                 file_name=upload.file_name,
@@ -130,8 +137,13 @@ class DetectionService:
                 model_version=answer.get("model_version"),
                 error=answer["error"]["message"] if status != 200 else None,
                 principal=principal,
+                check_id=check_id,
+                input_stats=answer.pop(INPUT_STATS_FIELD, None),
+                media_uri=media_uri,
+                media_expires_at=media_expires_at,
             )
         )
+        answer["check_id"] = check_id
         return status, answer
 
     def analyse_all(
@@ -199,6 +211,7 @@ def analyse_upload(
         return 503, {**base, "media_type": media_type, "status": 503, "error": error}
     answer = {**base, "media_type": media_type, "model_name": model_name, **verdict.to_dict()}
     answer.update(width=decoded.width, height=decoded.height)
+    answer[INPUT_STATS_FIELD] = face_statistics(decoded.frames, answer["faces"])
     return 200, answer
 
 

@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import pathlib
+import secrets
 from typing import List, Mapping, Optional, Tuple
 
 import sqlalchemy as sa
@@ -37,7 +38,26 @@ CHECKS = sa.Table(
     sa.Column("error", sa.String(1024), nullable=True),
     # The name of the API key's principal that asked for the check; NULL when the service runs without keys.
     sa.Column("principal", sa.String(64), nullable=True, index=True),
+    # What users see of a check (issue 45): an opaque random id, never the row's number.
+    sa.Column("check_id", sa.String(32), nullable=True),
+    # Per-face statistics of what the check analysed (`input_stats`), as JSON; never pixels.
+    sa.Column("input_stats", sa.Text, nullable=True),
+    # The user's word on the verdict (`feedback`): `real` or `fake`, a note, when.
+    sa.Column("feedback_label", sa.String(8), nullable=True, index=True),
+    sa.Column("feedback_note", sa.String(1024), nullable=True),
+    sa.Column("feedback_at", sa.DateTime(timezone=True), nullable=True),
+    # Where the upload is kept with `--keep-media` (`retention`), until when, and when it was exported to a span.
+    sa.Column("media_uri", sa.String(1024), nullable=True),
+    sa.Column("media_expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("exported_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("check_id", name="uq_checks_check_id"),
 )
+# The columns the history's pages show: never the row number, where media are kept, or the statistics.
+PUBLIC_COLUMNS = [
+    column
+    for column in CHECKS.columns
+    if column.name not in ("id", "input_stats", "media_uri", "media_expires_at", "exported_at")
+]
 
 
 JOBS = sa.Table(
@@ -65,6 +85,11 @@ API_KEYS = sa.Table(
 JOBS_KEPT = datetime.timedelta(days=1)
 
 
+def new_check_id() -> str:
+    """128 random bits, hex: what a user sees of a check, so that nobody can guess or count another's checks."""
+    return secrets.token_hex(16)
+
+
 @dataclasses.dataclass(frozen=True)
 class Check:
     file_name: str
@@ -77,6 +102,10 @@ class Check:
     model_version: Optional[int] = None
     error: Optional[str] = None
     principal: Optional[str] = None
+    check_id: str = dataclasses.field(default_factory=new_check_id)
+    input_stats: Optional[List[dict]] = None
+    media_uri: Optional[str] = None
+    media_expires_at: Optional[datetime.datetime] = None
 
 
 _MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
@@ -139,9 +168,22 @@ def current_revision(engine: sa.Engine) -> Optional[str]:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 def _utc(moment: datetime.datetime) -> datetime.datetime:
     """`moment` with its time zone: SQLite gives back the UTC times `record` wrote without one."""
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+
+
+def public_row(row: Mapping) -> dict:
+    """A check as users see it: its times with their zone, the feedback beside the verdict."""
+    item = {**row, "checked_at": _utc(row["checked_at"]).isoformat()}
+    feedback_at = item.pop("feedback_at")
+    label, note = item.pop("feedback_label"), item.pop("feedback_note")
+    item["feedback"] = {"label": label, "note": note, "at": _utc(feedback_at).isoformat()} if label else None
+    return item
 
 
 class History:
@@ -149,13 +191,16 @@ class History:
         self._engine = create_engine(url, pool_size)
         migrate(self._engine)
 
-    def record(self, check: Check) -> int:
+    def record(self, check: Check) -> str:
+        """Writes a check; returns its `check_id`."""
         values = dataclasses.asdict(check)
-        values["checked_at"] = datetime.datetime.now(datetime.timezone.utc)
+        values["checked_at"] = _now()
         values["file_name"] = values["file_name"][:512]
         values["error"] = values["error"][:1024] if values["error"] else None
+        values["input_stats"] = json.dumps(check.input_stats) if check.input_stats is not None else None
         with self._engine.begin() as connection:
-            return int(connection.execute(CHECKS.insert().values(**values)).inserted_primary_key[0])
+            connection.execute(CHECKS.insert().values(**values))
+        return check.check_id
 
     def page(self, limit: int, offset: int, owner: Optional[str] = None) -> Tuple[List[dict], int]:
         """The newest checks first: (rows, total count); only `owner`'s checks when given, else everyone's."""
@@ -163,10 +208,66 @@ class History:
         with self._engine.connect() as connection:
             total = connection.execute(sa.select(sa.func.count()).select_from(CHECKS).where(where)).scalar_one()
             rows = connection.execute(
-                sa.select(CHECKS).where(where).order_by(CHECKS.c.id.desc()).limit(limit).offset(offset)
+                sa.select(*PUBLIC_COLUMNS).where(where).order_by(CHECKS.c.id.desc()).limit(limit).offset(offset)
             ).mappings()
-            items = [{**row, "checked_at": _utc(row["checked_at"]).isoformat()} for row in rows]
+            items = [public_row(row) for row in rows]
         return items, int(total)
+
+    def check(self, check_id: str, owner: Optional[str] = None) -> Optional[dict]:
+        """A check's whole row; None when there is none, or when `owner` is given and it is not theirs."""
+        query = sa.select(CHECKS).where(CHECKS.c.check_id == check_id)
+        if owner is not None:
+            query = query.where(CHECKS.c.principal == owner)
+        with self._engine.connect() as connection:
+            row = connection.execute(query).mappings().first()
+        return dict(row) if row is not None else None
+
+    def set_feedback(self, check_id: str, owner: Optional[str], label: str, note: Optional[str]) -> Optional[dict]:
+        """Writes the user's label and note on a check (a later word replaces an earlier one); the check as users
+        see it, or None when there is none that `owner` may see."""
+        where = CHECKS.c.check_id == check_id
+        if owner is not None:
+            where = sa.and_(where, CHECKS.c.principal == owner)
+        values = {"feedback_label": label, "feedback_note": (note or None) and note[:1024], "feedback_at": _now()}
+        with self._engine.begin() as connection:
+            if connection.execute(CHECKS.update().where(where).values(**values)).rowcount == 0:
+                return None
+            return public_row(connection.execute(sa.select(*PUBLIC_COLUMNS).where(where)).mappings().one())
+
+    def media_to_forget(self, now: datetime.datetime) -> List[Tuple[str, str]]:
+        """(check_id, media_uri) of the kept media that may go: past their time and not flagged, or exported."""
+        unflagged_and_expired = sa.and_(CHECKS.c.feedback_label.is_(None), CHECKS.c.media_expires_at < now)
+        query = sa.select(CHECKS.c.check_id, CHECKS.c.media_uri).where(
+            CHECKS.c.media_uri.is_not(None), sa.or_(unflagged_and_expired, CHECKS.c.exported_at.is_not(None))
+        )
+        with self._engine.connect() as connection:
+            return [(row.check_id, row.media_uri) for row in connection.execute(query)]
+
+    def forget_media(self, check_id: str) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(CHECKS.update().where(CHECKS.c.check_id == check_id).values(media_uri=None))
+
+    def flagged_to_export(self) -> List[dict]:
+        """The checks with feedback whose media are kept and not yet exported, oldest first."""
+        query = (
+            sa.select(CHECKS)
+            .where(
+                CHECKS.c.feedback_label.is_not(None), CHECKS.c.media_uri.is_not(None), CHECKS.c.exported_at.is_(None)
+            )
+            .order_by(CHECKS.c.id)
+        )
+        with self._engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def mark_exported(self, check_id: str) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(CHECKS.update().where(CHECKS.c.check_id == check_id).values(exported_at=_now()))
+
+    def input_stats(self, since: datetime.datetime) -> List[dict]:
+        """The per-face statistics of every check since `since` (`input_stats`), one dict per face."""
+        query = sa.select(CHECKS.c.input_stats).where(CHECKS.c.checked_at >= since, CHECKS.c.input_stats.is_not(None))
+        with self._engine.connect() as connection:
+            return [face for (stats,) in connection.execute(query) for face in json.loads(stats)]
 
     def save_job(self, job: Mapping, principal: Optional[str] = None) -> None:
         """Writes a job's whole state (its JSON document); a new job also forgets jobs older than `JOBS_KEPT`.

@@ -42,6 +42,9 @@ class ServiceSettings:
     read_timeout_s: float = 15.0
     body_timeout_s: float = 120.0
     unready_after_s: float = 60.0
+    # Uploads kept for feedback (`retention`): a local folder, or None to keep none (the default), and how long.
+    keep_media: Optional[str] = None
+    keep_media_hours: float = 24.0
 
     def operating_point(self) -> Optional[OperatingPoint]:
         """A hand-set point (both thresholds, no calibration) that overrides the model's; None uses the model's."""

@@ -23,7 +23,7 @@ def test_migrations_build_the_schema_the_code_queries(database_url):
     engine = history.create_engine(database_url)
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), history.METADATA) == []
-    assert history.current_revision(engine) == "0003"
+    assert history.current_revision(engine) == "0006"
     store.close()
     engine.dispose()
 
@@ -32,7 +32,9 @@ def test_checks_and_jobs_round_trip(database_url):
     store = history.History(database_url)
     ids = [store.record(history.Check(f"clip{i}.mp4", "video/mp4", 10 + i, "0" * 64, "fake", 0.9)) for i in range(3)]
     items, total = store.page(limit=2, offset=0)
-    assert total == 3 and [item["id"] for item in items] == ids[::-1][:2]
+    assert total == 3 and [item["check_id"] for item in items] == ids[::-1][:2]
+    assert all(len(check_id) == 32 for check_id in ids) and len(set(ids)) == 3
+    assert "id" not in items[0] and items[0]["feedback"] is None
     assert items[0]["checked_at"].endswith("+00:00") or "T" in items[0]["checked_at"]
     store.save_job({"job_id": "j1", "state": "queued", "progress": 0.0})
     store.save_job({"job_id": "j1", "state": "done", "progress": 1.0})
@@ -41,12 +43,19 @@ def test_checks_and_jobs_round_trip(database_url):
     store.close()
 
 
+# The checks' columns before revision 0003 added the principal and 0006 the check id, feedback, media and statistics.
+COLUMNS_0001 = (
+    "id", "checked_at", "file_name", "media_type", "size_bytes", "sha256", "verdict", "fake_probability",
+    "model_name", "model_version", "error",
+)  # fmt: skip
+
+
 def test_a_database_from_before_migrations_is_upgraded_and_keeps_its_rows(tmp_path):
     url = f"sqlite:///{tmp_path}/old.sqlite"
     engine = history.create_engine(url)
     # The checks table as create_all made it before migrations: without the columns later revisions added.
     old_checks = sa.Table(
-        "checks", sa.MetaData(), *(c._copy() for c in history.CHECKS.columns if c.name != "principal")
+        "checks", sa.MetaData(), *(c._copy() for c in history.CHECKS.columns if c.name in COLUMNS_0001)
     )
     old_checks.create(engine)
     with engine.begin() as connection:
@@ -57,9 +66,9 @@ def test_a_database_from_before_migrations_is_upgraded_and_keeps_its_rows(tmp_pa
         )
     store = history.History(url)
     items, total = store.page(limit=10, offset=0)
-    assert total == 1 and items[0]["file_name"] == "old.mp4"
+    assert total == 1 and items[0]["file_name"] == "old.mp4" and len(items[0]["check_id"]) == 32
     store.save_job({"job_id": "new", "state": "queued"})
-    assert history.current_revision(engine) == "0003"
+    assert history.current_revision(engine) == "0006"
     store.close()
     engine.dispose()
 
@@ -81,7 +90,7 @@ def test_replicas_starting_together_migrate_one_at_a_time(postgres):
     for thread in threads:
         thread.join(60)
     assert errors == []
-    assert history.current_revision(history.create_engine(url)) == "0003"
+    assert history.current_revision(history.create_engine(url)) == "0006"
 
 
 def test_managed_database_urls_use_the_psycopg_driver():
