@@ -203,6 +203,7 @@ def _model_card(
         training_settings=json.dumps(card_settings, sort_keys=True, default=list),
         clip_length=card_settings["clip_length"] if branch.temporal else 0,
         pushed_model=pusher.outputs["pushed_model"] if pusher else None,
+        statistics=data.statistics,
     ).with_id(component_ids.node_id(component_ids.MODEL_CARD, branch.name))
 
 
@@ -308,6 +309,8 @@ class DataChannels:
     clip_examples: BaseChannel
     ingest_report: BaseChannel
     gate: BaseNode
+    # The examples' statistics, which each pushed version carries for drift (docs/drift.md).
+    statistics: Optional[BaseChannel] = None
 
 
 def _model_nodes(settings: PipelineSettings, data: DataChannels, serving_model_dir: Optional[str]) -> List[BaseNode]:
@@ -354,7 +357,10 @@ def create_pipeline(
     data = _data_nodes(data_root, settings.layout, settings.ingest_config, schema_path, settings.code_version)
     example_gen, anomaly_gate = data[0], data[-1]
     outputs = example_gen.outputs
-    channels = DataChannels(outputs["examples"], outputs["clip_examples"], outputs["ingest_report"], anomaly_gate)
+    statistics = next(node for node in data if isinstance(node, tfx.components.StatisticsGen)).outputs["statistics"]
+    channels = DataChannels(
+        outputs["examples"], outputs["clip_examples"], outputs["ingest_report"], anomaly_gate, statistics
+    )
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,

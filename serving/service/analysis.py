@@ -9,11 +9,12 @@ from typing import Any, Callable, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from deepfake_detection.evaluation import model_card
+from deepfake_detection.evaluation import drift, model_card
 from serving.client.tf_serving import GrpcClient, ModelTarget, ServingError
 from serving.protocol.tf_serving_api import ModelVersionStatus
 from serving.service.admission import Admission, BodyBudget
 from serving.service.auth import KeyStore
+from serving.service.drift import DriftMonitor
 from serving.service.history import Check, History, new_check_id
 from serving.service.input_stats import INPUT_STATS_FIELD, face_statistics
 from serving.service.media import (
@@ -61,6 +62,8 @@ class DetectionService:
         self.keys = KeyStore(self.history.engine) if settings.auth == "keys" else None
         self.metrics.watch(self.admission)
         self.media = MediaStore(settings.keep_media, settings.keep_media_hours) if settings.keep_media else None
+        self.drift = DriftMonitor(self._training_histograms, settings.drift_window_s)
+        self.metrics.registry.register(self.drift)
 
     def model_info(self) -> dict:
         """The served model: its versions' states, the operating point of the version that answers now (from a
@@ -88,6 +91,11 @@ class DetectionService:
         """The served version's model card as a page, when the service can read the model base path."""
         folder = self._version_folder(self.client.predict([PROBE_FACE]).model_version)
         return model_card.read_card_html(folder) if folder else None
+
+    def _training_histograms(self, version: int) -> Optional[dict]:
+        """The served version's training histograms (its `assets.extra/`), when the service can read them."""
+        folder = self._version_folder(version)
+        return drift.read_training_histograms(folder) if folder else None
 
     def _version_folder(self, version: Optional[int]) -> Optional[str]:
         if not self.settings.model_base_path or version is None:
@@ -122,6 +130,9 @@ class DetectionService:
         else:
             self.metrics.errors.labels(answer["error"]["kind"]).inc()
         check_id = new_check_id()
+        input_stats = answer.pop(INPUT_STATS_FIELD, None)
+        if input_stats:
+            self.drift.observe(answer.get("model_version"), input_stats)
         media_uri, media_expires_at = None, None
         if self.media and status == 200:
             media_uri, media_expires_at = self.media.keep(check_id, answer["media_type"], upload.data)
@@ -138,7 +149,7 @@ class DetectionService:
                 error=answer["error"]["message"] if status != 200 else None,
                 principal=principal,
                 check_id=check_id,
-                input_stats=answer.pop(INPUT_STATS_FIELD, None),
+                input_stats=input_stats,
                 media_uri=media_uri,
                 media_expires_at=media_expires_at,
             )

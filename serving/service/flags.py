@@ -130,6 +130,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --keep-media: hours an upload nobody flagged is kept; flagged ones stay until exported",
     )
     parser.add_argument(
+        "--drift-window-s",
+        type=float,
+        default=defaults.drift_window_s,
+        help="/metrics: the uploads of this many seconds compared with the served version's training data",
+    )
+    parser.add_argument(
         "--allow-unauthenticated-remote",
         action="store_true",
         help="let --auth none listen beyond loopback (behind a proxy that authenticates)",

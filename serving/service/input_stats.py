@@ -11,28 +11,18 @@ uploads and a version's training statistics compare feature by feature.
 from typing import Dict, List, Sequence
 
 from deepfake_detection import contract
+from deepfake_detection.evaluation.drift import FEATURES
 from deepfake_detection.ingest.input_description import face_look
 from deepfake_detection.ingest.sampling import SampledFrame
 
 # Where `analyse_upload` leaves the statistics in an answer; `DetectionService.analyse` takes them out into the
 # history, so users' answers do not change.
 INPUT_STATS_FIELD = "input_stats"
-# The numeric features each face records, in the order `drift` reports them.
-FEATURES = (
-    contract.BRIGHTNESS_KEY,
-    contract.CONTRAST_KEY,
-    contract.SHARPNESS_KEY,
-    contract.BLOCKINESS_KEY,
-    contract.FACE_SIZE_KEY,
-    contract.FACE_CONFIDENCE_KEY,
-    contract.FRAME_WIDTH_KEY,
-    contract.FRAME_HEIGHT_KEY,
-)
 _DECIMALS = 4
 
 
 def face_statistics(frames: Sequence[SampledFrame], faces: Sequence[dict]) -> List[Dict[str, float]]:
-    """One dict of `FEATURES` per face of an answer (each with its `frame_index` and `box`)."""
+    """One dict of the drift `FEATURES` per face of an answer (each with its `frame_index` and `box`)."""
     images = {frame.index: frame.image for frame in frames}
     statistics = []
     for face in faces:
@@ -40,10 +30,15 @@ def face_statistics(frames: Sequence[SampledFrame], faces: Sequence[dict]) -> Li
         x, y, width, height = face["box"]
         described = {
             **face_look(image, face["box"]),
-            contract.FACE_SIZE_KEY: min(width, height),
+            contract.FACE_SIZE_KEY: int(min(width, height)),
             contract.FACE_CONFIDENCE_KEY: face["confidence"],
-            contract.FRAME_WIDTH_KEY: image.shape[1],
-            contract.FRAME_HEIGHT_KEY: image.shape[0],
+            contract.FRAME_WIDTH_KEY: int(image.shape[1]),
+            contract.FRAME_HEIGHT_KEY: int(image.shape[0]),
         }
-        statistics.append({key: round(float(described[key]), _DECIMALS) for key in FEATURES})
+        statistics.append({key: _rounded(described[key]) for key in FEATURES})
     return statistics
+
+
+def _rounded(value: float) -> float:
+    """Whole numbers (sizes) stay integers, as in the training examples; the rest are rounded to keep rows short."""
+    return value if isinstance(value, int) else round(float(value), _DECIMALS)

@@ -45,6 +45,8 @@ class ServiceSettings:
     # Uploads kept for feedback (`retention`): a local folder, or None to keep none (the default), and how long.
     keep_media: Optional[str] = None
     keep_media_hours: float = 24.0
+    # The rolling window of uploads whose drift from the training data /metrics exports (`drift`).
+    drift_window_s: float = 3600.0
 
     def operating_point(self) -> Optional[OperatingPoint]:
         """A hand-set point (both thresholds, no calibration) that overrides the model's; None uses the model's."""
