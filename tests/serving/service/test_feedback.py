@@ -10,6 +10,7 @@ import re
 import httpx
 import pytest
 
+from deepfake_detection.evaluation import drift
 from pipeline_runner import main
 from serving.service.analysis import DetectionService
 from serving.service.settings import ServiceSettings
@@ -71,8 +72,14 @@ def test_feedback_on_an_unknown_check_is_404(service):
 
 @pytest.fixture(scope="module")
 def keeping_service(model_server, tmp_path_factory):
-    """The service with keys, keeping uploads in a folder for one hour."""
+    """The service with keys, keeping uploads in a folder for one hour, and a model base path where version 1
+    carries training histograms of much darker faces than the astronaut's."""
     folder = tmp_path_factory.mktemp("kept")
+    base = tmp_path_factory.mktemp("base")
+    statistics = base / "faces" / "1" / drift.STATISTICS_DIR
+    statistics.mkdir(parents=True)
+    dark = drift.standard_histogram([10.0 + i % 5 for i in range(100)])
+    (statistics / drift.TRAINING_HISTOGRAMS_FILE).write_text(json.dumps({"brightness": dark.to_dict()}))
     settings = ServiceSettings(
         model_server=model_server.grpc_address,
         model_name="faces",
@@ -81,6 +88,7 @@ def keeping_service(model_server, tmp_path_factory):
         frames_per_video=6,
         keep_media=str(folder),
         keep_media_hours=1.0,
+        model_base_path=str(base),
         **LIMITS,
     )
     detection = DetectionService(settings)
@@ -107,6 +115,18 @@ def test_feedback_with_keys_only_on_ones_own_checks_and_the_upload_is_kept(keepi
     assert history_of(url, check_id, keys["root"])["feedback"]["label"] == "real"
     with open(folder / f"{check_id}.jpeg", "rb") as kept:
         assert kept.read() == astronaut_jpeg()
+
+
+def test_metrics_export_the_drift_of_the_uploads_from_the_training_data(keeping_service):
+    url, _, keys, _ = keeping_service
+    detect(url, keys["root"], "drift.jpg")
+    metrics = httpx.get(url + "/metrics", timeout=30).text
+    [drift_line] = [
+        line for line in metrics.splitlines() if line.startswith('detection_input_drift{feature="brightness"}')
+    ]
+    assert float(drift_line.split()[-1]) == 1.0  # the astronaut is nothing like those dark faces
+    assert 'detection_input_drift_threshold{feature="brightness"} 0.3' in metrics
+    assert "detection_input_drift_faces" in metrics
 
 
 def test_the_feedback_verb_sends_feedback_with_a_key(keeping_service, capsys):
