@@ -228,7 +228,7 @@ class History:
         where = CHECKS.c.check_id == check_id
         if owner is not None:
             where = sa.and_(where, CHECKS.c.principal == owner)
-        values = {"feedback_label": label, "feedback_note": (note or None) and note[:1024], "feedback_at": _now()}
+        values = {"feedback_label": label, "feedback_note": note[:1024] if note else None, "feedback_at": _now()}
         with self._engine.begin() as connection:
             if connection.execute(CHECKS.update().where(where).values(**values)).rowcount == 0:
                 return None
