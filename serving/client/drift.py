@@ -7,7 +7,7 @@ Reads the per-face statistics the service recorded for each check since
 them with TFDV, and compares them with the training statistics the pushed
 version carries (`VERSION_DIR/assets.extra/training_statistics.pb`) through
 TFDV's drift comparator: Jensen-Shannon divergence per feature, against the
-pipeline's thresholds. Prints each feature with its distance and threshold;
+thresholds of `deepfake_detection.evaluation.drift`. Prints each feature with its distance and threshold;
 exits 0 when nothing drifted, 4 when a feature did, 2 when there is nothing to
 compare (no statistics in the version, or no check in the period). The service
 exports the same divergences over a rolling window as the Prometheus gauge
