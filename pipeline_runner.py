@@ -13,6 +13,8 @@ Serving:
     deepfake-pipeline history upgrade --url URL                      # the history database's migrations
     deepfake-pipeline detect FILE... [--local]                       # verdicts for videos and images
     deepfake-pipeline keys create|list|revoke                        # the service's API keys
+    deepfake-pipeline feedback CHECK_ID --label fake | export --output DIR  # feedback on verdicts, as a span
+    deepfake-pipeline drift --history-url URL --model-dir VERSION_DIR  # uploads against the training data (exit 4)
 
 This file only dispatches: the pipeline's verbs are modules of `pipeline/runners/`, the serving verbs live beside
 the program they drive (`serving/service/`, `serving/model_server/`, `serving/client/`). Each verb imports what it
@@ -25,6 +27,8 @@ from typing import List, Optional
 
 from pipeline.runners import ingest, kubeflow, local, serve
 from serving.client import cli as client_cli
+from serving.client import drift as client_drift
+from serving.client import feedback as client_feedback
 from serving.model_server import cli as model_server_cli
 from serving.service import flags as service_flags
 from serving.service import history
@@ -44,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_server_cli.add_parser(commands)
     history.add_parser(commands)
     client_cli.add_parsers(commands)
+    client_feedback.add_parser(commands)
+    client_drift.add_parser(commands)
     return parser
 
 

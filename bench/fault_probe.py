@@ -151,7 +151,7 @@ def count_checks(database_url: str) -> Tuple[int, int]:
     engine = create_engine(database_url)
     with engine.connect() as connection:
         total = connection.execute(sa.select(sa.func.count()).select_from(CHECKS)).scalar_one()
-        distinct = connection.execute(sa.select(sa.func.count(sa.distinct(CHECKS.c.record_id)))).scalar_one()
+        distinct = connection.execute(sa.select(sa.func.count(sa.distinct(CHECKS.c.check_id)))).scalar_one()
     engine.dispose()
     return int(total), int(distinct)
 

@@ -220,6 +220,7 @@ def _data_nodes(
         _window(example_gen, CLIP_EXAMPLES_KEY, settings.train_spans),
         example_gen.outputs["ingest_report"],
         anomaly_gate,
+        statistics_gen.outputs["statistics"],
     )
     return [*nodes, anomaly_gate], channels
 
@@ -285,6 +286,7 @@ def _model_card(
         training_settings=json.dumps(card_settings, sort_keys=True, default=list),
         clip_length=card_settings["clip_length"] if branch.temporal else 0,
         pushed_model=pusher.outputs["pushed_model"] if pusher else None,
+        statistics=data.statistics,
     ).with_id(component_ids.node_id(component_ids.MODEL_CARD, branch.name))
 
 
@@ -390,6 +392,8 @@ class DataChannels:
     clip_examples: BaseChannel
     ingest_report: BaseChannel
     gate: BaseNode
+    # The examples' statistics, which each pushed version carries for drift (docs/drift.md).
+    statistics: Optional[BaseChannel] = None
 
 
 def _model_nodes(settings: PipelineSettings, data: DataChannels, serving_model_dir: Optional[str]) -> List[BaseNode]:

@@ -3,7 +3,8 @@
 It runs after the Evaluator (and the Pusher, when there is one): it scores
 the test split with the trained model, applies the operating point fitted in
 training, and writes the card (JSON, Markdown, HTML) to its own artifact and,
-when the model was pushed, into the pushed version's `assets.extra/`.
+when the model was pushed, into the pushed version's `assets.extra/`, with the training split's statistics
+(`training_statistics`) for drift.
 """
 
 from typing import Optional
@@ -36,6 +37,7 @@ class ModelCardSpec(types.ComponentSpec):
         "blessing": component_spec.ChannelParameter(type=standard_artifacts.ModelBlessing),
         "ingest_report": component_spec.ChannelParameter(type=IngestReport),
         "pushed_model": component_spec.ChannelParameter(type=standard_artifacts.PushedModel, optional=True),
+        "statistics": component_spec.ChannelParameter(type=standard_artifacts.ExampleStatistics, optional=True),
     }
     OUTPUTS = {"model_card": component_spec.ChannelParameter(type=ModelCardArtifact)}
 
@@ -56,6 +58,7 @@ class ModelCard(base_component.BaseComponent):
         training_settings: str,
         clip_length: int = 0,
         pushed_model: Optional[types.BaseChannel] = None,
+        statistics: Optional[types.BaseChannel] = None,
     ):
         super().__init__(
             spec=ModelCardSpec(
@@ -69,6 +72,7 @@ class ModelCard(base_component.BaseComponent):
                 blessing=blessing,
                 ingest_report=ingest_report,
                 pushed_model=pushed_model,
+                statistics=statistics,
                 model_card=types.Channel(type=ModelCardArtifact),
             )
         )

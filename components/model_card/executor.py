@@ -10,6 +10,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from components.ensemble import ensemble  # noqa: F401 - registers the ensemble's layer for Keras
+from components.model_card import training_statistics
 from deepfake_detection import contract
 from deepfake_detection.evaluation import model_card, operating_point, report
 from deepfake_detection.models import export, video_scoring
@@ -74,4 +75,8 @@ class Executor(base_executor.BaseExecutor):
         written = model_card.write_card(output.uri, card)
         if pushed:
             written += model_card.write_card(pushed, card)
+            for statistics in input_dict.get("statistics") or []:
+                split = artifact_utils.get_split_uri([statistics], training_statistics.TRAINING_SPLIT)
+                path = os.path.join(split, training_statistics.STATISTICS_FILE)
+                written += training_statistics.write_training_statistics(path, pushed)
         logging.info("Model card written: %s", written)

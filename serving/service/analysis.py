@@ -10,12 +10,14 @@ from typing import Any, Callable, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from deepfake_detection.evaluation import model_card
+from deepfake_detection.evaluation import drift, model_card
 from serving.client.tf_serving import UNREACHABLE_CODES, GrpcClient, ModelTarget, ServingError
 from serving.protocol.tf_serving_api import ModelVersionStatus
 from serving.service.admission import Admission, BodyBudget
 from serving.service.auth import KeyStore
-from serving.service.history import Check, History
+from serving.service.drift import DriftMonitor
+from serving.service.history import Check, History, new_check_id
+from serving.service.input_stats import INPUT_STATS_FIELD, face_statistics
 from serving.service.jobs import JobRunner, combined_status
 from serving.service.media import (
     KIND_IMAGE,
@@ -26,6 +28,7 @@ from serving.service.media import (
     public_message,
 )
 from serving.service.metrics import Metrics
+from serving.service.retention import MediaStore
 from serving.service.served_model import UNAVAILABLE_MESSAGE, ModelServerCircuit
 from serving.service.settings import ServiceSettings
 from serving.service.spool import Recorder, Spool, spool_folder
@@ -76,6 +79,9 @@ class DetectionService:
         self.keys = KeyStore(self.history.engine) if settings.auth == "keys" else None
         self.metrics.watch(self.admission)
         self.metrics.watch_faults(self.recorder, self.client)
+        self.media = MediaStore(settings.keep_media, settings.keep_media_hours) if settings.keep_media else None
+        self.drift = DriftMonitor(self._training_histograms, settings.drift_window_s)
+        self.metrics.registry.register(self.drift)
         self.jobs = JobRunner(self, settings.job_lease_s)
 
     def close(self) -> None:
@@ -111,6 +117,11 @@ class DetectionService:
         folder = self._version_folder(self.client.predict([PROBE_FACE]).model_version)
         return model_card.read_card_html(folder) if folder else None
 
+    def _training_histograms(self, version: int) -> Optional[dict]:
+        """The served version's training histograms (its `assets.extra/`), when the service can read them."""
+        folder = self._version_folder(version)
+        return drift.read_training_histograms(folder) if folder else None
+
     def _version_folder(self, version: Optional[int]) -> Optional[str]:
         if not self.settings.model_base_path or version is None:
             return None
@@ -143,6 +154,13 @@ class DetectionService:
             self.metrics.verdicts.labels(answer["verdict"]).inc()
         else:
             self.metrics.errors.labels(answer["error"]["kind"]).inc()
+        check_id = new_check_id()
+        input_stats = answer.pop(INPUT_STATS_FIELD, None)
+        if input_stats:
+            self.drift.observe(answer.get("model_version"), input_stats)
+        media_uri, media_expires_at = None, None
+        if self.media and status == 200:
+            media_uri, media_expires_at = self.media.keep(check_id, answer["media_type"], upload.data)
         answer["recorded"] = self.recorder.record(
             Check(
                 file_name=upload.file_name,
@@ -155,8 +173,13 @@ class DetectionService:
                 model_version=answer.get("model_version"),
                 error=answer["error"]["message"] if status != 200 else None,
                 principal=principal,
+                check_id=check_id,
+                input_stats=input_stats,
+                media_uri=media_uri,
+                media_expires_at=media_expires_at,
             )
         )
+        answer["check_id"] = check_id
         return status, answer
 
     def analyse_all(
@@ -220,6 +243,7 @@ def analyse_upload(
         return model_server_failure(base, media_type, e)
     answer = {**base, "media_type": media_type, "model_name": model_name, **verdict.to_dict()}
     answer.update(width=decoded.width, height=decoded.height)
+    answer[INPUT_STATS_FIELD] = face_statistics(decoded.frames, answer["faces"])
     return 200, answer
 
 

@@ -9,7 +9,8 @@ Routes:
     POST /v1/detect           multipart files (field `files`): one answer per file (`?explain=true`: with each
                               face's crop box and map of where it looks manipulated, docs/explanations.md)
     POST /v1/jobs             the same, in the background; GET /v1/jobs/<id> shows progress, then the answers
-    GET  /v1/history          the checks so far, newest first (`limit`, `offset`)
+    GET  /v1/history          the checks so far, newest first (`limit`, `offset`), each with its feedback
+    POST /v1/checks/<check_id>/feedback   {"label": "real"|"fake", "note": "..."}: the user's word on a verdict
     GET  /v1/model            the served model: versions, operating point, model card (JSON)
     GET  /v1/model/card       the served version's model card, as a page
     GET  /healthz, /readyz    process alive; model server reachable and the model AVAILABLE
@@ -39,7 +40,8 @@ routes (`routes`), one upload's analysis and the object the routes share
 (`uploads`), media decoding (`media`, `decode_worker`), metrics (`metrics`)
 and the video analyser (`video_analysis`). Uploads stay in memory (and, while the
 decoder reads them, in a RAM-backed temporary file); the history keeps the
-file's name, type, size and SHA-256, never the media.
+file's name, type, size and SHA-256 and per-face statistics, never the media unless `--keep-media` asks
+(`retention`, `feedback`: docs/feedback.md).
 """
 
 import argparse
@@ -53,9 +55,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from serving.service import served_model
+from serving.service import retention, served_model
 from serving.service.analysis import DetectionService
 from serving.service.auth import KeyStore, bearer_key
+from serving.service.feedback import add_feedback_routes
 from serving.service.flags import settings_from_args
 from serving.service.metrics import RequestMetrics
 from serving.service.routes import add_analysis_routes, add_status_routes, error_response
@@ -69,6 +72,7 @@ def create_app(service: DetectionService) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=service.metrics)
     add_analysis_routes(app, service)
     add_status_routes(app, service)
+    add_feedback_routes(app, service)
     return app
 
 
@@ -135,8 +139,11 @@ def serve(args: argparse.Namespace) -> int:
     service = DetectionService(settings)
     service.decoder.warm_up()
     app = create_app(service)
+    sweeper = retention.Sweeper(service.history).start() if service.media else None
     try:
         uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, "info")).run()
     finally:
+        if sweeper:
+            sweeper.stop()
         service.close()
     return 0

@@ -143,6 +143,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: none on a loopback --host, keys on any other)",
     )
     parser.add_argument(
+        "--keep-media",
+        help="keep each upload in this local folder for --keep-media-hours, so that feedback can send it to the "
+        "next span (default: no media is ever stored; docs/feedback.md)",
+    )
+    parser.add_argument(
+        "--keep-media-hours",
+        type=float,
+        default=defaults.keep_media_hours,
+        help="with --keep-media: hours an upload nobody flagged is kept; flagged ones stay until exported",
+    )
+    parser.add_argument(
+        "--drift-window-s",
+        type=float,
+        default=defaults.drift_window_s,
+        help="/metrics: the uploads of this many seconds compared with the served version's training data",
+    )
+    parser.add_argument(
         "--allow-unauthenticated-remote",
         action="store_true",
         help="let --auth none listen beyond loopback (behind a proxy that authenticates)",

@@ -7,10 +7,10 @@ is what several replicas share. The schema is Alembic's revisions in
 roll-out with `deepfake-pipeline history upgrade --url URL`.
 
 A database that cannot be reached raises `HistoryUnavailableError` (its details go
-to the log, never to users). Each check carries a unique `record_id`, so a
-check written again (from the spool, `serving.service.spool`) is never
-duplicated. Each active job has an owner (a replica) and a lease its owner
-renews; a job whose lease ran out is claimed by another replica
+to the log, never to users). Each check carries a unique, opaque `check_id` (what
+users see of it), chosen before the first write, so a check written again
+(from the spool, `serving.service.spool`) is never duplicated. Each active
+job has an owner (a replica) and a lease its owner renews; a job whose lease ran out is claimed by another replica
 (`claim_job`), see `serving.service.jobs`.
 """
 
@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import pathlib
-import uuid
+import secrets
 from typing import Any, Callable, Iterator, List, Mapping, Optional, Tuple
 
 import sqlalchemy as sa
@@ -47,9 +47,26 @@ CHECKS = sa.Table(
     sa.Column("error", sa.String(1024), nullable=True),
     # The name of the API key's principal that asked for the check; NULL when the service runs without keys.
     sa.Column("principal", sa.String(64), nullable=True, index=True),
-    # Unique per check, chosen before the first write: a check spooled and written again is never duplicated.
-    sa.Column("record_id", sa.String(32), nullable=True, unique=True, index=True),
+    # What users see of a check (issue 45): an opaque random id, never the row's number.
+    sa.Column("check_id", sa.String(32), nullable=True),
+    # Per-face statistics of what the check analysed (`input_stats`), as JSON; never pixels.
+    sa.Column("input_stats", sa.Text, nullable=True),
+    # The user's word on the verdict (`feedback`): `real` or `fake`, a note, when.
+    sa.Column("feedback_label", sa.String(8), nullable=True, index=True),
+    sa.Column("feedback_note", sa.String(1024), nullable=True),
+    sa.Column("feedback_at", sa.DateTime(timezone=True), nullable=True),
+    # Where the upload is kept with `--keep-media` (`retention`), until when, and when it was exported to a span.
+    sa.Column("media_uri", sa.String(1024), nullable=True),
+    sa.Column("media_expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("exported_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("check_id", name="uq_checks_check_id"),
 )
+# The columns the history's pages show: never the row number, where media are kept, or the statistics.
+PUBLIC_COLUMNS = [
+    column
+    for column in CHECKS.columns
+    if column.name not in ("id", "input_stats", "media_uri", "media_expires_at", "exported_at")
+]
 
 
 JOBS = sa.Table(
@@ -91,6 +108,11 @@ class HistoryUnavailableError(RuntimeError):
         super().__init__("the history database is unavailable")
 
 
+def new_check_id() -> str:
+    """128 random bits, hex: what a user sees of a check, so that nobody can guess or count another's checks."""
+    return secrets.token_hex(16)
+
+
 @dataclasses.dataclass(frozen=True)
 class Check:
     file_name: str
@@ -103,6 +125,10 @@ class Check:
     model_version: Optional[int] = None
     error: Optional[str] = None
     principal: Optional[str] = None
+    check_id: str = dataclasses.field(default_factory=new_check_id)
+    input_stats: Optional[List[dict]] = None
+    media_uri: Optional[str] = None
+    media_expires_at: Optional[datetime.datetime] = None
 
 
 _MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
@@ -173,14 +199,16 @@ def current_revision(engine: sa.Engine) -> Optional[str]:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def check_row(check: Check, record_id: str) -> dict:
+def check_row(check: Check) -> dict:
     """The row of `check` as JSON-ready values (the spool stores them as they are): stamped now, cut to fit."""
     values = dataclasses.asdict(check)
+    expires = check.media_expires_at
     values.update(
-        record_id=record_id,
-        checked_at=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        checked_at=_utcnow().isoformat(),
         file_name=values["file_name"][:512],
         error=values["error"][:1024] if values["error"] else None,
+        input_stats=json.dumps(check.input_stats) if check.input_stats is not None else None,
+        media_expires_at=expires.isoformat() if expires else None,
     )
     return values
 
@@ -202,6 +230,15 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+def public_row(row: Mapping) -> dict:
+    """A check as users see it: its times with their zone, the feedback beside the verdict."""
+    item = {**row, "checked_at": _utc(row["checked_at"]).isoformat()}
+    feedback_at = item.pop("feedback_at")
+    label, note = item.pop("feedback_label"), item.pop("feedback_note")
+    item["feedback"] = {"label": label, "note": note, "at": _utc(feedback_at).isoformat()} if label else None
+    return item
+
+
 class History:
     def __init__(self, url: str, pool_size: int = 5):
         self._engine = create_engine(url, pool_size)
@@ -219,15 +256,16 @@ class History:
             self.on_unavailable(e)
             raise HistoryUnavailableError() from e
 
-    def record(self, check: Check, record_id: Optional[str] = None) -> int:
-        """Writes `check` under `record_id` (a new one when None), once; returns its row's id."""
-        return self.write_record(check_row(check, record_id or uuid.uuid4().hex))
+    def record(self, check: Check) -> int:
+        """Writes `check` once (under its `check_id`); returns its row's id."""
+        return self.write_record(check_row(check))
 
     def write_record(self, row: Mapping[str, Any]) -> int:
-        """Writes a row made by `check_row` (perhaps read back from the spool) unless its record id is there
+        """Writes a row made by `check_row` (perhaps read back from the spool) unless its check id is there
         already; returns the id of the row that holds it."""
-        values = {**row, "checked_at": datetime.datetime.fromisoformat(row["checked_at"])}
-        held = sa.select(CHECKS.c.id).where(CHECKS.c.record_id == values["record_id"])
+        times = {"checked_at": row["checked_at"], "media_expires_at": row.get("media_expires_at")}
+        values = {**row, **{k: datetime.datetime.fromisoformat(v) for k, v in times.items() if v}}
+        held = sa.select(CHECKS.c.id).where(CHECKS.c.check_id == values["check_id"])
         try:
             with self._using(), self._engine.begin() as connection:
                 found = connection.execute(held).scalar()
@@ -254,14 +292,66 @@ class History:
         with self._using(), self._engine.connect() as connection:
             total = connection.execute(sa.select(sa.func.count()).select_from(CHECKS).where(where)).scalar_one()
             rows = connection.execute(
-                sa.select(*(c for c in CHECKS.c if c.name != "record_id"))
-                .where(where)
-                .order_by(CHECKS.c.id.desc())
-                .limit(limit)
-                .offset(offset)
+                sa.select(*PUBLIC_COLUMNS).where(where).order_by(CHECKS.c.id.desc()).limit(limit).offset(offset)
             ).mappings()
-            items = [{**row, "checked_at": _utc(row["checked_at"]).isoformat()} for row in rows]
+            items = [public_row(row) for row in rows]
         return items, int(total)
+
+    def check(self, check_id: str, owner: Optional[str] = None) -> Optional[dict]:
+        """A check's whole row; None when there is none, or when `owner` is given and it is not theirs."""
+        query = sa.select(CHECKS).where(CHECKS.c.check_id == check_id)
+        if owner is not None:
+            query = query.where(CHECKS.c.principal == owner)
+        with self._using(), self._engine.connect() as connection:
+            row = connection.execute(query).mappings().first()
+        return dict(row) if row is not None else None
+
+    def set_feedback(self, check_id: str, owner: Optional[str], label: str, note: Optional[str]) -> Optional[dict]:
+        """Writes the user's label and note on a check (a later word replaces an earlier one); the check as users
+        see it, or None when there is none that `owner` may see."""
+        where = CHECKS.c.check_id == check_id
+        if owner is not None:
+            where = sa.and_(where, CHECKS.c.principal == owner)
+        values = {"feedback_label": label, "feedback_note": note[:1024] if note else None, "feedback_at": _utcnow()}
+        with self._using(), self._engine.begin() as connection:
+            if connection.execute(CHECKS.update().where(where).values(**values)).rowcount == 0:
+                return None
+            return public_row(connection.execute(sa.select(*PUBLIC_COLUMNS).where(where)).mappings().one())
+
+    def media_to_forget(self, now: datetime.datetime) -> List[Tuple[str, str]]:
+        """(check_id, media_uri) of the kept media that may go: past their time and not flagged, or exported."""
+        unflagged_and_expired = sa.and_(CHECKS.c.feedback_label.is_(None), CHECKS.c.media_expires_at < now)
+        query = sa.select(CHECKS.c.check_id, CHECKS.c.media_uri).where(
+            CHECKS.c.media_uri.is_not(None), sa.or_(unflagged_and_expired, CHECKS.c.exported_at.is_not(None))
+        )
+        with self._using(), self._engine.connect() as connection:
+            return [(row.check_id, row.media_uri) for row in connection.execute(query)]
+
+    def forget_media(self, check_id: str) -> None:
+        with self._using(), self._engine.begin() as connection:
+            connection.execute(CHECKS.update().where(CHECKS.c.check_id == check_id).values(media_uri=None))
+
+    def flagged_to_export(self) -> List[dict]:
+        """The checks with feedback whose media are kept and not yet exported, oldest first."""
+        query = (
+            sa.select(CHECKS)
+            .where(
+                CHECKS.c.feedback_label.is_not(None), CHECKS.c.media_uri.is_not(None), CHECKS.c.exported_at.is_(None)
+            )
+            .order_by(CHECKS.c.id)
+        )
+        with self._using(), self._engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def mark_exported(self, check_id: str) -> None:
+        with self._using(), self._engine.begin() as connection:
+            connection.execute(CHECKS.update().where(CHECKS.c.check_id == check_id).values(exported_at=_utcnow()))
+
+    def input_stats(self, since: datetime.datetime) -> List[dict]:
+        """The per-face statistics of every check since `since` (`input_stats`), one dict per face."""
+        query = sa.select(CHECKS.c.input_stats).where(CHECKS.c.checked_at >= since, CHECKS.c.input_stats.is_not(None))
+        with self._using(), self._engine.connect() as connection:
+            return [face for (stats,) in connection.execute(query) for face in json.loads(stats)]
 
     def save_job(
         self, job: Mapping, principal: Optional[str] = None, owner: Optional[str] = None, lease_s: float = 30.0

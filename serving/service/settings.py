@@ -53,6 +53,11 @@ class ServiceSettings:
     history_retry_s: float = 5.0
     # A job's lease: a replica that has not renewed it for this long is taken to be dead.
     job_lease_s: float = 30.0
+    # Uploads kept for feedback (`retention`): a local folder, or None to keep none (the default), and how long.
+    keep_media: Optional[str] = None
+    keep_media_hours: float = 24.0
+    # The rolling window of uploads whose drift from the training data /metrics exports (`drift`).
+    drift_window_s: float = 3600.0
 
     def operating_point(self) -> Optional[OperatingPoint]:
         """A hand-set point (both thresholds, no calibration) that overrides the model's; None uses the model's."""

@@ -19,7 +19,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from serving.service.history import Check, History, HistoryUnavailableError, check_row
@@ -59,12 +58,12 @@ class Spool:
         return self._bytes
 
     def add(self, row: Mapping[str, Any]) -> bool:
-        """Keeps `row` (it must have a `record_id`) until it is replayed; False when the spool is full."""
+        """Keeps `row` (it must have a `check_id`) until it is replayed; False when the spool is full."""
         data = json.dumps(row).encode()
         with self._lock:
             if self._bytes + len(data) > self.max_bytes:
                 return False
-            path = os.path.join(self.folder, f"{time.time_ns():020d}-{row['record_id']}{_SUFFIX}")
+            path = os.path.join(self.folder, f"{time.time_ns():020d}-{row['check_id']}{_SUFFIX}")
             with open(path + ".part", "wb") as f:
                 f.write(data)
                 f.flush()
@@ -110,7 +109,7 @@ class Recorder:
 
     def record(self, check: Check) -> bool:
         """Writes `check`; False when it went to the spool (or, the spool full, was dropped) instead."""
-        row = check_row(check, uuid.uuid4().hex)
+        row = check_row(check)
         if not self.degraded:
             try:
                 self.history.write_record(row)

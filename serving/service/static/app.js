@@ -230,8 +230,34 @@ function showResult(result, file) {
       }
       card.appendChild(others);
     }
+    if (result.check_id) card.appendChild(feedbackControl(result));
   }
   $("results").prepend(card);
+}
+
+// "Wrong verdict?": the user's label and note, sent to POST /v1/checks/<check_id>/feedback.
+function feedbackControl(result) {
+  const control = document.createElement("details");
+  control.className = "feedback";
+  control.innerHTML = `<summary>Wrong verdict?</summary>
+    <form><fieldset><legend>This file is</legend>
+      <label><input type="radio" name="label" value="real" required> real</label>
+      <label><input type="radio" name="label" value="fake"> fake</label></fieldset>
+      <label>Note (optional) <input name="note" maxlength="1024" autocomplete="off"></label>
+      <button type="submit" class="button">Send</button><p class="feedback-status" role="status"></p></form>`;
+  const form = control.querySelector("form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const label = form.querySelector("input[name=label]:checked").value;
+    const note = form.querySelector("input[name=note]").value;
+    const response = await api(`/v1/checks/${encodeURIComponent(result.check_id)}/feedback`,
+      { method: "POST", body: JSON.stringify({ label, note: note || null }) });
+    const answer = await response.json();
+    form.querySelector(".feedback-status").textContent = response.ok
+      ? `Thank you: recorded as ${answer.feedback.label}.` : `Not recorded: ${answer.error.message}`;
+    loadHistory();
+  });
+  return control;
 }
 
 const VERDICT_LABELS = { fake: "Fake", uncertain: "Uncertain", real: "Real", no_face: "No face found", no_person: "No person found" };
@@ -298,8 +324,10 @@ async function loadHistory() {
     const row = body.insertRow();
     const probability = item.fake_probability === null ? "-" : item.fake_probability.toFixed(2);
     const verdict = item.verdict || `error: ${item.error}`;
+    const feedback = item.feedback ? `${item.feedback.label}${item.feedback.note ? ": " + item.feedback.note : ""}` : "-";
     for (const value of [new Date(item.checked_at).toLocaleString(), item.file_name, item.media_type,
-      `${(item.size_bytes / 1024).toFixed(0)} KiB`, verdict, probability, `${item.model_name || "-"} ${item.model_version ?? ""}`]) {
+      `${(item.size_bytes / 1024).toFixed(0)} KiB`, verdict, probability, `${item.model_name || "-"} ${item.model_version ?? ""}`,
+      feedback]) {
       row.insertCell().textContent = value;
     }
   }

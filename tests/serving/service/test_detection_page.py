@@ -7,7 +7,9 @@ The screenshot is kept as a test artefact in outputs/test_artifacts/detection_pa
 
 import os
 
+import cv2
 import pytest
+import skimage.data
 from playwright.sync_api import sync_playwright
 
 from deepfake_detection.ingest.readers import read_dataset
@@ -72,3 +74,33 @@ def test_page_uploads_a_video_and_shows_verdict_faces_and_timeline(service, samp
     # blob: URLs of this page's origin are the uploaded file, read back by the browser itself
     external = [r for r in requested if not r.startswith((url, "data:", f"blob:{url}"))]
     assert not external, f"the page must work without external resources: {external}"
+
+
+@pytest.mark.e2e
+@pytest.mark.browser
+def test_wrong_verdict_control_sends_feedback_shown_in_the_history(service):
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: `make test` installs Debian's chromium package"
+    url, detection = service
+    image = os.path.join(os.path.dirname(SCREENSHOT), "feedback_face.png")
+    os.makedirs(os.path.dirname(image), exist_ok=True)
+    cv2.imwrite(image, cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 1000})
+        page.goto(url)
+        page.uncheck("#explain")
+        page.set_input_files("#picker", image)
+        page.wait_for_selector(".result .feedback summary", timeout=120_000)
+        assert page.inner_text(".result .feedback summary") == "Wrong verdict?"
+        page.click(".result .feedback summary")
+        page.check(".result .feedback input[value=fake]")
+        page.fill(".result .feedback input[name=note]", "from the page")
+        page.click(".result .feedback button")
+        page.wait_for_function("document.querySelector('.result .feedback-status').textContent.length > 0")
+        assert page.inner_text(".result .feedback-status") == "Thank you: recorded as fake."
+        page.wait_for_function("document.querySelector('#history tbody').innerText.includes('from the page')")
+        browser.close()
+    [check] = [
+        item for item in detection.history.page(50, 0)[0] if (item["feedback"] or {}).get("note") == "from the page"
+    ]
+    assert check["feedback"]["label"] == "fake" and check["file_name"] == "feedback_face.png"

@@ -247,11 +247,11 @@ def test_history_pages_checks_without_media(service):
         and newest["model_version"] == 1
     )
     assert set(newest) == {
-        "id", "checked_at", "file_name", "media_type", "size_bytes", "sha256", "verdict",
-        "fake_probability", "model_name", "model_version", "error", "principal",
+        "check_id", "checked_at", "file_name", "media_type", "size_bytes", "sha256", "verdict",
+        "fake_probability", "model_name", "model_version", "error", "principal", "feedback",
     }  # fmt: skip
     second = json.loads(get(url + "/v1/history?limit=2&offset=1")[1])["items"][0]
-    assert second["id"] == page["items"][1]["id"]
+    assert second["check_id"] == page["items"][1]["check_id"]
     assert get(url + "/v1/history?limit=0")[0] == 400
 
 

@@ -6,6 +6,7 @@ A database is cut off as an outage looks to the service: new connections are ref
 """
 
 import contextlib
+import dataclasses
 import time
 
 import cv2
@@ -54,10 +55,10 @@ def wait_for(condition, timeout_s: float = 30.0) -> bool:
     return True
 
 
-def record_ids(url: str) -> list:
+def check_ids(url: str) -> list:
     engine = history.create_engine(url)
     with engine.connect() as connection:
-        ids = list(connection.execute(sa.select(history.CHECKS.c.record_id)).scalars())
+        ids = list(connection.execute(sa.select(history.CHECKS.c.check_id)).scalars())
     engine.dispose()
     return ids
 
@@ -113,7 +114,7 @@ def test_verdicts_go_on_while_the_database_is_down_and_their_checks_are_written_
         assert_history_unavailable(httpx.get(f"{url}/v1/jobs/some-job"))
         assert_history_unavailable(httpx.get(f"{url}/v1/history"))
     assert wait_for(lambda: httpx.get(f"{url}/healthz").json()["status"] == "ok")
-    ids = record_ids(database)
+    ids = check_ids(database)
     assert len(ids) == 4 == len(set(ids)), "every check once: the one before and the three spooled"
     assert "detection_history_up 1.0" in httpx.get(f"{url}/metrics").text
     assert len(detection.recorder.spool) == 0
@@ -135,7 +136,7 @@ def check(name: str) -> Check:
 def test_a_spool_replayed_again_after_a_crash_writes_each_check_once(database_url, tmp_path):
     store = history.History(database_url)
     spool = Spool(str(tmp_path / "spool"), 1 << 20)
-    rows = [check_row(check(f"clip{i}.mp4"), f"{i:032x}") for i in range(3)]
+    rows = [check_row(dataclasses.replace(check(f"clip{i}.mp4"), check_id=f"{i:032x}")) for i in range(3)]
     for row in rows:
         assert spool.add(row)
     # The service was killed after writing the first spooled row and before removing its file.
@@ -143,9 +144,9 @@ def test_a_spool_replayed_again_after_a_crash_writes_each_check_once(database_ur
     restarted = Recorder(store, Spool(str(tmp_path / "spool"), 1 << 20), retry_s=0.1)
     assert restarted.degraded, "a spool left by an earlier run is replayed at start"
     assert wait_for(lambda: not restarted.degraded)
-    assert sorted(record_ids(database_url)) == [row["record_id"] for row in rows]
+    assert sorted(check_ids(database_url)) == [row["check_id"] for row in rows]
     store.write_record(rows[1])  # written again: still once
-    assert len(record_ids(database_url)) == 3 and len(restarted.spool) == 0
+    assert len(check_ids(database_url)) == 3 and len(restarted.spool) == 0
     restarted.close()
     store.close()
 
@@ -167,9 +168,9 @@ def test_a_deleted_sqlite_history_is_made_again_with_the_checks_since(tmp_path):
 
 def test_a_full_spool_drops_and_counts_what_does_not_fit(tmp_path):
     spool = Spool(str(tmp_path / "spool"), 600)
-    row = check_row(check("clip.mp4"), "a" * 32)
+    row = check_row(dataclasses.replace(check("clip.mp4"), check_id="a" * 32))
     assert spool.add(row)
-    assert not spool.add({**row, "record_id": "b" * 32}), "past its bound the spool refuses"
+    assert not spool.add({**row, "check_id": "b" * 32}), "past its bound the spool refuses"
     assert len(spool) == 1 and spool.size_bytes <= 600
 
 

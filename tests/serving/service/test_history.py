@@ -36,7 +36,9 @@ def test_checks_and_jobs_round_trip(database_url):
     store = history.History(database_url)
     ids = [store.record(history.Check(f"clip{i}.mp4", "video/mp4", 10 + i, "0" * 64, "fake", 0.9)) for i in range(3)]
     items, total = store.page(limit=2, offset=0)
-    assert total == 3 and [item["id"] for item in items] == ids[::-1][:2]
+    assert total == 3 and [item["check_id"] for item in items] == ids[::-1][:2]
+    assert all(len(check_id) == 32 for check_id in ids) and len(set(ids)) == 3
+    assert "id" not in items[0] and items[0]["feedback"] is None
     assert items[0]["checked_at"].endswith("+00:00") or "T" in items[0]["checked_at"]
     store.save_job({"job_id": "j1", "state": "queued", "progress": 0.0})
     store.save_job({"job_id": "j1", "state": "done", "progress": 1.0})
@@ -45,14 +47,19 @@ def test_checks_and_jobs_round_trip(database_url):
     store.close()
 
 
+# The checks' columns before revision 0003 added the principal and 0006 the check id, feedback, media and statistics.
+COLUMNS_0001 = (
+    "id", "checked_at", "file_name", "media_type", "size_bytes", "sha256", "verdict", "fake_probability",
+    "model_name", "model_version", "error",
+)  # fmt: skip
+
+
 def test_a_database_from_before_migrations_is_upgraded_and_keeps_its_rows(tmp_path):
     url = f"sqlite:///{tmp_path}/old.sqlite"
     engine = history.create_engine(url)
     # The checks table as create_all made it before migrations: without the columns later revisions added.
     old_checks = sa.Table(
-        "checks",
-        sa.MetaData(),
-        *(c._copy() for c in history.CHECKS.columns if c.name not in ("principal", "record_id")),
+        "checks", sa.MetaData(), *(c._copy() for c in history.CHECKS.columns if c.name in COLUMNS_0001)
     )
     old_checks.create(engine)
     with engine.begin() as connection:
@@ -63,7 +70,7 @@ def test_a_database_from_before_migrations_is_upgraded_and_keeps_its_rows(tmp_pa
         )
     store = history.History(url)
     items, total = store.page(limit=10, offset=0)
-    assert total == 1 and items[0]["file_name"] == "old.mp4"
+    assert total == 1 and items[0]["file_name"] == "old.mp4" and len(items[0]["check_id"]) == 32
     store.save_job({"job_id": "new", "state": "queued"})
     assert history.current_revision(engine) == HEAD
     store.close()
