@@ -256,9 +256,10 @@ class History:
             self.on_unavailable(e)
             raise HistoryUnavailableError() from e
 
-    def record(self, check: Check) -> int:
-        """Writes `check` once (under its `check_id`); returns its row's id."""
-        return self.write_record(check_row(check))
+    def record(self, check: Check) -> str:
+        """Writes `check` once (under its `check_id`); returns that id."""
+        self.write_record(check_row(check))
+        return check.check_id
 
     def write_record(self, row: Mapping[str, Any]) -> int:
         """Writes a row made by `check_row` (perhaps read back from the spool) unless its check id is there
