@@ -89,12 +89,14 @@ class FaceDetector:
         self.last_recall = (0, 0)
 
     @classmethod
-    def from_config(cls, ingest_config: IngestConfig) -> "FaceDetector":
+    def from_config(cls, ingest_config: IngestConfig, recall_squares: int = _RECALL_MAX_SQUARES) -> "FaceDetector":
+        """The ingest's detector; `recall_squares=0` turns the second look off (to measure what it costs)."""
         return cls(
             ingest_config.min_detection_confidence,
             ingest_config.detection_batch_size,
             ingest_config.detect_every,
             ingest_config.detection_face_px,
+            recall_squares,
         )
 
     def detect(self, frames: Sequence[np.ndarray], frame_indices: Sequence[int]) -> List[List[Detection]]:
