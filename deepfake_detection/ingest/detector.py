@@ -16,7 +16,7 @@ reuses for every video. Per video it:
    misses sends its frame back to full detection;
 4. looks again for a face it found in few frames (under `_RECALL_BELOW_SHARE`
    of them) in the frames where it was not found: MTCNN on a square around
-   where it was last seen, upscaled so that the face is `_RECALL_FACE_PX`
+   where it was seen nearest in time, upscaled so that the face is `_RECALL_FACE_PX`
    wide (a small grey face MTCNN misses at 25 px it finds at 48), keeping a
    face-shaped detection at `_RECALL_MIN_CONFIDENCE` there (a face is known
    to be near). At most `_RECALL_MAX_SQUARES` squares a video: a swapped
