@@ -14,7 +14,9 @@ fixed raw score of 0.5 (the old default), on the same faces. Every sample
 video shows a person, so each one that ends `no_face` or `no_person` is a
 person the service told nothing about (goal: none); the videos `uncertain`
 on thin evidence (a face seen in few frames or unsurely) and the seconds
-spent detecting faces are counted beside them.
+spent detecting faces are counted beside them. With `--second-look-cost`,
+the face detector's second look for faces seen in few frames is timed
+against the same detector without it, in CPU seconds on the same frames.
 
     python bench/verdict_bench.py --model-dir OUTPUT/serving_models/blend_resnet/<version> \\
         --videos /tmp/heldout11 /tmp/heldout12 [--json outputs/bench/verdict_bench.json]
@@ -27,7 +29,10 @@ from typing import Dict, List
 import _common
 
 from deepfake_detection.evaluation import operating_point
+from deepfake_detection.ingest.detector import FaceDetector
+from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
+from deepfake_detection.ingest.sampling import sample_frames
 from deepfake_detection.models import export
 from serving.client.detect import local_analyser
 
@@ -110,10 +115,39 @@ def _line(name: str, figures: Dict[str, dict]) -> str:
     )
 
 
+def second_look_cost(folders: List[str]) -> dict:
+    """CPU seconds of face detection with and without the second look, on the same sampled frames; squares."""
+    ingest_config = IngestConfig()
+    with_it, without = FaceDetector.from_config(ingest_config), FaceDetector.from_config(ingest_config, 0)
+    seconds, squares, looked = {"with": 0.0, "without": 0.0}, [], 0
+    for folder in folders:
+        for record in sorted(read_dataset(folder), key=lambda r: r.path):
+            _, frames = sample_frames(record.path, ingest_config)
+            images, indices = [f.image for f in frames], [f.index for f in frames]
+            for name, detector in (("without", without), ("with", with_it)):
+                started = time.process_time()
+                detector.detect(images, indices)
+                seconds[name] += time.process_time() - started
+            squares.append(with_it.last_recall[0])
+            looked += with_it.last_recall[1]
+    return {
+        "cpu_s_without": round(seconds["without"], 2),
+        "cpu_s_with": round(seconds["with"], 2),
+        "ratio": round(seconds["with"] / max(seconds["without"], 1e-9), 3),
+        "videos_looked_at_again": sum(1 for n in squares if n),
+        "squares_mean": round(sum(squares) / max(1, len(squares)), 2),
+        "squares_max": max(squares, default=0),
+        "faces_found_again": looked,
+    }
+
+
 def main() -> None:
     parser = BENCH.parser(__doc__)
     parser.add_argument("--model-dir", required=True, help="a pushed version folder (a SavedModel)")
     parser.add_argument("--videos", nargs="+", required=True, help="folders of labelled videos")
+    parser.add_argument(
+        "--second-look-cost", action="store_true", help="also time face detection with and without the second look"
+    )
     args = BENCH.parse_args(parser)
     analyse = local_analyser(args.model_dir, {})
     fitted = export.read_operating_point(args.model_dir)
@@ -128,6 +162,13 @@ def main() -> None:
     results["overall"] = summary(every)
     print(_line("overall", results["overall"]))
     print(f"{len(every)} videos in {time.perf_counter() - started:.0f} s")
+    if args.second_look_cost:
+        results["second_look"] = cost = second_look_cost(args.videos)
+        print(
+            f"second look: {cost['videos_looked_at_again']} of {len(every)} videos, {cost['squares_mean']} squares a "
+            f"video (at most {cost['squares_max']}), {cost['faces_found_again']} faces found again; detection CPU "
+            f"{cost['cpu_s_with']} s with it, {cost['cpu_s_without']} s without ({cost['ratio']:.2f}x)"
+        )
     BENCH.write(args, {"operating_point": fitted, "results": results, "rows": every})
 
 

@@ -16,7 +16,7 @@ reuses for every video. Per video it:
    misses sends its frame back to full detection;
 4. looks again for a face it found in few frames (under `_RECALL_BELOW_SHARE`
    of them) in the frames where it was not found: MTCNN on a square around
-   where it was last seen, upscaled so that the face is `_RECALL_FACE_PX`
+   where it was seen nearest in time, upscaled so that the face is `_RECALL_FACE_PX`
    wide (a small grey face MTCNN misses at 25 px it finds at 48), keeping a
    face-shaped detection at `_RECALL_MIN_CONFIDENCE` there (a face is known
    to be near). At most `_RECALL_MAX_SQUARES` squares a video: a swapped
@@ -89,12 +89,14 @@ class FaceDetector:
         self.last_recall = (0, 0)
 
     @classmethod
-    def from_config(cls, ingest_config: IngestConfig) -> "FaceDetector":
+    def from_config(cls, ingest_config: IngestConfig, recall_squares: int = _RECALL_MAX_SQUARES) -> "FaceDetector":
+        """The ingest's detector; `recall_squares=0` turns the second look off (to measure what it costs)."""
         return cls(
             ingest_config.min_detection_confidence,
             ingest_config.detection_batch_size,
             ingest_config.detect_every,
             ingest_config.detection_face_px,
+            recall_squares,
         )
 
     def detect(self, frames: Sequence[np.ndarray], frame_indices: Sequence[int]) -> List[List[Detection]]:

@@ -16,9 +16,10 @@ Box = Tuple[int, int, int, int]  # x, y, width, height in frame pixels
 
 # Two detections are one face when, between them, the face moved at most this many face sizes and its size
 # changed at most this many times: a head turning or the camera zooming between two sampled frames, where the
-# boxes' overlap drops under the tracker's (measured in docs/verdicts.md).
+# boxes' overlap drops under the tracker's. MTCNN's other box on a portrait, around the whole head at twice the
+# face's size, is kept apart: its crops are not the face's (docs/verdicts.md).
 SAME_FACE_MAX_SHIFT = 1.0
-SAME_FACE_MAX_SCALE = 2.0
+SAME_FACE_MAX_SCALE = 1.6
 
 
 @dataclasses.dataclass(frozen=True)

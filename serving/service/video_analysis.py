@@ -265,6 +265,8 @@ class VideoAnalyzer:
 
 
 def _evidence(found: FacesFound, by_track: Dict[int, List[float]], rule: str) -> Evidence:
+    """What `decide` needs beyond the score: the thin people's reasons, the score of the others alone (so a
+    person seen well who is fake still makes the file fake), and the rejected tracks' reasons."""
     thin = {number: reason for number, reason in enumerate(found.thin) if reason}
     solid = {number: scores for number, scores in by_track.items() if number not in thin}
     return Evidence(

@@ -225,7 +225,7 @@ function showResult(result, file) {
       others.className = "other-tracks";
       for (const track of result.other_tracks) {
         const item = document.createElement("li");
-        item.textContent = `Not a person: a detection seen in ${track.frames} frame(s) from frame ${track.first_frame_index}, best detector confidence ${track.best_confidence.toFixed(2)} (${track.reason}).`;
+        item.textContent = `Not counted: a detection seen in ${track.frames} frame(s) from frame ${track.first_frame_index}, best detector confidence ${track.best_confidence.toFixed(2)} (${track.reason}).`;
         others.appendChild(item);
       }
       card.appendChild(others);

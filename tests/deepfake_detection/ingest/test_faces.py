@@ -81,8 +81,8 @@ def test_one_face_split_by_a_missed_frame_and_a_jump_is_one_track():
 
 
 def test_one_face_that_grows_between_two_frames_is_one_track():
-    frames = _moving(range(5), (100, 100, 60, 60)) + _moving(range(5, 10), (70, 70, 115, 115))
-    assert iou((100, 100, 60, 60), (70, 70, 115, 115)) < 0.3
+    frames = _moving(range(5), (100, 100, 60, 60)) + _moving(range(5, 10), (90, 50, 95, 95))
+    assert iou((100, 100, 60, 60), (90, 50, 95, 95)) < 0.3
     assert [len(t.detections) for t in build_tracks(frames, min_iou=0.3)] == [10]
 
 
@@ -93,6 +93,8 @@ def test_two_faces_are_never_joined():
     assert [len(t.detections) for t in build_tracks(together, min_iou=0.3)] == [4, 4]
     far = _moving(range(4), (10, 10, 40, 40)) + _moving(range(4, 8), (200, 150, 40, 40))
     assert [len(t.detections) for t in build_tracks(far, min_iou=0.3)] == [4, 4]
+    head_and_face = _moving(range(4), (50, 10, 180, 210)) + _moving(range(4, 8), (100, 60, 85, 110))
+    assert [len(t.detections) for t in build_tracks(head_and_face, min_iou=0.3)] == [4, 4]
     smaller = _moving(range(4), (100, 100, 90, 90)) + _moving(range(4, 8), (120, 120, 40, 40))
     assert [len(t.detections) for t in build_tracks(smaller, min_iou=0.3)] == [4, 4]
 
