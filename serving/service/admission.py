@@ -204,27 +204,43 @@ class Admission:
 
 
 class BodyBudget:
-    """Bytes of request bodies still arriving, at most `limit` in all; thread-safe.
+    """Bytes of request bodies still arriving, at most `limit` in all and `key_limit` per key; thread-safe.
 
     Places bound the bodies of admitted requests; a body still arriving holds
     no place, so without this many fast uploads at once could hold any amount
-    of memory between them.
+    of memory between them. The share per key keeps one key's stalled uploads
+    from holding the whole budget and turning every other key away (503).
+    Requests without a key (a service without keys) share the global limit only.
     """
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, key_limit: Optional[int] = None):
         self.limit = limit
+        self.key_limit = min(key_limit or limit, limit)
         self.held = 0
+        self._held_by_key: Counter = Counter()
         self._lock = threading.Lock()
 
-    def take(self, size: int) -> bool:
-        """Reserves `size` bytes, or returns False when that would go over the limit."""
+    def take(self, size: int, key: Optional[str] = None) -> bool:
+        """Reserves `size` bytes for `key`, or returns False when that would go over its share or the limit."""
         with self._lock:
             if self.held + size > self.limit:
                 return False
+            if key is not None and self._held_by_key[key] + size > self.key_limit:
+                return False
             self.held += size
+            if key is not None:
+                self._held_by_key[key] += size
             return True
 
-    def give_back(self, size: int) -> None:
-        """Returns `size` bytes taken by a body that has arrived, been refused or been abandoned."""
+    def give_back(self, size: int, key: Optional[str] = None) -> None:
+        """Returns `size` bytes taken for `key` by a body that has arrived, been refused or been abandoned."""
         with self._lock:
             self.held -= size
+            if key is not None:
+                self._held_by_key[key] -= size
+                if self._held_by_key[key] <= 0:
+                    del self._held_by_key[key]
+
+    def held_by(self, key: str) -> int:
+        with self._lock:
+            return self._held_by_key[key]

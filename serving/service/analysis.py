@@ -55,7 +55,9 @@ class DetectionService:
             max_in_flight_per_key=settings.max_in_flight_per_key,
             max_queued_per_key=settings.max_queued_per_key,
         )
-        self.bodies = BodyBudget(self.admission.capacity * settings.max_body_bytes)
+        self.bodies = BodyBudget(
+            self.admission.capacity * settings.max_body_bytes, self.admission.key_capacity * settings.max_body_bytes
+        )
         self.keys = KeyStore(self.history.engine) if settings.auth == "keys" else None
         self.metrics.watch(self.admission)
 

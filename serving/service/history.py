@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import pathlib
+import unicodedata
 from typing import List, Mapping, Optional, Tuple
 
 import sqlalchemy as sa
@@ -86,6 +87,14 @@ _MIGRATION_LOCK = 0x6466_6873
 _REVISION_OF_TABLE = (("checks", "0001"), ("jobs", "0002"))
 
 
+def safe_file_name(name: str) -> str:
+    """`name` without control or format characters (NUL, escapes, bidirectional overrides), at most 512
+    characters: PostgreSQL refuses a NUL in text, terminals and logs obey escapes, and an override makes
+    `evil\u202egpj.exe` show as `evilexe.jpg`. What is left is what every database stores as it is."""
+    kept = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
+    return kept[:512] or "upload"
+
+
 def engine_url(url: str) -> str:
     """Managed databases hand out `postgres://` or `postgresql://` URLs; both mean the psycopg 3 driver here."""
     for prefix in ("postgres://", "postgresql://"):
@@ -152,7 +161,7 @@ class History:
     def record(self, check: Check) -> int:
         values = dataclasses.asdict(check)
         values["checked_at"] = datetime.datetime.now(datetime.timezone.utc)
-        values["file_name"] = values["file_name"][:512]
+        values["file_name"] = safe_file_name(values["file_name"])
         values["error"] = values["error"][:1024] if values["error"] else None
         with self._engine.begin() as connection:
             return int(connection.execute(CHECKS.insert().values(**values)).inserted_primary_key[0])

@@ -64,7 +64,7 @@ def add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
     async def admitted(request: Request, key: Optional[str]) -> Tuple[List[Upload], Place]:
         """The request's files, and the queue place it takes once they have all arrived; MediaError if not:
         429 when the key holds its share, 503 when the service is full."""
-        uploads = await read_uploads(request, service.settings, service.bodies)
+        uploads = await read_uploads(request, service.settings, service.bodies, key)
         place, refusal = service.admission.try_admit(key)
         if place is None:
             admission, wait = service.admission, service.admission.retry_after_s(key)

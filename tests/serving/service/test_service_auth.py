@@ -237,3 +237,35 @@ def test_the_page_asks_for_a_key_keeps_it_in_session_storage_and_never_in_a_url(
         browser.close()
     _, secret = auth.split_key(keys["alice"])
     assert not [u for u in requested if secret in u or "dfk_" in u], "a key must never be in a URL"
+
+
+def test_one_keys_stalled_uploads_hold_its_share_of_the_body_budget_not_everyones(keyed_service):
+    """Alice starts more stalled uploads than the whole budget holds: beyond her share she is refused (503),
+    and bob's upload still goes through while hers stall."""
+    from tests.serving import hostile
+
+    url, detection, keys = keyed_service
+    port = int(url.rsplit(":", 1)[1])
+    size = LIMITS["max_body_bytes"] - 1000
+    body, content_type = hostile.multipart("stalled.jpg", b"\0" * size)
+    sent = body[: size * 9 // 10]
+    stalled_count = detection.bodies.limit // len(sent) + 1
+    assert detection.bodies.key_limit < stalled_count * len(sent)
+    head = hostile.request_head(
+        port, "/v1/detect", content_type, len(body), headers=f"Authorization: Bearer {keys['alice']}\r\n"
+    )
+    socks = []
+    try:
+        for _ in range(stalled_count):
+            sock = hostile.connect(port)
+            sock.sendall(head + sent)
+            socks.append(sock)
+            time.sleep(0.2)
+        large = astronaut_jpeg() + b"\0" * (size - len(astronaut_jpeg()))  # a valid JPEG, padded after its end
+        answer = call(url, "POST", "/v1/detect", keys["bob"], files={"files": ("large.jpg", large)})
+        assert answer.status_code == 200, answer.text
+        refused = [hostile.read_until_closed(sock, 0.5)[0] for sock in socks]
+        assert sum(hostile.status_of(r) == 503 for r in refused) >= stalled_count - 2, [r[:40] for r in refused]
+    finally:
+        for sock in socks:
+            sock.close()
