@@ -19,7 +19,10 @@ Routes:
 With `--auth keys` every /v1/* route needs `Authorization: Bearer KEY` (keys
 from `deepfake-pipeline keys create`): each check and job belongs to its key's
 principal, and each key has its own share of the queue. The service refuses to
-listen beyond loopback without keys unless told so (docs/serving-auth.md).
+listen beyond loopback without keys unless told so (docs/serving-auth.md);
+without keys it answers only the `Host` names it is allowed (loopback's,
+`--host`'s, `--allowed-hosts`), against DNS rebinding, and refuses a request
+that changes anything when a page of another site sent it (`Origin`).
 
 Each file runs the pipeline's own sampling, face detection and crop, then the
 model server in batches over gRPC (TF Serving or the local model server).
@@ -57,6 +60,7 @@ from serving.service import served_model
 from serving.service.analysis import DetectionService
 from serving.service.auth import KeyStore, bearer_key
 from serving.service.flags import settings_from_args
+from serving.service.http_guard import SiteGuard, head_timeout_protocol
 from serving.service.metrics import RequestMetrics
 from serving.service.routes import add_analysis_routes, add_status_routes, error_response
 from serving.service.settings import ServiceSettings
@@ -66,6 +70,8 @@ def create_app(service: DetectionService) -> FastAPI:
     app = FastAPI(title="Deepfake detection", description=__doc__)
     if service.keys is not None:
         _require_keys(app, service.keys)
+    else:
+        app.add_middleware(SiteGuard, hosts=service.settings.allowed_hosts)
     app.add_middleware(RequestMetrics, metrics=service.metrics)
     add_analysis_routes(app, service)
     add_status_routes(app, service)
@@ -107,8 +113,6 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
 def uvicorn_config(app: FastAPI, settings: ServiceSettings, host: str, port: int, log_level: str) -> Any:
     """uvicorn's settings for the service: its h11 protocol with the request head timeout."""
     import uvicorn
-
-    from serving.service.http_guard import head_timeout_protocol
 
     return uvicorn.Config(
         app, host=host, port=port, log_level=log_level, http=head_timeout_protocol(settings.head_timeout_s)
