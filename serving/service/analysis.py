@@ -19,6 +19,7 @@ from serving.service.media import (
     KIND_IMAGE,
     IsolatedDecoder,
     MediaError,
+    RecentThumbnails,
     check_declared_pixels,
     classify,
     public_message,
@@ -49,6 +50,7 @@ class DetectionService:
         self.decoder = decoder or IsolatedDecoder(settings.decode_timeout_s)
         self.history = History(settings.history_url, settings.history_pool_size)
         self.metrics = Metrics()
+        self.thumbnails = RecentThumbnails()
         self.admission = Admission(
             settings.max_in_flight,
             settings.max_queued,

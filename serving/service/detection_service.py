@@ -46,12 +46,16 @@ file's name, type, size and SHA-256, never the media.
 """
 
 import argparse
+import asyncio
+import contextlib
 import ctypes
 import dataclasses
+import datetime
 import logging
 import os
-from typing import Any
+from typing import Any, AsyncIterator, Callable
 
+import sqlalchemy
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -65,9 +69,12 @@ from serving.service.metrics import RequestMetrics
 from serving.service.routes import add_analysis_routes, add_status_routes, error_response
 from serving.service.settings import ServiceSettings
 
+# The longest wait between two sweeps of expired jobs.
+JOB_SWEEP_S = 300.0
+
 
 def create_app(service: DetectionService) -> FastAPI:
-    app = FastAPI(title="Deepfake detection", description=__doc__)
+    app = FastAPI(title="Deepfake detection", description=__doc__, lifespan=_expiring_jobs(service))
     if service.keys is not None:
         _require_keys(app, service.keys)
     else:
@@ -76,6 +83,30 @@ def create_app(service: DetectionService) -> FastAPI:
     add_analysis_routes(app, service)
     add_status_routes(app, service)
     return app
+
+
+def _expiring_jobs(service: DetectionService) -> Callable[[FastAPI], Any]:
+    """The app's lifespan: while it serves, jobs past `jobs_kept_s` are forgotten every few minutes."""
+    kept = datetime.timedelta(seconds=service.settings.jobs_kept_s)
+    interval_s = min(JOB_SWEEP_S, service.settings.jobs_kept_s / 2)
+
+    async def sweep() -> None:
+        while True:
+            try:
+                await run_in_threadpool(service.history.expire_jobs, kept)
+            except sqlalchemy.exc.SQLAlchemyError:
+                logging.exception("Could not forget expired jobs; trying again in %g s", interval_s)
+            await asyncio.sleep(interval_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.ensure_future(sweep())
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+
+    return lifespan
 
 
 def _require_keys(app: FastAPI, keys: KeyStore) -> None:

@@ -97,6 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.unready_after_s,
         help="/readyz answers 503 once every queue place has been taken this long",
     )
+    parser.add_argument(
+        "--jobs-kept-s",
+        type=float,
+        default=defaults.jobs_kept_s,
+        help="jobs are forgotten this long after their last change",
+    )
     parser.add_argument("--frames-per-video", type=int, default=defaults.frames_per_video)
     parser.add_argument("--rule", default=defaults.rule, choices=sorted(video_scores.RULES))
     parser.add_argument(

@@ -178,7 +178,7 @@ class History:
         return items, int(total)
 
     def save_job(self, job: Mapping, principal: Optional[str] = None) -> None:
-        """Writes a job's whole state (its JSON document); a new job also forgets jobs older than `JOBS_KEPT`.
+        """Writes a job's whole state (its JSON document).
 
         `principal` owns a new job; updates keep the owner it was created with.
         """
@@ -187,8 +187,14 @@ class History:
         with self._engine.begin() as connection:
             updated = connection.execute(JOBS.update().where(JOBS.c.job_id == job["job_id"]).values(**values))
             if updated.rowcount == 0:
-                connection.execute(JOBS.delete().where(JOBS.c.updated_at < now - JOBS_KEPT))
                 connection.execute(JOBS.insert().values(job_id=job["job_id"], principal=principal, **values))
+
+    def expire_jobs(self, kept: datetime.timedelta = JOBS_KEPT) -> int:
+        """Forgets the jobs not updated for `kept`; how many. The service runs it on a timer, so that an idle
+        service forgets old jobs too, not only when a new job arrives."""
+        oldest = datetime.datetime.now(datetime.timezone.utc) - kept
+        with self._engine.begin() as connection:
+            return int(connection.execute(JOBS.delete().where(JOBS.c.updated_at < oldest)).rowcount)
 
     def job(self, job_id: str, owner: Optional[str] = None) -> Optional[dict]:
         """A job's document; None when there is none, or when `owner` is given and the job is not theirs, so that

@@ -46,6 +46,7 @@ def start_job(
                 lambda: service.analyse_all(uploads, thumbnails, progress, principal, explain=explain),
                 lambda: update(state="running"),
             )
+            service.thumbnails.take_out(job_id, answer)  # media: never in the database
             update(state="done", status=status, progress=1.0, stage="done", **answer)
         except Exception as e:  # noqa: BLE001 - a failed job reports its error; the service goes on
             logging.exception("Job %s failed", job_id)

@@ -12,6 +12,7 @@ writes is checked and read as data (`read_answer`), so a decoder that hostile
 media took over cannot run code in the service.
 """
 
+import collections
 import dataclasses
 import json
 import math
@@ -24,6 +25,8 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from typing import Any, BinaryIO, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -375,3 +378,61 @@ def _result_of(answer_path: str) -> DecodeResult:
 def _start_server() -> subprocess.Popen:
     command = [sys.executable, "-m", "serving.service.decode_worker"]
     return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+THUMBNAIL_FIELD = "thumbnail_jpeg_b64"
+
+
+class RecentThumbnails:
+    """Face thumbnails of finished jobs, held in this replica's memory for a while and never in a database.
+
+    Thumbnails are media (crops of the uploaded faces): a job's document in
+    the shared database goes without them, and `GET /v1/jobs/<id>` on the
+    replica that ran the job puts them back for `kept_s`, within `max_bytes`
+    in all (the oldest go first). Another replica answers the job without them.
+    """
+
+    def __init__(self, kept_s: float = 600.0, max_bytes: int = 64 * 1024 * 1024):
+        self.kept_s = kept_s
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        # job id -> (when it expires, {(result, face): thumbnail}, bytes), oldest first.
+        self._jobs: collections.OrderedDict[str, Tuple[float, dict, int]] = collections.OrderedDict()
+        self._bytes = 0
+
+    def take_out(self, job_id: str, answer: dict) -> None:
+        """Removes the thumbnails from a job's `answer` (in place), keeping them here for `kept_s`."""
+        thumbnails = {}
+        for r, result in enumerate(answer.get("results", [])):
+            for f, face in enumerate(result.get("faces", [])):
+                if face.get(THUMBNAIL_FIELD):
+                    thumbnails[(r, f)] = face[THUMBNAIL_FIELD]
+                face.pop(THUMBNAIL_FIELD, None)
+        size = sum(len(t) for t in thumbnails.values())
+        if not thumbnails or size > self.max_bytes:
+            return
+        with self._lock:
+            self._forget(time.monotonic(), self.max_bytes - size)
+            self._jobs[job_id] = (time.monotonic() + self.kept_s, thumbnails, size)
+            self._bytes += size
+
+    def put_back(self, job_id: str, document: dict) -> dict:
+        """`document` with the job's thumbnails, while this replica still holds them."""
+        with self._lock:
+            self._forget(time.monotonic(), self.max_bytes)
+            held = self._jobs.get(job_id)
+        if held is not None:
+            results = document.get("results", [])
+            for (r, f), thumbnail in held[1].items():
+                if r < len(results) and f < len(results[r].get("faces", [])):
+                    results[r]["faces"][f][THUMBNAIL_FIELD] = thumbnail
+        return document
+
+    def _forget(self, now: float, room: int) -> None:
+        """Drops expired jobs, then the oldest until at most `room` bytes are held; under the lock."""
+        while self._jobs:
+            job_id, (expires, _, size) = next(iter(self._jobs.items()))
+            if expires > now and self._bytes <= room:
+                return
+            del self._jobs[job_id]
+            self._bytes -= size

@@ -122,7 +122,7 @@ def add_status_routes(app: FastAPI, service: DetectionService) -> None:
         found = service.history.job(job_id, owner_of(request))
         if found is None:
             return error_response("not_found", f"no job {job_id}", 404)
-        return JSONResponse(dict(found))
+        return JSONResponse(service.thumbnails.put_back(job_id, dict(found)))
 
     @app.get("/v1/history")
     def history(request: Request, limit: int = 20, offset: int = 0) -> JSONResponse:
