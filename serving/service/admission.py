@@ -34,9 +34,15 @@ Result = TypeVar("Result")
 # Recent analyses weigh this much in the running mean of their duration.
 _SMOOTHING = 0.2
 MAX_RETRY_AFTER_S = 120
+# How often a waiting request asks whether it was cancelled.
+CANCEL_POLL_S = 0.5
 # The limits `try_admit` names when it refuses a request.
 QUEUE_FULL = "max_queued"
 KEY_QUEUE_FULL = "max_queued_per_key"
+
+
+class WorkCancelledError(Exception):
+    """The work a place was taken for was cancelled (its owner asked, or its key was revoked)."""
 
 
 class Place:
@@ -137,9 +143,16 @@ class Admission:
         with self._lock:
             return 0.0 if self._full_since is None else time.monotonic() - self._full_since
 
-    def run(self, place: Place, work: Callable[[], Result], on_start: Callable[[], None] = lambda: None) -> Result:
+    def run(
+        self,
+        place: Place,
+        work: Callable[[], Result],
+        on_start: Callable[[], None] = lambda: None,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Result:
         """Waits for a slot (and the key's turn), runs `work` in it, then gives the slot and `place` back,
-        whatever `work` does and even when the wait itself is interrupted."""
+        whatever `work` does and even when the wait itself is interrupted; raises WorkCancelledError, giving the place
+        back, once `cancelled()` says so while it waits (asked every `CANCEL_POLL_S`)."""
         key = place.key
         try:
             with self._turn:
@@ -147,7 +160,9 @@ class Admission:
                 self._waiting.append(arrival)
                 try:
                     while self._next_to_run() != arrival:
-                        self._turn.wait()
+                        self._turn.wait(CANCEL_POLL_S)
+                        if self._asked_without_lock(cancelled):
+                            raise WorkCancelledError()
                 finally:
                     self._waiting.remove(arrival)
                 self.in_flight += 1
@@ -172,6 +187,14 @@ class Admission:
                 self._mean_duration_s += _SMOOTHING * (elapsed - self._mean_duration_s)
                 self._turn.notify_all()
             place.give_back()
+
+    def _asked_without_lock(self, question: Callable[[], bool]) -> bool:
+        """`question()` (a database look) with the lock let go meanwhile, so no other request waits on it."""
+        self._turn.release()
+        try:
+            return question()
+        finally:
+            self._turn.acquire()
 
     def _next_to_run(self) -> Optional[Tuple[int, Optional[str]]]:
         """The waiting request a free slot goes to: of the keys under their running share, the one running

@@ -36,7 +36,7 @@ CHECKS = sa.Table(
     sa.Column("model_name", sa.String(128), nullable=True),
     sa.Column("model_version", sa.BigInteger, nullable=True),
     sa.Column("error", sa.String(1024), nullable=True),
-    # The name of the API key's principal that asked for the check; NULL when the service runs without keys.
+    # The id of the API key's principal that asked for the check; NULL when the service runs without keys.
     sa.Column("principal", sa.String(64), nullable=True, index=True),
 )
 
@@ -56,12 +56,20 @@ API_KEYS = sa.Table(
     METADATA,
     sa.Column("key_id", sa.String(32), primary_key=True),
     sa.Column("name", sa.String(64), nullable=False, index=True),
+    # Who owns the checks and jobs of the key: shared by a name's keys while one is live (rotation), new once
+    # every key of the name was revoked, so a reused name never inherits a revoked principal's history.
+    sa.Column("principal_id", sa.String(64), nullable=False, index=True),
     sa.Column("salt", sa.LargeBinary(32), nullable=False),
     sa.Column("digest", sa.LargeBinary(32), nullable=False),
     sa.Column("admin", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
 )
+# A job whose owner asked to cancel it (or whose key was revoked): its thread stops and then marks it cancelled.
+CANCELLING = "cancelling"
+CANCELLED = "cancelled"
+# Jobs still at work: the ones that can be cancelled.
+ACTIVE_STATES = ("queued", "running")
 # Finished or abandoned jobs are forgotten after this long.
 JOBS_KEPT = datetime.timedelta(days=1)
 
@@ -109,10 +117,23 @@ def make_sqlite_folder(url: str) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(url[len("sqlite:///") :])) or ".", exist_ok=True)
 
 
+def make_private_sqlite_file(url: str) -> None:
+    """Creates a SQLite file URL's file readable by its owner alone (0600), or makes an existing one so:
+    the history names users' files and keeps the keys' digests. SQLite gives its journals the same mode."""
+    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+    if not path or path.startswith(":memory:") or path.startswith("file:"):
+        return
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600))
+    if os.stat(path).st_uid == os.geteuid():
+        os.chmod(path, 0o600)
+
+
 def create_engine(url: str, pool_size: int = 5) -> sa.Engine:
-    """SQLite shared across the service's threads; a server database through a checked, recycled pool."""
+    """SQLite shared across the service's threads, in a private file; a server database through a checked,
+    recycled pool."""
     url = engine_url(url)
     if url.startswith("sqlite"):
+        make_private_sqlite_file(url)
         return sa.create_engine(url, connect_args={"check_same_thread": False})
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
 
@@ -180,14 +201,43 @@ class History:
     def save_job(self, job: Mapping, principal: Optional[str] = None) -> None:
         """Writes a job's whole state (its JSON document).
 
-        `principal` owns a new job; updates keep the owner it was created with.
+        `principal` owns a new job; updates keep the owner it was created with. A job being cancelled keeps
+        that state until its thread writes `cancelled`, whatever progress it reports meanwhile.
         """
         now = datetime.datetime.now(datetime.timezone.utc)
         values = {"state": job["state"], "document": json.dumps(job), "updated_at": now}
+        unless_cancelling = JOBS.c.state != CANCELLING if job["state"] != CANCELLED else sa.true()
         with self._engine.begin() as connection:
-            updated = connection.execute(JOBS.update().where(JOBS.c.job_id == job["job_id"]).values(**values))
-            if updated.rowcount == 0:
+            updated = connection.execute(
+                JOBS.update().where(JOBS.c.job_id == job["job_id"], unless_cancelling).values(**values)
+            )
+            if updated.rowcount == 0 and not self._job_exists(connection, job["job_id"]):
                 connection.execute(JOBS.insert().values(job_id=job["job_id"], principal=principal, **values))
+
+    @staticmethod
+    def _job_exists(connection: sa.Connection, job_id: str) -> bool:
+        return connection.execute(sa.select(JOBS.c.job_id).where(JOBS.c.job_id == job_id)).first() is not None
+
+    def cancel_job(self, job_id: str, owner: Optional[str] = None) -> Optional[str]:
+        """Asks a queued or running job to stop (its state becomes `cancelling`); the job's state after the ask,
+        or None when there is no such job of `owner`'s. Any replica's job thread sees it in the database."""
+        which = [JOBS.c.job_id == job_id, *([JOBS.c.principal == owner] if owner is not None else [])]
+        with self._engine.begin() as connection:
+            row = connection.execute(sa.select(JOBS.c.state, JOBS.c.document).where(*which)).first()
+            if row is None or row.state not in ACTIVE_STATES:
+                return None if row is None else row.state
+            document = {**json.loads(row.document), "state": CANCELLING}
+            connection.execute(
+                JOBS.update()
+                .where(*which, JOBS.c.state.in_(ACTIVE_STATES))
+                .values(state=CANCELLING, document=json.dumps(document))
+            )
+        return CANCELLING
+
+    def job_state(self, job_id: str) -> Optional[str]:
+        """The job's state column: a cheap look, for a job thread asking whether it was cancelled."""
+        with self._engine.connect() as connection:
+            return connection.execute(sa.select(JOBS.c.state).where(JOBS.c.job_id == job_id)).scalar()
 
     def expire_jobs(self, kept: datetime.timedelta = JOBS_KEPT) -> int:
         """Forgets the jobs not updated for `kept`; how many. The service runs it on a timer, so that an idle

@@ -5,8 +5,9 @@ import threading
 import uuid
 from typing import Any, List, Optional
 
-from serving.service.admission import Place
+from serving.service.admission import Place, WorkCancelledError
 from serving.service.analysis import DetectionService
+from serving.service.history import CANCELLED, CANCELLING
 from serving.service.uploads import (
     Upload,
 )
@@ -19,6 +20,7 @@ def start_job(
     place: Place,
     principal: Optional[str] = None,
     explain: bool = False,
+    key_id: Optional[str] = None,
 ) -> str:
     """Runs an admitted request in the background: `queued` until a slot frees, then `running`.
 
@@ -26,7 +28,9 @@ def start_job(
     replica on it answers `GET /v1/jobs/<id>` (to `principal`, or an
     admin). The job's thread owns `place` once started; a job's checks are
     recorded even if its creator has gone, since any client may fetch the
-    job later.
+    job later. The job stops, queued or between two stages of a file, once
+    its owner cancels it (`DELETE /v1/jobs/<id>`, on any replica) or the key
+    `key_id` that created it is revoked; it ends `cancelled`.
     """
     job_id = uuid.uuid4().hex
     job = {"job_id": job_id, "state": "queued", "files": len(uploads), "file_index": 0, "stage": "queued"}
@@ -36,7 +40,14 @@ def start_job(
         job.update(changes)
         service.history.save_job(job)
 
+    def cancelled() -> bool:
+        if service.history.job_state(job_id) == CANCELLING:
+            return True
+        return key_id is not None and service.keys is not None and not service.keys.is_live(key_id)
+
     def progress(index: int, total: int, name: str, stage: str, fraction: float) -> None:
+        if cancelled():
+            raise WorkCancelledError()
         update(file_index=index, file_name=name, stage=stage, progress=round((index + fraction) / total, 3))
 
     def run() -> None:
@@ -45,12 +56,15 @@ def start_job(
                 place,
                 lambda: service.analyse_all(uploads, thumbnails, progress, principal, explain=explain),
                 lambda: update(state="running"),
+                cancelled,
             )
             service.thumbnails.take_out(job_id, answer)  # media: never in the database
             update(state="done", status=status, progress=1.0, stage="done", **answer)
-        except Exception as e:  # noqa: BLE001 - a failed job reports its error; the service goes on
+        except WorkCancelledError:
+            update(state=CANCELLED, stage=CANCELLED)
+        except Exception:  # noqa: BLE001 - a failed job reports that it failed; the service goes on
             logging.exception("Job %s failed", job_id)
-            update(state="failed", error=f"{type(e).__name__}: {e}")
+            update(state="failed", error=f"the job failed on an internal error (the service's log has job {job_id})")
 
     threading.Thread(target=run, name=f"job-{job_id[:8]}", daemon=True).start()
     return job_id

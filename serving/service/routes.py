@@ -4,7 +4,7 @@ readiness, metrics and the page)."""
 import asyncio
 import os
 import threading
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import prometheus_client
 from fastapi import FastAPI, Request
@@ -15,9 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from serving.client.tf_serving import ServingError
 from serving.protocol.tf_serving_api import ModelVersionStatus
 from serving.service import jobs
-from serving.service.admission import KEY_QUEUE_FULL, Place
+from serving.service.admission import KEY_QUEUE_FULL, Place, WorkCancelledError
 from serving.service.analysis import DetectionService
 from serving.service.auth import Principal
+from serving.service.history import CANCELLING
 from serving.service.media import (
     MediaError,
 )
@@ -41,7 +42,16 @@ def principal_of(request: Request) -> Optional[Principal]:
 def owner_of(request: Request) -> Optional[str]:
     """Whose rows the caller may read: its own, or everyone's (None) for an admin or without keys."""
     principal = principal_of(request)
-    return None if principal is None or principal.admin else principal.name
+    return None if principal is None or principal.admin else principal.principal_id
+
+
+def revoked_check(service: DetectionService, request: Request) -> Callable[[], bool]:
+    """Whether the caller's key has been revoked since its request came in (never, without keys): the work it
+    started stops then."""
+    principal = principal_of(request)
+    if principal is None or service.keys is None:
+        return lambda: False
+    return lambda: not service.keys.is_live(principal.key_id)
 
 
 def add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
@@ -50,7 +60,7 @@ def add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
 
     def admission_key(request: Request) -> Optional[str]:
         principal = principal_of(request)
-        return principal.name if principal else None
+        return principal.principal_id if principal else None
 
     def refused(error: MediaError, key: Optional[str]) -> JSONResponse:
         service.metrics.errors.labels("busy_key" if error.status == 429 else error.kind).inc()
@@ -86,13 +96,19 @@ def add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
             return refused(e, key)
         gone = threading.Event()
         watcher = asyncio.ensure_future(watch_disconnect(request, gone))
-        abandoned = abandoned_check(request, gone, asyncio.get_running_loop())
+        revoked = revoked_check(service, request)
+        client_gone = abandoned_check(request, gone, asyncio.get_running_loop())
         try:
             status, answer = await run_in_threadpool(
                 service.admission.run,
                 place,
-                lambda: service.analyse_all(uploads, thumbnails, principal=key, abandoned=abandoned, explain=explain),
+                lambda: service.analyse_all(
+                    uploads, thumbnails, principal=key, abandoned=lambda: client_gone() or revoked(), explain=explain
+                ),
+                cancelled=revoked,
             )
+        except WorkCancelledError:
+            return error_response("cancelled", "the key was revoked while the request waited", 401)
         finally:
             watcher.cancel()
             place.give_back()
@@ -106,7 +122,9 @@ def add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
         except MediaError as e:
             return refused(e, key)
         try:
-            job_id = jobs.start_job(service, uploads, thumbnails, place, key, explain)
+            principal = principal_of(request)
+            key_id = principal.key_id if principal else None
+            job_id = jobs.start_job(service, uploads, thumbnails, place, key, explain, key_id)
         except BaseException:
             place.give_back()
             raise
@@ -123,6 +141,16 @@ def add_status_routes(app: FastAPI, service: DetectionService) -> None:
         if found is None:
             return error_response("not_found", f"no job {job_id}", 404)
         return JSONResponse(service.thumbnails.put_back(job_id, dict(found)))
+
+    @app.delete("/v1/jobs/{job_id}")
+    def cancel_job(request: Request, job_id: str) -> JSONResponse:
+        """Cancels one's own queued or running job (an admin, anyone's): 202 while it stops, 409 once it ended."""
+        state = service.history.cancel_job(job_id, owner_of(request))
+        if state is None:
+            return error_response("not_found", f"no job {job_id}", 404)
+        if state != CANCELLING:
+            return error_response("conflict", f"job {job_id} has already ended ({state})", 409)
+        return JSONResponse({"job_id": job_id, "state": state}, status_code=202)
 
     @app.get("/v1/history")
     def history(request: Request, limit: int = 20, offset: int = 0) -> JSONResponse:

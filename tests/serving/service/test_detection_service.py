@@ -472,3 +472,31 @@ def test_maps_of_each_face_only_when_asked_on_detect_jobs_and_the_command_line(
     for here, there in zip(_faces_explained(offline), faces, strict=True):
         assert here["crop_box"] == there["crop_box"]
         np.testing.assert_allclose(here["heatmap"], there["heatmap"], atol=2e-3)
+
+
+def test_a_database_failure_reaches_the_user_without_sql(model_server, tmp_path):
+    import sqlalchemy as sa
+
+    from serving.service.media import IsolatedDecoder
+    from tests.serving.helpers import serving_on_loopback
+
+    settings = ServiceSettings(
+        model_server=model_server.grpc_address,
+        model_name="faces",
+        history_url=f"sqlite:///{tmp_path}/history.sqlite",
+        **LIMITS,
+    )
+    detection = DetectionService(settings, decoder=IsolatedDecoder(10))
+    with detection.history.engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE checks"))
+    try:
+        with serving_on_loopback(detection) as url:
+            status, created = post_files(url, [("secret-name.jpg", astronaut(".jpg"))], "/v1/jobs")
+            job = finished_job(lambda: json.loads(get(url + created["status_url"])[1]), poll_s=0.05)
+            answer = httpx.post(f"{url}/v1/detect", files={"files": ("secret-name.jpg", astronaut(".jpg"))})
+    finally:
+        detection.decoder.close()
+    assert job["state"] == "failed" and created["job_id"] in job["error"]
+    for text in (job["error"], answer.text):
+        assert not any(word in text.upper() for word in ("INSERT", "CHECKS", "SQL", "SECRET-NAME")), text
+    assert answer.status_code == 500

@@ -269,3 +269,52 @@ def test_one_keys_stalled_uploads_hold_its_share_of_the_body_budget_not_everyone
     finally:
         for sock in socks:
             sock.close()
+
+
+def job_of(url, key, files):
+    created = call(url, "POST", "/v1/jobs", key, files=files)
+    assert created.status_code == 202, created.text
+    return created.json()["status_url"]
+
+
+def wait_for_state(url, key, status_url, states, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    job = call(url, "GET", status_url, key).json()
+    while job["state"] not in states:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+        job = call(url, "GET", status_url, key).json()
+    return job
+
+
+def test_revoking_a_key_cancels_its_running_and_queued_jobs(keyed_service, sample_dataset):
+    url, detection, keys = keyed_service
+    video = open(sorted(r.path for r in read_dataset(sample_dataset))[0], "rb").read()
+    carol = detection.keys.create("carol")
+    principal_id = detection.keys.verify(carol).principal_id
+    files = [("files", (f"carol{i}.mp4", video)) for i in range(8)]
+    running = job_of(url, carol, files)
+    queued = job_of(url, carol, files)
+    wait_for_state(url, keys["root"], running, ("running",))
+    detection.keys.revoke("carol")
+    for status_url in (running, queued):
+        job = wait_for_state(url, keys["root"], status_url, ("cancelled", "done", "failed"))
+        assert job["state"] == "cancelled", job
+    recorded = [i for i in detection.history.page(500, 0, principal_id)[0]]
+    assert len(recorded) < 8, "the revoked key's work ran to the end"
+    assert detection.admission.admitted == 0
+
+
+def test_an_owner_cancels_its_own_job_and_nobody_elses(keyed_service, sample_dataset):
+    url, detection, keys = keyed_service
+    video = open(sorted(r.path for r in read_dataset(sample_dataset))[0], "rb").read()
+    status_url = job_of(url, keys["alice"], [("files", (f"mine{i}.mp4", video)) for i in range(8)])
+    wait_for_state(url, keys["alice"], status_url, ("running",))
+    assert call(url, "DELETE", status_url, keys["bob"]).status_code == 404
+    cancelling = call(url, "DELETE", status_url, keys["alice"])
+    assert cancelling.status_code == 202 and cancelling.json()["state"] == "cancelling"
+    job = wait_for_state(url, keys["alice"], status_url, ("cancelled", "done", "failed"))
+    assert job["state"] == "cancelled" and job["file_index"] < 7
+    assert call(url, "DELETE", status_url, keys["alice"]).status_code == 409
+    assert call(url, "DELETE", "/v1/jobs/unknown", keys["alice"]).status_code == 404
+    assert detection.admission.admitted == 0
