@@ -8,15 +8,17 @@ Without `--model-name` it serves the model the model server has: the only one, o
 Routes:
     POST /v1/detect           multipart files (field `files`): one answer per file (`?explain=true`: with each
                               face's crop box and map of where it looks manipulated, docs/explanations.md)
-    POST /v1/jobs             the same, in the background; GET /v1/jobs/<id> shows progress, then the answers
+    POST /v1/jobs             the same, in the background; GET /v1/jobs/<id> shows progress, then the answers;
+                              DELETE /v1/jobs/<id> cancels one's own job
     GET  /v1/history          the checks so far, newest first (`limit`, `offset`)
     GET  /v1/model            the served model: versions, operating point, model card (JSON)
     GET  /v1/model/card       the served version's model card, as a page
     GET  /healthz, /readyz    process alive; model server reachable and the model AVAILABLE
-    GET  /metrics             Prometheus: requests, latencies, verdicts, errors by kind
+    GET  /metrics             Prometheus: requests, latencies, verdicts, errors by kind (with keys: an admin
+                              key; or on a port of its own, --metrics-port)
     GET  /                    the web page
 
-With `--auth keys` every /v1/* route needs `Authorization: Bearer KEY` (keys
+With `--auth keys` every /v1/* route and the API docs need `Authorization: Bearer KEY` (keys
 from `deepfake-pipeline keys create`): each check and job belongs to its key's
 principal, and each key has its own share of the queue. The service refuses to
 listen beyond loopback without keys unless told so (docs/serving-auth.md);
@@ -55,6 +57,7 @@ import logging
 import os
 from typing import Any, AsyncIterator, Callable
 
+import prometheus_client
 import sqlalchemy
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -64,7 +67,7 @@ from serving.service import served_model
 from serving.service.analysis import DetectionService
 from serving.service.auth import KeyStore, bearer_key
 from serving.service.flags import settings_from_args
-from serving.service.http_guard import SiteGuard, head_timeout_protocol
+from serving.service.http_guard import SecurityHeaders, SiteGuard, head_timeout_protocol
 from serving.service.metrics import RequestMetrics
 from serving.service.routes import add_analysis_routes, add_status_routes, error_response
 from serving.service.settings import ServiceSettings
@@ -80,6 +83,7 @@ def create_app(service: DetectionService) -> FastAPI:
     else:
         app.add_middleware(SiteGuard, hosts=service.settings.allowed_hosts)
     app.add_middleware(RequestMetrics, metrics=service.metrics)
+    app.add_middleware(SecurityHeaders)  # the outermost: on every answer, refusals included
     add_analysis_routes(app, service)
     add_status_routes(app, service)
     return app
@@ -109,18 +113,28 @@ def _expiring_jobs(service: DetectionService) -> Callable[[FastAPI], Any]:
     return lifespan
 
 
+# Beside /v1/*, what needs a key: the API's description (it maps every route and limit) and, for an admin key,
+# the metrics (every user's counts). Health, readiness, the page and its files stay open.
+KEYED_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/metrics")
+ADMIN_PATHS = ("/metrics",)
+
+
 def _require_keys(app: FastAPI, keys: KeyStore) -> None:
-    """Every /v1/* request needs a valid key, checked before its body is read: else 401, the same answer for
-    every kind of wrong key. The principal goes to the routes in `request.state.principal`."""
+    """Every /v1/* request, and the docs and metrics, need a valid key, checked before a body is read: else
+    401, the same answer for every kind of wrong key; the metrics need an admin's (403 for another). The
+    principal goes to the routes in `request.state.principal`."""
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Any) -> Response:
-        if request.url.path.startswith("/v1/"):
+        path = request.url.path
+        if path.startswith("/v1/") or path in KEYED_PATHS:
             principal = await run_in_threadpool(keys.verify, bearer_key(request.headers.get("authorization")))
             if principal is None:
                 message = "a valid API key is needed: send it as 'Authorization: Bearer KEY'"
                 challenge = {"WWW-Authenticate": 'Bearer realm="deepfake-detection"'}
                 return error_response("unauthorized", message, 401, headers=challenge)
+            if path in ADMIN_PATHS and not principal.admin:
+                return error_response("forbidden", "the metrics need an admin key (or --metrics-port)", 403)
             request.state.principal = principal
         return await call_next(request)
 
@@ -169,6 +183,8 @@ def serve(args: argparse.Namespace) -> int:
         os.makedirs(os.path.dirname(os.path.abspath(settings.history_url[len("sqlite:///") :])) or ".", exist_ok=True)
     service = DetectionService(settings)
     service.decoder.warm_up()
+    if settings.metrics_port is not None:
+        prometheus_client.start_http_server(settings.metrics_port, args.host, registry=service.metrics.registry)
     app = create_app(service)
     try:
         uvicorn.Server(uvicorn_config(app, settings, args.host, args.port, "info")).run()

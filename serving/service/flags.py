@@ -98,6 +98,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="/readyz answers 503 once every queue place has been taken this long",
     )
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics on this port instead of the service's (with keys, /metrics there needs an admin key)",
+    )
+    parser.add_argument(
         "--jobs-kept-s",
         type=float,
         default=defaults.jobs_kept_s,

@@ -193,11 +193,13 @@ def add_status_routes(app: FastAPI, service: DetectionService) -> None:
         ready = ModelVersionStatus.AVAILABLE in states
         return JSONResponse({"ready": ready, "model_name": settings.model_name}, status_code=200 if ready else 503)
 
-    @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(
-            prometheus_client.generate_latest(service.metrics.registry), media_type="text/plain; version=0.0.4"
-        )
+    if settings.metrics_port is None:  # else on a port of their own (`detection_service.serve`)
+
+        @app.get("/metrics")
+        def metrics() -> Response:
+            return Response(
+                prometheus_client.generate_latest(service.metrics.registry), media_type="text/plain; version=0.0.4"
+            )
 
     @app.get("/")
     def index() -> FileResponse:

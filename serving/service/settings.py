@@ -47,6 +47,8 @@ class ServiceSettings:
     read_timeout_s: float = 15.0
     body_timeout_s: float = 120.0
     unready_after_s: float = 60.0
+    # Serve /metrics on this port alone (for a scraper that holds no key), not on the service's port.
+    metrics_port: Optional[int] = None
     # Jobs not updated for this long are forgotten, on a timer.
     jobs_kept_s: float = 24 * 3600.0
     # Without keys: the `Host` names the service answers (`allowed_hosts`; "*" for any).

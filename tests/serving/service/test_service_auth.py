@@ -87,13 +87,37 @@ def test_every_analysis_route_answers_401_alike_to_every_wrong_key(keyed_service
         assert len(bodies) == 1, f"{method} {path}: the answer must not tell one wrong key from another"
 
 
-def test_health_readiness_metrics_and_the_page_stay_open_and_show_no_user_data(keyed_service):
+def test_health_readiness_and_the_page_stay_open_and_show_no_user_data(keyed_service):
     url, _, keys = keyed_service
     assert call(url, "POST", "/v1/detect", keys["alice"]).status_code == 200
-    for path in ("/healthz", "/readyz", "/metrics", "/", "/static/app.js"):
+    for path in ("/healthz", "/readyz", "/", "/static/app.js"):
         response = httpx.get(url + path, timeout=30)
         assert response.status_code == 200, path
         assert b"alice" not in response.content and b"face.jpg" not in response.content, path
+
+
+def test_docs_need_a_key_and_metrics_an_admin_key(keyed_service):
+    url, _, keys = keyed_service
+    for path in ("/docs", "/redoc", "/openapi.json", "/metrics"):
+        assert httpx.get(url + path, timeout=30).status_code == 401, path
+        assert httpx.get(url + path, headers=bearer(keys["root"]), timeout=30).status_code == 200, path
+    assert httpx.get(url + "/openapi.json", headers=bearer(keys["alice"]), timeout=30).status_code == 200
+    assert httpx.get(url + "/metrics", headers=bearer(keys["alice"]), timeout=30).status_code == 403
+
+
+def test_every_answer_carries_the_security_headers(keyed_service):
+    url, _, keys = keyed_service
+    answers = [
+        httpx.get(url + "/", timeout=30),
+        httpx.get(url + "/static/app.js", timeout=30),
+        httpx.get(url + "/v1/history", timeout=30),  # a 401
+        httpx.get(url + "/nowhere", timeout=30),  # a 404
+        call(url, "POST", "/v1/detect", keys["alice"]),
+    ]
+    for answer in answers:
+        policy = answer.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy, answer.url
+        assert answer.headers["x-content-type-options"] == "nosniff" and answer.headers["x-frame-options"] == "DENY"
 
 
 def test_checks_and_jobs_belong_to_their_principal(keyed_service):

@@ -62,3 +62,10 @@ def test_allowed_hosts_are_loopbacks_hosts_and_the_flags():
     named = parse_args(["--host", "10.0.0.5", "--auth", "none", "--allow-unauthenticated-remote"])
     named.allowed_hosts = "Detect.Example.org, [fd00::1]"
     assert settings_from_args(named).allowed_hosts[3:] == ("10.0.0.5", "detect.example.org", "fd00::1")
+
+
+def test_refusals_and_the_page_carry_the_security_headers(service):
+    url, _ = service
+    for answer in (httpx.get(url + "/", timeout=30), httpx.get(url + "/", headers={"Host": "evil.example"})):
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        assert answer.headers["x-content-type-options"] == "nosniff"
