@@ -342,3 +342,18 @@ def test_an_owner_cancels_its_own_job_and_nobody_elses(keyed_service, sample_dat
     assert call(url, "DELETE", status_url, keys["alice"]).status_code == 409
     assert call(url, "DELETE", "/v1/jobs/unknown", keys["alice"]).status_code == 404
     assert detection.admission.admitted == 0
+
+
+def test_metrics_on_their_own_port_need_no_key_and_leave_the_service_port(model_server, tmp_path):
+    from tests.helpers import free_port
+
+    metrics_port = free_port()
+    history = ["--history-url", f"sqlite:///{tmp_path}/history.sqlite", "--auth", "keys"]
+    history += ["--metrics-port", str(metrics_port)]
+    store = auth.KeyStore.open(f"sqlite:///{tmp_path}/history.sqlite")
+    root = store.create("root", admin=True)
+    store.close()
+    with service_process(model_server, history, str(tmp_path / "log")) as url:
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30)
+        assert scraped.status_code == 200 and "detection_requests" in scraped.text
+        assert httpx.get(f"{url}/metrics", headers=bearer(root), timeout=30).status_code == 404
