@@ -13,11 +13,16 @@ in front of it, both with their default flags, and then runs, in order:
 - amplification: 1,024 instances of a 64 x 64 JPEG (about 1 MB of JSON) and one
   PNG declaring 15000 x 15000 pixels to the model server's REST predict;
 - bomb: a 30000 x 30000 PNG of zeros (2.6 MB, every row present) to the service;
-- alive: a valid upload at the end.
+- alive: a valid upload at the end;
+- freeze: bodies of 200,000 and 600,000 one-byte parts (15 and 46 MB) while /healthz is polled every 50 ms:
+  how long the refusal takes and the slowest /healthz meanwhile (parsing on the event loop froze it);
+- budget: a second service with keys (bodies of at most 20 MiB, so the budget is 10 of them and a key's share
+  4): one key starts 10 uploads that stall at 95 %, and another key's valid upload follows.
 
-    python bench/hostile_probe.py
+    python -m bench.hostile_probe [--only freeze,budget]
 """
 
+import argparse
 import base64
 import json
 import os
@@ -176,7 +181,124 @@ def probe(url: str, port: int, rest_url: str, service_pid: int, server_pid: int,
     print(f"alive: {response.status_code}, verdict {response.json()['results'][0].get('verdict')}")
 
 
+def tiny_parts(count: int) -> bytes:
+    part = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="p"\r\n\r\nx\r\n'.encode()
+    return part * count + f"--{BOUNDARY}--\r\n".encode()
+
+
+def raw_answer(sock: socket.socket, timeout_s: float) -> bytes:
+    """What the server answers on `sock` within `timeout_s` (until it closes or goes quiet)."""
+    sock.settimeout(timeout_s)
+    received = b""
+    try:
+        while b"\r\n\r\n" not in received or not received.rstrip().endswith(b"}"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            received += data
+    except OSError:
+        pass
+    return received
+
+
+def status_of(answer: bytes) -> str:
+    parts = answer.split(b" ", 2)
+    return parts[1].decode() if len(parts) > 2 and parts[0].startswith(b"HTTP/") else "none"
+
+
+def poll_health(url: str, latencies: list, stop: threading.Event) -> None:
+    """GETs /healthz every 50 ms until `stop`, appending each answer's latency to `latencies`."""
+    with httpx.Client(timeout=60) as client:
+        while not stop.is_set():
+            started = time.monotonic()
+            client.get(f"{url}/healthz")
+            latencies.append(time.monotonic() - started)
+            time.sleep(0.05)
+
+
+def freeze_probe(url: str, port: int) -> None:
+    """Bodies of many tiny parts, while /healthz is polled: the refusal's time and the slowest /healthz."""
+    for count in (200_000, 600_000):
+        body = tiny_parts(count)
+        latencies, stop = [], threading.Event()
+
+        poller = threading.Thread(target=poll_health, args=(url, latencies, stop), daemon=True)
+        poller.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            try:
+                sock.sendall(head(port, len(body)) + body)
+            except OSError:
+                pass  # the service answered and closed before the whole body went
+            answer = raw_answer(sock, 60)
+        elapsed = time.monotonic() - started
+        time.sleep(0.3)
+        stop.set()
+        poller.join()
+        print(
+            f"freeze: {count:,} one-byte parts ({len(body) / 1e6:.0f} MB): {status_of(answer)} in {elapsed:.2f} s; "
+            f"slowest /healthz meanwhile {max(latencies):.3f} s ({len(latencies)} polls)",
+            flush=True,
+        )
+
+
+def budget_probe(grpc_port: int, work: str) -> None:
+    """One key's stalled uploads against another key's valid one, on a service with keys."""
+    from serving.service.auth import KeyStore
+
+    history_url = f"sqlite:///{work}/keyed.sqlite"
+    store = KeyStore.open(history_url)
+    stalling, valid = store.create("stalling"), store.create("valid")
+    store.close()
+    port, max_body = _common.free_port(), 20 * 1024 * 1024
+    command = [sys.executable, "-m", "pipeline_runner", "service", "--port", str(port), "--auth", "keys"]
+    command += ["--model-server", f"127.0.0.1:{grpc_port}", "--model-name", "bench", "--history-url", history_url]
+    command += ["--max-body-bytes", str(max_body)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        launch.wait_for_http(f"{url}/healthz", process, lambda body: b"ok" in body, 180)
+        body = multipart("stalled.bin", b"\0" * (max_body - 1000))
+        authorization = f"Authorization: Bearer {stalling}\r\n".encode()
+        stalled_head = head(port, len(body)).replace(b"\r\n\r\n", b"\r\n" + authorization + b"\r\n", 1)
+        socks = []
+        for _ in range(10):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.settimeout(5)
+            try:
+                sock.sendall(stalled_head + body[: len(body) * 95 // 100])
+            except OSError:
+                pass  # refused (503) before it was all sent
+            socks.append(sock)
+        image = cv2.imencode(".jpg", cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
+        large = image + b"\0" * (max_body // 2)  # a valid JPEG, padded after its end: half a body
+        started = time.monotonic()
+        answer = httpx.post(
+            f"{url}/v1/detect",
+            files={"files": ("valid.jpg", large)},
+            headers={"Authorization": f"Bearer {valid}"},
+            timeout=120,
+        )
+        elapsed = time.monotonic() - started
+        statuses = [status_of(raw_answer(sock, 0.5)) for sock in socks]
+        print(
+            f"budget: one key's 10 stalled uploads of {max_body // 2**20} MiB: {statuses.count('503')} refused 503, "
+            f"the rest held; another key's upload of {len(large) / 2**20:.0f} MiB: {answer.status_code} in "
+            f"{elapsed:.2f} s",
+            flush=True,
+        )
+        for sock in socks:
+            sock.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="", help="comma-separated: freeze, budget (default: every probe)")
+    only = set(filter(None, parser.parse_args().only.split(",")))
     work = tempfile.mkdtemp(prefix="hostile_probe_")
     processes = []
     try:
@@ -197,7 +319,12 @@ def main() -> None:
         launch.wait_for_http(f"{url}/readyz", processes[1], lambda body: b'"ready":true' in body, 180)
         image = cv2.imencode(".jpg", cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))[1].tobytes()
         print(f"Model server: {os.path.basename(command[0])}; {os.cpu_count()} cores; both at their defaults")
-        probe(url, http_port, rest_url, processes[1].pid, processes[0].pid, image)
+        if not only:
+            probe(url, http_port, rest_url, processes[1].pid, processes[0].pid, image)
+        if not only or "freeze" in only:
+            freeze_probe(url, http_port)
+        if not only or "budget" in only:
+            budget_probe(grpc_port, work)
     finally:
         _common.stop(processes, work)
 

@@ -34,9 +34,15 @@ Result = TypeVar("Result")
 # Recent analyses weigh this much in the running mean of their duration.
 _SMOOTHING = 0.2
 MAX_RETRY_AFTER_S = 120
+# How often a waiting request asks whether it was cancelled.
+CANCEL_POLL_S = 0.5
 # The limits `try_admit` names when it refuses a request.
 QUEUE_FULL = "max_queued"
 KEY_QUEUE_FULL = "max_queued_per_key"
+
+
+class WorkCancelledError(Exception):
+    """The work a place was taken for was cancelled (its owner asked, or its key was revoked)."""
 
 
 class Place:
@@ -137,9 +143,16 @@ class Admission:
         with self._lock:
             return 0.0 if self._full_since is None else time.monotonic() - self._full_since
 
-    def run(self, place: Place, work: Callable[[], Result], on_start: Callable[[], None] = lambda: None) -> Result:
+    def run(
+        self,
+        place: Place,
+        work: Callable[[], Result],
+        on_start: Callable[[], None] = lambda: None,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Result:
         """Waits for a slot (and the key's turn), runs `work` in it, then gives the slot and `place` back,
-        whatever `work` does and even when the wait itself is interrupted."""
+        whatever `work` does and even when the wait itself is interrupted; raises WorkCancelledError, giving the place
+        back, once `cancelled()` says so while it waits (asked every `CANCEL_POLL_S`)."""
         key = place.key
         try:
             with self._turn:
@@ -147,7 +160,9 @@ class Admission:
                 self._waiting.append(arrival)
                 try:
                     while self._next_to_run() != arrival:
-                        self._turn.wait()
+                        self._turn.wait(CANCEL_POLL_S)
+                        if self._asked_without_lock(cancelled):
+                            raise WorkCancelledError()
                 finally:
                     self._waiting.remove(arrival)
                 self.in_flight += 1
@@ -172,6 +187,14 @@ class Admission:
                 self._mean_duration_s += _SMOOTHING * (elapsed - self._mean_duration_s)
                 self._turn.notify_all()
             place.give_back()
+
+    def _asked_without_lock(self, question: Callable[[], bool]) -> bool:
+        """`question()` (a database look) with the lock let go meanwhile, so no other request waits on it."""
+        self._turn.release()
+        try:
+            return question()
+        finally:
+            self._turn.acquire()
 
     def _next_to_run(self) -> Optional[Tuple[int, Optional[str]]]:
         """The waiting request a free slot goes to: of the keys under their running share, the one running
@@ -204,27 +227,43 @@ class Admission:
 
 
 class BodyBudget:
-    """Bytes of request bodies still arriving, at most `limit` in all; thread-safe.
+    """Bytes of request bodies still arriving, at most `limit` in all and `key_limit` per key; thread-safe.
 
     Places bound the bodies of admitted requests; a body still arriving holds
     no place, so without this many fast uploads at once could hold any amount
-    of memory between them.
+    of memory between them. The share per key keeps one key's stalled uploads
+    from holding the whole budget and turning every other key away (503).
+    Requests without a key (a service without keys) share the global limit only.
     """
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, key_limit: Optional[int] = None):
         self.limit = limit
+        self.key_limit = min(key_limit or limit, limit)
         self.held = 0
+        self._held_by_key: Counter = Counter()
         self._lock = threading.Lock()
 
-    def take(self, size: int) -> bool:
-        """Reserves `size` bytes, or returns False when that would go over the limit."""
+    def take(self, size: int, key: Optional[str] = None) -> bool:
+        """Reserves `size` bytes for `key`, or returns False when that would go over its share or the limit."""
         with self._lock:
             if self.held + size > self.limit:
                 return False
+            if key is not None and self._held_by_key[key] + size > self.key_limit:
+                return False
             self.held += size
+            if key is not None:
+                self._held_by_key[key] += size
             return True
 
-    def give_back(self, size: int) -> None:
-        """Returns `size` bytes taken by a body that has arrived, been refused or been abandoned."""
+    def give_back(self, size: int, key: Optional[str] = None) -> None:
+        """Returns `size` bytes taken for `key` by a body that has arrived, been refused or been abandoned."""
         with self._lock:
             self.held -= size
+            if key is not None:
+                self._held_by_key[key] -= size
+                if self._held_by_key[key] <= 0:
+                    del self._held_by_key[key]
+
+    def held_by(self, key: str) -> int:
+        with self._lock:
+            return self._held_by_key[key]

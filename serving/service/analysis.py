@@ -23,6 +23,7 @@ from serving.service.media import (
     KIND_IMAGE,
     IsolatedDecoder,
     MediaError,
+    RecentThumbnails,
     check_declared_pixels,
     classify,
     public_message,
@@ -69,13 +70,16 @@ class DetectionService:
             settings.history_retry_s,
         )
         self.metrics = Metrics()
+        self.thumbnails = RecentThumbnails()
         self.admission = Admission(
             settings.max_in_flight,
             settings.max_queued,
             max_in_flight_per_key=settings.max_in_flight_per_key,
             max_queued_per_key=settings.max_queued_per_key,
         )
-        self.bodies = BodyBudget(self.admission.capacity * settings.max_body_bytes)
+        self.bodies = BodyBudget(
+            self.admission.capacity * settings.max_body_bytes, self.admission.key_capacity * settings.max_body_bytes
+        )
         self.keys = KeyStore(self.history.engine) if settings.auth == "keys" else None
         self.metrics.watch(self.admission)
         self.metrics.watch_faults(self.recorder, self.client)

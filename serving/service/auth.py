@@ -39,10 +39,14 @@ _DUMMY_DIGEST = hmac.new(_DUMMY_SALT, b"", hashlib.sha256).digest()
 
 @dataclasses.dataclass(frozen=True)
 class Principal:
-    """Who a valid key speaks for: checks and jobs are recorded under `name`; an admin sees everyone's."""
+    """Who a valid key speaks for: checks and jobs are recorded under `principal_id` (not the name, which a
+    new key may reuse once the old ones are revoked); an admin sees everyone's. `key_id` is the key itself,
+    whose revocation cancels the work it started."""
 
     name: str
     admin: bool = False
+    principal_id: str = ""
+    key_id: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,15 +91,26 @@ class KeyStore:
         return cls(engine)
 
     def create(self, name: str, admin: bool = False) -> str:
-        """A new key for principal `name` (who may already hold others: rotation); returned once, kept hashed."""
+        """A new key for principal `name`; returned once, kept hashed. While `name` holds a live key the new one
+        speaks for the same principal (rotation); otherwise it is a new principal with an empty history."""
         if not NAME_PATTERN.fullmatch(name):
             raise ValueError(f"{name!r} is not a valid name: letters, digits, '.', '_', '@' and '-', at most 64")
         key_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_bytes(32)
         now = datetime.datetime.now(datetime.timezone.utc)
         with self._engine.begin() as connection:
+            live = connection.execute(
+                sa.select(API_KEYS.c.principal_id).where(API_KEYS.c.name == name, API_KEYS.c.revoked_at.is_(None))
+            ).first()
+            principal_id = live.principal_id if live is not None else f"p_{secrets.token_hex(12)}"
             connection.execute(
                 API_KEYS.insert().values(
-                    key_id=key_id, name=name, salt=salt, digest=_digest(salt, secret), admin=admin, created_at=now
+                    key_id=key_id,
+                    name=name,
+                    principal_id=principal_id,
+                    salt=salt,
+                    digest=_digest(salt, secret),
+                    admin=admin,
+                    created_at=now,
                 )
             )
         return f"{KEY_PREFIX}_{key_id}_{secret}"
@@ -124,14 +139,25 @@ class KeyStore:
         with self._engine.connect() as connection:
             row = connection.execute(
                 sa.select(
-                    API_KEYS.c.name, API_KEYS.c.salt, API_KEYS.c.digest, API_KEYS.c.admin, API_KEYS.c.revoked_at
+                    API_KEYS.c.name,
+                    API_KEYS.c.principal_id,
+                    API_KEYS.c.salt,
+                    API_KEYS.c.digest,
+                    API_KEYS.c.admin,
+                    API_KEYS.c.revoked_at,
                 ).where(API_KEYS.c.key_id == key_id)
             ).first()
         salt, expected = (row.salt, row.digest) if row is not None else (_DUMMY_SALT, _DUMMY_DIGEST)
         matches = hmac.compare_digest(_digest(salt, secret), expected)
         if row is None or not matches or row.revoked_at is not None:
             return None
-        return Principal(row.name, bool(row.admin))
+        return Principal(row.name, bool(row.admin), row.principal_id, key_id)
+
+    def is_live(self, key_id: str) -> bool:
+        """Whether the key `key_id` exists and is not revoked: work it started stops once it is not."""
+        with self._engine.connect() as connection:
+            revoked = connection.execute(sa.select(API_KEYS.c.revoked_at).where(API_KEYS.c.key_id == key_id)).first()
+        return revoked is not None and revoked.revoked_at is None
 
     def close(self) -> None:
         self._engine.dispose()

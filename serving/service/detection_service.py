@@ -8,19 +8,24 @@ Without `--model-name` it serves the model the model server has: the only one, o
 Routes:
     POST /v1/detect           multipart files (field `files`): one answer per file (`?explain=true`: with each
                               face's crop box and map of where it looks manipulated, docs/explanations.md)
-    POST /v1/jobs             the same, in the background; GET /v1/jobs/<id> shows progress, then the answers
+    POST /v1/jobs             the same, in the background; GET /v1/jobs/<id> shows progress, then the answers;
+                              DELETE /v1/jobs/<id> cancels one's own job
     GET  /v1/history          the checks so far, newest first (`limit`, `offset`), each with its feedback
     POST /v1/checks/<check_id>/feedback   {"label": "real"|"fake", "note": "..."}: the user's word on a verdict
     GET  /v1/model            the served model: versions, operating point, model card (JSON)
     GET  /v1/model/card       the served version's model card, as a page
     GET  /healthz, /readyz    process alive; model server reachable and the model AVAILABLE
-    GET  /metrics             Prometheus: requests, latencies, verdicts, errors by kind
+    GET  /metrics             Prometheus: requests, latencies, verdicts, errors by kind (with keys: an admin
+                              key; or on a port of its own, --metrics-port)
     GET  /                    the web page
 
-With `--auth keys` every /v1/* route needs `Authorization: Bearer KEY` (keys
+With `--auth keys` every /v1/* route and the API docs need `Authorization: Bearer KEY` (keys
 from `deepfake-pipeline keys create`): each check and job belongs to its key's
 principal, and each key has its own share of the queue. The service refuses to
-listen beyond loopback without keys unless told so (docs/serving-auth.md).
+listen beyond loopback without keys unless told so (docs/serving-auth.md);
+without keys it answers only the `Host` names it is allowed (loopback's,
+`--host`'s, `--allowed-hosts`), against DNS rebinding, and refuses a request
+that changes anything when a page of another site sent it (`Origin`).
 
 Each file runs the pipeline's own sampling, face detection and crop, then the
 model server in batches over gRPC (TF Serving or the local model server).
@@ -45,12 +50,17 @@ file's name, type, size and SHA-256 and per-face statistics, never the media unl
 """
 
 import argparse
+import asyncio
+import contextlib
 import ctypes
 import dataclasses
+import datetime
 import logging
 import os
-from typing import Any
+from typing import Any, AsyncIterator, Callable
 
+import prometheus_client
+import sqlalchemy
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -60,34 +70,75 @@ from serving.service.analysis import DetectionService
 from serving.service.auth import KeyStore, bearer_key
 from serving.service.feedback import add_feedback_routes
 from serving.service.flags import settings_from_args
+from serving.service.http_guard import SecurityHeaders, SiteGuard, head_timeout_protocol
 from serving.service.metrics import RequestMetrics
 from serving.service.routes import add_analysis_routes, add_status_routes, error_response
 from serving.service.settings import ServiceSettings
 
+# The longest wait between two sweeps of expired jobs.
+JOB_SWEEP_S = 300.0
+
 
 def create_app(service: DetectionService) -> FastAPI:
-    app = FastAPI(title="Deepfake detection", description=__doc__)
+    app = FastAPI(title="Deepfake detection", description=__doc__, lifespan=_expiring_jobs(service))
     if service.keys is not None:
         _require_keys(app, service.keys)
+    else:
+        app.add_middleware(SiteGuard, hosts=service.settings.allowed_hosts)
     app.add_middleware(RequestMetrics, metrics=service.metrics)
+    app.add_middleware(SecurityHeaders)  # the outermost: on every answer, refusals included
     add_analysis_routes(app, service)
     add_status_routes(app, service)
     add_feedback_routes(app, service)
     return app
 
 
+def _expiring_jobs(service: DetectionService) -> Callable[[FastAPI], Any]:
+    """The app's lifespan: while it serves, jobs past `jobs_kept_s` are forgotten every few minutes."""
+    kept = datetime.timedelta(seconds=service.settings.jobs_kept_s)
+    interval_s = min(JOB_SWEEP_S, service.settings.jobs_kept_s / 2)
+
+    async def sweep() -> None:
+        while True:
+            try:
+                await run_in_threadpool(service.history.expire_jobs, kept)
+            except sqlalchemy.exc.SQLAlchemyError:
+                logging.exception("Could not forget expired jobs; trying again in %g s", interval_s)
+            await asyncio.sleep(interval_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.ensure_future(sweep())
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+
+    return lifespan
+
+
+# Beside /v1/*, what needs a key: the API's description (it maps every route and limit) and, for an admin key,
+# the metrics (every user's counts). Health, readiness, the page and its files stay open.
+KEYED_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/metrics")
+ADMIN_PATHS = ("/metrics",)
+
+
 def _require_keys(app: FastAPI, keys: KeyStore) -> None:
-    """Every /v1/* request needs a valid key, checked before its body is read: else 401, the same answer for
-    every kind of wrong key. The principal goes to the routes in `request.state.principal`."""
+    """Every /v1/* request, and the docs and metrics, need a valid key, checked before a body is read: else
+    401, the same answer for every kind of wrong key; the metrics need an admin's (403 for another). The
+    principal goes to the routes in `request.state.principal`."""
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Any) -> Response:
-        if request.url.path.startswith("/v1/"):
+        path = request.url.path
+        if path.startswith("/v1/") or path in KEYED_PATHS:
             principal = await run_in_threadpool(keys.verify, bearer_key(request.headers.get("authorization")))
             if principal is None:
                 message = "a valid API key is needed: send it as 'Authorization: Bearer KEY'"
                 challenge = {"WWW-Authenticate": 'Bearer realm="deepfake-detection"'}
                 return error_response("unauthorized", message, 401, headers=challenge)
+            if path in ADMIN_PATHS and not principal.admin:
+                return error_response("forbidden", "the metrics need an admin key (or --metrics-port)", 403)
             request.state.principal = principal
         return await call_next(request)
 
@@ -111,8 +162,6 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
 def uvicorn_config(app: FastAPI, settings: ServiceSettings, host: str, port: int, log_level: str) -> Any:
     """uvicorn's settings for the service: its h11 protocol with the request head timeout."""
     import uvicorn
-
-    from serving.service.http_guard import head_timeout_protocol
 
     return uvicorn.Config(
         app, host=host, port=port, log_level=log_level, http=head_timeout_protocol(settings.head_timeout_s)
@@ -138,6 +187,8 @@ def serve(args: argparse.Namespace) -> int:
         os.makedirs(os.path.dirname(os.path.abspath(settings.history_url[len("sqlite:///") :])) or ".", exist_ok=True)
     service = DetectionService(settings)
     service.decoder.warm_up()
+    if settings.metrics_port is not None:
+        prometheus_client.start_http_server(settings.metrics_port, args.host, registry=service.metrics.registry)
     app = create_app(service)
     sweeper = retention.Sweeper(service.history).start() if service.media else None
     try:

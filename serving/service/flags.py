@@ -5,7 +5,7 @@ import dataclasses
 from typing import List, Optional
 
 from deepfake_detection.evaluation import video_scores
-from serving.service.settings import ServiceSettings, auth_mode
+from serving.service.settings import ServiceSettings, allowed_hosts, auth_mode
 
 SERVICE_HELP = "the detection service: upload a video or image, get a verdict (web page, REST API, jobs, history)"
 
@@ -121,6 +121,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.unready_after_s,
         help="/readyz answers 503 once every queue place has been taken this long",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics on this port instead of the service's (with keys, /metrics there needs an admin key)",
+    )
+    parser.add_argument(
+        "--jobs-kept-s",
+        type=float,
+        default=defaults.jobs_kept_s,
+        help="jobs are forgotten this long after their last change",
+    )
     parser.add_argument("--frames-per-video", type=int, default=defaults.frames_per_video)
     parser.add_argument("--rule", default=defaults.rule, choices=sorted(video_scores.RULES))
     parser.add_argument(
@@ -160,6 +171,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="/metrics: the uploads of this many seconds compared with the served version's training data",
     )
     parser.add_argument(
+        "--allowed-hosts",
+        default="",
+        help="without keys: more Host names to answer, comma-separated ('*' for any), beside loopback's and "
+        "--host's; any other Host is refused (400), against DNS rebinding",
+    )
+    parser.add_argument(
         "--allow-unauthenticated-remote",
         action="store_true",
         help="let --auth none listen beyond loopback (behind a proxy that authenticates)",
@@ -172,4 +189,6 @@ def settings_from_args(args: argparse.Namespace) -> ServiceSettings:
     if args.history_url_file:
         with open(args.history_url_file) as url_file:
             args.history_url = url_file.read().strip()
-    return ServiceSettings(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    values["allowed_hosts"] = allowed_hosts(args.host, args.allowed_hosts.split(","))
+    return ServiceSettings(**values)

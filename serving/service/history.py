@@ -23,6 +23,7 @@ import logging
 import os
 import pathlib
 import secrets
+import unicodedata
 from typing import Any, Callable, Iterator, List, Mapping, Optional, Tuple
 
 import sqlalchemy as sa
@@ -45,7 +46,7 @@ CHECKS = sa.Table(
     sa.Column("model_name", sa.String(128), nullable=True),
     sa.Column("model_version", sa.BigInteger, nullable=True),
     sa.Column("error", sa.String(1024), nullable=True),
-    # The name of the API key's principal that asked for the check; NULL when the service runs without keys.
+    # The id of the API key's principal that asked for the check; NULL when the service runs without keys.
     sa.Column("principal", sa.String(64), nullable=True, index=True),
     # What users see of a check (issue 45): an opaque random id, never the row's number.
     sa.Column("check_id", sa.String(32), nullable=True),
@@ -87,16 +88,22 @@ API_KEYS = sa.Table(
     METADATA,
     sa.Column("key_id", sa.String(32), primary_key=True),
     sa.Column("name", sa.String(64), nullable=False, index=True),
+    # Who owns the checks and jobs of the key: shared by a name's keys while one is live (rotation), new once
+    # every key of the name was revoked, so a reused name never inherits a revoked principal's history.
+    sa.Column("principal_id", sa.String(64), nullable=False, index=True),
     sa.Column("salt", sa.LargeBinary(32), nullable=False),
     sa.Column("digest", sa.LargeBinary(32), nullable=False),
     sa.Column("admin", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
 )
+# A job whose owner asked to cancel it (or whose key was revoked): its thread stops and then marks it cancelled.
+CANCELLING = "cancelling"
+CANCELLED = "cancelled"
+# Jobs still at work: the ones some replica must be running, and the ones that can be cancelled.
+ACTIVE_JOB_STATES = ("queued", "running")
 # Finished or abandoned jobs are forgotten after this long.
 JOBS_KEPT = datetime.timedelta(days=1)
-# The states of a job that some replica must be running.
-ACTIVE_JOB_STATES = ("queued", "running")
 # Errors that mean the database cannot be used now (down, unreachable, its file gone), not a wrong query.
 UNAVAILABLE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
@@ -138,6 +145,14 @@ _MIGRATION_LOCK = 0x6466_6873
 _REVISION_OF_TABLE = (("checks", "0001"), ("jobs", "0002"))
 
 
+def safe_file_name(name: str) -> str:
+    """`name` without control or format characters (NUL, escapes, bidirectional overrides), at most 512
+    characters: PostgreSQL refuses a NUL in text, terminals and logs obey escapes, and an override makes
+    `evil\u202egpj.exe` show as `evilexe.jpg`. What is left is what every database stores as it is."""
+    kept = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
+    return kept[:512] or "upload"
+
+
 def engine_url(url: str) -> str:
     """Managed databases hand out `postgres://` or `postgresql://` URLs; both mean the psycopg 3 driver here."""
     for prefix in ("postgres://", "postgresql://"):
@@ -152,10 +167,23 @@ def make_sqlite_folder(url: str) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(url[len("sqlite:///") :])) or ".", exist_ok=True)
 
 
+def make_private_sqlite_file(url: str) -> None:
+    """Creates a SQLite file URL's file readable by its owner alone (0600), or makes an existing one so:
+    the history names users' files and keeps the keys' digests. SQLite gives its journals the same mode."""
+    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+    if not path or path.startswith(":memory:") or path.startswith("file:"):
+        return
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600))
+    if os.stat(path).st_uid == os.geteuid():
+        os.chmod(path, 0o600)
+
+
 def create_engine(url: str, pool_size: int = 5) -> sa.Engine:
-    """SQLite shared across the service's threads; a server database through a checked, recycled pool."""
+    """SQLite shared across the service's threads, in a private file; a server database through a checked,
+    recycled pool."""
     url = engine_url(url)
     if url.startswith("sqlite"):
+        make_private_sqlite_file(url)
         return sa.create_engine(url, connect_args={"check_same_thread": False})
     return sa.create_engine(
         url,
@@ -205,7 +233,7 @@ def check_row(check: Check) -> dict:
     expires = check.media_expires_at
     values.update(
         checked_at=_utcnow().isoformat(),
-        file_name=values["file_name"][:512],
+        file_name=safe_file_name(values["file_name"]),
         error=values["error"][:1024] if values["error"] else None,
         input_stats=json.dumps(check.input_stats) if check.input_stats is not None else None,
         media_expires_at=expires.isoformat() if expires else None,
@@ -358,7 +386,8 @@ class History:
         self, job: Mapping, principal: Optional[str] = None, owner: Optional[str] = None, lease_s: float = 30.0
     ) -> bool:
         """Writes a job's whole state (its JSON document) and renews `owner`'s lease for `lease_s`; a new job is
-        created (`principal` owns it, and older jobs than `JOBS_KEPT` are forgotten).
+        created (`principal` owns it). A job being cancelled keeps that state until its thread writes `cancelled`,
+        whatever progress it reports meanwhile.
 
         False when the job is another replica's now (it took the job over once this one's lease ran out): the
         caller must stop running it.
@@ -371,14 +400,43 @@ class History:
             "lease_until": now + datetime.timedelta(seconds=lease_s),
         }
         with self._using(), self._engine.begin() as connection:
+            unless_cancelling = JOBS.c.state != CANCELLING if job["state"] != CANCELLED else sa.true()
             mine = sa.and_(JOBS.c.job_id == job["job_id"], JOBS.c.owner == owner)
-            if connection.execute(JOBS.update().where(mine).values(**values)).rowcount:
+            if connection.execute(JOBS.update().where(mine, unless_cancelling).values(**values)).rowcount:
                 return True
-            if connection.execute(sa.select(JOBS.c.job_id).where(JOBS.c.job_id == job["job_id"])).first():
-                return False
-            connection.execute(JOBS.delete().where(JOBS.c.updated_at < now - JOBS_KEPT))
+            held = connection.execute(sa.select(JOBS.c.owner).where(JOBS.c.job_id == job["job_id"])).first()
+            if held is not None:
+                return held.owner == owner  # a job being cancelled is still its owner's to finish
             connection.execute(JOBS.insert().values(job_id=job["job_id"], principal=principal, owner=owner, **values))
             return True
+
+    def cancel_job(self, job_id: str, owner: Optional[str] = None) -> Optional[str]:
+        """Asks a queued or running job to stop (its state becomes `cancelling`); the job's state after the ask,
+        or None when there is no such job of `owner`'s. Any replica's job thread sees it in the database."""
+        which = [JOBS.c.job_id == job_id, *([JOBS.c.principal == owner] if owner is not None else [])]
+        with self._using(), self._engine.begin() as connection:
+            row = connection.execute(sa.select(JOBS.c.state, JOBS.c.document).where(*which)).first()
+            if row is None or row.state not in ACTIVE_JOB_STATES:
+                return None if row is None else row.state
+            document = {**json.loads(row.document), "state": CANCELLING}
+            connection.execute(
+                JOBS.update()
+                .where(*which, JOBS.c.state.in_(ACTIVE_JOB_STATES))
+                .values(state=CANCELLING, document=json.dumps(document))
+            )
+        return CANCELLING
+
+    def job_state(self, job_id: str) -> Optional[str]:
+        """The job's state column: a cheap look, for a job thread asking whether it was cancelled."""
+        with self._using(), self._engine.connect() as connection:
+            return connection.execute(sa.select(JOBS.c.state).where(JOBS.c.job_id == job_id)).scalar()
+
+    def expire_jobs(self, kept: datetime.timedelta = JOBS_KEPT) -> int:
+        """Forgets the jobs not updated for `kept`; how many. The service runs it on a timer, so that an idle
+        service forgets old jobs too, not only when a new job arrives."""
+        oldest = _utcnow() - kept
+        with self._using(), self._engine.begin() as connection:
+            return int(connection.execute(JOBS.delete().where(JOBS.c.updated_at < oldest)).rowcount)
 
     def job(self, job_id: str, owner: Optional[str] = None) -> Optional[dict]:
         """A job's document; None when there is none, or when `owner` is given and the job is not theirs, so that

@@ -13,6 +13,13 @@ resumed elsewhere; a media store that keeps them (`JobMedia`) makes that
 possible. A replica that lost its lease (another took the job over) stops at
 its next file and writes nothing more.
 
+A job stops, queued or between two stages of a file, once its owner cancels
+it (`DELETE /v1/jobs/<id>`, on any replica: the state `cancelling` in the
+database) or the key that created it is revoked; it ends `cancelled`. Face
+thumbnails never enter the job's document (they are media): this replica
+holds them for a while (`RecentThumbnails`) and `GET /v1/jobs/<id>` on it puts
+them back.
+
 While the database is unavailable a job goes on: its progress is written when
 the database is back (the next renewal), and its checks are spooled like any.
 """
@@ -24,8 +31,8 @@ import threading
 import uuid
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol
 
-from serving.service.admission import Place
-from serving.service.history import HistoryUnavailableError
+from serving.service.admission import Place, WorkCancelledError
+from serving.service.history import CANCELLED, CANCELLING, HistoryUnavailableError
 from serving.service.uploads import CLIENT_GONE, Upload
 
 if TYPE_CHECKING:  # the service owns its job runner: a run-time import would be circular
@@ -72,9 +79,10 @@ def replica_id() -> str:
 class _RunningJob:
     """A job this replica runs: its document, and whether another replica has taken it over."""
 
-    def __init__(self, document: dict, principal: Optional[str]):
+    def __init__(self, document: dict, principal: Optional[str], key_id: Optional[str] = None):
         self.document = document
         self.principal = principal
+        self.key_id = key_id
         self.lost = False
         self.lock = threading.Lock()
 
@@ -101,8 +109,10 @@ class JobRunner:
         place: Place,
         principal: Optional[str] = None,
         explain: bool = False,
+        key_id: Optional[str] = None,
     ) -> str:
-        """Runs an admitted request in the background: `queued` until a slot frees, then `running`.
+        """Runs an admitted request in the background: `queued` until a slot frees, then `running`; `key_id`
+        is the key that asked for it (revoking it cancels the job).
 
         The job is created in the shared database first (`HistoryUnavailableError` if it cannot be), so any
         replica on it answers `GET /v1/jobs/<id>` (to `principal`, or an admin). The job's thread owns
@@ -121,7 +131,7 @@ class JobRunner:
             "results": [],
         }
         self.history.save_job(document, principal, self.owner, self.lease_s)
-        self._run(_RunningJob(document, principal), uploads, place)
+        self._run(_RunningJob(document, principal, key_id), uploads, place)
         return job_id
 
     def _run(self, job: _RunningJob, uploads: List[Upload], place: Place) -> None:
@@ -136,10 +146,14 @@ class JobRunner:
                     place,
                     lambda: self._analyse(job, uploads),
                     lambda: self._update(job, state="running"),
+                    lambda: self._cancelled(job),
                 )
-            except Exception as e:  # noqa: BLE001 - a failed job reports its error; the service goes on
+            except WorkCancelledError:
+                self._update(job, state=CANCELLED, stage=CANCELLED)
+            except Exception:  # noqa: BLE001 - a failed job reports that it failed; the service goes on
                 logging.exception("Job %s failed", job_id)
-                self._update(job, state="failed", error=f"{type(e).__name__}: {e}")
+                message = f"the job failed on an internal error (the service's log has job {job_id})"
+                self._update(job, state="failed", error=message)
             finally:
                 self._finish(job)
 
@@ -153,6 +167,8 @@ class JobRunner:
             upload = uploads[index]
 
             def progress(stage: str, fraction: float, index: int = index, name: str = upload.file_name) -> None:
+                if self._cancelled(job):
+                    raise WorkCancelledError()
                 self._update(
                     job,
                     file_index=index,
@@ -166,7 +182,9 @@ class JobRunner:
             )
             if status == CLIENT_GONE:
                 return
-            self._update(job, results=[*results, {"status": status, **answer}])
+            result = {"status": status, **answer}
+            self.service.thumbnails.take_out(job.document["job_id"], {"results": [result]}, first=index)
+            self._update(job, results=[*results, result])
             results = job.document["results"]
         status = combined_status([r["status"] for r in results])
         self._update(job, state="done", status=status, progress=1.0, stage="done")
@@ -179,6 +197,17 @@ class JobRunner:
                 return
             job.document = {**job.document, **changes}
             self._write(job)
+
+    def _cancelled(self, job: _RunningJob) -> bool:
+        """Whether the job's owner asked to cancel it (on any replica), or its key was revoked; a database that
+        cannot be asked cancels nothing."""
+        keys = self.service.keys
+        if job.key_id is not None and keys is not None and not keys.is_live(job.key_id):
+            return True
+        try:
+            return self.history.job_state(job.document["job_id"]) == CANCELLING
+        except HistoryUnavailableError:
+            return False
 
     def _write(self, job: _RunningJob) -> None:
         try:

@@ -5,19 +5,29 @@ service decodes each upload in a child process of its own, forked by
 `serving.service.decode_worker` (OpenCV, numpy and the ingest's sampling, no
 TensorFlow), waits at most `timeout_s`, and kills it past that; a crash or a
 timeout costs that one upload an error, never the service. The media only
-ever lives in memory and, for the decoder, in a private file on a RAM-backed
-folder that is removed as soon as the decode ends.
+ever lives in memory and, for the decoder, in a fresh folder of the service's
+own (mode 0700, on a RAM-backed file system) that is removed as soon as the
+decode ends. The child answers in JSON and raw pixels, never pickle: what it
+writes is checked and read as data (`read_answer`), so a decoder that hostile
+media took over cannot run code in the service.
 """
 
+import collections
 import dataclasses
+import json
+import math
 import os
-import pickle
 import queue
 import re
+import shutil
+import stat
+import struct
 import subprocess
 import sys
 import tempfile
-from typing import Callable, List, Optional, Tuple
+import threading
+import time
+from typing import Any, BinaryIO, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,6 +41,10 @@ KIND_VIDEO = "video"
 IMAGE_TYPES = ("jpeg", "png", "webp")
 VIDEO_TYPES = ("mp4", "mov", "webm", "mkv", "avi")
 RAM_FOLDER = "/dev/shm"
+# How the decode folder's files are created: new (never an existing file or a link planted there), private.
+_EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# The decode server's one-line report of how a child ended is a few dozen bytes.
+_MAX_REPORT_BYTES = 4096
 
 
 class MediaError(Exception):
@@ -135,6 +149,16 @@ def decode_media(path: str, kind: str, ingest_config: IngestConfig) -> DecodeRes
 Decoder = Callable[[str, str, IngestConfig], DecodeResult]
 
 
+ANSWER_MAGIC = b"DFKANSWER1\n"
+# A header longer than this is no honest answer (32 frames' indices and times take about 2 KB).
+MAX_HEADER_BYTES = 1 << 20
+OUTCOMES = ("ok", "video_error", "error")
+
+
+class AnswerError(ValueError):
+    """A decode child's answer that does not follow the format: refused, never interpreted."""
+
+
 @dataclasses.dataclass(frozen=True)
 class FramesHeader:
     """What precedes a decode child's frames in its answer file: the frames' indices, times and shape."""
@@ -154,18 +178,95 @@ class FramesHeader:
         indices = [frame.index for frame in result.frames]
         return cls(indices, [frame.timestamp for frame in result.frames], shape, result.width, result.height)
 
-    def mapped(self, path: str, offset: int) -> DecodeResult:
-        """The frames as read-only views of the file's pages: no copy in the service's memory.
+    @classmethod
+    def checked(cls, fields: dict) -> "FramesHeader":
+        """The header of an answer's JSON fields, every type and bound checked (AnswerError if not)."""
+        indices, timestamps, shape = fields.get("indices"), fields.get("timestamps"), fields.get("shape")
+        width, height = fields.get("width"), fields.get("height")
+        if not (_ints(indices, 0) and _numbers(timestamps) and len(indices) == len(timestamps)):
+            raise AnswerError("the frames' indices and times are not two lists of the same length")
+        if not (_ints(shape, 0) and 1 <= len(shape) <= 3 and _ints([width, height], 0)):
+            raise AnswerError("the frames' shape or the media's size is not a list of sizes")
+        return cls(indices, [float(t) for t in timestamps], tuple(shape), width, height)
+
+    @property
+    def pixel_bytes(self) -> int:
+        return len(self.indices) * math.prod(self.shape) if self.indices else 0
+
+    def mapped(self, answer: BinaryIO, offset: int) -> DecodeResult:
+        """The frames as read-only views of the answer file's pages: no copy in the service's memory.
 
         The mapping outlives the file's name, so the file can be removed at
         once; its pages go back when the last frame is dropped.
         """
         if not self.indices:
             return DecodeResult([], self.width, self.height)
-        pixels = np.memmap(path, np.uint8, "r", offset, (len(self.indices), *self.shape))
+        pixels = np.memmap(answer, np.uint8, "r", offset, (len(self.indices), *self.shape))
         times = zip(self.indices, self.timestamps, strict=True)
         frames = [SampledFrame(index, timestamp, pixels[n]) for n, (index, timestamp) in enumerate(times)]
         return DecodeResult(frames, self.width, self.height)
+
+
+def _ints(values: Any, minimum: int) -> bool:
+    return isinstance(values, list) and all(type(v) is int and v >= minimum for v in values)
+
+
+def _numbers(values: Any) -> bool:
+    return isinstance(values, list) and all(type(v) in (int, float) and math.isfinite(v) for v in values)
+
+
+def write_answer(answer: BinaryIO, outcome: str, fields: dict, frames: Sequence[np.ndarray] = ()) -> None:
+    """A decode child's answer: the magic, the JSON header's length and the header, then the raw pixels.
+
+    JSON and raw bytes, never pickle: the child decodes hostile media, so the
+    service must be able to read whatever it writes without running any of it.
+    """
+    header = json.dumps({"outcome": outcome, **fields}).encode()
+    answer.write(ANSWER_MAGIC + struct.pack(">I", len(header)) + header)
+    for frame in frames:
+        answer.write(memoryview(np.ascontiguousarray(frame, np.uint8)).cast("B"))
+
+
+def read_answer(answer: BinaryIO) -> Tuple[str, dict, int]:
+    """(outcome, header fields, offset of the pixels) of an answer file, checked against its size.
+
+    Anything but a well-formed answer whose size is exactly its header's and
+    its frames' raises AnswerError: the bytes are data, never code.
+    """
+    size = os.fstat(answer.fileno()).st_size
+    prefix = answer.read(len(ANSWER_MAGIC) + 4)
+    if len(prefix) != len(ANSWER_MAGIC) + 4 or not prefix.startswith(ANSWER_MAGIC):
+        raise AnswerError("not a decode answer")
+    (length,) = struct.unpack(">I", prefix[len(ANSWER_MAGIC) :])
+    if length > MAX_HEADER_BYTES or len(prefix) + length > size:
+        raise AnswerError(f"a header of {length} bytes in an answer of {size}")
+    try:
+        fields = json.loads(answer.read(length))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise AnswerError(f"the header is not JSON: {e}") from None
+    if not isinstance(fields, dict) or fields.get("outcome") not in OUTCOMES:
+        raise AnswerError("the header names no known outcome")
+    offset = len(prefix) + length
+    pixels = FramesHeader.checked(fields).pixel_bytes if fields["outcome"] == "ok" else 0
+    if offset + pixels != size:
+        raise AnswerError(f"{size - offset} bytes of pixels where the header promises {pixels}")
+    return fields.pop("outcome"), fields, offset
+
+
+def open_private(path: str) -> BinaryIO:
+    """`path` opened for reading only if it is a regular file of this process's user, never through a link
+    (nor blocking on a FIFO planted there)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    found = os.fstat(descriptor)
+    if not stat.S_ISREG(found.st_mode) or found.st_uid != os.geteuid():
+        os.close(descriptor)
+        raise AnswerError("the answer is not a regular file of the service's user")
+    return os.fdopen(descriptor, "rb")
+
+
+def decoder_reference(decoder: Decoder) -> str:
+    """`module:qualified name` of a decoder function, which the decode server imports (no pickled code)."""
+    return f"{decoder.__module__}:{decoder.__qualname__}"
 
 
 class IsolatedDecoder:
@@ -201,26 +302,39 @@ class IsolatedDecoder:
                 server.wait(timeout=10)
 
     def decode(self, data: bytes, kind: str, extension: str, ingest_config: IngestConfig) -> DecodeResult:
+        """The upload's frames, decoded by a child in a fresh folder that only the service's user can enter.
+
+        The folder (0700, a random name) holds the media and the child's answer,
+        each created with O_EXCL at mode 0600, and is removed whatever happens:
+        no other local user can read the frames, or plant a file the service reads.
+        """
         folder = RAM_FOLDER if os.path.isdir(RAM_FOLDER) and os.access(RAM_FOLDER, os.W_OK) else None
-        with tempfile.NamedTemporaryFile(suffix=f".{extension}", dir=folder) as media:
-            media.write(data)
-            media.flush()
-            answer_path = f"{media.name}.answer"
-            try:
-                return self._run(media.name, kind, ingest_config, answer_path)
-            finally:
-                if os.path.exists(answer_path):
-                    os.remove(answer_path)
+        private = tempfile.mkdtemp(prefix="decode-", dir=folder)
+        try:
+            media_path = os.path.join(private, f"media.{extension}")
+            with os.fdopen(os.open(media_path, _EXCLUSIVE, 0o600), "wb") as media:
+                media.write(data)
+            return self._run(media_path, kind, ingest_config, os.path.join(private, "answer"))
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
 
     def _run(self, path: str, kind: str, ingest_config: IngestConfig, answer_path: str) -> DecodeResult:
         server = self._idle.get()
+        request = {
+            "decoder": decoder_reference(self.decoder),
+            "path": path,
+            "kind": kind,
+            "ingest_config": ingest_config.to_json(),
+            "answer_path": answer_path,
+            "timeout_s": self.timeout_s,
+        }
         try:
             if server is None or server.poll() is not None:
                 server = _start_server()
-            pickle.dump((self.decoder, path, kind, ingest_config, answer_path, self.timeout_s), server.stdin)
+            server.stdin.write(json.dumps(request).encode() + b"\n")
             server.stdin.flush()
-            ended, code = pickle.load(server.stdout)
-        except (EOFError, OSError, pickle.PickleError) as e:
+            ended, code = _exit_report(server.stdout.readline(_MAX_REPORT_BYTES))
+        except (OSError, ValueError) as e:
             server = None
             raise MediaError("decoder_crash", 422, f"the decode server failed: {type(e).__name__}") from e
         finally:
@@ -230,19 +344,99 @@ class IsolatedDecoder:
             raise MediaError("decode_timeout", 422, message, "decode_timeout_s")
         if code != 0 or not os.path.exists(answer_path):
             raise MediaError("decoder_crash", 422, f"the decoder crashed (exit code {code})")
-        with open(answer_path, "rb") as f:
-            outcome, payload = pickle.load(f)
-            offset = f.tell()
-        if outcome == "ok":
-            return payload.mapped(answer_path, offset)
-        if outcome == "video_error":
-            status, reason, limit = payload
-            if status == contract.STATUS_REJECTED:
-                raise MediaError("limit", 422 if limit != "max_file_bytes" else 413, reason, limit)
-            raise MediaError("undecodable", 422, reason)
-        raise MediaError("decoder_error", 422, f"the decoder failed: {payload.splitlines()[0]}")
+        return _result_of(answer_path)
+
+
+def _exit_report(line: bytes) -> Tuple[str, Optional[int]]:
+    """("exited", code) or ("timeout", None) from the decode server's JSON line; ValueError for anything else."""
+    report = json.loads(line) if line.endswith(b"\n") else None
+    if not isinstance(report, dict) or report.get("ended") not in ("exited", "timeout"):
+        raise ValueError("the decode server's report is malformed")
+    code = report.get("code")
+    if code is not None and type(code) is not int:
+        raise ValueError("the decode server's exit code is not a number")
+    return report["ended"], code
+
+
+def _result_of(answer_path: str) -> DecodeResult:
+    """The frames of a decode child's answer, or the MediaError it reports; a malformed answer is refused."""
+    try:
+        with open_private(answer_path) as answer:
+            outcome, fields, offset = read_answer(answer)
+            if outcome == "ok":
+                return FramesHeader.checked(fields).mapped(answer, offset)
+    except (AnswerError, OSError) as e:
+        raise MediaError("decoder_error", 422, f"the decoder's answer was refused: {e}") from None
+    if outcome == "video_error":
+        status, reason, limit = fields.get("status"), str(fields.get("reason")), fields.get("limit")
+        if status == contract.STATUS_REJECTED:
+            raise MediaError("limit", 422 if limit != "max_file_bytes" else 413, reason, str(limit))
+        raise MediaError("undecodable", 422, reason)
+    raise MediaError("decoder_error", 422, f"the decoder failed: {str(fields.get('message')).splitlines()[0]}")
 
 
 def _start_server() -> subprocess.Popen:
     command = [sys.executable, "-m", "serving.service.decode_worker"]
     return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+THUMBNAIL_FIELD = "thumbnail_jpeg_b64"
+
+
+class RecentThumbnails:
+    """Face thumbnails of finished jobs, held in this replica's memory for a while and never in a database.
+
+    Thumbnails are media (crops of the uploaded faces): a job's document in
+    the shared database goes without them, and `GET /v1/jobs/<id>` on the
+    replica that ran the job puts them back for `kept_s`, within `max_bytes`
+    in all (the oldest go first). Another replica answers the job without them.
+    """
+
+    def __init__(self, kept_s: float = 600.0, max_bytes: int = 64 * 1024 * 1024):
+        self.kept_s = kept_s
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        # job id -> (when it expires, {(result, face): thumbnail}, bytes), oldest first.
+        self._jobs: collections.OrderedDict[str, Tuple[float, dict, int]] = collections.OrderedDict()
+        self._bytes = 0
+
+    def take_out(self, job_id: str, answer: dict, first: int = 0) -> None:
+        """Removes the thumbnails from a job's `answer` (in place; its first result is the job's result number
+        `first`), keeping them here for `kept_s` beside the job's others."""
+        thumbnails = {}
+        for r, result in enumerate(answer.get("results", []), start=first):
+            for f, face in enumerate(result.get("faces", [])):
+                if face.get(THUMBNAIL_FIELD):
+                    thumbnails[(r, f)] = face[THUMBNAIL_FIELD]
+                face.pop(THUMBNAIL_FIELD, None)
+        size = sum(len(t) for t in thumbnails.values())
+        if not thumbnails or size > self.max_bytes:
+            return
+        with self._lock:
+            _, held, held_size = self._jobs.pop(job_id, (0.0, {}, 0))
+            self._bytes -= held_size
+            thumbnails, size = {**held, **thumbnails}, size + held_size
+            self._forget(time.monotonic(), self.max_bytes - size)
+            self._jobs[job_id] = (time.monotonic() + self.kept_s, thumbnails, size)
+            self._bytes += size
+
+    def put_back(self, job_id: str, document: dict) -> dict:
+        """`document` with the job's thumbnails, while this replica still holds them."""
+        with self._lock:
+            self._forget(time.monotonic(), self.max_bytes)
+            held = self._jobs.get(job_id)
+        if held is not None:
+            results = document.get("results", [])
+            for (r, f), thumbnail in held[1].items():
+                if r < len(results) and f < len(results[r].get("faces", [])):
+                    results[r]["faces"][f][THUMBNAIL_FIELD] = thumbnail
+        return document
+
+    def _forget(self, now: float, room: int) -> None:
+        """Drops expired jobs, then the oldest until at most `room` bytes are held; under the lock."""
+        while self._jobs:
+            job_id, (expires, _, size) = next(iter(self._jobs.items()))
+            if expires > now and self._bytes <= room:
+                return
+            del self._jobs[job_id]
+            self._bytes -= size

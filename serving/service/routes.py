@@ -5,7 +5,7 @@ import asyncio
 import logging
 import os
 import threading
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import prometheus_client
 from fastapi import FastAPI, Request
@@ -14,10 +14,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from serving.client.tf_serving import ServingError
-from serving.service.admission import KEY_QUEUE_FULL, Place
+from serving.service.admission import KEY_QUEUE_FULL, Place, WorkCancelledError
 from serving.service.analysis import DetectionService, model_server_message
 from serving.service.auth import Principal
-from serving.service.history import HistoryUnavailableError
+from serving.service.history import CANCELLING, HistoryUnavailableError
 from serving.service.media import (
     MediaError,
 )
@@ -41,7 +41,16 @@ def principal_of(request: Request) -> Optional[Principal]:
 def owner_of(request: Request) -> Optional[str]:
     """Whose rows the caller may read: its own, or everyone's (None) for an admin or without keys."""
     principal = principal_of(request)
-    return None if principal is None or principal.admin else principal.name
+    return None if principal is None or principal.admin else principal.principal_id
+
+
+def revoked_check(service: DetectionService, request: Request) -> Callable[[], bool]:
+    """Whether the caller's key has been revoked since its request came in (never, without keys): the work it
+    started stops then."""
+    principal = principal_of(request)
+    if principal is None or service.keys is None:
+        return lambda: False
+    return lambda: not service.keys.is_live(principal.key_id)
 
 
 def add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
@@ -50,7 +59,7 @@ def add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
 
     def admission_key(request: Request) -> Optional[str]:
         principal = principal_of(request)
-        return principal.name if principal else None
+        return principal.principal_id if principal else None
 
     def refused(error: MediaError, key: Optional[str]) -> JSONResponse:
         service.metrics.errors.labels("busy_key" if error.status == 429 else error.kind).inc()
@@ -64,7 +73,7 @@ def add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
     async def admitted(request: Request, key: Optional[str]) -> Tuple[List[Upload], Place]:
         """The request's files, and the queue place it takes once they have all arrived; MediaError if not:
         429 when the key holds its share, 503 when the service is full."""
-        uploads = await read_uploads(request, service.settings, service.bodies)
+        uploads = await read_uploads(request, service.settings, service.bodies, key)
         place, refusal = service.admission.try_admit(key)
         if place is None:
             admission, wait = service.admission, service.admission.retry_after_s(key)
@@ -86,13 +95,19 @@ def add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
             return refused(e, key)
         gone = threading.Event()
         watcher = asyncio.ensure_future(watch_disconnect(request, gone))
-        abandoned = abandoned_check(request, gone, asyncio.get_running_loop())
+        revoked = revoked_check(service, request)
+        client_gone = abandoned_check(request, gone, asyncio.get_running_loop())
         try:
             status, answer = await run_in_threadpool(
                 service.admission.run,
                 place,
-                lambda: service.analyse_all(uploads, thumbnails, principal=key, abandoned=abandoned, explain=explain),
+                lambda: service.analyse_all(
+                    uploads, thumbnails, principal=key, abandoned=lambda: client_gone() or revoked(), explain=explain
+                ),
+                cancelled=revoked,
             )
+        except WorkCancelledError:
+            return error_response("cancelled", "the key was revoked while the request waited", 401)
         finally:
             watcher.cancel()
             place.give_back()
@@ -107,7 +122,9 @@ def add_analysis_routes(app: FastAPI, service: DetectionService) -> None:
         except MediaError as e:
             return refused(e, key)
         try:
-            job_id = await run_in_threadpool(service.jobs.start, uploads, thumbnails, place, key, explain)
+            principal = principal_of(request)
+            key_id = principal.key_id if principal else None
+            job_id = await run_in_threadpool(service.jobs.start, uploads, thumbnails, place, key, explain, key_id)
         except HistoryUnavailableError:
             place.give_back()
             return history_unavailable(service)
@@ -129,7 +146,20 @@ def add_status_routes(app: FastAPI, service: DetectionService) -> None:
             return history_unavailable(service)
         if found is None:
             return error_response("not_found", f"no job {job_id}", 404)
-        return JSONResponse(dict(found))
+        return JSONResponse(service.thumbnails.put_back(job_id, dict(found)))
+
+    @app.delete("/v1/jobs/{job_id}")
+    def cancel_job(request: Request, job_id: str) -> JSONResponse:
+        """Cancels one's own queued or running job (an admin, anyone's): 202 while it stops, 409 once it ended."""
+        try:
+            state = service.history.cancel_job(job_id, owner_of(request))
+        except HistoryUnavailableError:
+            return history_unavailable(service)
+        if state is None:
+            return error_response("not_found", f"no job {job_id}", 404)
+        if state != CANCELLING:
+            return error_response("conflict", f"job {job_id} has already ended ({state})", 409)
+        return JSONResponse({"job_id": job_id, "state": state}, status_code=202)
 
     @app.get("/v1/history")
     def history(request: Request, limit: int = 20, offset: int = 0) -> JSONResponse:
@@ -179,11 +209,13 @@ def add_status_routes(app: FastAPI, service: DetectionService) -> None:
             return JSONResponse({"ready": False, "reason": reason}, status_code=503, headers=headers)
         return JSONResponse({"ready": True, "model_name": settings.model_name})
 
-    @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(
-            prometheus_client.generate_latest(service.metrics.registry), media_type="text/plain; version=0.0.4"
-        )
+    if settings.metrics_port is None:  # else on a port of their own (`detection_service.serve`)
+
+        @app.get("/metrics")
+        def metrics() -> Response:
+            return Response(
+                prometheus_client.generate_latest(service.metrics.registry), media_type="text/plain; version=0.0.4"
+            )
 
     @app.get("/")
     def index() -> FileResponse:

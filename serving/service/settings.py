@@ -6,11 +6,16 @@ and the rule that picks authentication from where the service listens.
 """
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 from deepfake_detection.evaluation import video_scores
 from deepfake_detection.evaluation.operating_point import OperatingPoint
 from deepfake_detection.ingest.ingest_config import IngestConfig
+
+# The names a browser on the service's own machine reaches it by: allowed whatever --host says.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+# Hosts that mean "every interface", never a name a browser sends.
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +63,12 @@ class ServiceSettings:
     keep_media_hours: float = 24.0
     # The rolling window of uploads whose drift from the training data /metrics exports (`drift`).
     drift_window_s: float = 3600.0
+    # Serve /metrics on this port alone (for a scraper that holds no key), not on the service's port.
+    metrics_port: Optional[int] = None
+    # Jobs not updated for this long are forgotten, on a timer.
+    jobs_kept_s: float = 24 * 3600.0
+    # Without keys: the `Host` names the service answers (`allowed_hosts`; "*" for any).
+    allowed_hosts: Tuple[str, ...] = LOOPBACK_NAMES
 
     def operating_point(self) -> Optional[OperatingPoint]:
         """A hand-set point (both thresholds, no calibration) that overrides the model's; None uses the model's."""
@@ -99,3 +110,10 @@ def _is_loopback_address(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def allowed_hosts(bind_host: str, extra: Sequence[str] = ()) -> Tuple[str, ...]:
+    """The `Host` names a service without keys answers: loopback's, `--host`'s unless it is a wildcard, and
+    `extra` (`--allowed-hosts`; `*` allows any)."""
+    names = [*LOOPBACK_NAMES, *([] if bind_host in WILDCARD_HOSTS else [bind_host]), *extra]
+    return tuple(dict.fromkeys(name.strip().lower().strip("[]") for name in names if name.strip()))

@@ -1,9 +1,11 @@
 """Request bodies: multipart uploads read within time and memory limits, and clients that go away.
 
 A body is read chunk by chunk within a pause limit and a total limit (408
-past either) and within a budget shared by every body still arriving (503
-past it), so slow or abandoned uploads cost a connection for a bounded time,
-never memory without end; a request whose client has gone is noticed so that
+past either) and within a budget shared by every body still arriving, with
+a share per key (503 past either), so slow or abandoned uploads cost a
+connection for a bounded time, never memory without end. Each chunk is
+parsed as it arrives, off the event loop, with the file count and the
+parts' headers bounded while parsing (`MultipartReader`); a request whose client has gone is noticed so that
 its analysis is not done, or recorded, for nobody.
 """
 
@@ -13,12 +15,14 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Any, AsyncIterator, Callable, List
+from typing import AsyncIterator, Callable, List, Optional, Tuple
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from serving.service.admission import BodyBudget
+from serving.service.history import safe_file_name
 from serving.service.media import MediaError
 from serving.service.settings import ServiceSettings
 
@@ -37,69 +41,115 @@ class Upload:
     data: bytes
 
 
-def parse_uploads(body: bytes, content_type: str) -> List[Upload]:
-    """The files of a multipart/form-data body, parsed in memory; MediaError 400 when it is not one."""
-    from python_multipart import FormParser
+class MultipartReader:
+    """A multipart/form-data body parsed as it arrives, its limits enforced part by part.
 
-    others: List[str] = []
-    if not content_type.startswith("multipart/form-data"):
-        raise MediaError("bad_request", 400, "send the files as multipart/form-data (field 'files')")
-    uploads: List[Upload] = []
+    A part beyond `max_files`, a field other than `files`, or a part's headers
+    past python-multipart's count and size limits stop the parse at once
+    (MediaError), so a body of 200,000 tiny parts costs the parse of
+    `max_files` of them, not of the whole body; `write` runs off the event loop.
+    """
 
-    def on_field(field: Any) -> None:
-        others.append((field.field_name or b"").decode(errors="replace"))
+    def __init__(self, content_type: str, max_files: int):
+        from python_multipart.multipart import MultipartParser
 
-    def on_file(file: Any) -> None:
-        if file.field_name != FILES_FIELD.encode():
-            others.append((file.field_name or b"").decode(errors="replace"))
-            return
-        file.file_object.seek(0)
-        name = (file.file_name or b"upload").decode(errors="replace")
-        uploads.append(Upload(os.path.basename(name), file.file_object.read()))
-
-    boundary = content_type.split("boundary=", 1)[-1].strip().strip('"') if "boundary=" in content_type else None
-    if not boundary:
-        raise MediaError("bad_request", 400, "multipart/form-data without a boundary")
-    try:
-        parser = FormParser(
-            "multipart/form-data", on_field, on_file, boundary=boundary, config={"MAX_MEMORY_FILE_SIZE": float("inf")}
+        if not content_type.startswith("multipart/form-data"):
+            raise MediaError("bad_request", 400, "send the files as multipart/form-data (field 'files')")
+        boundary = content_type.split("boundary=", 1)[-1].strip().strip('"') if "boundary=" in content_type else None
+        if not boundary:
+            raise MediaError("bad_request", 400, "multipart/form-data without a boundary")
+        self.max_files = max_files
+        self.uploads: List[Upload] = []
+        self._headers: List[Tuple[bytes, bytes]] = []
+        self._field, self._value = bytearray(), bytearray()
+        self._data: Optional[bytearray] = None
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begins,
+                "on_header_field": lambda data, start, end: self._field.extend(data[start:end]),
+                "on_header_value": lambda data, start, end: self._value.extend(data[start:end]),
+                "on_header_end": self._header_ends,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_ends,
+            },
         )
-        parser.write(body)
-        parser.finalize()
-    except Exception as e:  # noqa: BLE001 - python-multipart raises several kinds for malformed bodies
-        raise MediaError("bad_request", 400, f"malformed multipart body: {e}") from e
-    if others:
-        names = ", ".join(repr(name[:64]) for name in others[:5])
-        raise MediaError("bad_request", 400, f"unexpected multipart field {names}: send files in the field 'files'")
-    if not uploads:
-        raise MediaError("bad_request", 400, "no file in the request (multipart field 'files')")
-    return uploads
+
+    def write(self, chunk: bytes) -> None:
+        """Parses the next chunk of the body; MediaError 400 when malformed, 413 past `max_files`."""
+        from python_multipart.exceptions import MultipartParseError
+
+        try:
+            self._parser.write(chunk)
+        except MultipartParseError as e:
+            raise MediaError("bad_request", 400, f"malformed multipart body: {e}") from None
+
+    def finish(self) -> List[Upload]:
+        """The body's files once it has all arrived; MediaError 400 when it held none."""
+        self._parser.finalize()
+        if not self.uploads:
+            raise MediaError("bad_request", 400, "no file in the request (multipart field 'files')")
+        return self.uploads
+
+    def _part_begins(self) -> None:
+        self._headers = []
+
+    def _header_ends(self) -> None:
+        self._headers.append((bytes(self._field).lower(), bytes(self._value)))
+        self._field.clear()
+        self._value.clear()
+
+    def _headers_finished(self) -> None:
+        from python_multipart.multipart import parse_options_header
+
+        disposition = dict(self._headers).get(b"content-disposition", b"")
+        _, options = parse_options_header(disposition)
+        field, file_name = options.get(b"name", b""), options.get(b"filename")
+        if field != FILES_FIELD.encode() or file_name is None:
+            name = repr(field.decode(errors="replace")[:64])
+            raise MediaError("bad_request", 400, f"unexpected multipart field {name}: send files in the field 'files'")
+        if len(self.uploads) >= self.max_files:
+            message = f"more than {self.max_files} files is over the limit of {self.max_files}"
+            raise MediaError("too_many_files", 413, message, "max_files")
+        name = os.path.basename(file_name.decode(errors="replace").replace("\\", "/")) or "upload"
+        self.uploads.append(Upload(safe_file_name(name), b""))
+        self._data = bytearray()
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._data is not None:
+            self._data.extend(data[start:end])
+
+    def _part_ends(self) -> None:
+        if self._data is not None:
+            self.uploads[-1].data = bytes(self._data)
+            self._data = None
 
 
-async def read_uploads(request: Request, settings: ServiceSettings, bodies: BodyBudget) -> List[Upload]:
-    """The files of a multipart request, refused (MediaError 413) past the body size or file count limits,
-    408 for a body too slow to arrive, 503 while other bodies arriving hold the memory budget for bodies."""
+async def read_uploads(
+    request: Request, settings: ServiceSettings, bodies: BodyBudget, key: Optional[str] = None
+) -> List[Upload]:
+    """The files of a multipart request, parsed off the event loop as the body arrives: MediaError 413 past the
+    body size or file count limits (as soon as they are passed), 408 for a body too slow to arrive, 503 while
+    other bodies arriving hold the memory budget for bodies, or `key`'s share of it."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
         await _drain(request, settings, 2 * settings.max_body_bytes)
         raise MediaError("body_size", 413, _over_body_limit(int(declared), settings), "max_body_bytes")
-    body = bytearray()
+    reader = MultipartReader(request.headers.get("content-type", ""), settings.max_files)
+    received = 0
     try:
         async for chunk in _body_chunks(request, settings):
-            if not bodies.take(len(chunk)):
+            if not bodies.take(len(chunk), key):
                 message = "the service is receiving too many uploads at once: try again shortly"
                 raise MediaError("busy", 503, message, "max_body_bytes")
-            body.extend(chunk)
-            if len(body) > settings.max_body_bytes:
-                raise MediaError("body_size", 413, _over_body_limit(len(body), settings), "max_body_bytes")
+            received += len(chunk)
+            if received > settings.max_body_bytes:
+                raise MediaError("body_size", 413, _over_body_limit(received, settings), "max_body_bytes")
+            await run_in_threadpool(reader.write, chunk)
+        return await run_in_threadpool(reader.finish)
     finally:
-        bodies.give_back(len(body))
-    uploads = parse_uploads(bytes(body), request.headers.get("content-type", ""))
-    if len(uploads) > settings.max_files:
-        raise MediaError(
-            "too_many_files", 413, f"{len(uploads)} files is over the limit of {settings.max_files}", "max_files"
-        )
-    return uploads
+        bodies.give_back(received, key)
 
 
 async def _body_chunks(request: Request, settings: ServiceSettings) -> AsyncIterator[bytes]:

@@ -209,6 +209,29 @@ def test_the_detection_service_needs_keys_and_is_reached_from_outside_only_throu
             {"kubernetes.io/metadata.name": "ingress-nginx"},
             {"kubernetes.io/metadata.name": "monitoring"},
         ], "HTTP only from the ingress controller and Prometheus"
+        assert [{p["port"] for p in rule["ports"]} for rule in policy["ingress"]] == [{8080}, {9090}]
+        assert "--metrics-port=9090" in container["args"]
+
+
+def _egress_ports(documents, app):
+    """Every port the pods of `app` may send to, by the policies that select them."""
+    ports = set()
+    for policy in (d for d in documents if d["kind"] == "NetworkPolicy"):
+        labels = policy["spec"]["podSelector"].get("matchLabels", {})
+        if labels in ({}, {"app": app}):
+            ports |= {p["port"] for rule in policy["spec"].get("egress", []) for p in rule.get("ports", [])}
+    return ports
+
+
+def test_every_pod_is_denied_by_default_and_sends_only_where_it_must(rendered):
+    _, documents = rendered
+    for overlay in OVERLAYS:
+        deny = _find(documents[overlay], "NetworkPolicy", "default-deny")["spec"]
+        assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        assert _egress_ports(documents[overlay], "detection-service") == {53, 8500, 5432}
+        assert _egress_ports(documents[overlay], "history-db") == {53}
+    assert _egress_ports(documents["dev"], "tf-serving") == {53}, "dev reads models from a volume"
+    assert _egress_ports(documents["prod"], "tf-serving") == {53, 443, 80, 988}, "prod: object storage only"
 
 
 def test_the_detection_service_runs_the_serving_image_and_kubeflow_the_pipeline_image(rendered):

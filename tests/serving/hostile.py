@@ -35,11 +35,20 @@ def multipart(name: str, data: bytes, field: str = "files") -> Tuple[bytes, str]
     return head + data + f"\r\n--{BOUNDARY}--\r\n".encode(), f"multipart/form-data; boundary={BOUNDARY}"
 
 
-def request_head(port: int, path: str, content_type: str, length: int, method: str = "POST") -> bytes:
+def request_head(
+    port: int, path: str, content_type: str, length: int, method: str = "POST", headers: str = ""
+) -> bytes:
+    """The request line and headers; `headers` adds lines of its own, each ending in CRLF."""
     return (
         f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {length}\r\n\r\n"
+        f"Content-Length: {length}\r\n{headers}\r\n"
     ).encode()
+
+
+def tiny_parts(count: int) -> Tuple[bytes, str]:
+    """(body, content type) of `count` one-byte file parts: cheap to send, costly to parse whole."""
+    part = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="p"\r\n\r\nx\r\n').encode()
+    return part * count + f"--{BOUNDARY}--\r\n".encode(), f"multipart/form-data; boundary={BOUNDARY}"
 
 
 def connect(port: int, timeout_s: float = 30.0) -> socket.socket:

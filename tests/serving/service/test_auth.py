@@ -23,22 +23,28 @@ def database_url(request, tmp_path):
     return request.getfixturevalue("postgres")(f"auth_{tmp_path.name.lower()}")
 
 
+def who(principal):
+    """(name, admin) of a verified key's principal."""
+    return principal.name, principal.admin
+
+
 def test_keys_are_stored_only_as_salted_digests_and_verify_to_their_principal(database_url):
     store = auth.KeyStore.open(database_url)
     alice, admin = store.create("alice"), store.create("root", admin=True)
     again = store.create("alice")
     assert alice != again and alice.startswith("dfk_")
-    assert store.verify(alice) == auth.Principal("alice", admin=False) == store.verify(again)
-    assert store.verify(admin) == auth.Principal("root", admin=True)
+    assert who(store.verify(alice)) == ("alice", False) == who(store.verify(again))
+    assert store.verify(alice).principal_id == store.verify(again).principal_id, "rotation keeps the principal"
+    assert who(store.verify(admin)) == ("root", True)
     with store._engine.connect() as connection:
-        rows = [tuple(row) for row in connection.execute(sa.select(history.API_KEYS))]
-    stored = repr(rows)
+        rows = list(connection.execute(sa.select(history.API_KEYS)))
+    stored = repr([tuple(row) for row in rows])
     for key in (alice, admin, again):
         _, secret = auth.split_key(key)
         assert secret not in stored and key not in stored
-    assert len({row[2] for row in rows}) == 3, "each key has its own salt"
+    assert len({row.salt for row in rows}) == 3, "each key has its own salt"
     assert [(k.name, k.admin) for k in store.list()] == [("alice", False), ("root", True), ("alice", False)]
-    assert store.verify(store.create("ops_team.1@example.com")) == auth.Principal("ops_team.1@example.com")
+    assert who(store.verify(store.create("ops_team.1@example.com"))) == ("ops_team.1@example.com", False)
     for bad in ("alice smith", "", "-alice", "a" * 65):
         with pytest.raises(ValueError):
             store.create(bad)
@@ -52,14 +58,49 @@ def test_a_revoked_key_stops_working_at_once_for_every_store_on_the_database(dat
     assert second.verify(alice) and second.verify(bob)
     rotated = first.create("alice")
     assert second.revoke("alice", key_id=auth.split_key(rotated)[0]) == 1
-    assert first.verify(rotated) is None and first.verify(alice) == auth.Principal("alice")
+    assert first.verify(rotated) is None and who(first.verify(alice)) == ("alice", False)
     assert second.revoke("alice") == 1
     assert first.verify(alice) is None and second.verify(alice) is None
-    assert first.verify(bob) == auth.Principal("bob")
+    assert who(first.verify(bob)) == ("bob", False)
     assert second.revoke("alice") == 0
     assert [k.revoked_at is not None for k in first.list()] == [True, False, True]
     first.close()
     second.close()
+
+
+def test_a_name_reused_after_revocation_is_a_new_principal_with_an_empty_history(database_url):
+    store = auth.KeyStore.open(database_url)
+    first = store.verify(store.create("alice"))
+    rotated = store.verify(store.create("alice"))
+    assert rotated.principal_id == first.principal_id and rotated.key_id != first.key_id
+    store.revoke("alice")
+    reused = store.verify(store.create("alice"))
+    assert reused.principal_id != first.principal_id and reused.principal_id != "alice"
+    checks = history.History(database_url)
+    checks.record(history.Check("secret.jpg", "image/jpeg", 1, "0" * 64, principal=first.principal_id))
+    assert checks.page(10, 0, first.principal_id)[1] == 1
+    assert checks.page(10, 0, reused.principal_id) == ([], 0)
+    checks.close()
+    store.close()
+
+
+def test_keys_made_before_principal_ids_keep_their_history(tmp_path):
+    """A database at revision 0003 recorded checks under names: after the migration its keys still own them."""
+    url = f"sqlite:///{tmp_path}/history.sqlite"
+    engine = history.create_engine(url)
+    history.migrate(engine, "0003")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO api_keys (key_id, name, salt, digest, admin, created_at) "
+                "VALUES ('0123456789abcdef', 'carol', :salt, :digest, 0, '2026-01-01 00:00:00')"
+            ),
+            {"salt": bytes(32), "digest": bytes(32)},
+        )
+    history.migrate(engine)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(history.API_KEYS.c.principal_id)).scalar_one() == "carol"
+    engine.dispose()
 
 
 def wrong_keys(good: str, revoked: str) -> dict:
@@ -175,7 +216,7 @@ def test_keys_command_prints_the_key_once_on_its_last_line_and_lists_no_secret(t
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
     store = auth.KeyStore.open(url)
-    assert store.verify(key) == auth.Principal("alice")
+    assert who(store.verify(key)) == ("alice", False)
     listed = keys("list")
     assert "alice" in listed.stdout and auth.split_key(key)[1] not in listed.stdout
     assert keys("revoke", "alice").returncode == 0

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -217,6 +218,50 @@ def test_job_reports_progress_then_the_answers(service, sample_dataset):
     assert get(url + "/v1/jobs/unknown")[0] == 404
 
 
+def test_face_thumbnails_never_reach_the_database(service, sample_dataset):
+    """The replica that ran a job shows its thumbnails from memory; the shared database holds none, so another
+    replica answers the job without them."""
+    import sqlalchemy as sa
+
+    from serving.service.history import JOBS
+
+    url, detection = service
+    record = read_dataset(sample_dataset)[0]
+    status, created = post_files(url, [("thumbs.mp4", read(record.path))], "/v1/jobs?thumbnails=true")
+    job = finished_job(lambda: json.loads(get(url + created["status_url"])[1]), poll_s=0.05)
+    assert job["state"] == "done" and job["results"][0]["faces"][0]["thumbnail_jpeg_b64"]
+    with detection.history.engine.connect() as connection:
+        documents = connection.execute(sa.select(JOBS.c.document)).scalars().all()
+    assert documents and not any("thumbnail_jpeg_b64" in document for document in documents)
+    stored = detection.history.job(created["job_id"])
+    assert stored["results"][0]["faces"] and "thumbnail_jpeg_b64" not in stored["results"][0]["faces"][0]
+
+
+def test_jobs_expire_on_a_timer_without_a_new_job(model_server, tmp_path, sample_dataset):
+    from serving.service.media import IsolatedDecoder
+    from tests.serving.helpers import serving_on_loopback
+
+    settings = ServiceSettings(
+        model_server=model_server.grpc_address,
+        model_name="faces",
+        history_url=f"sqlite:///{tmp_path}/history.sqlite",
+        jobs_kept_s=1.0,
+        **LIMITS,
+    )
+    detection = DetectionService(settings, decoder=IsolatedDecoder(10))
+    try:
+        with serving_on_loopback(detection) as url:
+            status, created = post_files(url, [("expiring.jpg", astronaut(".jpg"))], "/v1/jobs")
+            job = finished_job(lambda: json.loads(get(url + created["status_url"])[1]), poll_s=0.05)
+            assert job["state"] == "done"
+            deadline = time.monotonic() + 10
+            while get(url + created["status_url"])[0] == 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert get(url + created["status_url"])[0] == 404, "the job outlived jobs_kept_s with no new job"
+    finally:
+        detection.decoder.close()
+
+
 def test_a_job_created_on_one_replica_is_answered_by_another_on_the_same_database(service, sample_dataset):
     from starlette.testclient import TestClient
 
@@ -227,7 +272,7 @@ def test_a_job_created_on_one_replica_is_answered_by_another_on_the_same_databas
     status, created = post_files(url, [("replica.mp4", read(record.path))], "/v1/jobs")
     assert status == 202
     other = DetectionService(detection.settings, model=detection.client, decoder=IsolatedDecoder(5))
-    with TestClient(create_app(other)) as replica:
+    with TestClient(create_app(other), base_url="http://localhost") as replica:
         job = finished_job(lambda: replica.get(created["status_url"]).json())
         assert replica.get("/v1/jobs/unknown").status_code == 404
     assert job["state"] == "done" and job["results"][0]["file_name"] == "replica.mp4"
@@ -273,7 +318,7 @@ def test_readiness_fails_when_the_model_is_missing(model_server, tmp_path):
     )
     from fastapi.testclient import TestClient
 
-    assert TestClient(create_app(missing)).get("/readyz").status_code == 503
+    assert TestClient(create_app(missing), base_url="http://localhost").get("/readyz").status_code == 503
 
 
 def test_command_line_against_the_service_and_fully_local(service, model_server, sample_dataset, broken):
@@ -427,3 +472,31 @@ def test_maps_of_each_face_only_when_asked_on_detect_jobs_and_the_command_line(
     for here, there in zip(_faces_explained(offline), faces, strict=True):
         assert here["crop_box"] == there["crop_box"]
         np.testing.assert_allclose(here["heatmap"], there["heatmap"], atol=2e-3)
+
+
+def test_a_database_failure_reaches_the_user_without_sql(model_server, tmp_path):
+    import sqlalchemy as sa
+
+    from serving.service.media import IsolatedDecoder
+    from tests.serving.helpers import serving_on_loopback
+
+    settings = ServiceSettings(
+        model_server=model_server.grpc_address,
+        model_name="faces",
+        history_url=f"sqlite:///{tmp_path}/history.sqlite",
+        **LIMITS,
+    )
+    detection = DetectionService(settings, decoder=IsolatedDecoder(10))
+    with detection.history.engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE checks"))
+    try:
+        with serving_on_loopback(detection) as url:
+            status, created = post_files(url, [("secret-name.jpg", astronaut(".jpg"))], "/v1/jobs")
+            job = finished_job(lambda: json.loads(get(url + created["status_url"])[1]), poll_s=0.05)
+            answer = httpx.post(f"{url}/v1/detect", files={"files": ("secret-name.jpg", astronaut(".jpg"))})
+    finally:
+        detection.decoder.close()
+    assert job["state"] == "failed" and created["job_id"] in job["error"]
+    for text in (job["error"], answer.text):
+        assert not any(word in text.upper() for word in ("INSERT", "CHECKS", "SQL", "SECRET-NAME")), text
+    assert answer.status_code == 500

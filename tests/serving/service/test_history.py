@@ -101,3 +101,46 @@ def test_managed_database_urls_use_the_psycopg_driver():
     assert history.engine_url("postgres://u:p@db:5432/h") == "postgresql+psycopg://u:p@db:5432/h"
     assert history.engine_url("postgresql://db/h") == "postgresql+psycopg://db/h"
     assert history.engine_url("sqlite:///h.sqlite") == "sqlite:///h.sqlite"
+
+
+def test_file_names_with_nul_and_control_characters_are_stored_cleaned_on_every_database(database_url):
+    """PostgreSQL refuses a NUL in text: the check would be lost with a 500. Every database gets the same
+    cleaned name, without NUL, escapes or a right-to-left override."""
+    store = history.History(database_url)
+    store.record(history.Check("evil\x00\x1b[31m\u202egpj.exe\x7f", "image/jpeg", 1, "0" * 64))
+    store.record(history.Check("\x00\x01", "image/jpeg", 1, "0" * 64))
+    items, total = store.page(10, 0)
+    assert total == 2 and [item["file_name"] for item in items] == ["upload", "evil[31mgpj.exe"]
+    store.close()
+
+
+def test_the_sqlite_history_file_is_created_private(tmp_path):
+    import os
+    import stat
+
+    store = history.History(f"sqlite:///{tmp_path}/history.sqlite")
+    store.record(history.Check("a.jpg", "image/jpeg", 1, "0" * 64))
+    assert stat.S_IMODE(os.stat(tmp_path / "history.sqlite").st_mode) == 0o600
+    store.close()
+
+
+def test_cancelling_a_job_holds_against_its_threads_progress_until_it_ends(database_url):
+    store = history.History(database_url)
+    store.save_job({"job_id": "j", "state": "running", "progress": 0.1}, "alice")
+    assert store.cancel_job("j", "bob") is None, "another principal's job is not found"
+    assert store.cancel_job("j", "alice") == history.CANCELLING
+    store.save_job({"job_id": "j", "state": "running", "progress": 0.5})
+    assert store.job_state("j") == history.CANCELLING
+    store.save_job({"job_id": "j", "state": history.CANCELLED, "progress": 0.5})
+    assert store.job("j")["state"] == history.CANCELLED and store.cancel_job("j", "alice") == history.CANCELLED
+    store.close()
+
+
+def test_jobs_expire_by_age_alone(database_url):
+    import datetime
+
+    store = history.History(database_url)
+    store.save_job({"job_id": "old", "state": "done"})
+    assert store.expire_jobs(datetime.timedelta(days=1)) == 0 and store.job("old")
+    assert store.expire_jobs(datetime.timedelta(0)) == 1 and store.job("old") is None
+    store.close()

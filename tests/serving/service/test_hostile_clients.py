@@ -120,11 +120,12 @@ def test_bodies_still_arriving_share_a_bounded_memory_budget(hostile_service):
     size = SMALL_SERVICE["max_body_bytes"] - 1000
     part = size * 3 // 4
     assert 2 * part <= detection.bodies.limit < 3 * part
+    body, content_type = hostile.multipart("big.jpg", b"\0" * size)
     socks = []
     for _ in range(3):
         sock = hostile.connect(port)
-        sock.sendall(hostile.request_head(port, "/v1/detect", "multipart/form-data; boundary=x", size))
-        sock.sendall(b"\0" * part)
+        sock.sendall(hostile.request_head(port, "/v1/detect", content_type, size))
+        sock.sendall(body[:part])
         socks.append(sock)
         time.sleep(0.3)
     answers = [hostile.read_until_closed(sock, READ_TIMEOUT_S + 5)[0] for sock in socks]
@@ -135,6 +136,41 @@ def test_bodies_still_arriving_share_a_bounded_memory_budget(hostile_service):
     assert b"retry-after:" in refused.lower() and b'"kind":"busy"' in refused
     wait_for(lambda: detection.bodies.held == 0, 10)
     assert upload(url, "after_budget.jpg", astronaut_jpeg()).status_code == 200
+
+
+def test_too_many_parts_are_refused_while_parsing_not_after_the_whole_body(hostile_service):
+    """A body of thousands of tiny parts is refused (413) once its parts pass the file limit, before the rest
+    arrives: the parser never works through the whole body, and the event loop never parses at all."""
+    url, port, detection = hostile_service
+    body, content_type = hostile.tiny_parts(20_000)
+    sent = body[: len(body) // 10]  # far more parts than max_files; the rest never comes
+    with hostile.connect(port) as sock:
+        sock.sendall(hostile.request_head(port, "/v1/detect", content_type, len(body)) + sent)
+        started = time.monotonic()
+        answer, _ = hostile.read_until_closed(sock, READ_TIMEOUT_S / 2)
+    assert hostile.status_of(answer) == 413, answer[:200]
+    assert b'"limit":"max_files"' in answer and time.monotonic() - started < READ_TIMEOUT_S
+    wait_for(lambda: detection.bodies.held == 0, 10)
+    assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "part_head",
+    [
+        b'Content-Disposition: form-data; name="other"\r\n\r\n',
+        b'Content-Disposition: form-data; name="files"; filename="a.jpg"\r\nX-Long: ' + b"a" * 100_000 + b"\r\n\r\n",
+        b'Content-Disposition: form-data; name="files"; filename="a.jpg"\r\n' + b"X-Many: 1\r\n" * 100 + b"\r\n",
+    ],
+    ids=["a field other than files", "a header of 100 kB", "100 headers"],
+)
+def test_a_part_past_the_field_limits_is_refused_before_the_body_ends(hostile_service, part_head):
+    url, port, _ = hostile_service
+    content_type = f"multipart/form-data; boundary={hostile.BOUNDARY}"
+    start = f"--{hostile.BOUNDARY}\r\n".encode() + part_head
+    with hostile.connect(port) as sock:
+        sock.sendall(hostile.request_head(port, "/v1/detect", content_type, len(start) + 1_000_000) + start)
+        answer, _ = hostile.read_until_closed(sock, READ_TIMEOUT_S / 2)
+    assert hostile.status_of(answer) == 400, answer[:200]
 
 
 def test_connections_whose_request_head_never_completes_are_closed(hostile_service):

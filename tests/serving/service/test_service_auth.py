@@ -87,13 +87,37 @@ def test_every_analysis_route_answers_401_alike_to_every_wrong_key(keyed_service
         assert len(bodies) == 1, f"{method} {path}: the answer must not tell one wrong key from another"
 
 
-def test_health_readiness_metrics_and_the_page_stay_open_and_show_no_user_data(keyed_service):
+def test_health_readiness_and_the_page_stay_open_and_show_no_user_data(keyed_service):
     url, _, keys = keyed_service
     assert call(url, "POST", "/v1/detect", keys["alice"]).status_code == 200
-    for path in ("/healthz", "/readyz", "/metrics", "/", "/static/app.js"):
+    for path in ("/healthz", "/readyz", "/", "/static/app.js"):
         response = httpx.get(url + path, timeout=30)
         assert response.status_code == 200, path
         assert b"alice" not in response.content and b"face.jpg" not in response.content, path
+
+
+def test_docs_need_a_key_and_metrics_an_admin_key(keyed_service):
+    url, _, keys = keyed_service
+    for path in ("/docs", "/redoc", "/openapi.json", "/metrics"):
+        assert httpx.get(url + path, timeout=30).status_code == 401, path
+        assert httpx.get(url + path, headers=bearer(keys["root"]), timeout=30).status_code == 200, path
+    assert httpx.get(url + "/openapi.json", headers=bearer(keys["alice"]), timeout=30).status_code == 200
+    assert httpx.get(url + "/metrics", headers=bearer(keys["alice"]), timeout=30).status_code == 403
+
+
+def test_every_answer_carries_the_security_headers(keyed_service):
+    url, _, keys = keyed_service
+    answers = [
+        httpx.get(url + "/", timeout=30),
+        httpx.get(url + "/static/app.js", timeout=30),
+        httpx.get(url + "/v1/history", timeout=30),  # a 401
+        httpx.get(url + "/nowhere", timeout=30),  # a 404
+        call(url, "POST", "/v1/detect", keys["alice"]),
+    ]
+    for answer in answers:
+        policy = answer.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy, answer.url
+        assert answer.headers["x-content-type-options"] == "nosniff" and answer.headers["x-frame-options"] == "DENY"
 
 
 def test_checks_and_jobs_belong_to_their_principal(keyed_service):
@@ -237,3 +261,99 @@ def test_the_page_asks_for_a_key_keeps_it_in_session_storage_and_never_in_a_url(
         browser.close()
     _, secret = auth.split_key(keys["alice"])
     assert not [u for u in requested if secret in u or "dfk_" in u], "a key must never be in a URL"
+
+
+def test_one_keys_stalled_uploads_hold_its_share_of_the_body_budget_not_everyones(keyed_service):
+    """Alice starts more stalled uploads than the whole budget holds: beyond her share she is refused (503),
+    and bob's upload still goes through while hers stall."""
+    from tests.serving import hostile
+
+    url, detection, keys = keyed_service
+    port = int(url.rsplit(":", 1)[1])
+    size = LIMITS["max_body_bytes"] - 1000
+    body, content_type = hostile.multipart("stalled.jpg", b"\0" * size)
+    sent = body[: size * 9 // 10]
+    stalled_count = detection.bodies.limit // len(sent) + 1
+    assert detection.bodies.key_limit < stalled_count * len(sent)
+    head = hostile.request_head(
+        port, "/v1/detect", content_type, len(body), headers=f"Authorization: Bearer {keys['alice']}\r\n"
+    )
+    socks = []
+    try:
+        for _ in range(stalled_count):
+            sock = hostile.connect(port)
+            sock.sendall(head + sent)
+            socks.append(sock)
+            time.sleep(0.2)
+        large = astronaut_jpeg() + b"\0" * (size - len(astronaut_jpeg()))  # a valid JPEG, padded after its end
+        answer = call(url, "POST", "/v1/detect", keys["bob"], files={"files": ("large.jpg", large)})
+        assert answer.status_code == 200, answer.text
+        refused = [hostile.read_until_closed(sock, 0.5)[0] for sock in socks]
+        assert sum(hostile.status_of(r) == 503 for r in refused) >= stalled_count - 2, [r[:40] for r in refused]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def job_of(url, key, files):
+    created = call(url, "POST", "/v1/jobs", key, files=files)
+    assert created.status_code == 202, created.text
+    return created.json()["status_url"]
+
+
+def wait_for_state(url, key, status_url, states, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    job = call(url, "GET", status_url, key).json()
+    while job["state"] not in states:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+        job = call(url, "GET", status_url, key).json()
+    return job
+
+
+def test_revoking_a_key_cancels_its_running_and_queued_jobs(keyed_service, sample_dataset):
+    url, detection, keys = keyed_service
+    video = open(sorted(r.path for r in read_dataset(sample_dataset))[0], "rb").read()
+    carol = detection.keys.create("carol")
+    principal_id = detection.keys.verify(carol).principal_id
+    files = [("files", (f"carol{i}.mp4", video)) for i in range(8)]
+    running = job_of(url, carol, files)
+    queued = job_of(url, carol, files)
+    wait_for_state(url, keys["root"], running, ("running",))
+    detection.keys.revoke("carol")
+    for status_url in (running, queued):
+        job = wait_for_state(url, keys["root"], status_url, ("cancelled", "done", "failed"))
+        assert job["state"] == "cancelled", job
+    recorded = [i for i in detection.history.page(500, 0, principal_id)[0]]
+    assert len(recorded) < 8, "the revoked key's work ran to the end"
+    assert detection.admission.admitted == 0
+
+
+def test_an_owner_cancels_its_own_job_and_nobody_elses(keyed_service, sample_dataset):
+    url, detection, keys = keyed_service
+    video = open(sorted(r.path for r in read_dataset(sample_dataset))[0], "rb").read()
+    status_url = job_of(url, keys["alice"], [("files", (f"mine{i}.mp4", video)) for i in range(8)])
+    wait_for_state(url, keys["alice"], status_url, ("running",))
+    assert call(url, "DELETE", status_url, keys["bob"]).status_code == 404
+    cancelling = call(url, "DELETE", status_url, keys["alice"])
+    assert cancelling.status_code == 202 and cancelling.json()["state"] == "cancelling"
+    job = wait_for_state(url, keys["alice"], status_url, ("cancelled", "done", "failed"))
+    assert job["state"] == "cancelled" and job["file_index"] < 7
+    assert call(url, "DELETE", status_url, keys["alice"]).status_code == 409
+    assert call(url, "DELETE", "/v1/jobs/unknown", keys["alice"]).status_code == 404
+    assert detection.admission.admitted == 0
+
+
+def test_metrics_on_their_own_port_need_no_key_and_leave_the_service_port(model_server, tmp_path):
+    from tests.helpers import free_port
+
+    metrics_port = free_port()
+    history = ["--history-url", f"sqlite:///{tmp_path}/history.sqlite", "--auth", "keys"]
+    history += ["--metrics-port", str(metrics_port)]
+    store = auth.KeyStore.open(f"sqlite:///{tmp_path}/history.sqlite")
+    root = store.create("root", admin=True)
+    store.close()
+    with service_process(model_server, history, str(tmp_path / "log")) as url:
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30)
+        assert scraped.status_code == 200 and "detection_requests" in scraped.text
+        assert httpx.get(f"{url}/metrics", headers=bearer(root), timeout=30).status_code == 404

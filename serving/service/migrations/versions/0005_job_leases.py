@@ -1,7 +1,7 @@
 """An owner and a lease per job (a job whose replica died is taken over by another).
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 
 Jobs from before this revision have none: an active job without a lease counts
 as orphaned once it has not been updated for a day.
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
