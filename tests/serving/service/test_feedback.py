@@ -120,7 +120,7 @@ def test_feedback_with_keys_only_on_ones_own_checks_and_the_upload_is_kept(keepi
 def test_metrics_export_the_drift_of_the_uploads_from_the_training_data(keeping_service):
     url, _, keys, _ = keeping_service
     detect(url, keys["root"], "drift.jpg")
-    metrics = httpx.get(url + "/metrics", timeout=30).text
+    metrics = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {keys['root']}"}, timeout=30).text
     [drift_line] = [
         line for line in metrics.splitlines() if line.startswith('detection_input_drift{feature="brightness"}')
     ]
