@@ -79,10 +79,10 @@ class PipelineSettings:
     max_auc_drop: Setting = None
     code_version: Optional[str] = None
     sample_data: bool = False
-    span_pattern: Setting = defaults.SPAN_PATTERN
+    span_pattern: Union[str, data_types.RuntimeParameter] = defaults.SPAN_PATTERN
     train_spans: Optional[int] = defaults.TRAIN_SPANS
     drift_config: Optional[distribution_validator_pb2.DistributionValidatorConfig] = None
-    on_drift: Setting = defaults.ON_DRIFT
+    on_drift: Union[str, data_types.RuntimeParameter] = defaults.ON_DRIFT
 
     def __post_init__(self) -> None:
         if self.evaluation_split not in contract.SPLIT_NAMES:
@@ -139,7 +139,7 @@ def _training(training_settings: Mapping[str, Mapping[str, Any]], name: str) -> 
     return TrainingConfig.from_custom_config({**_settings(training_settings, name), "backbone": name})
 
 
-def _input_config(span_pattern: Setting) -> Union[str, data_types.RuntimeParameter]:
+def _input_config(span_pattern: Union[str, data_types.RuntimeParameter]) -> Union[str, data_types.RuntimeParameter]:
     """The ingest's TFX input config: built from a span pattern, or a runtime parameter that holds one."""
     return (
         span_pattern if isinstance(span_pattern, data_types.RuntimeParameter) else spans.input_config_json(span_pattern)

@@ -81,6 +81,7 @@ def _statistics(folder, examples_by_split, span=0):
 
 
 def _gate(folder, inputs, exec_properties=None):
+    """Runs the gate; returns what it recorded, whether it passed or failed."""
     result = make_artifact(DataValidationResult, str(folder / "result"))
     try:
         Executor().Do(inputs, {"result": [result]}, exec_properties or {})
@@ -117,9 +118,9 @@ def test_broken_examples_stop_the_run_naming_each_feature(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def span_examples(tmp_path_factory):
-    """Face examples of three spans of generated videos: span 1, span 2 drawn the same way (new identities),
-    span 3 with new identities made darker, smaller and more compressed."""
+def span_statistics(tmp_path_factory):
+    """The schema and the statistics of the face examples of three spans of generated videos: span 1, span 2
+    drawn the same way (new identities), span 3 with new identities made darker, smaller and more compressed."""
     root = tmp_path_factory.mktemp("spans")
     sample_data.generate(str(root / "1"), num_videos=VIDEOS_PER_SPAN, seed=1, seconds=1.0)
     sample_data.generate(str(root / "2"), num_videos=VIDEOS_PER_SPAN, seed=2, seconds=1.0)
@@ -127,46 +128,49 @@ def span_examples(tmp_path_factory):
     sample_data.drifted_copy(str(root / "before_drift"), str(root / "3"))
     ingest_config = IngestConfig(image_size=64)
     detector = FaceDetector.from_config(ingest_config)
-    return {
-        span: [
+    statistics = {}
+    for span in (1, 2, 3):
+        examples = [
             example
             for record in in_span(read_dataset(str(root / str(span))), span, None)
             for example in ingest_video(record, detector, ingest_config).face_examples
         ]
-        for span in (1, 2, 3)
-    }
+        statistics[span] = _statistics(root / f"statistics_{span}", {"train": examples}, span)
+    return statistics
 
 
-def _drift(tmp_path, span_examples, span, baseline_span, on_drift="warn"):
-    """The real DistributionValidator between two spans' train statistics (thresholds from schemas/), then
-    the gate."""
-    schema, statistics = _statistics(tmp_path / "new", {"train": span_examples[span]}, span)
-    _, baseline = _statistics(tmp_path / "baseline", {"train": span_examples[baseline_span]}, baseline_span)
-    drift = make_artifact(standard_artifacts.ExampleAnomalies, str(tmp_path / "drift"))
+def _drift_inputs(folder, span_statistics, span, baseline_span):
+    """The gate's inputs: the real ExampleValidator on the new span (the ingest's examples match the curated
+    schema) and the real DistributionValidator against the baseline span, thresholds from schemas/."""
+    schema, statistics = span_statistics[span]
+    _, baseline = span_statistics[baseline_span]
+    drift = make_artifact(standard_artifacts.ExampleAnomalies, str(folder / "drift"))
     distribution_executor.Executor().Do(
         {"statistics": [statistics], "baseline_statistics": [baseline]},
         {"anomalies": [drift]},
         {"distribution_validator_config": flags.drift_config(), "include_split_pairs": "null"},
     )
-    _, clean = _statistics(tmp_path / "clean", {"train": [_example(0), _example(1)]})
-    anomalies = make_artifact(standard_artifacts.ExampleAnomalies, str(tmp_path / "anomalies"))
+    anomalies = make_artifact(standard_artifacts.ExampleAnomalies, str(folder / "anomalies"))
     validator_executor.Executor().Do(
-        {"statistics": [clean], "schema": [schema]}, {"anomalies": [anomalies]}, {"exclude_splits": "[]"}
+        {"statistics": [statistics], "schema": [schema]}, {"anomalies": [anomalies]}, {"exclude_splits": "[]"}
     )
-    inputs = {"anomalies": [anomalies], "drift": [drift], "baseline_statistics": [baseline]}
-    return _gate(tmp_path, inputs, {"on_drift": on_drift})
+    return {"anomalies": [anomalies], "drift": [drift], "baseline_statistics": [baseline]}
 
 
-def test_a_span_drawn_the_same_way_shows_no_drift(tmp_path, span_examples):
-    recorded = _drift(tmp_path, span_examples, 2, 1, on_drift="block")
+def test_a_span_drawn_the_same_way_shows_no_drift(tmp_path, span_statistics):
+    recorded = _gate(tmp_path, _drift_inputs(tmp_path, span_statistics, 2, 1), {"on_drift": "block"})
+    assert recorded["anomalies"] == []
     assert drift_line(recorded["drift"]) == "Drift (span 2 against span 1): none"
 
 
-def test_a_darker_smaller_more_compressed_span_drifts_and_blocks_when_told(tmp_path, span_examples):
-    recorded = _drift(tmp_path / "warn", span_examples, 3, 2)
+def test_a_darker_smaller_more_compressed_span_drifts_and_blocks_when_told(tmp_path, span_statistics):
+    inputs = _drift_inputs(tmp_path, span_statistics, 3, 2)
+    recorded = _gate(tmp_path / "warn", inputs, {"on_drift": "warn"})
     line = drift_line(recorded["drift"])
     flagged = {feature["feature"] for feature in recorded["drift"]["features"]}
-    assert line.startswith("Drift (span 3 against span 2): ") and {"frame_width", "frame_height"} <= flagged
+    assert (
+        line.startswith("Drift (span 3 against span 2): ") and {"frame_width", "frame_height", "brightness"} <= flagged
+    )
     assert all(f["distance"] > f["threshold"] for f in recorded["drift"]["features"])
     with pytest.raises(DataDriftError, match="span 3 against span 2"):
-        _drift(tmp_path / "block", span_examples, 3, 2, on_drift="block")
+        _gate(tmp_path / "block", inputs, {"on_drift": "block"})
