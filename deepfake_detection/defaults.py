@@ -46,3 +46,7 @@ LOCAL_FAKE_SOURCE = contract.FAKE_SOURCE_SELF_BLENDED
 # The locator (where a face looks pasted over, `models/locator.py`) trains after each self-blended face model for
 # up to this many epochs (0: none, and the `explain` map falls back to the classifier's input gradient).
 LOCATOR_EPOCHS = 12
+# Each Trainer starts from the latest blessed model of its backbone when the architecture matches (warm start,
+# `models/warm_start.py`) and then trains this many epochs (its locator too, at most its own epochs); a fresh start
+# trains the whole recipe. Measured against fresh starts in docs/warm-start.md.
+WARM_START_EPOCHS = 5

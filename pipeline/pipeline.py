@@ -44,9 +44,10 @@ class PipelineSettings:
     (`backbones`; `training_settings[name]`, or "*" for all, overriding each
     `TrainingConfig`; two or more image `ensemble_members` add an
     EnsembleTrainer), how models are judged (`blessing`, on `evaluation_split`).
-    The per-run knobs `epochs`, `tuner_trials`, `min_auc` and `max_auc_drop`
-    are values or Kubeflow `RuntimeParameter`s; `epochs`, `min_auc` and
-    `max_auc_drop` left at None keep `training_settings`' and `blessing`'s.
+    The per-run knobs `epochs`, `warm_start` (1 or 0), `tuner_trials`,
+    `min_auc` and `max_auc_drop` are values or Kubeflow `RuntimeParameter`s;
+    `epochs`, `warm_start`, `min_auc` and `max_auc_drop` left at None keep
+    `training_settings`' and `blessing`'s.
     `code_version` (a fingerprint of the code, bound by the local runner) goes
     into the ingest's and the Trainers' properties, so TFX's cache, which keys
     on properties and inputs, reruns them when the code changes. `sample_data`
@@ -61,6 +62,7 @@ class PipelineSettings:
     blessing: BlessingConfig = dataclasses.field(default_factory=BlessingConfig)
     evaluation_split: str = config.EVALUATION_SPLIT
     epochs: Setting = None
+    warm_start: Setting = None
     tuner_trials: Setting = 0
     min_auc: Setting = None
     max_auc_drop: Setting = None
@@ -75,16 +77,34 @@ class PipelineSettings:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingBranch:
-    """One model's training nodes: its name in serving and in component ids, its Trainer, its Tuner if any."""
+    """One model's training nodes: its name in serving and in component ids, the resolver of its latest blessed
+    model (the Trainer's warm start and the Evaluator's baseline), its Trainer, its Tuner if any."""
 
     name: str
+    baseline: BaseNode
     trainer: BaseNode
     tuner: Optional[BaseNode] = None
     temporal: bool = False
 
     @property
     def nodes(self) -> List[BaseNode]:
-        return [node for node in (self.tuner, self.trainer) if node is not None]
+        return [node for node in (self.baseline, self.tuner, self.trainer) if node is not None]
+
+
+def _latest_blessed(name: str, trainer_id: str) -> BaseNode:
+    """The latest model of Trainer `trainer_id` that model `name`'s own Evaluator blessed, so backbones never
+    start from nor compare against each other's models; nothing on a model's first run."""
+    return tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.Model, producer_component_id=trainer_id, output_key="model"
+        ),
+        model_blessing=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.ModelBlessing,
+            producer_component_id=config.node_id(config.EVALUATOR, name),
+            output_key="blessing",
+        ),
+    ).with_id(config.node_id(config.BASELINE_RESOLVER, name))
 
 
 def _ensemble(
@@ -105,7 +125,8 @@ def _ensemble(
     models = [trainers[name].outputs["model"] for name in members]
     fakes = _training(training_settings, members[0]).fakes()
     ensemble = EnsembleTrainer(members=models, examples=examples, fake_source=fakes)
-    return [TrainingBranch(ENSEMBLE, ensemble.with_id(ENSEMBLE_TRAINER_ID))]
+    baseline = _latest_blessed(ENSEMBLE, ENSEMBLE_TRAINER_ID)
+    return [TrainingBranch(ENSEMBLE, baseline, ensemble.with_id(ENSEMBLE_TRAINER_ID))]
 
 
 def _settings(training_settings: Mapping[str, Mapping[str, Any]], name: str) -> Dict[str, Any]:
@@ -211,38 +232,26 @@ def _evaluation_branch(
     settings: PipelineSettings,
     serving_model_dir: Optional[str],
 ) -> List[BaseNode]:
-    """Baseline resolver, Evaluator, (with a serving directory) Pusher and the model card of one model, ids
-    suffixed with its name.
+    """Evaluator, (with a serving directory) Pusher and the model card of one model, ids suffixed with its name.
 
-    The baseline is the latest model of the same producer that this model's
-    own Evaluator blessed, so backbones never compare against each other.
+    The baseline is the branch's latest blessed model (`_latest_blessed`), the
+    one its Trainer started from when warm starts are on.
     """
     name, temporal, trainer = branch.name, branch.temporal, branch.trainer
     examples, clip_examples = data.examples, data.clip_examples
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.Model, producer_component_id=trainer.id, output_key="model"
-        ),
-        model_blessing=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.ModelBlessing,
-            producer_component_id=config.node_id(config.EVALUATOR, name),
-            output_key="blessing",
-        ),
-    ).with_id(config.node_id(config.BASELINE_RESOLVER, name))
     model = trainer.outputs["model"]
     evaluator = runtime_settings.EvaluatorWithRunSettings(
         min_auc=settings.min_auc,
         max_auc_drop=settings.max_auc_drop,
         examples=clip_examples if temporal else examples,
         model=model,
-        baseline_model=baseline.outputs["model"],
+        baseline_model=branch.baseline.outputs["model"],
         eval_config=build_eval_config(
             settings.blessing, temporal=temporal, unseen_manipulations=unseen_manipulations[name]
         ),
         example_splits=[settings.evaluation_split],
     ).with_id(config.node_id(config.EVALUATOR, name))
-    nodes: List[BaseNode] = [baseline, evaluator]
+    nodes: List[BaseNode] = [evaluator]
     pusher = None
     if serving_model_dir:
         destination = tfx.proto.PushDestination(
@@ -264,7 +273,8 @@ def _training_branch(
     settings: "PipelineSettings",
     gate: BaseNode,
 ) -> TrainingBranch:
-    """Tuner (when trials > 0) and Trainer of one backbone, ids suffixed with its name."""
+    """Tuner (when trials > 0) and Trainer of one backbone, ids suffixed with its name; the Trainer starts from
+    the latest blessed model of its backbone (`base_model`) where `run_fn` finds the same architecture."""
     tuner_trials, epochs = settings.tuner_trials, settings.epochs
     temporal = get_backbone(name).temporal
     inputs = clip_examples if temporal else examples
@@ -285,17 +295,21 @@ def _training_branch(
         ).with_id(config.node_id(config.TUNER, name))
         tuner.add_upstream_node(gate)
         hyperparameters = tuner.outputs["best_hyperparameters"]
+    trainer_id = config.node_id(config.TRAINER, name)
+    baseline = _latest_blessed(name, trainer_id)
     trainer = runtime_settings.TrainerWithRunSettings(
         epochs=epochs,
+        warm_start=settings.warm_start,
         examples=inputs,
+        base_model=baseline.outputs["model"],
         run_fn=RUN_FN,
         hyperparameters=hyperparameters,
         train_args=train_args,
         eval_args=eval_args,
         custom_config=custom_config,
-    ).with_id(config.node_id(config.TRAINER, name))
+    ).with_id(trainer_id)
     trainer.add_upstream_node(gate)
-    return TrainingBranch(name, trainer, tuner, temporal)
+    return TrainingBranch(name, baseline, trainer, tuner, temporal)
 
 
 @dataclasses.dataclass(frozen=True)

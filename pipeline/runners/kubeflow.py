@@ -28,7 +28,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 # The Kubeflow pipeline's runtime parameters and their types.
-RUNTIME_PARAMETERS = {"data_root": str, "epochs": int, "tuner_trials": int, "min_auc": float, "max_auc_drop": float}
+# `warm_start`: 1 starts each Trainer from its backbone's latest blessed model where the architecture matches, 0 fresh.
+RUNTIME_PARAMETERS = {
+    "data_root": str,
+    "epochs": int,
+    "warm_start": int,
+    "tuner_trials": int,
+    "min_auc": float,
+    "max_auc_drop": float,
+}
 
 
 # Kubernetes quantities of memory, in the unit of KFP's ResourceSpec: decimal gigabytes (as kfp.dsl's set_memory_limit).
@@ -126,6 +134,7 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
             ensemble_members=flags.ensemble_members(args),
             blessing=BlessingConfig(min_unseen_video_auc=args.min_unseen_auc, video_rule=args.video_rule),
             epochs=parameter("epochs"),
+            warm_start=parameter("warm_start"),
             tuner_trials=parameter("tuner_trials"),
             min_auc=parameter("min_auc"),
             max_auc_drop=parameter("max_auc_drop"),
@@ -281,6 +290,12 @@ def _add_kubeflow_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--weights", help="backbone weights: imagenet or a weights file in the image")
     parser.add_argument("--epochs", type=int, default=config.LOCAL_EPOCHS, help="default of the epochs parameter")
+    parser.add_argument(
+        "--no-warm-start",
+        dest="warm_start",
+        action="store_false",
+        help="default of the warm_start parameter: 0 (every Trainer starts fresh) instead of 1",
+    )
     parser.add_argument("--tuner-trials", type=int, default=config.KUBEFLOW_TUNER_TRIALS)
     flags.add_blessing_flags(parser)
     parser.add_argument("--beam-runner", default="direct", choices=beam.BEAM_RUNNERS, help="Beam preset, see beam_args")
