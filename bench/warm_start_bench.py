@@ -39,7 +39,8 @@ from deepfake_detection.ingest.ingest_config import IngestConfig
 from deepfake_detection.ingest.readers import read_dataset
 from deepfake_detection.ingest.standalone import ingest_folder
 from deepfake_detection.models import data, export, warm_start
-from deepfake_detection.models.training import TrainingConfig, build_and_compile, callbacks
+from deepfake_detection.models.registry import get_backbone
+from deepfake_detection.models.training import TrainingConfig, build_and_compile, callbacks, compile_model
 
 BENCH = _common.Bench(
     "warm_start_bench",
@@ -53,17 +54,20 @@ class Curve(keras.callbacks.Callback):
 
     def __init__(self, started: float, target: Optional[float] = None):
         super().__init__()
-        self.started, self.target, self.aucs, self.seconds = started, target, [], []
+        self.started, self.target = started, target
+        self.aucs: List[float] = [float("nan")]  # epoch 0: the starting weights, measured for warm starts only
+        self.seconds: List[float] = [0.0]
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:  # noqa: ANN001
         self.aucs.append(float(logs["val_auc"]))
         self.seconds.append(time.perf_counter() - self.started)
-        if self.target is not None and self.reach(self.target):
+        if self.target is not None and self.reach(self.target) is not None:
             self.model.stop_training = True
 
     def reach(self, target: float) -> Optional[int]:
-        """The first epoch (from 1) whose validation AUC reaches `target`, None if none does."""
-        return next((epoch + 1 for epoch, auc in enumerate(self.aucs) if auc >= target - 1e-9), None)
+        """The first epoch whose validation AUC reaches `target` (0: the warm start's weights before training),
+        None if none does."""
+        return next((epoch for epoch, auc in enumerate(self.aucs) if auc >= target - 1e-9), None)
 
 
 def ingest_spans(work: str, videos: int, frames: int) -> Dict[int, str]:
@@ -89,22 +93,31 @@ def train(
     epochs: int,
     base_uri: Optional[str] = None,
     target: Optional[float] = None,
+    learning_rate_factor: float = 1.0,
 ) -> Tuple[Curve, keras.Model]:
     """One training on `folders`' train split, validated on their eval split, as the Trainer trains (early
-    stopping included); from `base_uri`'s weights if given; stopped at `target` if given."""
+    stopping included); from `base_uri`'s weights if given, at `learning_rate_factor` of the backbone's rate;
+    stopped once it reaches `target` if given."""
     started = time.perf_counter()
     keras.utils.set_random_seed(training.seed)
     model = build_and_compile(training, {})
     if base_uri:
         start = warm_start.start_from(model, os.path.join(base_uri, export.SERVING_DIR))
         assert start.warm, start.describe()
+        compile_model(model, get_backbone(training.backbone).learning_rate * learning_rate_factor)
     fakes, size, batch = training.fakes(), training.model_settings().input_size, training.batch_size
     train_files, eval_files = split_files(folders, contract.TRAIN_SPLIT), split_files(folders, contract.EVAL_SPLIT)
     real, fake = data.label_counts(train_files, fakes)
     curve = Curve(started, target)
+    validation = data.dataset(eval_files, batch, False, None, training.seed, True, fakes, size)
+    if base_uri:
+        curve.aucs[0] = model.evaluate(validation, return_dict=True, verbose=0)["auc"]
+        curve.seconds[0] = time.perf_counter() - started
+        if target is not None and curve.reach(target) is not None:
+            return curve, model
     model.fit(
         data.dataset(train_files, batch, True, None, training.seed, True, fakes, size),
-        validation_data=data.dataset(eval_files, batch, False, None, training.seed, True, fakes, size),
+        validation_data=validation,
         epochs=epochs,
         steps_per_epoch=max(1, -(-(real + fake) // batch)),
         class_weight=data.class_weights(real, fake),
@@ -114,22 +127,30 @@ def train(
     return curve, model
 
 
-def one_seed(training: TrainingConfig, window: List[str], epochs: int, base_uri: str) -> Dict[str, Any]:
+def one_seed(
+    training: TrainingConfig, window: List[str], epochs: int, base_uri: str, learning_rate_factor: float
+) -> Dict[str, Any]:
     """A fresh and a warm start on the window; the epochs and seconds each needs to reach the fresh one's AUC."""
     fresh, _ = train(training, window, epochs)
-    target = max(fresh.aucs)
-    warm, _ = train(training, window, epochs, base_uri=base_uri, target=target)
+    target = max(fresh.aucs[1:])
+    warm, _ = train(training, window, epochs, base_uri, target, learning_rate_factor)
     fresh_epochs, warm_epochs = fresh.reach(target), warm.reach(target)
     figures = {
         "fresh_auc": target,
         "fresh_epochs": fresh_epochs,
-        "fresh_seconds": fresh.seconds[fresh_epochs - 1],
+        "fresh_seconds": fresh.seconds[fresh_epochs],
         "warm_epochs": warm_epochs,
-        "warm_seconds": warm.seconds[warm_epochs - 1] if warm_epochs else None,
-        "fresh_curve": [round(auc, 4) for auc in fresh.aucs],
+        "warm_seconds": warm.seconds[warm_epochs] if warm_epochs is not None else None,
+        "fresh_curve": [round(auc, 4) for auc in fresh.aucs[1:]],
         "warm_curve": [round(auc, 4) for auc in warm.aucs],
     }
-    if warm_epochs:
+    warm_best = max(warm.aucs)
+    fresh_to_warm_best = fresh.reach(warm_best)
+    figures["warm_best_auc"], figures["warm_best_epoch"] = warm_best, warm.reach(warm_best)
+    figures["warm_best_seconds"] = warm.seconds[figures["warm_best_epoch"]]
+    figures["fresh_epochs_to_warm_best"] = fresh_to_warm_best
+    figures["fresh_seconds_to_warm_best"] = fresh.seconds[fresh_to_warm_best] if fresh_to_warm_best else None
+    if warm_epochs is not None:
         figures["epochs_ratio"] = warm_epochs / fresh_epochs
         figures["seconds_ratio"] = figures["warm_seconds"] / figures["fresh_seconds"]
     return figures
@@ -137,9 +158,15 @@ def one_seed(training: TrainingConfig, window: List[str], epochs: int, base_uri:
 
 def main() -> None:
     parser = BENCH.parser(__doc__)
-    parser.add_argument("--videos", type=int, default=48, help="videos per span, about half of them fake")
+    parser.add_argument("--videos", type=int, default=24, help="videos per span, about half of them fake")
     parser.add_argument("--frames", type=int, default=8, help="frames sampled per video")
-    parser.add_argument("--epochs", type=int, default=12, help="most epochs of each training")
+    parser.add_argument("--epochs", type=int, default=defaults.LOCAL_EPOCHS, help="most epochs of each training")
+    parser.add_argument(
+        "--learning-rate-factor",
+        type=float,
+        default=warm_start.LEARNING_RATE_FACTOR,
+        help="the warm start's learning rate, a fraction of the backbone's (the Trainer's by default)",
+    )
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the fresh and warm trainings on the window")
     parser.add_argument("--base-seed", type=int, default=100, help="seed of the base model trained on span 1")
     parser.add_argument("--patience", type=int, default=defaults.LOCAL_EARLY_STOPPING_PATIENCE)
@@ -162,18 +189,20 @@ def main() -> None:
         base_curve, base = train(config(args.base_seed), [folders[1]], args.epochs)
         base_uri = os.path.join(work, "base")
         export.save_keras(base, base_uri)
-        print(f"base (span 1, seed {args.base_seed}): eval AUC {max(base_curve.aucs):.3f}", flush=True)
+        print(f"base (span 1, seed {args.base_seed}): eval AUC {max(base_curve.aucs[1:]):.3f}", flush=True)
         runs = {}
         for seed in (int(s) for s in args.seeds.split(",")):
-            runs[seed] = run = one_seed(config(seed), [folders[1], folders[2]], args.epochs, base_uri)
+            window = [folders[1], folders[2]]
+            runs[seed] = run = one_seed(config(seed), window, args.epochs, base_uri, args.learning_rate_factor)
             print(
                 f"seed {seed}: fresh reaches its AUC {run['fresh_auc']:.3f} at epoch {run['fresh_epochs']} "
                 f"({run['fresh_seconds']:.0f} s); warm at epoch {run['warm_epochs']} "
-                f"({run['warm_seconds'] or float('nan'):.0f} s); curves fresh {run['fresh_curve']}, warm "
-                f"{run['warm_curve']}",
+                f"({run['warm_seconds'] or float('nan'):.0f} s); warm's best {run['warm_best_auc']:.3f} at epoch "
+                f"{run['warm_best_epoch']} ({run['warm_best_seconds']:.0f} s), which fresh reaches at epoch "
+                f"{run['fresh_epochs_to_warm_best']}; curves fresh {run['fresh_curve']}, warm {run['warm_curve']}",
                 flush=True,
             )
-    reached = [run for run in runs.values() if run["warm_epochs"]]
+    reached = [run for run in runs.values() if run["warm_epochs"] is not None]
     summary = {
         "seeds_reached": f"{len(reached)}/{len(runs)}",
         "median_epochs_ratio": statistics.median(r["epochs_ratio"] for r in reached) if reached else None,
@@ -184,7 +213,7 @@ def main() -> None:
         f"warm start over fresh start: epochs {summary['median_epochs_ratio']}, wall time "
         f"{summary['median_seconds_ratio']} (medians over the seeds that reached; {summary['seeds_reached']} did)"
     )
-    base_figures = {"eval_auc": max(base_curve.aucs), "curve": [round(auc, 4) for auc in base_curve.aucs]}
+    base_figures = {"eval_auc": max(base_curve.aucs[1:]), "curve": [round(auc, 4) for auc in base_curve.aucs[1:]]}
     BENCH.write(args, {"base": base_figures, "seeds": {str(k): v for k, v in runs.items()}, "summary": summary})
 
 

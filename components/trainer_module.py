@@ -101,6 +101,8 @@ def run_fn(fn_args: FnArgs) -> None:
     with strategy.scope():
         model = build_and_compile(training, hparams)
         start = warm_start.start_from(model, fn_args.base_model, training.warm_start)
+        if start.warm:
+            compile_model(model, float(hparams[LEARNING_RATE]) * warm_start.LEARNING_RATE_FACTOR)
     fit = dict(
         x=train,
         validation_data=evaluation,

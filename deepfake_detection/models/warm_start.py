@@ -23,6 +23,9 @@ from deepfake_detection.models import export, locator
 # Where a trained model records where its training started, beside its eval metrics (`export.write_eval_metrics`).
 START_KEY = "start"
 LOCATOR_START_KEY = "locator_start"
+# A warm start continues at this fraction of the learning rate, as fine-tuning does: a fresh Adam at the full rate
+# undid the base's lead within two epochs in the bench (docs/warm-start.md).
+LEARNING_RATE_FACTOR = 0.1
 SWITCHED_OFF = "warm start switched off (--no-warm-start)"
 NO_BASE_MODEL = "no blessed model of this backbone yet"
 
