@@ -12,16 +12,23 @@ ingest, for each seed:
 - warm: the same model started from the base's weights
   (`models.warm_start.start_from`, as `run_fn` does) and trained on the window.
 All three use the Trainer's recipe (`build_and_compile`, `callbacks`: the
-moving average of the weights, early stopping and learning-rate halving) on
-the same batches; fresh and warm train up to `--epochs` epochs, warm without
-early stopping so that its whole curve is seen. The fresh model's eval AUC is
-its best epoch's (the weights the Trainer keeps); the figures are the epochs
-and the wall time (training and validation, the warm start's loading
-included) each needs to first reach that AUC, and their ratio, warm over
-fresh (goal: at most a third). A warm run that never reaches it within
-`--epochs` counts as not reached.
+moving average of the weights, early stopping, learning-rate halving) on the
+same batches, up to `--epochs` epochs; the warm start runs at the Trainer's
+fraction of the learning rate (`warm_start.LEARNING_RATE_FACTOR`), is scored
+before training too (epoch 0) and stops once it reaches the fresh model's
+AUC. The fresh model's eval AUC is its best epoch's (the weights the Trainer
+keeps); the figures are the epochs and the wall time (training and
+validation, the warm start's loading included) each needs to first reach
+it, and their ratio, warm over fresh (goal: at most a third); a warm start
+that never reaches it counts as not reached, and then its best AUC and how
+long the fresh start needed for that AUC are reported instead. Figures and
+their reading: docs/warm-start.md.
 
-    python bench/warm_start_bench.py [--videos 48] [--epochs 12] [--seeds 0,1,2] [--backbone compact_cnn]
+    python bench/warm_start_bench.py [--seeds 0,1,2] [--videos 24] [--epochs 20] [--backbone blend_resnet]
+        [--input-size 64] [--learning-rate-factor 0.1]
+
+One seed takes about 6.5 minutes on 2 shared cores (ingest and base included): run seeds one at a time to stay
+under 10 minutes a command.
 """
 
 import os

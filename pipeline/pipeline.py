@@ -356,9 +356,11 @@ def create_pipeline(
 
     The gate fails the run on any anomaly, so no backbone trains on examples
     that break the schema. Each backbone gets a Tuner (`tuner_trials` > 0, or a
-    runtime parameter) and a Trainer; every model is evaluated against its
-    latest blessed predecessor (cross-generator metrics on the kinds it never
-    trained on) and, given `serving_model_dir`, pushed to
+    runtime parameter) and a Trainer, which starts from the latest blessed
+    model of its backbone where the architecture matches (warm start); every
+    model is evaluated against that predecessor (cross-generator metrics on the
+    kinds it never trained on, no AUC drop on any span) and, given
+    `serving_model_dir`, pushed to
     `<serving_model_dir>/<name>/` when blessed; each gets a model card, which
     also goes into its pushed version. `settings` holds the rest.
     """
