@@ -138,7 +138,8 @@ def run_fn(fn_args: FnArgs) -> None:
     export.save_keras(model, model_uri, located)
     metrics = model.evaluate(evaluation, return_dict=True, verbose=0)
     eval_real, eval_fake = data.label_counts(fn_args.eval_files, training.fakes())
-    counts = {contract.EVAL_REAL_EXAMPLES: eval_real, contract.EVAL_FAKE_EXAMPLES: eval_fake, "epochs_trained": trained}
+    counts = {contract.EVAL_REAL_EXAMPLES: eval_real, contract.EVAL_FAKE_EXAMPLES: eval_fake}
+    starts[warm_start.EPOCHS_TRAINED_KEY] = trained
     export.write_eval_metrics(
         model_uri, {"backbone": training.backbone, "hparams": hparams, **metrics, **counts, **starts}
     )

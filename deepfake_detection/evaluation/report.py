@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.writers import eval_config_writer
 
 from deepfake_detection import config, contract
 from deepfake_detection.evaluation import cross_generator, model_card, operating_point, video_metrics
@@ -37,8 +38,6 @@ def overall_metrics(evaluation_uri: str, model_name: str = CANDIDATE) -> Dict[st
 def _allowed_span_drop(evaluation_uri: str) -> Optional[float]:
     """The forgetting guard's allowed AUC drop per span in the evaluation's own EvalConfig; None when it ran
     without one (no baseline yet: TFX's Evaluator drops change thresholds)."""
-    from tensorflow_model_analysis.writers import eval_config_writer
-
     eval_config = eval_config_writer.load_eval_run(evaluation_uri)[0]
     for spec in eval_config.metrics_specs:
         for metric in spec.metrics:
@@ -87,7 +86,7 @@ def forgetting_guard(evaluation_uri: str) -> Optional[Dict[str, Any]]:
 
 
 def format_forgetting_guard(guard: Optional[Mapping[str, Any]]) -> str:
-    """`forgetting guard held (AUC per span against the baseline, allowed drop 0.000): span 1 0.91/0.93, ...`."""
+    """`forgetting guard held (AUC per span, candidate/baseline, allowed drop 0.020): span 1 0.912/0.925, ...`."""
     if guard is None:
         return "forgetting guard: no baseline yet"
     if not guard["spans"]:
@@ -151,8 +150,8 @@ def format_auc(metrics: Mapping[str, Any]) -> str:
 
 def starting_text(trained: Mapping[str, Any]) -> str:
     """Where a trained model's training started, from its eval metrics (`warm_start.START_KEY`): `warm start from
-    URI, 5 epochs` or `fresh start (why), 12 epochs`, and its locator's when it differs; "" for models that record
-    none (an ensemble is fitted, not trained)."""
+    URI (5 epochs)` or `fresh start: why (12 epochs)`, and its locator's when it differs; "" for models that
+    record none (an ensemble is fitted, not trained)."""
     parts = []
     for label, key in (("", warm_start.START_KEY), ("locator: ", warm_start.LOCATOR_START_KEY)):
         if key in trained:
@@ -161,7 +160,7 @@ def starting_text(trained: Mapping[str, Any]) -> str:
         return ""
     if len(parts) == 2 and parts[1] == "locator: " + parts[0]:
         parts.pop()
-    epochs = trained.get("epochs_trained")
+    epochs = trained.get(warm_start.EPOCHS_TRAINED_KEY)
     return "; ".join(parts) + (f" ({epochs} epochs)" if epochs is not None else "")
 
 
@@ -174,7 +173,7 @@ def training_start(trained: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
         "summary": text,
         "classifier": trained.get(warm_start.START_KEY),
         "locator": trained.get(warm_start.LOCATOR_START_KEY),
-        "epochs_trained": trained.get("epochs_trained"),
+        "epochs_trained": trained.get(warm_start.EPOCHS_TRAINED_KEY),
     }
 
 

@@ -23,6 +23,7 @@ from deepfake_detection.models import export, locator
 # Where a trained model records where its training started, beside its eval metrics (`export.write_eval_metrics`).
 START_KEY = "start"
 LOCATOR_START_KEY = "locator_start"
+EPOCHS_TRAINED_KEY = "epochs_trained"
 # A warm start continues at this fraction of the learning rate, as fine-tuning does: a fresh Adam at the full rate
 # undid the base's lead within two epochs in the bench (docs/warm-start.md).
 LEARNING_RATE_FACTOR = 0.1
