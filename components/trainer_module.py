@@ -8,7 +8,7 @@ defaults.
 
 import logging
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import keras
 import keras_tuner
@@ -16,7 +16,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner.component import TunerFnResult
 
 from deepfake_detection import contract
-from deepfake_detection.models import data, export, video_scoring
+from deepfake_detection.models import data, export, video_scoring, warm_start
 from deepfake_detection.models.base import DEFAULT_HPARAMS, FINE_TUNE_LAYERS, LEARNING_RATE, set_trainable_tail
 from deepfake_detection.models.registry import get_backbone
 from deepfake_detection.models.training import (
@@ -29,6 +29,7 @@ from deepfake_detection.models.training import (
     serving_model,
     train_locator,
 )
+from deepfake_detection.models.warm_start import StartingPoint
 
 
 def _hparams(fn_args: FnArgs, training: TrainingConfig) -> Dict[str, Any]:
@@ -72,9 +73,21 @@ def _require_eval_examples(fn_args: FnArgs) -> None:
         )
 
 
+def _epochs(training: TrainingConfig, start: StartingPoint, fine_tunes: bool) -> Tuple[int, int]:
+    """(epochs with a frozen pretrained base or the whole model, epochs of fine-tuning its last layers).
+
+    A warm start continues where the blessed model stopped: `warm_start_epochs`
+    of its last phase (fine-tuning, for a pretrained base), no more.
+    """
+    if not start.warm:
+        return training.epochs, training.fine_tune_epochs if fine_tunes else 0
+    return (0, training.warm_start_epochs) if fine_tunes else (training.warm_start_epochs, 0)
+
+
 # TFX Trainer will call this function.
 def run_fn(fn_args: FnArgs) -> None:
-    """Trains one backbone (two phases when pretrained) and exports the SavedModel."""
+    """Trains one backbone (two phases when pretrained), from the blessed `fn_args.base_model`'s weights when
+    the architecture matches (warm start), and exports the SavedModel."""
     training = TrainingConfig.from_custom_config(fn_args.custom_config)
     hparams = _hparams(fn_args, training)
     keras.utils.set_random_seed(training.seed)
@@ -87,6 +100,9 @@ def run_fn(fn_args: FnArgs) -> None:
     checkpoint = os.path.join(fn_args.model_run_dir, "best.weights.h5")
     with strategy.scope():
         model = build_and_compile(training, hparams)
+        start = warm_start.start_from(model, fn_args.base_model, training.warm_start)
+        if start.warm:
+            compile_model(model, float(hparams[LEARNING_RATE]) * warm_start.LEARNING_RATE_FACTOR)
     fit = dict(
         x=train,
         validation_data=evaluation,
@@ -95,14 +111,16 @@ def run_fn(fn_args: FnArgs) -> None:
         callbacks=callbacks(checkpoint, training.early_stopping_patience, training.ema_momentum),
         verbose=2,
     )
-    model.fit(epochs=training.epochs, **fit)
     backbone = get_backbone(training.backbone)
     fine_tune_layers = int(hparams[FINE_TUNE_LAYERS])
-    if backbone.base_layer and training.weights and fine_tune_layers != 0 and training.fine_tune_epochs:
+    fine_tunes = bool(backbone.base_layer and training.weights and fine_tune_layers != 0 and training.fine_tune_epochs)
+    epochs, fine_tune_epochs = _epochs(training, start, fine_tunes)
+    trained = len(model.fit(epochs=epochs, **fit).epoch) if epochs else 0
+    if fine_tune_epochs:
         logging.info("Fine-tuning the last %d layers of %s", fine_tune_layers, backbone.base_layer)
         set_trainable_tail(model.get_layer(backbone.base_layer), fine_tune_layers)
         compile_model(model, float(hparams[LEARNING_RATE]) * 0.1)
-        model.fit(epochs=training.fine_tune_epochs, **fit)
+        trained += len(model.fit(epochs=fine_tune_epochs, **fit).epoch)
     model.load_weights(checkpoint)
     model = serving_model(model, training, hparams)
     compile_model(model, float(hparams[LEARNING_RATE]))
@@ -111,16 +129,20 @@ def run_fn(fn_args: FnArgs) -> None:
     fitted = video_scoring.fit_for_model(
         model, fn_args.eval_files, clip_length, training.video_rule, training.false_alarm_budget, training.miss_budget
     )
-    located = None
+    located, starts = None, {warm_start.START_KEY: start.to_dict()}
     if training.trains_locator:
         logging.info("Training the locator of %s on part- and whole-face pseudo-fakes", training.backbone)
-        located = train_locator(fn_args.train_files, fn_args.eval_files, training)
+        located, locator_start = train_locator(fn_args.train_files, fn_args.eval_files, training, fn_args.base_model)
+        starts[warm_start.LOCATOR_START_KEY] = locator_start.to_dict()
     export.export_saved_model(model, fn_args.serving_model_dir, clip_length, fitted, located)
     export.save_keras(model, model_uri, located)
     metrics = model.evaluate(evaluation, return_dict=True, verbose=0)
     eval_real, eval_fake = data.label_counts(fn_args.eval_files, training.fakes())
     counts = {contract.EVAL_REAL_EXAMPLES: eval_real, contract.EVAL_FAKE_EXAMPLES: eval_fake}
-    export.write_eval_metrics(model_uri, {"backbone": training.backbone, "hparams": hparams, **metrics, **counts})
+    starts[warm_start.EPOCHS_TRAINED_KEY] = trained
+    export.write_eval_metrics(
+        model_uri, {"backbone": training.backbone, "hparams": hparams, **metrics, **counts, **starts}
+    )
 
 
 # TFX Tuner will call this function.

@@ -19,6 +19,8 @@ FACE_BOX_KEY = "face_box"
 FACE_SIZE_KEY = "face_size"
 TRACK_ID_KEY = "track_id"
 FACE_SIZE_BUCKET_KEY = "face_size_bucket"
+# The span (int64) an example was ingested in: the forgetting guard slices the evaluation by it.
+SPAN_FEATURE = "span"
 # MTCNN's five keypoints (left eye, right eye, nose, left and right mouth corner) as x0, y0, ..., x4, y4,
 # in the stored crop's coordinates scaled to [0, 1], so they hold at any decode size.
 FACE_LANDMARKS_KEY = "face_landmarks"

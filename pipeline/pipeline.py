@@ -50,9 +50,10 @@ class PipelineSettings:
     (`backbones`; `training_settings[name]`, or "*" for all, overriding each
     `TrainingConfig`; two or more image `ensemble_members` add an
     EnsembleTrainer), how models are judged (`blessing`, on `evaluation_split`).
-    The per-run knobs `epochs`, `tuner_trials`, `min_auc` and `max_auc_drop`
-    are values or Kubeflow `RuntimeParameter`s; `epochs`, `min_auc` and
-    `max_auc_drop` left at None keep `training_settings`' and `blessing`'s.
+    The per-run knobs `epochs`, `warm_start` (1 or 0), `tuner_trials`,
+    `min_auc` and `max_auc_drop` are values or Kubeflow `RuntimeParameter`s;
+    `epochs`, `warm_start`, `min_auc` and `max_auc_drop` left at None keep
+    `training_settings`' and `blessing`'s.
     Continuous training: `span_pattern` names the span folders of the data
     root (a TFX split pattern; or a Kubeflow `RuntimeParameter` holding the
     ingest's TFX input config, `spans.input_config_json`); training and
@@ -74,6 +75,7 @@ class PipelineSettings:
     blessing: BlessingConfig = dataclasses.field(default_factory=BlessingConfig)
     evaluation_split: str = contract.EVALUATION_SPLIT
     epochs: Setting = None
+    warm_start: Setting = None
     tuner_trials: Setting = 0
     min_auc: Setting = None
     max_auc_drop: Setting = None
@@ -96,16 +98,34 @@ class PipelineSettings:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingBranch:
-    """One model's training nodes: its name in serving and in component ids, its Trainer, its Tuner if any."""
+    """One model's training nodes: its name in serving and in component ids, the resolver of its latest blessed
+    model (the Trainer's warm start and the Evaluator's baseline), its Trainer, its Tuner if any."""
 
     name: str
+    baseline: BaseNode
     trainer: BaseNode
     tuner: Optional[BaseNode] = None
     temporal: bool = False
 
     @property
     def nodes(self) -> List[BaseNode]:
-        return [node for node in (self.tuner, self.trainer) if node is not None]
+        return [node for node in (self.baseline, self.tuner, self.trainer) if node is not None]
+
+
+def _latest_blessed(name: str, trainer_id: str) -> BaseNode:
+    """The latest model of Trainer `trainer_id` that model `name`'s own Evaluator blessed, so backbones never
+    start from nor compare against each other's models; nothing on a model's first run."""
+    return tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.Model, producer_component_id=trainer_id, output_key="model"
+        ),
+        model_blessing=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.ModelBlessing,
+            producer_component_id=component_ids.node_id(component_ids.EVALUATOR, name),
+            output_key="blessing",
+        ),
+    ).with_id(component_ids.node_id(component_ids.BASELINE_RESOLVER, name))
 
 
 def _ensemble(
@@ -126,7 +146,8 @@ def _ensemble(
     models = [trainers[name].outputs["model"] for name in members]
     fakes = _training(training_settings, members[0]).fakes()
     ensemble = EnsembleTrainer(members=models, examples=examples, fake_source=fakes)
-    return [TrainingBranch(ENSEMBLE, ensemble.with_id(ENSEMBLE_TRAINER_ID))]
+    baseline = _latest_blessed(ENSEMBLE, ENSEMBLE_TRAINER_ID)
+    return [TrainingBranch(ENSEMBLE, baseline, ensemble.with_id(ENSEMBLE_TRAINER_ID))]
 
 
 def _settings(training_settings: Mapping[str, Mapping[str, Any]], name: str) -> Dict[str, Any]:
@@ -297,38 +318,26 @@ def _evaluation_branch(
     settings: PipelineSettings,
     serving_model_dir: Optional[str],
 ) -> List[BaseNode]:
-    """Baseline resolver, Evaluator, (with a serving directory) Pusher and the model card of one model, ids
-    suffixed with its name.
+    """Evaluator, (with a serving directory) Pusher and the model card of one model, ids suffixed with its name.
 
-    The baseline is the latest model of the same producer that this model's
-    own Evaluator blessed, so backbones never compare against each other.
+    The baseline is the branch's latest blessed model (`_latest_blessed`), the
+    one its Trainer started from when warm starts are on.
     """
     name, temporal, trainer = branch.name, branch.temporal, branch.trainer
     examples, clip_examples = data.examples, data.clip_examples
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.Model, producer_component_id=trainer.id, output_key="model"
-        ),
-        model_blessing=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.ModelBlessing,
-            producer_component_id=component_ids.node_id(component_ids.EVALUATOR, name),
-            output_key="blessing",
-        ),
-    ).with_id(component_ids.node_id(component_ids.BASELINE_RESOLVER, name))
     model = trainer.outputs["model"]
     evaluator = runtime_settings.EvaluatorWithRunSettings(
         min_auc=settings.min_auc,
         max_auc_drop=settings.max_auc_drop,
         examples=clip_examples if temporal else examples,
         model=model,
-        baseline_model=baseline.outputs["model"],
+        baseline_model=branch.baseline.outputs["model"],
         eval_config=build_eval_config(
             settings.blessing, temporal=temporal, unseen_manipulations=unseen_manipulations[name]
         ),
         example_splits=[settings.evaluation_split],
     ).with_id(component_ids.node_id(component_ids.EVALUATOR, name))
-    nodes: List[BaseNode] = [baseline, evaluator]
+    nodes: List[BaseNode] = [evaluator]
     pusher = None
     if serving_model_dir:
         destination = tfx.proto.PushDestination(
@@ -350,7 +359,8 @@ def _training_branch(
     settings: "PipelineSettings",
     gate: BaseNode,
 ) -> TrainingBranch:
-    """Tuner (when trials > 0) and Trainer of one backbone, ids suffixed with its name."""
+    """Tuner (when trials > 0) and Trainer of one backbone, ids suffixed with its name; the Trainer starts from
+    the latest blessed model of its backbone (`base_model`) where `run_fn` finds the same architecture."""
     tuner_trials, epochs = settings.tuner_trials, settings.epochs
     temporal = get_backbone(name).temporal
     inputs = clip_examples if temporal else examples
@@ -371,17 +381,21 @@ def _training_branch(
         ).with_id(component_ids.node_id(component_ids.TUNER, name))
         tuner.add_upstream_node(gate)
         hyperparameters = tuner.outputs["best_hyperparameters"]
+    trainer_id = component_ids.node_id(component_ids.TRAINER, name)
+    baseline = _latest_blessed(name, trainer_id)
     trainer = runtime_settings.TrainerWithRunSettings(
         epochs=epochs,
+        warm_start=settings.warm_start,
         examples=inputs,
+        base_model=baseline.outputs["model"],
         run_fn=RUN_FN,
         hyperparameters=hyperparameters,
         train_args=train_args,
         eval_args=eval_args,
         custom_config=custom_config,
-    ).with_id(component_ids.node_id(component_ids.TRAINER, name))
+    ).with_id(trainer_id)
     trainer.add_upstream_node(gate)
-    return TrainingBranch(name, trainer, tuner, temporal)
+    return TrainingBranch(name, baseline, trainer, tuner, temporal)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -430,9 +444,11 @@ def create_pipeline(
 
     The gate fails the run on any anomaly, so no backbone trains on examples
     that break the schema. Each backbone gets a Tuner (`tuner_trials` > 0, or a
-    runtime parameter) and a Trainer; every model is evaluated against its
-    latest blessed predecessor (cross-generator metrics on the kinds it never
-    trained on) and, given `serving_model_dir`, pushed to
+    runtime parameter) and a Trainer, which starts from the latest blessed
+    model of its backbone where the architecture matches (warm start); every
+    model is evaluated against that predecessor (cross-generator metrics on the
+    kinds it never trained on, no AUC drop on any span) and, given
+    `serving_model_dir`, pushed to
     `<serving_model_dir>/<name>/` when blessed; each gets a model card, which
     also goes into its pushed version. `settings` holds the rest.
     """

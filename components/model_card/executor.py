@@ -70,6 +70,8 @@ class Executor(base_executor.BaseExecutor):
             fitted_point=fitted,
             test_rates=rates,
             blessed=report.is_blessed(blessing.uri),
+            training_start=report.training_start(export.read_eval_metrics(model.uri) or {}),
+            forgetting=report.forgetting_guard(evaluation.uri),
         )
         output = artifact_utils.get_single_instance(output_dict["model_card"])
         written = model_card.write_card(output.uri, card)

@@ -26,13 +26,14 @@ def _add_settings(component: Any, values: Mapping[str, Setting]) -> None:
 
 
 class TrainerWithRunSettings(tfx.components.Trainer):
-    """TFX's Trainer with `epochs` as an execution property."""
+    """TFX's Trainer with `epochs` and `warm_start` (1: start from `base_model` where it fits, 0: fresh) as
+    execution properties."""
 
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.TrainerExecutor)
 
-    def __init__(self, epochs: Setting = None, **kwargs: Any):
+    def __init__(self, epochs: Setting = None, warm_start: Setting = None, **kwargs: Any):
         super().__init__(**kwargs)
-        _add_settings(self, {"epochs": epochs})
+        _add_settings(self, {"epochs": epochs, "warm_start": warm_start})
 
 
 class TunerWithRunSettings(tfx.components.Tuner):

@@ -6,7 +6,7 @@ import tensorflow_model_analysis as tfma
 from tfx.utils import json_utils, proto_utils
 
 # {execution property: custom_config key} of the Trainer and the Tuner.
-TRAINER_SETTINGS = {"epochs": "epochs"}
+TRAINER_SETTINGS = {"epochs": "epochs", "warm_start": "warm_start"}
 TUNER_SETTINGS = {"tuner_trials": "max_trials"}
 # Execution properties of the Evaluator, applied to the overall AUC threshold.
 MIN_AUC = "min_auc"

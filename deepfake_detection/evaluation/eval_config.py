@@ -3,7 +3,10 @@
 A model is blessed when its overall AUC reaches `min_auc`, when every slice
 threshold of `slice_thresholds` holds, and, once a blessed model of the same
 backbone exists, when its AUC is not lower than that baseline's by more than
-`max_auc_drop`. TFX's Evaluator skips the change threshold on the first run.
+`max_auc_drop`, overall and on every span in the evaluated window (the
+forgetting guard: a model retrained on new videos must not forget the
+earlier spans' test data; examples carry their span as `contract.SPAN_FEATURE`).
+TFX's Evaluator skips the change thresholds on the first run.
 With `min_unseen_video_auc`, its video AUC on manipulation kinds it never
 trained on (`video_auc_unseen`, see `cross_generator`) must reach that bound too.
 Slices by manipulation hold one class only (fakes of one method, or the
@@ -29,7 +32,8 @@ SLICE_FEATURES = (
     contract.FACE_SIZE_BUCKET_KEY,
 )
 CLIP_SLICE_FEATURES = (contract.MANIPULATION_KEY, contract.DATASET_KEY, contract.COMPRESSION_KEY)
-_STRICT = 1e-10  # TFMA's change threshold passes only strictly above its bound; this makes "no drop" allow a tie
+SPAN_SLICE = tfma.SlicingSpec(feature_keys=[contract.SPAN_FEATURE])
+STRICT = 1e-10  # TFMA's change threshold passes only strictly above its bound; this makes "no drop" allow a tie
 # Metrics a slice threshold may name: {TFMA metric name: class name}.
 SLICE_METRICS = {
     "auc": "AUC",
@@ -85,37 +89,47 @@ def _overall(threshold: tfma.MetricThreshold) -> tfma.PerSliceMetricThreshold:
 
 
 def _allowed_change(max_auc_drop: float) -> float:
-    return -float(max_auc_drop) - _STRICT
+    return -float(max_auc_drop) - STRICT
 
 
-def _auc_threshold(blessing: BlessingConfig) -> tfma.MetricThreshold:
-    threshold = _lower_bound(blessing.min_auc)
-    threshold.change_threshold.CopyFrom(
-        tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": _allowed_change(blessing.max_auc_drop)}
-        )
+def _no_drop_beyond(max_auc_drop: float) -> tfma.GenericChangeThreshold:
+    return tfma.GenericChangeThreshold(
+        direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": _allowed_change(max_auc_drop)}
     )
-    return threshold
+
+
+def _auc_thresholds(blessing: BlessingConfig) -> List[tfma.PerSliceMetricThreshold]:
+    """The overall AUC's lower bound and allowed drop, and the forgetting guard: the same drop on each span."""
+    overall = _lower_bound(blessing.min_auc)
+    overall.change_threshold.CopyFrom(_no_drop_beyond(blessing.max_auc_drop))
+    per_span = tfma.MetricThreshold(change_threshold=_no_drop_beyond(blessing.max_auc_drop))
+    return [_overall(overall), tfma.PerSliceMetricThreshold(slicing_specs=[SPAN_SLICE], threshold=per_span)]
 
 
 def override_auc_threshold(
     eval_config: tfma.EvalConfig, min_auc: Optional[float] = None, max_auc_drop: Optional[float] = None
 ) -> None:
-    """Sets the overall AUC bound and the allowed drop against the baseline in place (per-run settings)."""
+    """Sets the overall AUC bound and the allowed drop against the baseline, overall and per span, in place
+    (per-run settings)."""
     for name, value in (("min_auc", min_auc), ("max_auc_drop", max_auc_drop)):
         if value is not None:
             _require_probability(name, float(value))
+    found = False
     for spec in eval_config.metrics_specs:
         for metric in spec.metrics:
+            if metric.class_name != "AUC":
+                continue
             for per_slice in metric.per_slice_thresholds:
-                if metric.class_name != "AUC" or list(per_slice.slicing_specs) != [tfma.SlicingSpec()]:
+                slices = list(per_slice.slicing_specs)
+                if slices not in ([tfma.SlicingSpec()], [SPAN_SLICE]):
                     continue
-                if min_auc is not None:
+                found = found or slices == [tfma.SlicingSpec()]
+                if min_auc is not None and per_slice.threshold.HasField("value_threshold"):
                     per_slice.threshold.value_threshold.lower_bound.value = float(min_auc)
                 if max_auc_drop is not None:
                     per_slice.threshold.change_threshold.absolute.value = _allowed_change(max_auc_drop)
-                return
-    raise ValueError("The EvalConfig has no overall AUC threshold to override")
+    if not found:
+        raise ValueError("The EvalConfig has no overall AUC threshold to override")
 
 
 def _add_slice_thresholds(metrics: Mapping[str, tfma.MetricConfig], blessing: BlessingConfig) -> None:
@@ -165,7 +179,7 @@ def _metric_configs(blessing: BlessingConfig) -> List[tfma.MetricConfig]:
     threshold = blessing.decision_threshold
     metrics = {
         "ExampleCount": tfma.MetricConfig(class_name="ExampleCount"),
-        "AUC": tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[_overall(_auc_threshold(blessing))]),
+        "AUC": tfma.MetricConfig(class_name="AUC", per_slice_thresholds=_auc_thresholds(blessing)),
         "BinaryAccuracy": tfma.MetricConfig(class_name="BinaryAccuracy", config=json.dumps({"threshold": threshold})),
         **{
             name: tfma.MetricConfig(class_name=name, config=json.dumps({"thresholds": threshold}))
@@ -208,7 +222,7 @@ def build_eval_config(
     features = CLIP_SLICE_FEATURES if temporal else SLICE_FEATURES
     return tfma.EvalConfig(
         model_specs=model_specs,
-        slicing_specs=[tfma.SlicingSpec(), *(tfma.SlicingSpec(feature_keys=[f]) for f in features)],
+        slicing_specs=[tfma.SlicingSpec(), *(tfma.SlicingSpec(feature_keys=[f]) for f in features), SPAN_SLICE],
         metrics_specs=[
             tfma.MetricsSpec(
                 metrics=[*_metric_configs(blessing), _cross_generator_config(blessing, unseen_manipulations)]

@@ -88,13 +88,19 @@ def build_card(
     fitted_point: Optional[Mapping[str, Any]],
     test_rates: Optional[Mapping[str, Any]],
     blessed: bool,
+    training_start: Optional[Mapping[str, Any]] = None,
+    forgetting: Optional[Mapping[str, Any]] = None,
 ) -> Dict[str, Any]:
-    """The card's JSON: every figure a person or a program needs to judge the version."""
+    """The card's JSON: every figure a person or a program needs to judge the version. `training_start`: where
+    its training started (`report.training_start`); `forgetting`: the forgetting guard's per-span AUCs against
+    the baseline (`report.forgetting_guard`)."""
     card = {
         "model_name": model_name,
         "version": version,
         "blessed": blessed,
         "training": dict(training),
+        "training_start": dict(training_start) if training_start else None,
+        "forgetting_guard": dict(forgetting) if forgetting else None,
         "training_data": dict(data),
         "evaluation": dict(evaluation),
         "operating_point": dict(fitted_point) if fitted_point else None,
@@ -114,6 +120,8 @@ _MARKDOWN = jinja2.Template(
 ## Training
 {% for key, value in c.training | dictsort %}- {{ key }}: {{ value }}
 {% endfor %}
+{% if c.training_start %}Started from: {{ c.training_start.summary }}.
+{% endif %}
 ## Training data
 Datasets: {{ c.training_data.datasets | join(", ") }}; fakes: {{ c.training_data.fake_source }}.
 
@@ -124,7 +132,12 @@ Datasets: {{ c.training_data.datasets | join(", ") }}; fakes: {{ c.training_data
 {% endfor %}
 ## Test metrics
 {% for key, value in c.evaluation | dictsort %}- {{ key }}: {{ fmt(value) }}
-{% endfor %}
+{% endfor %}{% if c.forgetting_guard %}
+Forgetting guard (AUC per span against the baseline, allowed drop {{ fmt(c.forgetting_guard.max_auc_drop) }}): \
+{{ "held" if c.forgetting_guard.held else "FAILED" }}
+{% for s in c.forgetting_guard.spans %}- span {{ s.span }}: {{ fmt(s.candidate_auc) }} against \
+{{ fmt(s.baseline_auc) }}{% if not s.held %} (drop beyond the bound){% endif %}
+{% endfor %}{% endif %}
 ## Operating point
 {% if c.operating_point %}- fake at calibrated P(fake) >= {{ fmt(c.operating_point.fake_threshold) }}, \
 real under {{ fmt(c.operating_point.real_threshold) }}, uncertain between

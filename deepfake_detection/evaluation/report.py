@@ -2,14 +2,16 @@
 
 import math
 import os
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.writers import eval_config_writer
 
 from deepfake_detection import component_ids, contract
 from deepfake_detection.evaluation import cross_generator, model_card, operating_point, video_metrics
-from deepfake_detection.evaluation.eval_config import CANDIDATE
+from deepfake_detection.evaluation.eval_config import BASELINE, CANDIDATE, SPAN_SLICE, STRICT
+from deepfake_detection.models import warm_start
 
 BLESSED_FILE = "BLESSED"
 FRAME_METRICS = ("auc", "binary_accuracy", "binary_crossentropy", "precision", "recall", "f1_score", "example_count")
@@ -31,6 +33,71 @@ def overall_metrics(evaluation_uri: str, model_name: str = CANDIDATE) -> Dict[st
                 values[key.name] = item.value.double_value.value
         return values
     return {}
+
+
+def _allowed_span_drop(evaluation_uri: str) -> Optional[float]:
+    """The forgetting guard's allowed AUC drop per span in the evaluation's own EvalConfig; None when it ran
+    without one (no baseline yet: TFX's Evaluator drops change thresholds)."""
+    eval_config = eval_config_writer.load_eval_run(evaluation_uri)[0]
+    for spec in eval_config.metrics_specs:
+        for metric in spec.metrics:
+            for per_slice in metric.per_slice_thresholds:
+                guarded = metric.class_name == "AUC" and list(per_slice.slicing_specs) == [SPAN_SLICE]
+                if guarded and per_slice.threshold.HasField("change_threshold"):
+                    return max(0.0, -per_slice.threshold.change_threshold.absolute.value - STRICT)
+    return None
+
+
+def _span_of(slice_key: tfma.proto.metrics_for_slice_pb2.SliceKey) -> Optional[int]:
+    keys = list(slice_key.single_slice_keys)
+    if len(keys) == 1 and keys[0].column == contract.SPAN_FEATURE:
+        return keys[0].int64_value
+    return None
+
+
+def forgetting_guard(evaluation_uri: str) -> Optional[Dict[str, Any]]:
+    """The forgetting guard of one evaluation: per span, the candidate's and the baseline's AUC and whether
+    the drop stayed within the bound; `held` for all of them. None when it did not apply (no baseline)."""
+    max_drop = _allowed_span_drop(evaluation_uri)
+    if max_drop is None:
+        return None
+    aucs: Dict[int, Dict[str, float]] = {}
+    for metrics in tfma.load_metrics(evaluation_uri):
+        span = _span_of(metrics.slice_key)
+        for item in metrics.metric_keys_and_values if span is not None else ():
+            key = item.key
+            if key.name == "auc" and not key.is_diff and not key.HasField("sub_key"):
+                aucs.setdefault(span, {})[key.model_name] = item.value.double_value.value
+    failed = {
+        _span_of(per_slice.slice_key)
+        for per_slice in tfma.load_validation_result(evaluation_uri).metric_validations_per_slice
+        if any(f.metric_key.name == "auc" and f.metric_key.is_diff for f in per_slice.failures)
+    }
+    spans = [
+        {
+            "span": span,
+            "candidate_auc": values.get(CANDIDATE, float("nan")),
+            "baseline_auc": values.get(BASELINE, float("nan")),
+            "held": span not in failed,
+        }
+        for span, values in sorted(aucs.items())
+    ]
+    return {"max_auc_drop": max_drop, "held": bool(spans) and all(s["held"] for s in spans), "spans": spans}
+
+
+def format_forgetting_guard(guard: Optional[Mapping[str, Any]]) -> str:
+    """`forgetting guard held (AUC per span, candidate/baseline, allowed drop 0.020): span 1 0.912/0.925, ...`."""
+    if guard is None:
+        return "forgetting guard: no baseline yet"
+    if not guard["spans"]:
+        return f"forgetting guard FAILED: no example carries the {contract.SPAN_FEATURE!r} feature"
+    spans = ", ".join(
+        f"span {s['span']} {s['candidate_auc']:.3f}/{s['baseline_auc']:.3f}{'' if s['held'] else ' (dropped)'}"
+        for s in guard["spans"]
+    )
+    outcome = "held" if guard["held"] else "FAILED"
+    bound = f"allowed drop {guard['max_auc_drop']:.3f}"
+    return f"forgetting guard {outcome} (AUC per span, candidate/baseline, {bound}): {spans}"
 
 
 def _slice_text(slice_key: tfma.proto.metrics_for_slice_pb2.SliceKey) -> str:
@@ -79,6 +146,35 @@ def format_auc(metrics: Mapping[str, Any]) -> str:
         missing = "real" if real == 0 else "fake"
         return f"undefined (the eval split has no {missing} example: {real} real, {fake} fake)"
     return f"{metrics['auc']:.3f}"
+
+
+def starting_text(trained: Mapping[str, Any]) -> str:
+    """Where a trained model's training started, from its eval metrics (`warm_start.START_KEY`): `warm start from
+    URI (5 epochs)` or `fresh start: why (12 epochs)`, and its locator's when it differs; "" for models that
+    record none (an ensemble is fitted, not trained)."""
+    parts = []
+    for label, key in (("", warm_start.START_KEY), ("locator: ", warm_start.LOCATOR_START_KEY)):
+        if key in trained:
+            parts.append(label + warm_start.StartingPoint.from_dict(trained[key]).describe())
+    if not parts:
+        return ""
+    if len(parts) == 2 and parts[1] == "locator: " + parts[0]:
+        parts.pop()
+    epochs = trained.get(warm_start.EPOCHS_TRAINED_KEY)
+    return "; ".join(parts) + (f" ({epochs} epochs)" if epochs is not None else "")
+
+
+def training_start(trained: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The model card's record of where training started (`starting_text` and its parts), None without one."""
+    text = starting_text(trained)
+    if not text:
+        return None
+    return {
+        "summary": text,
+        "classifier": trained.get(warm_start.START_KEY),
+        "locator": trained.get(warm_start.LOCATOR_START_KEY),
+        "epochs_trained": trained.get(warm_start.EPOCHS_TRAINED_KEY),
+    }
 
 
 def format_metrics(values: Dict[str, float]) -> str:
@@ -143,7 +239,7 @@ def latest_output_dirs(pipeline_root: str, output_key: str, component_prefix: st
 
 def evaluation_lines(pipeline_root: str, serving_model_dir: str = "") -> List[str]:
     """Per evaluated model: its test metrics, its video AUCs on unseen manipulation kinds, whether it was
-    blessed (and why not), and where it was pushed."""
+    blessed (and why not), where it was pushed, and the forgetting guard's AUC per span against the baseline."""
     blessings = latest_output_dirs(pipeline_root, "blessing", component_ids.node_id(component_ids.EVALUATOR, ""))
     pushes = latest_output_dirs(pipeline_root, "pushed_model", component_ids.node_id(component_ids.PUSHER, ""))
     lines = []
@@ -166,6 +262,7 @@ def evaluation_lines(pipeline_root: str, serving_model_dir: str = "") -> List[st
         else:
             reasons = "; ".join(blessing_failures(evaluation_uri))
             lines.append(f"{'':<16} NOT blessed, not pushed: {reasons}")
+        lines.append(f"{'':<16} {format_forgetting_guard(forgetting_guard(evaluation_uri))}")
     return lines
 
 

@@ -157,6 +157,15 @@ def load_locator(model_uri: str) -> Optional[keras.Model]:
     return keras.models.load_model(path, compile=False)
 
 
+def read_eval_metrics(model_uri: str) -> Optional[dict]:
+    """What `write_eval_metrics` recorded beside a trained model, None when it recorded nothing."""
+    path = os.path.join(model_uri, EVAL_METRICS_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
 def write_eval_metrics(model_uri: str, metrics: Mapping[str, Any]) -> None:
     """Records the exported model's metrics on the eval split beside it, for people and runners to read."""
     values = {

@@ -6,7 +6,7 @@ holds the `run_fn` and `tuner_fn` that TFX calls and builds on this module.
 
 import contextlib
 import dataclasses
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 import keras
 import keras_tuner
@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from deepfake_detection import component_ids, contract, defaults
 from deepfake_detection.evaluation import operating_point, video_scores
-from deepfake_detection.models import data, locator
+from deepfake_detection.models import data, locator, warm_start
 from deepfake_detection.models.base import (
     DEFAULT_HPARAMS,
     FINE_TUNE_LAYERS,
@@ -63,6 +63,8 @@ class TrainingConfig:
     video_rule: str = video_scores.RULE_MEAN
     locator_epochs: int = defaults.LOCATOR_EPOCHS
     locator_steps_per_epoch: Optional[int] = None
+    warm_start: bool = True
+    warm_start_epochs: int = defaults.WARM_START_EPOCHS
 
     def __post_init__(self) -> None:
         get_backbone(self.backbone)
@@ -84,7 +86,7 @@ class TrainingConfig:
             )
         if self.locator_epochs < 0:
             raise ValueError(f"Invalid training setting locator_epochs={self.locator_epochs!r}: expected >= 0 (0: off)")
-        for name in ("batch_size", "epochs", "tuning_epochs", "early_stopping_patience"):
+        for name in ("batch_size", "epochs", "tuning_epochs", "early_stopping_patience", "warm_start_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Invalid training setting {name}={getattr(self, name)!r}: expected >= 1")
         if not 0 <= self.ema_momentum < 1:
@@ -99,6 +101,8 @@ class TrainingConfig:
                 if isinstance(values[name], (str, bytes)):
                     raise ValueError(f"Invalid training setting {name}={values[name]!r}: expected a list")
                 values[name] = tuple(values[name])
+        if "warm_start" in values:  # a Kubeflow runtime parameter arrives as an int
+            values["warm_start"] = bool(values["warm_start"])
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -320,33 +324,46 @@ class PointingGame(keras.metrics.Metric):
         return tf.math.divide_no_nan(self.hits, self.faces)
 
 
-def train_locator(train_files: list, eval_files: list, training: TrainingConfig) -> keras.Model:
+def train_locator(
+    train_files: list, eval_files: list, training: TrainingConfig, base_model_dir: Optional[str] = None
+) -> Tuple[keras.Model, warm_start.StartingPoint]:
     """The locator: LOCATOR_MEMBERS locators (`locator.build_locator`), each from its own seed, and the mean of
     their maps (`locator.mean_map`). One locator's pointing game on eyes-only edits moved by 0.2 from seed to
-    seed; the mean of two moves less (docs/explanations.md)."""
+    seed; the mean of two moves less (docs/explanations.md). With the base model's locators (`base_model_dir`,
+    warm start on), each starts from its counterpart's weights and trains at most `warm_start_epochs`."""
     real, _ = data.label_counts(train_files, training.fakes())
     steps = training.locator_steps_per_epoch or max(1, -(-2 * real // training.batch_size))
-    members = [
-        _train_one_locator(train_files, eval_files, training, training.seed + LOCATOR_SEED_STEP * number, steps)
-        for number in range(LOCATOR_MEMBERS)
-    ]
-    return locator.mean_map(members)
+    bases, start = warm_start.base_locators(base_model_dir, LOCATOR_MEMBERS, training.warm_start)
+    members = []
+    for number in range(LOCATOR_MEMBERS):
+        seed = training.seed + LOCATOR_SEED_STEP * number
+        keras.utils.set_random_seed(seed)
+        with dtype_policy(training_precision()):
+            model = locator.build_locator()
+        if bases:
+            start = warm_start.carry_weights(model, bases[number], start.base_model)
+        epochs = min(training.locator_epochs, training.warm_start_epochs) if start.warm else training.locator_epochs
+        members.append(_train_one_locator(model, train_files, eval_files, training, seed, steps, epochs))
+    return locator.mean_map(members), start
 
 
 def _train_one_locator(
-    train_files: list, eval_files: list, training: TrainingConfig, seed: int, steps: int
+    model: keras.Model,
+    train_files: list,
+    eval_files: list,
+    training: TrainingConfig,
+    seed: int,
+    steps: int,
+    epochs: int,
 ) -> keras.Model:
-    """One locator, trained on the real faces of `train_files` and their part- and whole-face pseudo-fakes drawn
+    """Trains one locator on the real faces of `train_files` and their part- and whole-face pseudo-fakes drawn
     from `seed`, the weights of its best validation pointing game kept; float32 for serving."""
-    keras.utils.set_random_seed(seed)
-    with dtype_policy(training_precision()):
-        model = locator.build_locator()
     compile_model(model, LOCATOR_LEARNING_RATE, metrics=[PointingGame()])
     batch, grid, size = training.batch_size, locator.GRID, locator.LOCATOR_INPUT_SIZE
     model.fit(
         data.locator_dataset(train_files, batch, True, grid, seed, size),
         validation_data=data.locator_dataset(eval_files, batch, False, grid, seed, size),
-        epochs=training.locator_epochs,
+        epochs=epochs,
         steps_per_epoch=steps,
         callbacks=callbacks(None, training.early_stopping_patience, LOCATOR_EMA_MOMENTUM, monitor="val_pointing"),
         verbose=2,

@@ -29,10 +29,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 # The Kubeflow pipeline's runtime parameters and their types. `input_config` is the ingest's TFX input config
 # (JSON), which TFX's ExampleGen driver reads before the cache check; `--param span_pattern=...` sets it.
+# `warm_start`: 1 starts each Trainer from its backbone's latest blessed model where the architecture matches, 0 fresh.
 RUNTIME_PARAMETERS = {
     "data_root": str,
     "input_config": str,
     "epochs": int,
+    "warm_start": int,
     "tuner_trials": int,
     "min_auc": float,
     "max_auc_drop": float,
@@ -136,6 +138,7 @@ def kubeflow_pipeline(args: argparse.Namespace):  # noqa: ANN201 - a tfx.dsl.Pip
             ensemble_members=flags.ensemble_members(args),
             blessing=BlessingConfig(min_unseen_video_auc=args.min_unseen_auc, video_rule=args.video_rule),
             epochs=parameter("epochs"),
+            warm_start=parameter("warm_start"),
             tuner_trials=parameter("tuner_trials"),
             min_auc=parameter("min_auc"),
             max_auc_drop=parameter("max_auc_drop"),
@@ -314,6 +317,12 @@ def _add_kubeflow_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--weights", help="backbone weights: imagenet or a weights file in the image")
     parser.add_argument("--epochs", type=int, default=defaults.LOCAL_EPOCHS, help="default of the epochs parameter")
+    parser.add_argument(
+        "--no-warm-start",
+        dest="warm_start",
+        action="store_false",
+        help="default of the warm_start parameter: 0 (every Trainer starts fresh) instead of 1",
+    )
     parser.add_argument("--tuner-trials", type=int, default=defaults.KUBEFLOW_TUNER_TRIALS)
     flags.add_blessing_flags(parser)
     parser.add_argument(

@@ -38,6 +38,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=defaults.LOCATOR_EPOCHS,
         help="epochs of each face model's locator, the map of where a face looks pasted over (0: none)",
     )
+    parser.add_argument(
+        "--no-warm-start",
+        dest="warm_start",
+        action="store_false",
+        help="train every backbone from fresh weights, not from its latest blessed model",
+    )
+    parser.add_argument(
+        "--warm-start-epochs",
+        type=int,
+        default=defaults.WARM_START_EPOCHS,
+        help="epochs of a Trainer that starts from its latest blessed model",
+    )
     parser.add_argument("--tuner-trials", type=int, default=defaults.LOCAL_TUNER_TRIALS, help="0 skips tuning")
     parser.add_argument(
         "--tuning-epochs", type=int, default=defaults.LOCAL_TUNING_EPOCHS, help="epochs per tuner trial"
@@ -94,6 +106,8 @@ def _training_settings(args: argparse.Namespace) -> dict:
         "early_stopping_patience": patience,
         "ema_momentum": args.ema_momentum,
         "locator_epochs": args.locator_epochs,
+        "warm_start": args.warm_start,
+        "warm_start_epochs": args.warm_start_epochs,
         "fake_source": args.fake_source,
         "seed": args.seed,
         "held_out_manipulations": [kind for kind in args.held_out.split(",") if kind],
@@ -264,19 +278,21 @@ def _report_rows(report_paths: List[str]) -> List[dict]:
 
 
 def print_model_metrics(pipeline_root: str) -> None:
-    """One line per trained model of the latest run: eval AUC, accuracy, log loss and where it is."""
+    """Per trained model of the latest run: eval AUC, accuracy, log loss and where it is; where its training
+    started (a blessed model's weights, or a fresh start and why) and for how many epochs."""
     from deepfake_detection.evaluation import report
     from deepfake_detection.models import export
 
     for component, model_uri in report.latest_output_dirs(pipeline_root, "model").items():
-        path = os.path.join(model_uri, export.EVAL_METRICS_FILE)
-        if not os.path.exists(path):
+        metrics = export.read_eval_metrics(model_uri)
+        if metrics is None:
             continue
-        with open(path) as f:
-            metrics = json.load(f)
         loss = metrics.get("loss", metrics.get("ensemble_eval_log_loss"))
         accuracy = f"{metrics['accuracy']:.3f}" if "accuracy" in metrics else "  -  "
         print(
             f"{component:<24} eval AUC {report.format_auc(metrics)}  accuracy {accuracy}  log loss {loss:.3f}  "
-            f"model {os.path.dirname(path)}"
+            f"model {model_uri}"
         )
+        started = report.starting_text(metrics)
+        if started:
+            print(f"{'':<24} {started}")

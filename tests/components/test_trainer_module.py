@@ -74,3 +74,44 @@ def test_the_locator_leaves_the_classifier_exactly_as_trained_without_it(tmp_pat
     gradient_map, located_map = (s[contract.HEATMAP_KEY].numpy() for s in signatures)
     assert np.allclose(gradient_map.max(axis=(1, 2)), 1.0), "without a locator: the input gradient, peak 1"
     assert not np.allclose(located_map, gradient_map), "with one: the locator's own map"
+
+
+def _train(tmp_path, name: str, files: list, base_model=None, **settings) -> str:
+    """run_fn on compact_cnn at 32 px without a locator; returns the Model artifact's folder."""
+    model_dir = tmp_path / name
+    custom_config = {"backbone": "compact_cnn", "input_size": 32, "batch_size": 8, "steps_per_epoch": 2}
+    custom_config.update(locator_epochs=0, early_stopping_patience=5, **settings)
+    run_fn(
+        FnArgs(
+            train_files=files,
+            eval_files=files,
+            serving_model_dir=str(model_dir / "Format-Serving"),
+            model_run_dir=str(model_dir / "run"),
+            custom_config=custom_config,
+            hyperparameters=None,
+            train_steps=None,
+            base_model=base_model,
+        )
+    )
+    return str(model_dir)
+
+
+def test_a_warm_start_carries_the_blessed_models_weights_and_trains_its_fewer_epochs(tmp_path):
+    files = [str(tmp_path / "faces.gz")]
+    _write_face_examples(files[0])
+    base = _train(tmp_path, "base", files, epochs=3, seed=1)
+    base_weights = export.load_keras(base).trainable_weights
+    assert export.read_eval_metrics(base)["start"]["reason"] == "no blessed model of this backbone yet"
+    # Steps of 1e-9: whatever the run starts from, it ends there (to the optimiser's step).
+    still = {"epochs": 3, "warm_start_epochs": 1, "hparams": {"learning_rate": 1e-9}, "seed": 2}
+    runs = {
+        warm: _train(tmp_path, f"warm_{warm}", files, base_model=f"{base}/Format-Serving", warm_start=warm, **still)
+        for warm in (True, False)
+    }
+    warm, fresh = (export.read_eval_metrics(runs[key]) for key in (True, False))
+    assert warm["start"] == {"base_model": base, "reason": "", "warm": True} and warm["epochs_trained"] == 1
+    assert fresh["start"]["reason"] == "warm start switched off (--no-warm-start)" and fresh["epochs_trained"] == 3
+    for key, carried in ((True, True), (False, False)):
+        weights = export.load_keras(runs[key]).trainable_weights
+        same = [np.allclose(w.numpy(), b.numpy(), atol=1e-6) for w, b in zip(weights, base_weights, strict=True)]
+        assert all(same) if carried else not all(same)

@@ -1,7 +1,8 @@
 """End to end: the real pipeline factory on LocalDagRunner over tiny generated videos.
 
 Asserts from ML Metadata that each component ran once and that the artifacts
-are where the next stage reads them; a second run is served from the cache.
+are where the next stage reads them; a second run is served from the cache up
+to the Trainers, which start from the first run's blessed models.
 """
 
 import json
@@ -107,9 +108,8 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
         assert abs(explained[contract.HEATMAP_KEY].numpy() - expected).max() < 1e-5, "explain serves its maps"
         metrics = json.load(open(os.path.join(model.uri, "eval_metrics.json")))
         assert 0.0 <= metrics["auc"] <= 1.0
-    assert sorted(json.load(open(os.path.join(m.uri, "eval_metrics.json")))["backbone"] for m in models) == sorted(
-        BACKBONES + ("ensemble",)
-    )
+    first_models = {json.load(open(os.path.join(m.uri, "eval_metrics.json")))["backbone"]: m.uri for m in models}
+    assert sorted(first_models) == sorted(BACKBONES + ("ensemble",))
 
     root = str(tmp_path / "pipeline_root")
     evaluations = report.latest_output_dirs(root, "evaluation", "Evaluator.")
@@ -144,8 +144,23 @@ def test_pipeline_runs_end_to_end_and_caches(e2e_dataset, tmp_path):
     for execution in second_run:
         states.setdefault(execution_types[execution.type_id], set()).add(execution.last_known_state)
     # execution types are named after the classes
-    rerun = {"Resolver", "EvaluatorWithRunSettings", "Pusher", "ModelCard"}
+    rerun = {
+        "Resolver",
+        "TrainerWithRunSettings",
+        "EnsembleTrainer",
+        "EvaluatorWithRunSettings",
+        "Pusher",
+        "ModelCard",
+    }
     assert all(state == {second_run[0].CACHED} for kind, state in states.items() if kind not in rerun), states
-    # A blessed baseline now exists, so every Evaluator runs again (candidate against it); its Pusher and model
-    # card follow.
+    # A blessed model of each backbone now exists: each Trainer starts from it (a new input, so it trains again,
+    # for its warm-start epochs), the ensemble is fitted on the new members, and every Evaluator judges its
+    # candidate against that baseline, overall and per span; Pushers and model cards follow.
     assert all(states[kind] == {second_run[0].COMPLETE} for kind in rerun), states
+    for name in BACKBONES:
+        trained = export.read_eval_metrics(
+            report.latest_output_dirs(root, "model", f"Trainer.{name}")[f"Trainer.{name}"]
+        )
+        assert trained["start"] == {"base_model": first_models[name], "reason": "", "warm": True}, trained["start"]
+    for component, uri in report.latest_output_dirs(root, "evaluation", "Evaluator.").items():
+        assert report.forgetting_guard(uri)["spans"], f"{component}: the guard sees the examples' spans"

@@ -129,6 +129,21 @@ def test_every_model_is_evaluated_against_its_own_baseline_and_pushed_under_its_
     assert _read_outputs(pipeline, "Evaluator.resnext_lstm") == {("VideoExampleGen", "clip_examples")}
 
 
+def test_each_trainer_starts_from_the_model_its_evaluator_compares_against():
+    """The same resolver feeds the Trainer's `base_model` and the Evaluator's `baseline_model`: warm start and
+    the forgetting guard both refer to the latest blessed model of that backbone. The ensemble is fitted, not
+    trained, so it takes none."""
+    pipeline = _pipeline(backbones=["meso4", "resnext_lstm"], ensemble_members=[], warm_start=0)
+    nodes = {node.id: node for node in pipeline.components}
+    for name in ("meso4", "resnext_lstm"):
+        trainer, resolver = nodes[f"Trainer.{name}"], nodes[f"LatestBlessedModel.{name}"]
+        assert trainer.inputs["base_model"].producer_component_id == resolver.id
+        assert nodes[f"Evaluator.{name}"].inputs["baseline_model"].producer_component_id == resolver.id
+        assert trainer.exec_properties["warm_start"] == 0
+    ensemble = _pipeline(backbones=["meso4", "compact_cnn"], ensemble_members=["meso4", "compact_cnn"])
+    assert "base_model" not in {node.id: node for node in ensemble.components}["EnsembleTrainer"].inputs
+
+
 def test_without_a_serving_directory_nothing_is_pushed():
     pipeline = _pipeline(backbones=["meso4"])
     ids = [n.id for n in pipeline.components]

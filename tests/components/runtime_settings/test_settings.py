@@ -30,16 +30,19 @@ def test_unset_settings_leave_the_configuration_alone():
     assert settings.fold_into_eval_config({"eval_config": eval_config})["eval_config"] == eval_config
 
 
-def test_evaluator_settings_set_the_overall_auc_bounds():
+def test_evaluator_settings_set_the_overall_auc_bounds_and_the_forgetting_guards():
     properties = {"eval_config": proto_utils.proto_to_json(build_eval_config(BlessingConfig())), "min_auc": 0.85}
     properties["max_auc_drop"] = 0.02
     folded = settings.fold_into_eval_config(properties)
     assert set(folded) == {"eval_config"}
     eval_config = proto_utils.json_to_proto(folded["eval_config"], tfma.EvalConfig())
     [auc] = [m for m in eval_config.metrics_specs[0].metrics if m.class_name == "AUC"]
-    [overall] = auc.per_slice_thresholds
+    overall, per_span = auc.per_slice_thresholds
     assert overall.threshold.value_threshold.lower_bound.value == pytest.approx(0.85)
     assert overall.threshold.change_threshold.absolute.value == pytest.approx(-0.02)
+    assert list(per_span.slicing_specs) == [tfma.SlicingSpec(feature_keys=["span"])]
+    assert not per_span.threshold.HasField("value_threshold"), "min_auc bounds the overall AUC only"
+    assert per_span.threshold.change_threshold.absolute.value == pytest.approx(-0.02)
 
 
 def test_an_out_of_range_bound_is_refused():
@@ -54,4 +57,6 @@ def test_components_carry_settings_as_execution_properties():
     examples = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples)
     trainer = TrainerWithRunSettings(epochs=7, examples=examples, run_fn="components.trainer_module.run_fn")
     assert trainer.exec_properties["epochs"] == 7
+    assert "warm_start" not in trainer.exec_properties
+    assert TrainerWithRunSettings(warm_start=0, examples=examples, run_fn="m.f").exec_properties["warm_start"] == 0
     assert "epochs" not in TrainerWithRunSettings(examples=examples, run_fn="m.f").exec_properties

@@ -29,7 +29,7 @@ from tests.helpers import face_crops, make_artifact
 SLICE_VALUES = {"manipulation": (b"original", b"deepfake"), "face_size_bucket": (b"under_64", b"64_to_127")}
 
 
-def _example(image, label, video, track):
+def _example(image, label, video, track, span=None):
     def b(v):
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
 
@@ -46,6 +46,8 @@ def _example(image, label, video, track):
         contract.MANIPULATION_KEY: b(SLICE_VALUES["manipulation"][label]),
         contract.FACE_SIZE_BUCKET_KEY: b(SLICE_VALUES["face_size_bucket"][video % 2]),
     }
+    if span is not None:
+        feature[contract.SPAN_FEATURE] = i(span)
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -65,25 +67,34 @@ def examples(tmp_path_factory):
     return artifact
 
 
-def _brightness_model(sign):
+def _colour_model(weights, bias):
+    """P(fake) = sigmoid(weights . the image's mean colour + bias)."""
     images = keras.Input((None, None, 3))
     mean = keras.layers.GlobalAveragePooling2D()(images)
     output = keras.layers.Dense(1, activation="sigmoid", name="fake_probability")(mean)
     model = keras.Model(images, output)
     model.get_layer("fake_probability").set_weights(
-        [np.full((3, 1), sign * 0.05, np.float32), np.array([-sign * 0.05 * 3 * 100], np.float32)]
+        [np.array(weights, np.float32).reshape(3, 1), np.array([bias], np.float32)]
     )
     return model
 
 
+def _brightness_model(sign):
+    return _colour_model([sign * 0.05] * 3, -sign * 0.05 * 3 * 100)
+
+
+def _export(folder, model):
+    artifact = make_artifact(standard_artifacts.Model, str(folder))
+    export.export_saved_model(model, os.path.join(artifact.uri, export.SERVING_DIR))
+    return artifact
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    artifacts = {}
-    for name, sign in (("good", 1.0), ("bad", -1.0)):
-        artifact = make_artifact(standard_artifacts.Model, str(tmp_path_factory.mktemp(name)))
-        export.export_saved_model(_brightness_model(sign), os.path.join(artifact.uri, export.SERVING_DIR))
-        artifacts[name] = artifact
-    return artifacts
+    return {
+        name: _export(tmp_path_factory.mktemp(name), _brightness_model(sign))
+        for name, sign in (("good", 1.0), ("bad", -1.0))
+    }
 
 
 def _evaluate(tmp_path, examples, model, baseline=None, blessing=None, **eval_config_args):
@@ -202,3 +213,72 @@ def test_an_auc_over_one_class_reads_undefined_with_the_reason():
     assert format_auc(one_class) == "undefined (the eval split has no fake example: 12 real, 0 fake)"
     assert format_auc({"auc": 0.8123, contract.EVAL_REAL_EXAMPLES: 3, contract.EVAL_FAKE_EXAMPLES: 4}) == "0.812"
     assert format_auc({"auc": 0.5}) == "0.500"
+
+
+@pytest.fixture(scope="module")
+def two_spans(tmp_path_factory):
+    """Two spans of 8 videos x 2 grey faces: span 1's fakes are bluer, span 2's redder (the new kind of fake)."""
+    artifact = make_artifact(standard_artifacts.Examples, str(tmp_path_factory.mktemp("spans")), ["test"])
+    os.makedirs(os.path.join(artifact.uri, "Split-test"))
+    with tf.io.TFRecordWriter(os.path.join(artifact.uri, "Split-test", "data.gz"), "GZIP") as writer:
+        for span, channel in ((1, 2), (2, 0)):
+            for video in range(8):
+                label = video % 2
+                for track in range(2):
+                    face = np.full((32, 32, 3), 100 + 2 * track, np.uint8)
+                    face[..., channel] += 60 * label
+                    writer.write(_example(face, label, 10 * span + video, track, span))
+    return artifact
+
+
+@pytest.fixture(scope="module")
+def span_models(tmp_path_factory):
+    """`both` tells fakes by red and blue; `red_only`, retrained on span 2, has forgotten span 1's blue fakes
+    (AUC 0.5 there, 0.75 overall); `both_again` is a retrained `both`, a little different and as good."""
+    return {
+        name: _export(tmp_path_factory.mktemp(name), _colour_model(weights, bias))
+        for name, weights, bias in (
+            ("both", [0.05, 0.0, 0.05], -11.5),
+            ("red_only", [0.05, 0.0, 0.0], -6.5),
+            ("both_again", [0.06, 0.0, 0.04], -11.5),
+        )
+    }
+
+
+@pytest.mark.e2e
+def test_the_forgetting_guard_refuses_a_model_that_forgets_an_earlier_span(tmp_path, two_spans, span_models):
+    """The overall AUC drops by 0.25, within the allowed 0.3; span 1's by 0.5: only the guard fails."""
+    lenient = BlessingConfig(min_auc=0.7, max_auc_drop=0.3)
+    evaluation, blessing = _evaluate(
+        tmp_path, two_spans, span_models["red_only"], baseline=span_models["both"], blessing=lenient
+    )
+    assert not report.is_blessed(blessing.uri)
+    assert report.overall_metrics(evaluation.uri)["auc"] == pytest.approx(0.75, abs=0.01)
+    [failure] = report.blessing_failures(evaluation.uri)
+    assert failure.startswith("auc change vs. baseline = -0.5") and "on span=1 fails allowed change -0.3" in failure
+    guard = report.forgetting_guard(evaluation.uri)
+    assert guard["max_auc_drop"] == pytest.approx(0.3) and not guard["held"]
+    assert [(s["span"], s["held"]) for s in guard["spans"]] == [(1, False), (2, True)]
+    assert [round(s["candidate_auc"], 2) for s in guard["spans"]] == [0.5, 1.0]
+    assert [round(s["baseline_auc"], 2) for s in guard["spans"]] == [1.0, 1.0]
+    assert report.format_forgetting_guard(guard) == (
+        "forgetting guard FAILED (AUC per span, candidate/baseline, allowed drop 0.300): "
+        "span 1 0.500/1.000 (dropped), span 2 1.000/1.000"
+    )
+
+
+@pytest.mark.e2e
+def test_the_forgetting_guard_passes_a_model_that_keeps_every_span(tmp_path, two_spans, span_models):
+    evaluation, blessing = _evaluate(
+        tmp_path, two_spans, span_models["both_again"], baseline=span_models["both"], blessing=BlessingConfig()
+    )
+    assert report.is_blessed(blessing.uri), report.blessing_failures(evaluation.uri)
+    guard = report.forgetting_guard(evaluation.uri)
+    assert guard["held"] and guard["max_auc_drop"] == 0.0
+    assert [(s["span"], round(s["candidate_auc"], 2), s["held"]) for s in guard["spans"]] == [
+        (1, 1.0, True),
+        (2, 1.0, True),
+    ]
+    first_run, _ = _evaluate(tmp_path / "first", two_spans, span_models["both"])
+    assert report.forgetting_guard(first_run.uri) is None, "no baseline: nothing to forget yet"
+    assert report.format_forgetting_guard(None) == "forgetting guard: no baseline yet"

@@ -94,8 +94,8 @@ def test_training_learns_to_point_at_pasted_regions(tmp_path):
     )
     assert config.trains_locator
     files = [str(tmp_path / "train.gz")]
-    model = training.train_locator(files, files, config)
-    assert model.dtype_policy.name == "float32"
+    model, start = training.train_locator(files, files, config)
+    assert model.dtype_policy.name == "float32" and not start.warm
     metric = training.PointingGame()
     for pixels, maps in data.locator_dataset(files, 16, False, locator.GRID, seed=9, size=locator.LOCATOR_INPUT_SIZE):
         metric.update_state(maps, model(pixels, training=False))

@@ -54,6 +54,9 @@ def test_compile_writes_a_pipeline_spec_with_every_component_and_runtime_paramet
     assert bound[("VideoExampleGen", "input_base")] == "data_root"
     assert bound[("VideoExampleGen", "input_config")] == "input_config"
     assert bound[("Trainer.meso4", "epochs")] == "epochs" and bound[("Tuner.meso4", "tuner_trials")] == "tuner_trials"
+    assert bound[("Trainer.meso4", "warm_start")] == "warm_start"
+    base_model = spec.root.dag.tasks["Trainer.meso4"].inputs.artifacts["base_model"].task_output_artifact
+    assert base_model.producer_task == "LatestBlessedModel.meso4-model-resolver", "warm start from the baseline"
     assert bound[("Evaluator.ensemble", "min_auc")] == "min_auc"
     assert bound[("Evaluator.meso4", "max_auc_drop")] == "max_auc_drop"
     executors = json.dumps(compiled["deploymentSpec"])

@@ -130,6 +130,26 @@ def test_the_quality_preset_trains_longer(monkeypatch, tmp_path, flags, epochs, 
     assert (training["epochs"], training["early_stopping_patience"]) == (epochs, patience)
 
 
+@pytest.mark.parametrize(
+    "command, flags, warm",
+    [
+        ("local", [], True),
+        ("local", ["--no-warm-start"], False),
+        ("compile", [], 1),
+        ("compile", ["--no-warm-start"], 0),
+    ],
+)
+def test_no_warm_start_makes_every_trainer_start_fresh(monkeypatch, tmp_path, command, flags, warm):
+    """Locally a training setting; on Kubeflow the default of the `warm_start` runtime parameter."""
+    where = ["--data-root", str(tmp_path), "--output-dir", str(tmp_path / "out")] if command == "local" else []
+    settings = _settings_of(monkeypatch, [command, *where, *flags])
+    if command == "local":
+        training = settings.training_settings["*"]
+        assert (training["warm_start"], training["warm_start_epochs"]) == (warm, defaults.WARM_START_EPOCHS)
+    else:
+        assert (settings.warm_start.name, settings.warm_start.default) == ("warm_start", warm)
+
+
 def test_the_main_job_binds_a_code_version_that_changes_with_the_code(monkeypatch, tmp_path):
     from pipeline.runners import local
 
