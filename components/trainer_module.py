@@ -8,7 +8,7 @@ defaults.
 
 import logging
 import os
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import keras
 import keras_tuner
@@ -16,7 +16,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner.component import TunerFnResult
 
 from deepfake_detection import contract
-from deepfake_detection.models import data, export, video_scoring
+from deepfake_detection.models import data, edge, export, video_scoring
 from deepfake_detection.models.base import DEFAULT_HPARAMS, FINE_TUNE_LAYERS, LEARNING_RATE, set_trainable_tail
 from deepfake_detection.models.registry import get_backbone
 from deepfake_detection.models.training import (
@@ -72,6 +72,14 @@ def _require_eval_examples(fn_args: FnArgs) -> None:
         )
 
 
+def _check_splits(fn_args: FnArgs) -> Dict[str, List[str]]:
+    """Where the edge exports are checked: the test split, beside the train and eval splits in the Examples
+    artifact the Trainer reads (it is handed only those two), else the eval split."""
+    examples_uri = os.path.dirname(os.path.dirname(fn_args.train_files[0]))
+    test = [os.path.join(examples_uri, f"Split-{contract.TEST_SPLIT}", "*")]
+    return dict(zip(edge.CHECK_SPLITS, (test, list(fn_args.eval_files)), strict=True))
+
+
 # TFX Trainer will call this function.
 def run_fn(fn_args: FnArgs) -> None:
     """Trains one backbone (two phases when pretrained) and exports the SavedModel."""
@@ -117,6 +125,8 @@ def run_fn(fn_args: FnArgs) -> None:
         located = train_locator(fn_args.train_files, fn_args.eval_files, training)
     export.export_saved_model(model, fn_args.serving_model_dir, clip_length, fitted, located)
     export.save_keras(model, model_uri, located)
+    if not clip_length:
+        edge.write_checked_exports(model, fn_args.serving_model_dir, fn_args.train_files, _check_splits(fn_args))
     metrics = model.evaluate(evaluation, return_dict=True, verbose=0)
     eval_real, eval_fake = data.label_counts(fn_args.eval_files, training.fakes())
     counts = {contract.EVAL_REAL_EXAMPLES: eval_real, contract.EVAL_FAKE_EXAMPLES: eval_fake}

@@ -102,3 +102,19 @@ BACKBONE_NAMES = (
     "resnext_lstm",
     "xception",
 )
+
+# Edge exports of a face model (issue 46): a folder beside the SavedModel's files, pushed with it, holding one
+# file per runtime that passed its check, the input contract they share and the check's report.
+EDGE_DIR = "edge"
+EDGE_CONTRACT_FILE = "input_contract.json"
+EDGE_REPORT_FILE = "edge_report.json"
+RUNTIME_SAVEDMODEL = "savedmodel"
+RUNTIME_TFLITE_FP16 = "tflite-fp16"
+RUNTIME_TFLITE_INT8 = "tflite-int8"
+RUNTIME_ONNX = "onnx"
+EDGE_FILES = {
+    RUNTIME_TFLITE_FP16: "model_fp16.tflite",
+    RUNTIME_TFLITE_INT8: "model_int8.tflite",
+    RUNTIME_ONNX: "model.onnx",
+}
+RUNTIMES = (RUNTIME_SAVEDMODEL, *EDGE_FILES)

@@ -10,7 +10,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from components.ensemble import ensemble  # noqa: F401 - registers the ensemble's layer for Keras
-from deepfake_detection import contract
+from deepfake_detection import contract, edge_runtime
 from deepfake_detection.evaluation import model_card, operating_point, report
 from deepfake_detection.models import export, video_scoring
 
@@ -70,6 +70,8 @@ class Executor(base_executor.BaseExecutor):
             test_rates=rates,
             blessed=report.is_blessed(blessing.uri),
         )
+        edge_folder = edge_runtime.edge_folder(os.path.join(model.uri, export.SERVING_DIR))
+        card["edge_exports"] = edge_runtime.read_json(edge_folder, contract.EDGE_REPORT_FILE)
         output = artifact_utils.get_single_instance(output_dict["model_card"])
         written = model_card.write_card(output.uri, card)
         if pushed:
