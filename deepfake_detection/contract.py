@@ -118,3 +118,5 @@ EDGE_FILES = {
     RUNTIME_ONNX: "model.onnx",
 }
 RUNTIMES = (RUNTIME_SAVEDMODEL, *EDGE_FILES)
+# TF Serving's folder for a version's extra files (warm-up requests, operating point, model card).
+ASSETS_EXTRA_DIR = "assets.extra"

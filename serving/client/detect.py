@@ -10,6 +10,8 @@ from typing import Callable, List, Optional, Tuple
 
 import httpx
 
+from deepfake_detection import contract
+
 DEFAULT_SERVICE = "http://127.0.0.1:8080"
 DEFAULT_SERVING_DIR = os.path.join("outputs", "serving_models")
 MAX_ATTEMPTS = 5
@@ -59,9 +61,10 @@ def retry_after(response: httpx.Response) -> Optional[float]:
 
 
 def local_analyser(
-    model_dir: str, settings_overrides: dict, explain: bool = False
+    model_dir: str, settings_overrides: dict, explain: bool = False, runtime: str = contract.RUNTIME_SAVEDMODEL
 ) -> Callable[[str], Tuple[int, dict]]:
-    from serving.client.local_model import InProcessModel
+    """Analyses each file in this process on `runtime`: the SavedModel or one of the version's edge exports."""
+    from serving.client.runtimes import load_model
     from serving.service.analysis import analyse_upload
     from serving.service.media import IsolatedDecoder
     from serving.service.settings import ServiceSettings
@@ -70,7 +73,7 @@ def local_analyser(
 
     settings = ServiceSettings(**settings_overrides)
     analyzer = VideoAnalyzer(
-        InProcessModel(model_dir), settings.ingest_config(), settings.rule, settings.operating_point()
+        load_model(model_dir, runtime), settings.ingest_config(), settings.rule, settings.operating_point()
     )
     decoder = IsolatedDecoder(settings.decode_timeout_s)
     model_name = os.path.basename(os.path.dirname(os.path.abspath(model_dir)))
@@ -138,10 +141,27 @@ def exit_code(rows: List[Tuple[str, int, dict]], fail_on: Optional[str]) -> int:
     return EXIT_VERDICT if any(answer.get("verdict") in failing for _, _, answer in rows) else 0
 
 
+def runtime_problem(runtime: str, local: bool, explain: bool = False) -> Optional[str]:
+    """Why `--runtime` cannot be honoured with these flags, None when it can."""
+    if runtime == contract.RUNTIME_SAVEDMODEL:
+        return None
+    if not local:
+        return f"--runtime {runtime} needs --local: the service runs its own model"
+    if explain:
+        from serving.client.runtimes import EXPLAIN_NEEDS_SAVEDMODEL
+
+        return EXPLAIN_NEEDS_SAVEDMODEL
+    return None
+
+
 def detect(args: argparse.Namespace) -> int:
     missing = [p for p in args.files if not os.path.isfile(p)]
     if missing:
         print(f"No such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    problem = runtime_problem(args.runtime, args.local, args.explain)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     if args.local:
         from serving.service.served_model import ModelChoiceError
@@ -158,7 +178,7 @@ def detect(args: argparse.Namespace) -> int:
             "real_threshold": args.real_threshold,
         }
         try:
-            analyse = local_analyser(model_dir, overrides, args.explain)
+            analyse = local_analyser(model_dir, overrides, args.explain, args.runtime)
         except ValueError as e:
             print(str(e), file=sys.stderr)
             return 2

@@ -13,20 +13,10 @@ from deepfake_detection import contract, edge_runtime
 from deepfake_detection.models import data, edge, export
 from deepfake_detection.models.base import ModelSettings
 from deepfake_detection.models.registry import get_backbone
-from tests.helpers import face_crops, spread_outputs
+from tests.helpers import face_crops, spread_outputs, write_face_records
 
 pytest.importorskip("tf2onnx")
 pytest.importorskip("ai_edge_litert")
-
-
-def write_faces(path: str, crops: list) -> None:
-    with tf.io.TFRecordWriter(path, "GZIP") as writer:
-        for number, crop in enumerate(crops):
-            feature = {
-                contract.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[crop])),
-                contract.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[number % 2])),
-            }
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +28,7 @@ def exported(tmp_path_factory):
     crops = face_crops(12)
     spread_outputs(model, data.decode_images(tf.constant(crops)))
     faces = str(folder / "faces.gz")
-    write_faces(faces, crops)
+    write_face_records(faces, crops)
     export_dir = str(folder / export.SERVING_DIR)
     export.export_saved_model(model, export_dir)
     report = edge.write_edge_exports(model, export_dir, [faces], [faces], contract.TEST_SPLIT)
@@ -87,7 +77,7 @@ def test_an_export_over_its_bound_is_removed_and_the_runtime_says_why(exported, 
             _copy_tree(os.path.join(export_dir, name.rstrip("/")), os.path.join(copy, name.rstrip("/")))
     monkeypatch.setitem(edge.MAX_DIFFERENCE, contract.RUNTIME_TFLITE_INT8, 0.0)
     faces = str(tmp_path / "faces.gz")
-    write_faces(faces, face_crops(4))
+    write_face_records(faces, face_crops(4))
     report = edge.write_edge_exports(model, copy, [faces], [faces], contract.EVAL_SPLIT)
     row = report["exports"][contract.RUNTIME_TFLITE_INT8]
     assert row["status"] == edge.REJECTED and "over the bound 0.0" in row["reason"]
