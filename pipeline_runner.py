@@ -25,6 +25,7 @@ from typing import List, Optional
 
 from pipeline.runners import ingest, kubeflow, local, serve
 from serving.client import cli as client_cli
+from serving.client import live
 from serving.model_server import cli as model_server_cli
 from serving.service import flags as service_flags
 from serving.service import history
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_server_cli.add_parser(commands)
     history.add_parser(commands)
     client_cli.add_parsers(commands)
+    live.add_parser(commands)
     return parser
 
 

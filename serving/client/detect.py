@@ -60,22 +60,30 @@ def retry_after(response: httpx.Response) -> Optional[float]:
     return min(float(value), MAX_RETRY_WAIT_S)
 
 
+def local_video_analyzer(model_dir: str, settings_overrides: dict, runtime: str = contract.RUNTIME_SAVEDMODEL):  # noqa: ANN201
+    """The detection service's `VideoAnalyzer` on the model of `model_dir` run in this process on `runtime`
+    (the SavedModel or one of the version's edge exports); raises ValueError on a bad setting or runtime."""
+    from serving.client.runtimes import load_model
+    from serving.service.settings import ServiceSettings
+    from serving.service.video_analysis import VideoAnalyzer
+
+    settings = ServiceSettings(**settings_overrides)
+    return VideoAnalyzer(
+        load_model(model_dir, runtime), settings.ingest_config(), settings.rule, settings.operating_point(), detectors=1
+    )
+
+
 def local_analyser(
     model_dir: str, settings_overrides: dict, explain: bool = False, runtime: str = contract.RUNTIME_SAVEDMODEL
 ) -> Callable[[str], Tuple[int, dict]]:
     """Analyses each file in this process on `runtime`: the SavedModel or one of the version's edge exports."""
-    from serving.client.runtimes import load_model
     from serving.service.analysis import analyse_upload
     from serving.service.media import IsolatedDecoder
     from serving.service.settings import ServiceSettings
     from serving.service.uploads import Upload
-    from serving.service.video_analysis import VideoAnalyzer
 
-    settings = ServiceSettings(**settings_overrides)
-    analyzer = VideoAnalyzer(
-        load_model(model_dir, runtime), settings.ingest_config(), settings.rule, settings.operating_point()
-    )
-    decoder = IsolatedDecoder(settings.decode_timeout_s)
+    analyzer = local_video_analyzer(model_dir, settings_overrides, runtime)
+    decoder = IsolatedDecoder(ServiceSettings(**settings_overrides).decode_timeout_s)
     model_name = os.path.basename(os.path.dirname(os.path.abspath(model_dir)))
 
     def analyse(path: str) -> Tuple[int, dict]:
@@ -141,6 +149,16 @@ def exit_code(rows: List[Tuple[str, int, dict]], fail_on: Optional[str]) -> int:
     return EXIT_VERDICT if any(answer.get("verdict") in failing for _, _, answer in rows) else 0
 
 
+def resolve_model_dir(model_dir: Optional[str], serving_dir: str) -> Tuple[Optional[str], Optional[str]]:
+    """(the version folder `--local` runs, None) or (None, why there is none)."""
+    from serving.service.served_model import ModelChoiceError
+
+    try:
+        return model_dir or pushed_model_dir(serving_dir), None
+    except ModelChoiceError as e:
+        return None, f"--local without --model-dir: {e}"
+
+
 def runtime_problem(runtime: str, local: bool, explain: bool = False) -> Optional[str]:
     """Why `--runtime` cannot be honoured with these flags, None when it can."""
     if runtime == contract.RUNTIME_SAVEDMODEL:
@@ -164,12 +182,9 @@ def detect(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
         return 2
     if args.local:
-        from serving.service.served_model import ModelChoiceError
-
-        try:
-            model_dir = args.model_dir or pushed_model_dir(args.serving_dir)
-        except ModelChoiceError as e:
-            print(f"--local without --model-dir: {e}", file=sys.stderr)
+        model_dir, error = resolve_model_dir(args.model_dir, args.serving_dir)
+        if error:
+            print(error, file=sys.stderr)
             return 2
         overrides = {
             "frames_per_video": args.frames_per_video,

@@ -9,17 +9,6 @@ from deepfake_detection import contract
 from deepfake_detection.ingest.readers import read_dataset
 from deepfake_detection.models import edge
 from pipeline_runner import main
-from tests.helpers import export_face_model
-
-pytest.importorskip("tf2onnx")
-pytest.importorskip("ai_edge_litert")
-
-
-@pytest.fixture(scope="module")
-def edge_model(tmp_path_factory) -> str:
-    path = str(tmp_path_factory.mktemp("edge_model") / "1")
-    export_face_model(path, seed=1, edge_exports=True)
-    return path
 
 
 def _detect(capsys, model_dir: str, runtime: str, video: str) -> dict:
