@@ -178,11 +178,10 @@ def resident_mb() -> float:
 
 def live_run(version: str, runtime: str, source: str, seconds: float) -> dict:
     """`live --local --realtime` on `source`: updates/s, latency_s median and p90, memory early and at the end."""
-    from serving.client.detect import local_video_analyzer
-    from serving.client.live import FrameReader, open_source, updates
+    from serving.client.live import FrameReader, live_analyzer, open_source, updates
     from serving.client.runtimes import read_operating_point
 
-    analyzer = local_video_analyzer(version, {}, runtime)
+    analyzer = live_analyzer(version, {}, runtime)
     capture = open_source(source)
     reader = FrameReader(capture, live=True, fps=capture.get(5), paced=True)  # 5: cv2.CAP_PROP_FPS
     latencies, early_mb, started = [], None, time.monotonic()

@@ -19,7 +19,7 @@ import math
 import os
 import statistics
 import time
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -56,7 +56,7 @@ def pixel_function(model: tf.keras.Model, size: int = data.CROP_SIZE) -> tf.type
     return classify
 
 
-def to_tflite(function: Callable, model: tf.keras.Model, calibration: np.ndarray = None) -> bytes:
+def to_tflite(function: Callable, model: tf.keras.Model, calibration: Optional[np.ndarray] = None) -> bytes:
     """Float16 weights without `calibration`; with it, full-integer (uint8 pixels in, float P(fake) out)."""
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

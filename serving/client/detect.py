@@ -60,16 +60,27 @@ def retry_after(response: httpx.Response) -> Optional[float]:
     return min(float(value), MAX_RETRY_WAIT_S)
 
 
-def local_video_analyzer(model_dir: str, settings_overrides: dict, runtime: str = contract.RUNTIME_SAVEDMODEL):  # noqa: ANN201
+def local_video_analyzer(  # noqa: ANN201 - a VideoAnalyzer
+    model_dir: str,
+    settings_overrides: dict,
+    runtime: str = contract.RUNTIME_SAVEDMODEL,
+    detector=None,  # noqa: ANN001
+):
     """The detection service's `VideoAnalyzer` on the model of `model_dir` run in this process on `runtime`
-    (the SavedModel or one of the version's edge exports); raises ValueError on a bad setting or runtime."""
+    (the SavedModel or one of the version's edge exports), with `detector` or a new one; raises ValueError on a
+    bad setting or runtime."""
     from serving.client.runtimes import load_model
     from serving.service.settings import ServiceSettings
     from serving.service.video_analysis import VideoAnalyzer
 
     settings = ServiceSettings(**settings_overrides)
     return VideoAnalyzer(
-        load_model(model_dir, runtime), settings.ingest_config(), settings.rule, settings.operating_point(), detectors=1
+        load_model(model_dir, runtime),
+        settings.ingest_config(),
+        settings.rule,
+        settings.operating_point(),
+        detector=detector,
+        detectors=1,
     )
 
 

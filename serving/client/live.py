@@ -28,7 +28,7 @@ import queue
 import sys
 import threading
 import time
-from typing import Deque, Dict, Iterator, List, Optional, Tuple
+from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 LIVE_HELP = "a rolling verdict on a camera, a stream or a file as it plays (--local)"
 NO_FRAME_ROUTE = (
@@ -102,6 +102,24 @@ class FrameReader:
         self.capture.release()
 
 
+class RememberingDetector:
+    """A face detector that detects each frame once: consecutive windows share all but their newest frame, so
+    an update runs the detector on that frame alone and takes the others' faces from memory (frames that left
+    the window are forgotten). Tracks, the person rule and crops still run over the whole window."""
+
+    def __init__(self, detector):  # noqa: ANN001 - a FaceDetector
+        self.detector = detector
+        self.faces: Dict[int, list] = {}
+
+    def detect(self, frames: Sequence, frame_indices: Sequence[int]) -> List[list]:
+        new = [position for position, index in enumerate(frame_indices) if index not in self.faces]
+        found = self.detector.detect([frames[p] for p in new], [frame_indices[p] for p in new])
+        for position, faces in zip(new, found, strict=True):
+            self.faces[frame_indices[position]] = faces
+        self.faces = {index: self.faces[index] for index in frame_indices}
+        return [self.faces[index] for index in frame_indices]
+
+
 def person_rows(verdict, point, rule: str) -> List[dict]:  # noqa: ANN001 - a Verdict, an OperatingPoint
     """Each person of a window's verdict: its calibrated P(fake) and tier at the version's point."""
     from deepfake_detection.evaluation import video_scores
@@ -159,13 +177,23 @@ def _tiers(update: dict) -> tuple:
     return update["verdict"], tuple((p["track_id"], p["tier"]) for p in update["persons"])
 
 
+def live_analyzer(model_dir: str, settings_overrides: dict, runtime: str):  # noqa: ANN201 - a VideoAnalyzer
+    """`detect --local`'s analyzer with a detector that detects each frame once (`RememberingDetector`)."""
+    from deepfake_detection.ingest.detector import FaceDetector
+    from serving.client.detect import local_video_analyzer
+    from serving.service.settings import ServiceSettings
+
+    detector = FaceDetector.from_config(ServiceSettings(**settings_overrides).ingest_config())
+    return local_video_analyzer(model_dir, settings_overrides, runtime, RememberingDetector(detector))
+
+
 def live(args: argparse.Namespace) -> int:
     if not args.local:
         print(NO_FRAME_ROUTE, file=sys.stderr)
         return 2
     import cv2
 
-    from serving.client.detect import local_video_analyzer, resolve_model_dir, runtime_problem
+    from serving.client.detect import resolve_model_dir, runtime_problem
     from serving.client.runtimes import read_operating_point
 
     problem = runtime_problem(args.runtime, args.local)
@@ -175,7 +203,7 @@ def live(args: argparse.Namespace) -> int:
         return 2
     overrides = {"rule": args.rule, "threshold": args.threshold, "real_threshold": args.real_threshold}
     try:
-        analyzer = local_video_analyzer(model_dir, overrides, args.runtime)
+        analyzer = live_analyzer(model_dir, overrides, args.runtime)
         capture = open_source(args.source)
     except ValueError as e:
         print(str(e), file=sys.stderr)

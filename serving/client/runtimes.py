@@ -67,4 +67,7 @@ def load_model(version_dir: str, runtime: str):  # noqa: ANN201 - an InProcessMo
         return InProcessModel(version_dir)
     if runtime not in contract.EDGE_FILES:
         raise ValueError(f"Invalid runtime {runtime!r}: expected one of {list(contract.RUNTIMES)}")
-    return EdgeModel(version_dir, runtime)
+    try:
+        return EdgeModel(version_dir, runtime)
+    except ImportError as e:
+        raise ValueError(f"The {runtime} runtime is not installed ({e}): pip install .[edge]") from e

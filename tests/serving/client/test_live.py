@@ -96,3 +96,29 @@ def test_the_service_and_an_unopenable_source_say_why(edge_model, tmp_path, caps
     missing = str(tmp_path / "nothing.mp4")
     assert main(["live", "--local", "--model-dir", edge_model, missing]) == 2
     assert "Cannot open" in capsys.readouterr().err
+
+
+def test_each_frame_is_detected_once_across_the_windows_that_share_it(video):
+    from deepfake_detection.ingest.detector import FaceDetector
+    from deepfake_detection.ingest.ingest_config import IngestConfig
+    from serving.client.live import RememberingDetector
+
+    detector = FaceDetector.from_config(IngestConfig())
+    seen = []
+
+    class Recording:
+        def detect(self, frames, frame_indices):
+            seen.extend(frame_indices)
+            return detector.detect(frames, frame_indices)
+
+    capture = cv2.VideoCapture(video)
+    frames = [capture.read()[1] for _ in range(6)]
+    remembering = RememberingDetector(Recording())
+    windows = [list(range(max(0, end - 4), end)) for end in range(1, 7)]
+    answers = [remembering.detect([frames[i] for i in window], window) for window in windows]
+    assert seen == list(range(6))
+    for window, answer in zip(windows, answers, strict=True):
+        for index, faces in zip(window, answer, strict=True):
+            alone = detector.detect([frames[index]], [index])[0]
+            assert [f.box for f in faces] == [f.box for f in alone] and faces
+    assert sorted(remembering.faces) == windows[-1]
