@@ -120,6 +120,36 @@ class RememberingDetector:
         return [self.faces[index] for index in frame_indices]
 
 
+class RememberingModel:
+    """A face model that scores each crop once: the faces of the frames consecutive windows share are the same
+    crops (same detections, same bytes), so only the newest frame's faces reach the model. The model is
+    deterministic, so a remembered score is the score it would give again."""
+
+    def __init__(self, model, remembered: int = 256):  # noqa: ANN001 - an InProcessModel or an EdgeModel
+        self.model, self.remembered = model, remembered
+        self.scores: Dict[bytes, float] = collections.OrderedDict()
+        self.version, self.point = None, None
+
+    def predict(self, images: Sequence[bytes]):  # noqa: ANN201 - a tf_serving.Prediction
+        import numpy as np
+
+        from serving.client.tf_serving import Prediction
+
+        new = list(dict.fromkeys(image for image in images if image not in self.scores))
+        if new:
+            prediction = self.model.predict(new)
+            self.version, self.point = prediction.model_version, prediction.operating_point
+            self.scores.update(zip(new, (float(p) for p in prediction.probabilities), strict=True))
+        for image in images:
+            self.scores.move_to_end(image)
+        while len(self.scores) > self.remembered:
+            self.scores.popitem(last=False)
+        return Prediction(np.array([self.scores[image] for image in images]), self.version, self.point)
+
+    def explain(self, images: Sequence[bytes]):  # noqa: ANN201
+        return self.model.explain(images)
+
+
 def person_rows(verdict, point, rule: str) -> List[dict]:  # noqa: ANN001 - a Verdict, an OperatingPoint
     """Each person of a window's verdict: its calibrated P(fake) and tier at the version's point."""
     from deepfake_detection.evaluation import video_scores
@@ -178,13 +208,16 @@ def _tiers(update: dict) -> tuple:
 
 
 def live_analyzer(model_dir: str, settings_overrides: dict, runtime: str):  # noqa: ANN201 - a VideoAnalyzer
-    """`detect --local`'s analyzer with a detector that detects each frame once (`RememberingDetector`)."""
+    """`detect --local`'s analyzer that detects each frame and scores each face once (`RememberingDetector`,
+    `RememberingModel`)."""
     from deepfake_detection.ingest.detector import FaceDetector
     from serving.client.detect import local_video_analyzer
     from serving.service.settings import ServiceSettings
 
     detector = FaceDetector.from_config(ServiceSettings(**settings_overrides).ingest_config())
-    return local_video_analyzer(model_dir, settings_overrides, runtime, RememberingDetector(detector))
+    analyzer = local_video_analyzer(model_dir, settings_overrides, runtime, RememberingDetector(detector))
+    analyzer.model = RememberingModel(analyzer.model)
+    return analyzer
 
 
 def live(args: argparse.Namespace) -> int:

@@ -122,3 +122,26 @@ def test_each_frame_is_detected_once_across_the_windows_that_share_it(video):
             alone = detector.detect([frames[index]], [index])[0]
             assert [f.box for f in faces] == [f.box for f in alone] and faces
     assert sorted(remembering.faces) == windows[-1]
+
+
+def test_each_face_is_scored_once_and_scores_as_the_model_does(edge_model):
+    from serving.client.live import RememberingModel
+    from serving.client.runtimes import EdgeModel
+    from tests.helpers import face_crops
+
+    model = EdgeModel(edge_model, contract.RUNTIME_TFLITE_FP16)
+    scored = []
+
+    class Recording:
+        def predict(self, images):
+            scored.extend(images)
+            return model.predict(images)
+
+    crops = face_crops(5)
+    remembering = RememberingModel(Recording())
+    first = remembering.predict(crops[:4])
+    second = remembering.predict(crops[1:])
+    assert scored == crops
+    assert list(second.probabilities) == pytest.approx(list(model.predict(crops[1:]).probabilities), abs=1e-6)
+    assert list(first.probabilities[1:]) == list(second.probabilities[:3])
+    assert second.operating_point == model.point is not None
