@@ -191,14 +191,17 @@ def updates(reader: FrameReader, analyzer, point, window: int, sample_fps: float
         }
 
 
+def _probability(value: Optional[float]) -> str:
+    return "" if value is None else f" {value:.2f}"
+
+
 def text_line(update: dict) -> str:
+    """An update for people: media time, verdict, each person's tier, latency."""
     persons = ", ".join(
-        f"person {p['track_id']}: {p['tier']}" + (f" {p['fake_probability']:.2f}" if p["fake_probability"] else "")
-        for p in update["persons"]
+        f"person {p['track_id']}: {p['tier']}{_probability(p['fake_probability'])}" for p in update["persons"]
     )
-    probability = "" if update["fake_probability"] is None else f" (P(fake) {update['fake_probability']:.2f})"
     return (
-        f"{update['media_time_s']:8.2f} s  {update['verdict']}{probability}"
+        f"{update['media_time_s']:8.2f} s  {update['verdict']}{_probability(update['fake_probability'])}"
         f"{'  ' + persons if persons else ''}  [latency {update['latency_s']:.2f} s]"
     )
 

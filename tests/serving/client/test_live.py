@@ -145,3 +145,19 @@ def test_each_face_is_scored_once_and_scores_as_the_model_does(edge_model):
     assert list(second.probabilities) == pytest.approx(list(model.predict(crops[1:]).probabilities), abs=1e-6)
     assert list(first.probabilities[1:]) == list(second.probabilities[:3])
     assert second.operating_point == model.point is not None
+
+
+def test_the_text_output_prints_a_line_when_a_tier_changes(edge_model, video, capsys):
+    command = ["live", "--local", "--model-dir", edge_model, "--runtime", contract.RUNTIME_TFLITE_INT8, video]
+    assert main(command) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert main([*command, "--json"]) == 0
+    updates = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    changes = [u for n, u in enumerate(updates) if n == 0 or _tiers(u) != _tiers(updates[n - 1])]
+    assert len(lines) == len(changes) >= 1
+    for line, update in zip(lines, changes, strict=True):
+        assert line.split()[2] == update["verdict"] and "latency" in line
+
+
+def _tiers(update: dict) -> tuple:
+    return update["verdict"], [(p["track_id"], p["tier"]) for p in update["persons"]]
