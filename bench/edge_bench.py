@@ -38,6 +38,7 @@ BENCH = _common.Bench(
 )
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "cat")
 CROP = 256
+LIVE_RUNTIMES = ("savedmodel", "tflite-int8")
 
 
 def labelled_crops(count: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -214,7 +215,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="training epochs on the bench's crops")
     parser.add_argument("--threads", type=int, default=2, help="threads of every runtime (the issue's 2 cores)")
     parser.add_argument("--requests", type=int, default=40, help="timed single-face calls per runtime")
-    parser.add_argument("--live-seconds", type=float, default=60.0, help="length of the live source")
+    parser.add_argument("--live-seconds", type=float, default=60.0, help="length of the live source (0: no live run)")
     args = BENCH.parse_args(parser)
     import tensorflow as tf
 
@@ -224,8 +225,9 @@ def main() -> None:
     try:
         version, report, crops = trained_version(work, args.backbone, args.epochs)
         figures = {"per_face": per_face(version, report, crops, args.threads, args.requests)}
-        source = live_source(work, args.live_seconds)
-        figures["live"] = {r: live_run(version, r, source, args.live_seconds) for r in ("savedmodel", "tflite-int8")}
+        if args.live_seconds:
+            source = live_source(work, args.live_seconds)
+            figures["live"] = {r: live_run(version, r, source, args.live_seconds) for r in LIVE_RUNTIMES}
         BENCH.write(args, figures)
     finally:
         shutil.rmtree(work, ignore_errors=True)
