@@ -72,6 +72,9 @@ def _require_eval_examples(fn_args: FnArgs) -> None:
         )
 
 
+TEMPORAL_NOT_EDGE = "a temporal model scores clips of a track; the edge runtimes and `live` run face models"
+
+
 def _check_splits(fn_args: FnArgs) -> Dict[str, List[str]]:
     """Where the edge exports are checked: the test split, beside the train and eval splits in the Examples
     artifact the Trainer reads (it is handed only those two), else the eval split."""
@@ -125,7 +128,9 @@ def run_fn(fn_args: FnArgs) -> None:
         located = train_locator(fn_args.train_files, fn_args.eval_files, training)
     export.export_saved_model(model, fn_args.serving_model_dir, clip_length, fitted, located)
     export.save_keras(model, model_uri, located)
-    if not clip_length:
+    if clip_length:
+        edge.write_not_made(fn_args.serving_model_dir, TEMPORAL_NOT_EDGE)
+    else:
         edge.write_checked_exports(model, fn_args.serving_model_dir, fn_args.train_files, _check_splits(fn_args))
     metrics = model.evaluate(evaluation, return_dict=True, verbose=0)
     eval_real, eval_fake = data.label_counts(fn_args.eval_files, training.fakes())

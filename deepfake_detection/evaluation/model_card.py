@@ -140,10 +140,11 @@ On the test split (95 % intervals):
 {{ fmt(c.test_rates.ece_calibrated) }} calibrated
 {% endif %}
 {% if c.edge_exports %}## Edge exports
-Checked on {{ c.edge_exports.checked_on.faces }} faces of the {{ c.edge_exports.checked_on.split }} split \
+{% if c.edge_exports.checked_on %}{% set checked = c.edge_exports.checked_on %}\
+Checked on {{ checked.faces }} faces of the {{ checked.split }} split \
 against the SavedModel ({{ fmt(c.edge_exports.savedmodel.latency_ms_per_face) }} ms per face, \
 test AUC {{ c.edge_exports.savedmodel.test_auc }}); only those marked pushed ship (docs/edge.md).
-{% for runtime, e in c.edge_exports.exports | dictsort %}- {{ runtime }}: {{ e.status }}\
+{% endif %}{% for runtime, e in c.edge_exports.exports | dictsort %}- {{ runtime }}: {{ e.status }}\
 {% if e.size_bytes %}, {{ e.size_bytes }} bytes, {{ fmt(e.latency_ms_per_face) }} ms per face, \
 test AUC {{ e.test_auc }}, largest |difference| {{ e.max_abs_difference }}{% endif %} ({{ e.reason }})
 {% endfor %}

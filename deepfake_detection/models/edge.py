@@ -239,12 +239,14 @@ def _check(
 
 def report_lines(report: dict) -> List[str]:
     """The check's figures, one line per runtime, for the run summary and the model card."""
+    if "checked_on" not in report:
+        return [_why_line(runtime, row) for runtime, row in report["exports"].items()]
     checked = report["checked_on"]
     lines = [f"checked on {checked['faces']} faces of the {checked['split']} split ({checked['fake']} fake)"]
     rows = {contract.RUNTIME_SAVEDMODEL: {"status": "reference", **report["savedmodel"]}, **report["exports"]}
     for runtime, row in rows.items():
         if "size_bytes" not in row:
-            lines.append(f"{runtime:<12} {row['status']}: {row['reason']}")
+            lines.append(_why_line(runtime, row))
             continue
         latency = row["latency_ms_per_face"]
         lines.append(
@@ -253,6 +255,10 @@ def report_lines(report: dict) -> List[str]:
             f"max |diff| {row.get('max_abs_difference', 0.0)}" + (f"  ({row['reason']})" if "reason" in row else "")
         )
     return lines
+
+
+def _why_line(runtime: str, row: dict) -> str:
+    return f"{runtime:<12} {row['status']}: {row['reason']}"
 
 
 def write_checked_exports(
@@ -264,6 +270,17 @@ def write_checked_exports(
     if split is None:
         raise ValueError(f"No faces to check the edge exports on: none of {split_patterns} matches a file")
     return write_edge_exports(model, export_dir, train_patterns, split_patterns[split], split)
+
+
+def write_not_made(export_dir: str, reason: str) -> dict:
+    """The report of a model that gets no edge exports (a temporal model), so the card and the run summary say
+    why instead of staying silent; returns it."""
+    folder = edge_runtime.edge_folder(export_dir)
+    os.makedirs(folder, exist_ok=True)
+    report = {"exports": {runtime: {"status": NOT_MADE, "reason": reason} for runtime in contract.EDGE_FILES}}
+    with open(os.path.join(folder, contract.EDGE_REPORT_FILE), "w") as f:
+        json.dump(report, f, indent=1, sort_keys=True)
+    return report
 
 
 def _has_files(patterns: Sequence[str]) -> bool:

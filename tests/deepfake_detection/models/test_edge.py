@@ -111,3 +111,17 @@ def test_the_model_card_and_the_run_summary_carry_each_exports_figures(exported)
         assert f"- {runtime}: pushed, {row['size_bytes']} bytes" in text
     lines = edge.report_lines(report)
     assert len(lines) == 1 + len(contract.RUNTIMES) and "test AUC" in lines[-1]
+
+
+def test_a_model_without_edge_exports_says_why_in_the_card_and_the_summary(tmp_path):
+    from deepfake_detection.evaluation import model_card
+
+    report = edge.write_not_made(str(tmp_path), "a temporal model scores clips")
+    assert edge_runtime.read_json(edge_runtime.edge_folder(str(tmp_path)), contract.EDGE_REPORT_FILE) == report
+    lines = edge.report_lines(report)
+    assert len(lines) == len(contract.EDGE_FILES) and all("not made: a temporal model" in line for line in lines)
+    data_summary = {"datasets": [], "fake_source": "dataset", "splits": {}}
+    card = {**model_card.build_card("resnext_lstm", 1, {}, data_summary, {}, None, None, True), "edge_exports": report}
+    assert "- tflite-int8: not made (a temporal model scores clips)" in model_card.render_markdown(card)
+    with pytest.raises(edge_runtime.MissingExportError, match="a temporal model"):
+        edge_runtime.EdgeRunner(edge_runtime.edge_folder(str(tmp_path)), contract.RUNTIME_ONNX)
