@@ -56,9 +56,17 @@ def pixel_function(model: tf.keras.Model, size: int = data.CROP_SIZE) -> tf.type
     return classify
 
 
-def to_tflite(function: Callable, model: tf.keras.Model, calibration: Optional[np.ndarray] = None) -> bytes:
-    """Float16 weights without `calibration`; with it, full-integer (uint8 pixels in, float P(fake) out)."""
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], model)
+def to_tflite(function: Callable, calibration: Optional[np.ndarray] = None) -> bytes:
+    """Float16 weights without `calibration`; with it, full-integer (uint8 pixels in, float P(fake) out).
+
+    The function's variables are frozen into constants first: converting them
+    as variables aborts the process (an LLVM error, "missing attribute 'value'")
+    on some backbones, blend_resnet among them.
+    """
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if calibration is None:
         converter.target_spec.supported_types = [tf.float16]
@@ -147,10 +155,10 @@ def _verdict(runtime: str, difference: float, auc: float, reference_auc: float, 
     return PUSHED, f"within {MAX_DIFFERENCE[runtime]} of the SavedModel on every check face"
 
 
-def _convert(runtime: str, function: Callable, model: tf.keras.Model, calibration: np.ndarray) -> bytes:
+def _convert(runtime: str, function: Callable, calibration: np.ndarray) -> bytes:
     if runtime == contract.RUNTIME_ONNX:
         return to_onnx(function)
-    return to_tflite(function, model, calibration if runtime == contract.RUNTIME_TFLITE_INT8 else None)
+    return to_tflite(function, calibration if runtime == contract.RUNTIME_TFLITE_INT8 else None)
 
 
 def write_edge_exports(
@@ -194,7 +202,7 @@ def write_edge_exports(
     for runtime, name in contract.EDGE_FILES.items():
         path = os.path.join(folder, name)
         try:
-            blob = _convert(runtime, function, model, calibration)
+            blob = _convert(runtime, function, calibration)
         except Exception as e:  # noqa: BLE001 - any converter failure is recorded with its reason, not raised
             report["exports"][runtime] = {"status": NOT_MADE, "reason": f"{type(e).__name__}: {e}"[:500]}
             continue
