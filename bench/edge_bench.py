@@ -148,9 +148,11 @@ def per_face(version: str, report: dict, crops: List[bytes], threads: int, reque
             f"{row['test_auc']:7.4f} {delta:+10.4f} {row['max_abs_difference']:11.5f}",
             flush=True,
         )
-    not_made = {r: row["reason"] for r, row in report["exports"].items() if row["status"] != "pushed"}
-    if not_made:
-        print(f"not pushed: {not_made}")
+    kept_out = ("status", "reason", "test_auc", "max_abs_difference")
+    for runtime, row in report["exports"].items():
+        if row["status"] != "pushed":
+            figures[runtime] = {key: row.get(key) for key in kept_out}
+            print(f"{runtime:<12} {row['status']}: {row['reason']} (held-out AUC {row.get('test_auc')})")
     return figures
 
 

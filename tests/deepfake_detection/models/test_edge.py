@@ -125,3 +125,17 @@ def test_a_model_without_edge_exports_says_why_in_the_card_and_the_summary(tmp_p
     assert "- tflite-int8: not made (a temporal model scores clips)" in model_card.render_markdown(card)
     with pytest.raises(edge_runtime.MissingExportError, match="a temporal model"):
         edge_runtime.EdgeRunner(edge_runtime.edge_folder(str(tmp_path)), contract.RUNTIME_ONNX)
+
+
+def test_the_main_jobs_backbone_converts_and_agrees(tmp_path):
+    """blend_resnet's variables made the TFLite converter abort the process until the function was frozen."""
+    keras.utils.set_random_seed(0)
+    model = get_backbone("blend_resnet").build(ModelSettings(input_size=64), {})
+    faces = str(tmp_path / "faces.gz")
+    write_face_records(faces, face_crops(4))
+    export_dir = str(tmp_path / export.SERVING_DIR)
+    export.export_saved_model(model, export_dir)
+    report = edge.write_edge_exports(model, export_dir, [faces], [faces], contract.TEST_SPLIT)
+    assert {runtime: row["status"] for runtime, row in report["exports"].items()} == dict.fromkeys(
+        contract.EDGE_FILES, edge.PUSHED
+    )
