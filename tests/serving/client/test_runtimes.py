@@ -2,6 +2,9 @@
 probabilities, at the version's own operating point; a runtime that cannot run says why."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -9,6 +12,8 @@ from deepfake_detection import contract
 from deepfake_detection.ingest.readers import read_dataset
 from deepfake_detection.models import edge
 from pipeline_runner import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def _detect(capsys, model_dir: str, runtime: str, video: str) -> dict:
@@ -47,3 +52,19 @@ def test_a_version_without_edge_exports_and_a_runtime_without_local_say_why(expo
     assert "needs --local" in capsys.readouterr().err
     assert main(["detect", "--local", "--runtime", contract.RUNTIME_TFLITE_FP16, "--explain", str(video)]) == 2
     assert "--explain needs --runtime savedmodel" in capsys.readouterr().err
+
+
+def test_an_edge_runtime_needs_no_tensorflow(edge_model, sample_dataset):
+    """What the `edge` extra installs is enough: the verdict comes with TensorFlow and Keras unimportable."""
+    video = sorted(r.path for r in read_dataset(sample_dataset))[0]
+    script = (
+        "import json, sys\n"
+        "for name in ('tensorflow', 'keras', 'tf2onnx'): sys.modules[name] = None\n"
+        "from serving.client.detect import local_analyser\n"
+        f"analyse = local_analyser({edge_model!r}, {{'frames_per_video': 6}}, runtime='tflite-int8')\n"
+        f"print(json.dumps(analyse({video!r})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, answer = json.loads(done.stdout.splitlines()[-1])
+    assert status == 200 and answer["faces"] and answer["verdict"] in ("fake", "uncertain", "real")
