@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/service_bench.py
 	$(VENV)/bin/python bench/fair_share_bench.py
 	$(VENV)/bin/python bench/hostile_probe.py
+	$(VENV)/bin/python bench/edge_bench.py
 	$(if $(and $(MODEL),$(EXAMPLES)),$(VENV)/bin/python bench/generalisation_bench.py --model $(MODEL) --examples $(EXAMPLES))
 	$(if $(and $(MODEL),$(VIDEOS)),$(VENV)/bin/python bench/verdict_bench.py --model-dir $(MODEL) --videos $(VIDEOS))
 	$(if $(and $(TRAINER_MODEL),$(SAMPLE_SETS)),$(VENV)/bin/python bench/explain_bench.py --model-uri $(TRAINER_MODEL) --videos $(SAMPLE_SETS))

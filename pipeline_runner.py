@@ -29,6 +29,7 @@ from pipeline.runners import ingest, kubeflow, local, serve
 from serving.client import cli as client_cli
 from serving.client import drift as client_drift
 from serving.client import feedback as client_feedback
+from serving.client import live
 from serving.model_server import cli as model_server_cli
 from serving.service import flags as service_flags
 from serving.service import history
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_cli.add_parsers(commands)
     client_feedback.add_parser(commands)
     client_drift.add_parser(commands)
+    live.add_parser(commands)
     return parser
 
 

@@ -4,6 +4,8 @@ Extras split what each image carries:
 - `.[serving]`: the detection service (face detection on ONNX Runtime, a gRPC
   client of TF Serving): no TensorFlow, TFX or Beam;
 - `.[local]`: a serving install plus TensorFlow, for `deepfake-pipeline detect --local`;
+- `.[edge]`: a serving install plus the TFLite runtime, for `detect --local --runtime tflite-*|onnx` and
+  `live` on a model's edge exports, without TensorFlow;
 - `.[pipeline]`: the whole project, the TFX pipeline and its runners (`serve`
   starts the local model server and the service);
 - `.[test]`: everything the tests need.
@@ -39,6 +41,12 @@ SERVING = [
 ]
 # The SavedModel in this process: `detect --local` and the local model server.
 LOCAL = ["tensorflow==2.16.2", "tensorflow-serving-api==2.16.1"]
+# Edge exports (issue 46): the TFLite runtime; ONNX Runtime is already in LIBRARY. `.[edge]` runs the exports
+# (`detect --local --runtime tflite-int8|tflite-fp16|onnx`, `live`) without TensorFlow.
+EDGE = ["ai-edge-litert==2.3.0"]
+# Making the ONNX export from a SavedModel's function: tf2onnx 1.17.0 converts TF 2.16 / Keras 3 functions
+# (measured: max |difference| from the SavedModel 1.5e-7 on a Meso-4), so the pipeline writes it.
+EDGE_EXPORT = ["tf2onnx==1.17.0", *EDGE]
 PIPELINE = [
     "tfx[kfp]==1.16.0",
     "apache-beam[gcp]==2.60.0",
@@ -46,6 +54,7 @@ PIPELINE = [
     "scikit-image==0.25.2",
     "imageio-ffmpeg==0.8.1",
     *LOCAL,
+    *EDGE_EXPORT,
 ]
 TOOLS = ["pytest==9.2.0", "ruff==0.17.6", "playwright==1.65.2", "import-linter==2.15"]
 
@@ -77,6 +86,7 @@ setup(
     extras_require={
         "serving": SERVING,
         "local": SERVING + LOCAL,
+        "edge": SERVING + EDGE,
         "pipeline": SERVING + PIPELINE,
         "test": SERVING + PIPELINE + TOOLS,
     },

@@ -8,7 +8,7 @@ defaults.
 
 import logging
 import os
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import keras
 import keras_tuner
@@ -16,7 +16,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner.component import TunerFnResult
 
 from deepfake_detection import contract
-from deepfake_detection.models import data, export, video_scoring, warm_start
+from deepfake_detection.models import data, edge, export, video_scoring, warm_start
 from deepfake_detection.models.base import DEFAULT_HPARAMS, FINE_TUNE_LAYERS, LEARNING_RATE, set_trainable_tail
 from deepfake_detection.models.registry import get_backbone
 from deepfake_detection.models.training import (
@@ -84,6 +84,17 @@ def _epochs(training: TrainingConfig, start: StartingPoint, fine_tunes: bool) ->
     return (0, training.warm_start_epochs) if fine_tunes else (training.warm_start_epochs, 0)
 
 
+TEMPORAL_NOT_EDGE = "a temporal model scores clips of a track; the edge runtimes and `live` run face models"
+
+
+def _check_splits(fn_args: FnArgs) -> Dict[str, List[str]]:
+    """Where the edge exports are checked: the test split, beside the train and eval splits in each Examples
+    artifact (span) the Trainer reads (it is handed only those two), else the eval split."""
+    examples_uris = dict.fromkeys(os.path.dirname(os.path.dirname(pattern)) for pattern in fn_args.train_files)
+    test = [os.path.join(uri, f"Split-{contract.TEST_SPLIT}", "*") for uri in examples_uris]
+    return dict(zip(edge.CHECK_SPLITS, (test, list(fn_args.eval_files)), strict=True))
+
+
 # TFX Trainer will call this function.
 def run_fn(fn_args: FnArgs) -> None:
     """Trains one backbone (two phases when pretrained), from the blessed `fn_args.base_model`'s weights when
@@ -136,6 +147,10 @@ def run_fn(fn_args: FnArgs) -> None:
         starts[warm_start.LOCATOR_START_KEY] = locator_start.to_dict()
     export.export_saved_model(model, fn_args.serving_model_dir, clip_length, fitted, located)
     export.save_keras(model, model_uri, located)
+    if clip_length:
+        edge.write_not_made(fn_args.serving_model_dir, TEMPORAL_NOT_EDGE)
+    else:
+        edge.write_checked_exports(model, fn_args.serving_model_dir, fn_args.train_files, _check_splits(fn_args))
     metrics = model.evaluate(evaluation, return_dict=True, verbose=0)
     eval_real, eval_fake = data.label_counts(fn_args.eval_files, training.fakes())
     counts = {contract.EVAL_REAL_EXAMPLES: eval_real, contract.EVAL_FAKE_EXAMPLES: eval_fake}

@@ -19,13 +19,12 @@ FACE_BOX_KEY = "face_box"
 FACE_SIZE_KEY = "face_size"
 TRACK_ID_KEY = "track_id"
 FACE_SIZE_BUCKET_KEY = "face_size_bucket"
-# The span (int64) an example was ingested in: the forgetting guard slices the evaluation by it.
-SPAN_FEATURE = "span"
 # MTCNN's five keypoints (left eye, right eye, nose, left and right mouth corner) as x0, y0, ..., x4, y4,
 # in the stored crop's coordinates scaled to [0, 1], so they hold at any decode size.
 FACE_LANDMARKS_KEY = "face_landmarks"
 NUM_LANDMARKS = 5
-# The span (TFX's: one delivery of videos, a folder of the data root) an example was ingested from.
+# The span (TFX's: one delivery of videos, a folder of the data root) an example was ingested from; the forgetting
+# guard slices the evaluation by it.
 SPAN_FEATURE = "span"
 # What a face's input looks like apart from its label (ingest.input_description), compared span by span for drift.
 BRIGHTNESS_KEY = "brightness"
@@ -117,3 +116,21 @@ BACKBONE_NAMES = (
     "resnext_lstm",
     "xception",
 )
+
+# Edge exports of a face model (issue 46): a folder beside the SavedModel's files, pushed with it, holding one
+# file per runtime that passed its check, the input contract they share and the check's report.
+EDGE_DIR = "edge"
+EDGE_CONTRACT_FILE = "input_contract.json"
+EDGE_REPORT_FILE = "edge_report.json"
+RUNTIME_SAVEDMODEL = "savedmodel"
+RUNTIME_TFLITE_FP16 = "tflite-fp16"
+RUNTIME_TFLITE_INT8 = "tflite-int8"
+RUNTIME_ONNX = "onnx"
+EDGE_FILES = {
+    RUNTIME_TFLITE_FP16: "model_fp16.tflite",
+    RUNTIME_TFLITE_INT8: "model_int8.tflite",
+    RUNTIME_ONNX: "model.onnx",
+}
+RUNTIMES = (RUNTIME_SAVEDMODEL, *EDGE_FILES)
+# TF Serving's folder for a version's extra files (warm-up requests, operating point, model card).
+ASSETS_EXTRA_DIR = "assets.extra"

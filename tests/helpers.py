@@ -158,9 +158,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def export_face_model(export_dir: str, seed: int) -> None:
+def export_face_model(export_dir: str, seed: int, edge_exports: bool = False) -> None:
     """A Meso-4 at 64 px whose untrained scores spread over (0, 1), exported with its signatures, an untrained
-    locator and an operating point fitted on made-up held-out scores (each seed its own)."""
+    locator and an operating point fitted on made-up held-out scores (each seed its own); with `edge_exports`,
+    also its edge exports, calibrated and checked on the same 12 face crops."""
     import keras
     import tensorflow as tf
 
@@ -175,6 +176,28 @@ def export_face_model(export_dir: str, seed: int) -> None:
     reals, fakes = [0.1, 0.2, 0.3, 0.35, 0.4 + 0.05 * seed], [0.5, 0.6, 0.7, 0.8, 0.9]
     fitted = operating_point.fit_operating_point(reals, fakes)
     export.export_saved_model(model, export_dir, fitted=fitted, locator=locator.build_locator())
+    if edge_exports:
+        from deepfake_detection import contract
+        from deepfake_detection.models import edge
+
+        faces = os.path.join(os.path.dirname(export_dir), f"faces_{seed}.gz")
+        write_face_records(faces, face_crops(12))
+        edge.write_edge_exports(model, export_dir, [faces], [faces], contract.TEST_SPLIT)
+
+
+def write_face_records(path: str, crops: list) -> None:
+    """Face examples of `crops` (encoded images), labelled real and fake in turn."""
+    import tensorflow as tf
+
+    from deepfake_detection import contract
+
+    with tf.io.TFRecordWriter(path, "GZIP") as writer:
+        for number, crop in enumerate(crops):
+            feature = {
+                contract.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[crop])),
+                contract.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[number % 2])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
 
 def push(saved_model_dir: str, base_path: str, version: int) -> str:

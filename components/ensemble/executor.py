@@ -13,7 +13,7 @@ from tfx.types import artifact_utils
 from components.ensemble.ensemble import MEMBER_KEY_PREFIX, build_ensemble, fit_weights
 from deepfake_detection import contract
 from deepfake_detection.evaluation.video_scores import log_loss
-from deepfake_detection.models import data, export, video_scoring
+from deepfake_detection.models import data, edge, export, video_scoring
 from deepfake_detection.models.locator import mean_map
 
 
@@ -74,4 +74,9 @@ class Executor(base_executor.BaseExecutor):
         locator = mean_map(located) if located else None
         export.export_saved_model(ensemble, os.path.join(model.uri, export.SERVING_DIR), fitted=fitted, locator=locator)
         export.save_keras(ensemble, model.uri, locator)
+        present = artifact_utils.decode_split_names(examples.split_names)
+        splits = {s: [os.path.join(artifact_utils.get_split_uri([examples], s), "*")] for s in present}
+        checked = {s: splits[s] for s in edge.CHECK_SPLITS if s in splits}
+        serving_dir = os.path.join(model.uri, export.SERVING_DIR)
+        edge.write_checked_exports(ensemble, serving_dir, splits[contract.TRAIN_SPLIT], checked)
         export.write_eval_metrics(model.uri, summary)

@@ -11,7 +11,7 @@ from tfx.types import artifact_utils
 
 from components.ensemble import ensemble  # noqa: F401 - registers the ensemble's layer for Keras
 from components.model_card import training_statistics
-from deepfake_detection import contract
+from deepfake_detection import contract, edge_runtime
 from deepfake_detection.evaluation import model_card, operating_point, report
 from deepfake_detection.models import export, video_scoring
 
@@ -73,6 +73,8 @@ class Executor(base_executor.BaseExecutor):
             training_start=report.training_start(export.read_eval_metrics(model.uri) or {}),
             forgetting=report.forgetting_guard(evaluation.uri),
         )
+        edge_folder = edge_runtime.edge_folder(os.path.join(model.uri, export.SERVING_DIR))
+        card["edge_exports"] = edge_runtime.read_json(edge_folder, contract.EDGE_REPORT_FILE)
         output = artifact_utils.get_single_instance(output_dict["model_card"])
         written = model_card.write_card(output.uri, card)
         if pushed:

@@ -152,7 +152,16 @@ On the test split (95 % intervals):
 {% endfor %}- expected calibration error: {{ fmt(c.test_rates.ece_raw) }} raw, \
 {{ fmt(c.test_rates.ece_calibrated) }} calibrated
 {% endif %}
-## Intended uses
+{% if c.edge_exports %}## Edge exports
+{% if c.edge_exports.checked_on %}{% set checked = c.edge_exports.checked_on %}\
+Checked on {{ checked.faces }} faces of the {{ checked.split }} split \
+against the SavedModel ({{ fmt(c.edge_exports.savedmodel.latency_ms_per_face) }} ms per face, \
+test AUC {{ c.edge_exports.savedmodel.test_auc }}); only those marked pushed ship (docs/edge.md).
+{% endif %}{% for runtime, e in c.edge_exports.exports | dictsort %}- {{ runtime }}: {{ e.status }}\
+{% if e.size_bytes %}, {{ e.size_bytes }} bytes, {{ fmt(e.latency_ms_per_face) }} ms per face, \
+test AUC {{ e.test_auc }}, largest |difference| {{ e.max_abs_difference }}{% endif %} ({{ e.reason }})
+{% endfor %}
+{% endif %}## Intended uses
 {% for use in c.intended_uses %}- {{ use }}
 {% endfor %}
 ## Out-of-scope uses

@@ -219,6 +219,7 @@ def print_summary(pipeline_root: str, serving_dir: str, evaluation_split: str, v
     print(f"Operating points (fitted on the eval split; rates on the {evaluation_split} split, 95 % intervals):")
     for line in report.operating_point_lines(pipeline_root):
         print(line)
+    print_edge_exports(pipeline_root)
     no_face = [r["video"] for r in _report_rows(report_paths) if r["status"] == contract.STATUS_NO_FACE]
     if no_face:
         print(f"{len(no_face)} videos had no face and are not scored (see the ingest report): {', '.join(no_face[:5])}")
@@ -275,6 +276,22 @@ def _report_rows(report_paths: List[str]) -> List[dict]:
         with open(path) as f:
             rows.extend(json.loads(line) for line in f)
     return rows
+
+
+def print_edge_exports(pipeline_root: str) -> None:
+    """Each face model's edge exports as checked before the push (models/edge.py), or why one was not made."""
+    from deepfake_detection import edge_runtime
+    from deepfake_detection.evaluation import report
+    from deepfake_detection.models import edge, export
+
+    for component, model_uri in report.latest_output_dirs(pipeline_root, "model").items():
+        checked = edge_runtime.read_json(
+            edge_runtime.edge_folder(os.path.join(model_uri, export.SERVING_DIR)), contract.EDGE_REPORT_FILE
+        )
+        if checked:
+            print(f"Edge exports of {component} (only those marked pushed ship):")
+            for line in edge.report_lines(checked):
+                print(f"  {line}")
 
 
 def print_model_metrics(pipeline_root: str) -> None:

@@ -22,6 +22,7 @@ service's API keys in its history database (`--history-url`, or
 import argparse
 import os
 
+from deepfake_detection import contract
 from serving.client import detect, keys
 from serving.client.detect import DEFAULT_SERVICE, DEFAULT_SERVING_DIR, FAILING_VERDICTS
 
@@ -49,6 +50,7 @@ def add_detect_parser(commands: argparse._SubParsersAction) -> None:
         default=DEFAULT_SERVING_DIR,
         help="with --local and no --model-dir: the latest version of the only model pushed here, or of the ensemble",
     )
+    add_runtime_argument(command)
     command.add_argument("--frames-per-video", type=int, default=32, help="with --local: frames sampled per video")
     command.add_argument("--rule", default="mean", help="with --local: mean, confident or confidence_weighted")
     command.add_argument(
@@ -77,6 +79,16 @@ def add_detect_parser(commands: argparse._SubParsersAction) -> None:
         help="the service's API key (default: $DEEPFAKE_API_KEY; the variable keeps it out of the shell history)",
     )
     command.set_defaults(run=detect.detect)
+
+
+def add_runtime_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--runtime",
+        choices=contract.RUNTIMES,
+        default=contract.RUNTIME_SAVEDMODEL,
+        help="with --local: the SavedModel, or one of the version's edge exports (the `edge` extra runs those "
+        "without TensorFlow; see docs/edge.md)",
+    )
 
 
 def add_keys_parser(commands: argparse._SubParsersAction) -> None:

@@ -10,6 +10,8 @@ from typing import Callable, List, Optional, Tuple
 
 import httpx
 
+from deepfake_detection import contract
+
 DEFAULT_SERVICE = "http://127.0.0.1:8080"
 DEFAULT_SERVING_DIR = os.path.join("outputs", "serving_models")
 MAX_ATTEMPTS = 5
@@ -58,21 +60,41 @@ def retry_after(response: httpx.Response) -> Optional[float]:
     return min(float(value), MAX_RETRY_WAIT_S)
 
 
+def local_video_analyzer(  # noqa: ANN201 - a VideoAnalyzer
+    model_dir: str,
+    settings_overrides: dict,
+    runtime: str = contract.RUNTIME_SAVEDMODEL,
+    detector=None,  # noqa: ANN001
+):
+    """The detection service's `VideoAnalyzer` on the model of `model_dir` run in this process on `runtime`
+    (the SavedModel or one of the version's edge exports), with `detector` or a new one; raises ValueError on a
+    bad setting or runtime."""
+    from serving.client.runtimes import load_model
+    from serving.service.settings import ServiceSettings
+    from serving.service.video_analysis import VideoAnalyzer
+
+    settings = ServiceSettings(**settings_overrides)
+    return VideoAnalyzer(
+        load_model(model_dir, runtime),
+        settings.ingest_config(),
+        settings.rule,
+        settings.operating_point(),
+        detector=detector,
+        detectors=1,
+    )
+
+
 def local_analyser(
-    model_dir: str, settings_overrides: dict, explain: bool = False
+    model_dir: str, settings_overrides: dict, explain: bool = False, runtime: str = contract.RUNTIME_SAVEDMODEL
 ) -> Callable[[str], Tuple[int, dict]]:
-    from serving.client.local_model import InProcessModel
+    """Analyses each file in this process on `runtime`: the SavedModel or one of the version's edge exports."""
     from serving.service.analysis import analyse_upload
     from serving.service.media import IsolatedDecoder
     from serving.service.settings import ServiceSettings
     from serving.service.uploads import Upload
-    from serving.service.video_analysis import VideoAnalyzer
 
-    settings = ServiceSettings(**settings_overrides)
-    analyzer = VideoAnalyzer(
-        InProcessModel(model_dir), settings.ingest_config(), settings.rule, settings.operating_point()
-    )
-    decoder = IsolatedDecoder(settings.decode_timeout_s)
+    analyzer = local_video_analyzer(model_dir, settings_overrides, runtime)
+    decoder = IsolatedDecoder(ServiceSettings(**settings_overrides).decode_timeout_s)
     model_name = os.path.basename(os.path.dirname(os.path.abspath(model_dir)))
 
     def analyse(path: str) -> Tuple[int, dict]:
@@ -138,18 +160,42 @@ def exit_code(rows: List[Tuple[str, int, dict]], fail_on: Optional[str]) -> int:
     return EXIT_VERDICT if any(answer.get("verdict") in failing for _, _, answer in rows) else 0
 
 
+def resolve_model_dir(model_dir: Optional[str], serving_dir: str) -> Tuple[Optional[str], Optional[str]]:
+    """(the version folder `--local` runs, None) or (None, why there is none)."""
+    from serving.service.served_model import ModelChoiceError
+
+    try:
+        return model_dir or pushed_model_dir(serving_dir), None
+    except ModelChoiceError as e:
+        return None, f"--local without --model-dir: {e}"
+
+
+def runtime_problem(runtime: str, local: bool, explain: bool = False) -> Optional[str]:
+    """Why `--runtime` cannot be honoured with these flags, None when it can."""
+    if runtime == contract.RUNTIME_SAVEDMODEL:
+        return None
+    if not local:
+        return f"--runtime {runtime} needs --local: the service runs its own model"
+    if explain:
+        from serving.client.runtimes import EXPLAIN_NEEDS_SAVEDMODEL
+
+        return EXPLAIN_NEEDS_SAVEDMODEL
+    return None
+
+
 def detect(args: argparse.Namespace) -> int:
     missing = [p for p in args.files if not os.path.isfile(p)]
     if missing:
         print(f"No such file: {', '.join(missing)}", file=sys.stderr)
         return 2
+    problem = runtime_problem(args.runtime, args.local, args.explain)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     if args.local:
-        from serving.service.served_model import ModelChoiceError
-
-        try:
-            model_dir = args.model_dir or pushed_model_dir(args.serving_dir)
-        except ModelChoiceError as e:
-            print(f"--local without --model-dir: {e}", file=sys.stderr)
+        model_dir, error = resolve_model_dir(args.model_dir, args.serving_dir)
+        if error:
+            print(error, file=sys.stderr)
             return 2
         overrides = {
             "frames_per_video": args.frames_per_video,
@@ -158,7 +204,7 @@ def detect(args: argparse.Namespace) -> int:
             "real_threshold": args.real_threshold,
         }
         try:
-            analyse = local_analyser(model_dir, overrides, args.explain)
+            analyse = local_analyser(model_dir, overrides, args.explain, args.runtime)
         except ValueError as e:
             print(str(e), file=sys.stderr)
             return 2

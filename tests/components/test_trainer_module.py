@@ -7,7 +7,7 @@ import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.trainer_module import _hparams, run_fn
-from deepfake_detection import contract
+from deepfake_detection import contract, edge_runtime
 from deepfake_detection.models import export
 from deepfake_detection.models.training import TrainingConfig, search_space
 from tests.helpers import astronaut_face
@@ -69,6 +69,10 @@ def test_the_locator_leaves_the_classifier_exactly_as_trained_without_it(tmp_pat
         scores.append(loaded.signatures[contract.SERVING_DEFAULT](images=tf.constant(crops))[contract.OUTPUT_KEY])
         signatures.append(loaded.signatures[contract.EXPLAIN_SIGNATURE](images=tf.constant(crops)))
         assert (export.load_locator(str(model_dir)) is not None) == bool(locator_epochs)
+        edge_folder = edge_runtime.edge_folder(str(model_dir / "Format-Serving"))
+        checked = edge_runtime.read_json(edge_folder, contract.EDGE_REPORT_FILE)
+        assert checked["checked_on"]["split"] == contract.EVAL_SPLIT  # no test split beside these files
+        assert set(checked["exports"]) == set(contract.EDGE_FILES)
     np.testing.assert_array_equal(scores[0].numpy(), scores[1].numpy())
     np.testing.assert_allclose(signatures[1][contract.OUTPUT_KEY].numpy(), scores[1].numpy(), atol=1e-6)
     gradient_map, located_map = (s[contract.HEATMAP_KEY].numpy() for s in signatures)

@@ -1,0 +1,286 @@
+"""`deepfake-pipeline live SOURCE`: a rolling verdict on a camera, a stream or a file as it plays.
+
+SOURCE is a camera index (`0`), a stream URL (RTSP, HTTP, HLS: whatever
+OpenCV's FFmpeg opens) or a video file, read as fast as it decodes or, with
+`--realtime`, at its own frame rate. A reader thread keeps only the newest
+frame of a live source (a camera, a stream, a file with `--realtime`), so a
+verdict never queues behind stale frames: when the analysis is slower than
+the source, frames are dropped, not delayed. Each update analyses the last
+`--window` frames taken (at most `--sample-fps` a second of media time) with
+the detection service's own `VideoAnalyzer` (the ingest's detection, tracks,
+person rule and crops, the version's operating point), so its verdict, tiers
+and per-person tracks are those `detect` gives for the same frames; a track id
+holds within a window. The text output prints a line when the verdict or a
+person's tier changes; `--json` writes one JSON line per update:
+`{"media_time_s", "latency_s", "verdict", "fake_probability", "persons":
+[{"track_id", "fake_probability", "tier"}]}`, `latency_s` being the wall time
+from reading the newest frame used to the line. `--local` runs the model in
+this process (`--model-dir`, `--runtime` as for `detect`). The detection
+service has no frame route yet, so `--service` says so and exits.
+"""
+
+import argparse
+import collections
+import contextlib
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+
+LIVE_HELP = "a rolling verdict on a camera, a stream or a file as it plays (--local)"
+NO_FRAME_ROUTE = (
+    "The detection service has no live frame route yet (/v1/live is not built): run `live --local` to analyse "
+    "the frames in this process."
+)
+FILE_FPS = 30.0  # a file that states no frame rate plays at this one
+Frame = Tuple[int, float, float, object]  # (index, media time s, wall time read, BGR image)
+
+
+def open_source(source: str):  # noqa: ANN201 - a cv2.VideoCapture
+    """A camera index, a stream URL or a file, opened by OpenCV; raises ValueError when it cannot be."""
+    import cv2
+
+    capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    if not capture.isOpened():
+        raise ValueError(f"Cannot open {source!r}: not a camera index, a stream OpenCV reads, or a video file")
+    return capture
+
+
+class FrameReader:
+    """Reads a source on a thread. Live (a camera, a stream, `--realtime`): only the newest frame waits, older
+    ones are dropped. Not live (a file read as fast as it goes): every frame waits its turn."""
+
+    def __init__(self, capture, live: bool, fps: float = 0.0, paced: bool = False):  # noqa: ANN001 - VideoCapture
+        """`fps` > 0 (a file): media time is the frame's index over it, and `paced` plays it at that rate; else
+        (a camera, a stream) media time is the wall time since the first frame."""
+        self.capture, self.live, self.fps, self.paced = capture, live, fps, paced
+        self.frames: queue.Queue[Optional[Frame]] = queue.Queue(maxsize=1)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        started, index = time.monotonic(), 0
+        try:
+            while not self.stopped.is_set():
+                if self.paced:
+                    time.sleep(max(0.0, started + index / self.fps - time.monotonic()))
+                ok, image = self.capture.read()
+                if not ok:
+                    break
+                now = time.monotonic()
+                media_time = index / self.fps if self.fps else now - started
+                self._offer((index, media_time, now, image))
+                index += 1
+        finally:
+            self._offer(None)
+
+    def _offer(self, frame: Optional[Frame]) -> None:
+        while not self.stopped.is_set():
+            if self.live and self.frames.full():
+                with contextlib.suppress(queue.Empty):  # the consumer took it meanwhile: put below
+                    self.frames.get_nowait()
+            try:
+                self.frames.put(frame, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            frame = self.frames.get()
+            if frame is None:
+                return
+            yield frame
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        self.capture.release()
+
+
+class RememberingDetector:
+    """A face detector that detects each frame once: consecutive windows share all but their newest frame, so
+    an update runs the detector on that frame alone and takes the others' faces from memory (frames that left
+    the window are forgotten). Tracks, the person rule and crops still run over the whole window."""
+
+    def __init__(self, detector):  # noqa: ANN001 - a FaceDetector
+        self.detector = detector
+        self.faces: Dict[int, list] = {}
+
+    def detect(self, frames: Sequence, frame_indices: Sequence[int]) -> List[list]:
+        new = [position for position, index in enumerate(frame_indices) if index not in self.faces]
+        found = self.detector.detect([frames[p] for p in new], [frame_indices[p] for p in new])
+        for position, faces in zip(new, found, strict=True):
+            self.faces[frame_indices[position]] = faces
+        self.faces = {index: self.faces[index] for index in frame_indices}
+        return [self.faces[index] for index in frame_indices]
+
+
+class RememberingModel:
+    """A face model that scores each crop once: the faces of the frames consecutive windows share are the same
+    crops (same detections, same bytes), so only the newest frame's faces reach the model. The model is
+    deterministic, so a remembered score is the score it would give again."""
+
+    def __init__(self, model, remembered: int = 256):  # noqa: ANN001 - an InProcessModel or an EdgeModel
+        self.model, self.remembered = model, remembered
+        self.scores: Dict[bytes, float] = collections.OrderedDict()
+        self.version, self.point = None, None
+
+    def predict(self, images: Sequence[bytes]):  # noqa: ANN201 - a tf_serving.Prediction
+        import numpy as np
+
+        from serving.client.tf_serving import Prediction
+
+        new = list(dict.fromkeys(image for image in images if image not in self.scores))
+        if new:
+            prediction = self.model.predict(new)
+            self.version, self.point = prediction.model_version, prediction.operating_point
+            self.scores.update(zip(new, (float(p) for p in prediction.probabilities), strict=True))
+        for image in images:
+            self.scores.move_to_end(image)
+        while len(self.scores) > self.remembered:
+            self.scores.popitem(last=False)
+        return Prediction(np.array([self.scores[image] for image in images]), self.version, self.point)
+
+    def explain(self, images: Sequence[bytes]):  # noqa: ANN201
+        return self.model.explain(images)
+
+
+def person_rows(verdict, point, rule: str) -> List[dict]:  # noqa: ANN001 - a Verdict, an OperatingPoint
+    """Each person of a window's verdict: its calibrated P(fake) and tier at the version's point."""
+    from deepfake_detection.evaluation import video_scores
+    from serving.service.video_analysis import decide
+
+    scores: Dict[int, List[float]] = collections.defaultdict(list)
+    for face in verdict.faces:
+        scores[face.track_id].append(face.fake_probability)
+    rows = []
+    for track_id, values in sorted(scores.items()):
+        tier, probability, _ = decide(video_scores.aggregate(values, rule), point)
+        rows.append({"track_id": track_id, "fake_probability": _rounded(probability), "tier": tier})
+    return rows
+
+
+def _rounded(value: Optional[float]) -> Optional[float]:
+    return None if value is None else round(value, 4)
+
+
+def updates(reader: FrameReader, analyzer, point, window: int, sample_fps: float) -> Iterator[dict]:  # noqa: ANN001
+    """One update per frame taken: the verdict of the last `window` frames taken, at most `sample_fps` a second
+    of media time; persons are read at the hand-set point (`--threshold`), else at the version's `point`."""
+    from deepfake_detection.ingest.sampling import SampledFrame
+
+    frames: Deque[SampledFrame] = collections.deque(maxlen=window)
+    newest_read, last_taken = 0.0, None
+    for index, media_time, read_at, image in reader:
+        if last_taken is not None and media_time - last_taken < 1.0 / sample_fps - 1e-6:  # float-safe
+            continue
+        last_taken, newest_read = media_time, read_at
+        frames.append(SampledFrame(index, media_time, image))
+        verdict = analyzer.analyse_frames(list(frames))
+        yield {
+            "media_time_s": round(media_time, 3),
+            "latency_s": round(time.monotonic() - newest_read, 4),
+            "verdict": verdict.verdict,
+            "fake_probability": _rounded(verdict.fake_probability),
+            "persons": person_rows(verdict, analyzer.point or point, analyzer.rule),
+        }
+
+
+def _probability(value: Optional[float]) -> str:
+    return "" if value is None else f" {value:.2f}"
+
+
+def text_line(update: dict) -> str:
+    """An update for people: media time, verdict, each person's tier, latency."""
+    persons = ", ".join(
+        f"person {p['track_id']}: {p['tier']}{_probability(p['fake_probability'])}" for p in update["persons"]
+    )
+    return (
+        f"{update['media_time_s']:8.2f} s  {update['verdict']}{_probability(update['fake_probability'])}"
+        f"{'  ' + persons if persons else ''}  [latency {update['latency_s']:.2f} s]"
+    )
+
+
+def _tiers(update: dict) -> tuple:
+    return update["verdict"], tuple((p["track_id"], p["tier"]) for p in update["persons"])
+
+
+def live_analyzer(model_dir: str, settings_overrides: dict, runtime: str):  # noqa: ANN201 - a VideoAnalyzer
+    """`detect --local`'s analyzer that detects each frame and scores each face once (`RememberingDetector`,
+    `RememberingModel`)."""
+    from deepfake_detection.ingest.detector import FaceDetector
+    from serving.client.detect import local_video_analyzer
+    from serving.service.settings import ServiceSettings
+
+    detector = FaceDetector.from_config(ServiceSettings(**settings_overrides).ingest_config())
+    analyzer = local_video_analyzer(model_dir, settings_overrides, runtime, RememberingDetector(detector))
+    analyzer.model = RememberingModel(analyzer.model)
+    return analyzer
+
+
+def live(args: argparse.Namespace) -> int:
+    if not args.local:
+        print(NO_FRAME_ROUTE, file=sys.stderr)
+        return 2
+    import cv2
+
+    from serving.client.detect import resolve_model_dir, runtime_problem
+    from serving.client.runtimes import read_operating_point
+
+    problem = runtime_problem(args.runtime, args.local)
+    model_dir, error = resolve_model_dir(args.model_dir, args.serving_dir)
+    if problem or error:
+        print(problem or error, file=sys.stderr)
+        return 2
+    overrides = {"rule": args.rule, "threshold": args.threshold, "real_threshold": args.real_threshold}
+    try:
+        analyzer = live_analyzer(model_dir, overrides, args.runtime)
+        capture = open_source(args.source)
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    is_file = os.path.isfile(args.source)
+    fps = (capture.get(cv2.CAP_PROP_FPS) or FILE_FPS) if is_file else 0.0
+    reader = FrameReader(capture, live=not is_file or args.realtime, fps=fps, paced=is_file and args.realtime)
+    shown = None
+    # Ctrl-C ends a live session; the updates so far are printed.
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            for update in updates(reader, analyzer, read_operating_point(model_dir), args.window, args.sample_fps):
+                if args.json:
+                    print(json.dumps(update), flush=True)
+                elif _tiers(update) != shown:
+                    print(text_line(update), flush=True)
+                shown = _tiers(update)
+                if args.max_seconds and update["media_time_s"] >= args.max_seconds:
+                    break
+        finally:
+            reader.close()
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    from serving.client.cli import RAW, add_runtime_argument
+    from serving.client.detect import DEFAULT_SERVICE, DEFAULT_SERVING_DIR
+
+    command = commands.add_parser("live", help=LIVE_HELP, description=__doc__, formatter_class=RAW)
+    command.add_argument("source", help="a camera index (0), a stream URL, or a video file")
+    command.add_argument("--local", action="store_true", help="analyse in this process")
+    command.add_argument("--service", default=os.environ.get("DEEPFAKE_SERVICE", DEFAULT_SERVICE))
+    command.add_argument("--model-dir", help="with --local: the model version to use (default: see --serving-dir)")
+    command.add_argument("--serving-dir", default=DEFAULT_SERVING_DIR, help="as for detect")
+    add_runtime_argument(command)
+    command.add_argument("--realtime", action="store_true", help="play a file at its own frame rate, as a stream")
+    command.add_argument("--window", type=int, default=8, help="frames each rolling verdict is read over")
+    command.add_argument("--sample-fps", type=float, default=5.0, help="frames taken a second of media, at most")
+    command.add_argument("--rule", default="mean", help="mean, confident or confidence_weighted")
+    command.add_argument("--threshold", type=float, help="override the version's point, as for detect")
+    command.add_argument("--real-threshold", type=float, help="override the version's point, as for detect")
+    command.add_argument("--max-seconds", type=float, default=0.0, help="stop after this much media time (0: never)")
+    command.add_argument("--json", action="store_true", help="one JSON line per update")
+    command.set_defaults(run=live)
