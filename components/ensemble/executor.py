@@ -74,9 +74,18 @@ class Executor(base_executor.BaseExecutor):
         locator = mean_map(located) if located else None
         export.export_saved_model(ensemble, os.path.join(model.uri, export.SERVING_DIR), fitted=fitted, locator=locator)
         export.save_keras(ensemble, model.uri, locator)
-        present = artifact_utils.decode_split_names(examples.split_names)
-        splits = {s: [os.path.join(artifact_utils.get_split_uri([examples], s), "*")] for s in present}
+        splits = _split_patterns(input_dict["examples"])
         checked = {s: splits[s] for s in edge.CHECK_SPLITS if s in splits}
         serving_dir = os.path.join(model.uri, export.SERVING_DIR)
         edge.write_checked_exports(ensemble, serving_dir, splits[contract.TRAIN_SPLIT], checked)
         export.write_eval_metrics(model.uri, summary)
+
+
+def _split_patterns(examples: List[types.Artifact]) -> Dict[str, List[str]]:
+    """{split: the file patterns of that split in every examples artifact (span) of the window that has it}."""
+    patterns: Dict[str, List[str]] = {}
+    for artifact in examples:
+        for split in artifact_utils.decode_split_names(artifact.split_names):
+            uri = artifact_utils.get_split_uri([artifact], split)
+            patterns.setdefault(split, []).append(os.path.join(uri, "*"))
+    return patterns
