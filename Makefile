@@ -65,6 +65,9 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/fair_share_bench.py
 	$(VENV)/bin/python bench/hostile_probe.py
 	$(VENV)/bin/python bench/edge_bench.py
+	$(VENV)/bin/python bench/continuous_bench.py
+	$(VENV)/bin/python bench/warm_start_bench.py
+	$(VENV)/bin/python bench/fault_probe.py
 	$(if $(and $(MODEL),$(EXAMPLES)),$(VENV)/bin/python bench/generalisation_bench.py --model $(MODEL) --examples $(EXAMPLES))
 	$(if $(and $(MODEL),$(VIDEOS)),$(VENV)/bin/python bench/verdict_bench.py --model-dir $(MODEL) --videos $(VIDEOS))
 	$(if $(and $(TRAINER_MODEL),$(SAMPLE_SETS)),$(VENV)/bin/python bench/explain_bench.py --model-uri $(TRAINER_MODEL) --videos $(SAMPLE_SETS))

@@ -15,10 +15,10 @@ the ingest of a run costs what its new videos cost, so about the span's share
 of the folder); and the drift line of each run (goal: span 3 flagged, span 2
 not). `--probe` reruns the drift check with every threshold near zero and
 prints each feature's distance, to choose the thresholds in
-schemas/drift_config.pbtxt. `--warm-start` adds the comparison of warm and
-fresh starts over the same spans (`warm_start_figures`).
+schemas/drift_config.pbtxt. Warm against fresh starts over spans is
+bench/warm_start_bench.py's.
 
-    python bench/continuous_bench.py [--videos-per-span 8] [--seconds 1.0] [--probe] [--warm-start]
+    python bench/continuous_bench.py [--videos-per-span 8] [--seconds 1.0] [--probe]
 """
 
 import json
@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import _common
 
@@ -134,21 +134,11 @@ def probe_config():  # noqa: ANN201 - a DistributionValidatorConfig
     return config
 
 
-def warm_start_figures(data_root: str, seeds: int) -> Optional[dict]:
-    """Hook of the warm-start comparison over the same spans: warm against fresh start over `seeds` seeds
-    (epochs and wall time to reach the fresh model's eval AUC). Issue 41's warm-start work fills it; until then
-    it measures nothing and the bench says so."""
-    del data_root, seeds
-    return None
-
-
 def main() -> None:
     parser = BENCH.parser(__doc__)
     parser.add_argument("--videos-per-span", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=1.0, help="length of each video")
     parser.add_argument("--probe", action="store_true", help="report every feature's drift distance")
-    parser.add_argument("--warm-start", action="store_true", help="also compare warm and fresh starts")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds of the warm-start comparison")
     args = BENCH.parse_args(parser)
     from pipeline.runners import flags
 
@@ -171,9 +161,6 @@ def main() -> None:
                 flush=True,
             )
         figures = report(runs)
-        if args.warm_start:
-            figures["warm_start"] = warm_start_figures(spans_root, args.seeds)
-            print("Warm start:", figures["warm_start"] or "not measured yet (warm_start_figures)")
     BENCH.write(args, figures)
 
 
