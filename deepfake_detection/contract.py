@@ -134,3 +134,9 @@ EDGE_FILES = {
 RUNTIMES = (RUNTIME_SAVEDMODEL, *EDGE_FILES)
 # TF Serving's folder for a version's extra files (warm-up requests, operating point, model card).
 ASSETS_EXTRA_DIR = "assets.extra"
+
+# What drift between the newest span and the previous one does (`--on-drift`): the run summary says it (`warn`), or
+# the run stops before training (`block`).
+ON_DRIFT_WARN = "warn"
+ON_DRIFT_BLOCK = "block"
+ON_DRIFT_CHOICES = (ON_DRIFT_WARN, ON_DRIFT_BLOCK)

@@ -53,7 +53,7 @@ LOCATOR_EPOCHS = 12
 # `block` (the run stops before training).
 SPAN_PATTERN = "span-{SPAN}"
 TRAIN_SPANS = 4
-ON_DRIFT = "warn"
+ON_DRIFT = contract.ON_DRIFT_WARN
 # Each Trainer starts from the latest blessed model of its backbone when the architecture matches (warm start,
 # `models/warm_start.py`) and then trains this many epochs (its locator too, at most its own epochs); a fresh start
 # trains the whole recipe. Measured against fresh starts in docs/warm-start.md.

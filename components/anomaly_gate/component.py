@@ -15,7 +15,7 @@ from tfx.orchestration import data_types
 from tfx.types import component_spec, standard_artifacts
 
 from components.anomaly_gate import executor
-from components.anomaly_gate.gate import ON_DRIFT_WARN
+from deepfake_detection import contract
 
 
 class DataValidationResult(types.Artifact):
@@ -45,7 +45,7 @@ class AnomalyGate(base_component.BaseComponent):
         anomalies: types.BaseChannel,
         drift: Optional[types.BaseChannel] = None,
         baseline_statistics: Optional[types.BaseChannel] = None,
-        on_drift: Union[str, data_types.RuntimeParameter] = ON_DRIFT_WARN,
+        on_drift: Union[str, data_types.RuntimeParameter] = contract.ON_DRIFT_WARN,
     ):
         """`drift`: DistributionValidator's anomalies, with the `baseline_statistics` it compared against."""
         spec = AnomalyGateSpec(

@@ -13,15 +13,13 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from components.anomaly_gate.gate import (
-    ON_DRIFT_BLOCK,
-    ON_DRIFT_CHOICES,
-    ON_DRIFT_WARN,
     DataAnomaliesError,
     DataDriftError,
     anomaly_messages,
     drift_line,
     drifted_features,
 )
+from deepfake_detection import contract
 
 RESULT_FILE_NAME = "validation_result.json"
 # Where DistributionValidator writes the anomalies of each (statistics split, baseline split) pair.
@@ -67,9 +65,9 @@ class Executor(base_executor.BaseExecutor):
         output_dict: Dict[str, List[types.Artifact]],
         exec_properties: Dict[str, Any],
     ) -> None:
-        on_drift = exec_properties.get("on_drift") or ON_DRIFT_WARN
-        if on_drift not in ON_DRIFT_CHOICES:
-            raise ValueError(f"on_drift={on_drift!r}: expected one of {ON_DRIFT_CHOICES}")
+        on_drift = exec_properties.get("on_drift") or contract.ON_DRIFT_WARN
+        if on_drift not in contract.ON_DRIFT_CHOICES:
+            raise ValueError(f"on_drift={on_drift!r}: expected one of {contract.ON_DRIFT_CHOICES}")
         anomalies = load_anomalies(artifact_utils.get_single_instance(input_dict["anomalies"]))
         messages = anomaly_messages(anomalies)
         drift: Optional[dict] = None
@@ -84,5 +82,5 @@ class Executor(base_executor.BaseExecutor):
             raise DataAnomaliesError(messages)
         line = drift_line(drift)
         logging.info("Data validation passed for splits %s; %s", sorted(anomalies), line)
-        if on_drift == ON_DRIFT_BLOCK and drift and drift["features"]:
+        if on_drift == contract.ON_DRIFT_BLOCK and drift and drift["features"]:
             raise DataDriftError(line)

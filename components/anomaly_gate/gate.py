@@ -5,10 +5,6 @@ from typing import Dict, List, Optional
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-ON_DRIFT_WARN = "warn"
-ON_DRIFT_BLOCK = "block"
-ON_DRIFT_CHOICES = (ON_DRIFT_WARN, ON_DRIFT_BLOCK)
-
 # TFDV's drift reasons read "... is 0.52 (up to six significant digits), above the threshold 0.1."
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"
 _DISTANCE = re.compile(rf" is {_NUMBER} .*above the threshold {_NUMBER}")

@@ -3,7 +3,7 @@
 import argparse
 from typing import List, Optional
 
-from deepfake_detection import defaults
+from deepfake_detection import contract, defaults
 from deepfake_detection.evaluation import video_scores
 
 
@@ -38,8 +38,6 @@ def add_span_pattern_flag(parser: argparse.ArgumentParser) -> None:
 
 def add_span_flags(parser: argparse.ArgumentParser) -> None:
     """Continuous training's flags: the span folders of the data root, the window of spans, what drift does."""
-    from components.anomaly_gate.gate import ON_DRIFT_CHOICES
-
     add_span_pattern_flag(parser)
     parser.add_argument(
         "--train-spans", type=int, default=defaults.TRAIN_SPANS, help="spans training and evaluation read"
@@ -47,7 +45,7 @@ def add_span_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--on-drift",
         default=defaults.ON_DRIFT,
-        choices=ON_DRIFT_CHOICES,
+        choices=contract.ON_DRIFT_CHOICES,
         help="drift of the newest span from the previous one: warn (the summary says it) or block (stop)",
     )
 
