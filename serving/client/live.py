@@ -28,7 +28,7 @@ import queue
 import sys
 import threading
 import time
-from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Deque, Iterator, Optional, Tuple
 
 LIVE_HELP = "a rolling verdict on a camera, a stream or a file as it plays (--local)"
 NO_FRAME_ROUTE = (
@@ -102,93 +102,20 @@ class FrameReader:
         self.capture.release()
 
 
-class RememberingDetector:
-    """A face detector that detects each frame once: consecutive windows share all but their newest frame, so
-    an update runs the detector on that frame alone and takes the others' faces from memory (frames that left
-    the window are forgotten). Tracks, the person rule and crops still run over the whole window."""
-
-    def __init__(self, detector):  # noqa: ANN001 - a FaceDetector
-        self.detector = detector
-        self.faces: Dict[int, list] = {}
-
-    def detect(self, frames: Sequence, frame_indices: Sequence[int]) -> List[list]:
-        new = [position for position, index in enumerate(frame_indices) if index not in self.faces]
-        found = self.detector.detect([frames[p] for p in new], [frame_indices[p] for p in new])
-        for position, faces in zip(new, found, strict=True):
-            self.faces[frame_indices[position]] = faces
-        self.faces = {index: self.faces[index] for index in frame_indices}
-        return [self.faces[index] for index in frame_indices]
-
-
-class RememberingModel:
-    """A face model that scores each crop once: the faces of the frames consecutive windows share are the same
-    crops (same detections, same bytes), so only the newest frame's faces reach the model. The model is
-    deterministic, so a remembered score is the score it would give again."""
-
-    def __init__(self, model, remembered: int = 256):  # noqa: ANN001 - an InProcessModel or an EdgeModel
-        self.model, self.remembered = model, remembered
-        self.scores: Dict[bytes, float] = collections.OrderedDict()
-        self.version, self.point = None, None
-
-    def predict(self, images: Sequence[bytes]):  # noqa: ANN201 - a tf_serving.Prediction
-        import numpy as np
-
-        from serving.client.tf_serving import Prediction
-
-        new = list(dict.fromkeys(image for image in images if image not in self.scores))
-        if new:
-            prediction = self.model.predict(new)
-            self.version, self.point = prediction.model_version, prediction.operating_point
-            self.scores.update(zip(new, (float(p) for p in prediction.probabilities), strict=True))
-        for image in images:
-            self.scores.move_to_end(image)
-        while len(self.scores) > self.remembered:
-            self.scores.popitem(last=False)
-        return Prediction(np.array([self.scores[image] for image in images]), self.version, self.point)
-
-    def explain(self, images: Sequence[bytes]):  # noqa: ANN201
-        return self.model.explain(images)
-
-
-def person_rows(verdict, point, rule: str) -> List[dict]:  # noqa: ANN001 - a Verdict, an OperatingPoint
-    """Each person of a window's verdict: its calibrated P(fake) and tier at the version's point."""
-    from deepfake_detection.evaluation import video_scores
-    from serving.service.video_analysis import decide
-
-    scores: Dict[int, List[float]] = collections.defaultdict(list)
-    for face in verdict.faces:
-        scores[face.track_id].append(face.fake_probability)
-    rows = []
-    for track_id, values in sorted(scores.items()):
-        tier, probability, _ = decide(video_scores.aggregate(values, rule), point)
-        rows.append({"track_id": track_id, "fake_probability": _rounded(probability), "tier": tier})
-    return rows
-
-
-def _rounded(value: Optional[float]) -> Optional[float]:
-    return None if value is None else round(value, 4)
-
-
 def updates(reader: FrameReader, analyzer, point, window: int, sample_fps: float) -> Iterator[dict]:  # noqa: ANN001
     """One update per frame taken: the verdict of the last `window` frames taken, at most `sample_fps` a second
     of media time; persons are read at the hand-set point (`--threshold`), else at the version's `point`."""
     from deepfake_detection.ingest.sampling import SampledFrame
+    from serving.service.live_window import window_update
 
     frames: Deque[SampledFrame] = collections.deque(maxlen=window)
-    newest_read, last_taken = 0.0, None
+    last_taken = None
     for index, media_time, read_at, image in reader:
         if last_taken is not None and media_time - last_taken < 1.0 / sample_fps - 1e-6:  # float-safe
             continue
-        last_taken, newest_read = media_time, read_at
+        last_taken = media_time
         frames.append(SampledFrame(index, media_time, image))
-        verdict = analyzer.analyse_frames(list(frames))
-        yield {
-            "media_time_s": round(media_time, 3),
-            "latency_s": round(time.monotonic() - newest_read, 4),
-            "verdict": verdict.verdict,
-            "fake_probability": _rounded(verdict.fake_probability),
-            "persons": person_rows(verdict, analyzer.point or point, analyzer.rule),
-        }
+        yield window_update(analyzer, frames, read_at, point)
 
 
 def _probability(value: Optional[float]) -> str:
@@ -215,12 +142,11 @@ def live_analyzer(model_dir: str, settings_overrides: dict, runtime: str):  # no
     `RememberingModel`)."""
     from deepfake_detection.ingest.detector import FaceDetector
     from serving.client.detect import local_video_analyzer
+    from serving.service.live_window import remembering_analyzer
     from serving.service.settings import ServiceSettings
 
     detector = FaceDetector.from_config(ServiceSettings(**settings_overrides).ingest_config())
-    analyzer = local_video_analyzer(model_dir, settings_overrides, runtime, RememberingDetector(detector))
-    analyzer.model = RememberingModel(analyzer.model)
-    return analyzer
+    return remembering_analyzer(local_video_analyzer(model_dir, settings_overrides, runtime, detector), detector)
 
 
 def live(args: argparse.Namespace) -> int:

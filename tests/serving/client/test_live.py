@@ -30,7 +30,7 @@ def _check_update(update: dict) -> None:
     assert set(update) == UPDATE_KEYS and update["latency_s"] >= 0
     assert update["verdict"] in ("fake", "uncertain", "real", "no_face")
     for person in update["persons"]:
-        assert set(person) == {"track_id", "fake_probability", "tier"}
+        assert set(person) == {"track_id", "fake_probability", "tier", "box"} and len(person["box"]) == 4
 
 
 def test_a_file_without_realtime_is_read_whole_at_the_sample_rate(edge_model, video, capsys):
@@ -101,7 +101,7 @@ def test_the_service_and_an_unopenable_source_say_why(edge_model, tmp_path, caps
 def test_each_frame_is_detected_once_across_the_windows_that_share_it(video):
     from deepfake_detection.ingest.detector import FaceDetector
     from deepfake_detection.ingest.ingest_config import IngestConfig
-    from serving.client.live import RememberingDetector
+    from serving.service.live_window import RememberingDetector
 
     detector = FaceDetector.from_config(IngestConfig())
     seen = []
@@ -125,8 +125,8 @@ def test_each_frame_is_detected_once_across_the_windows_that_share_it(video):
 
 
 def test_each_face_is_scored_once_and_scores_as_the_model_does(edge_model):
-    from serving.client.live import RememberingModel
     from serving.client.runtimes import EdgeModel
+    from serving.service.live_window import RememberingModel
     from tests.helpers import face_crops
 
     model = EdgeModel(edge_model, contract.RUNTIME_TFLITE_FP16)
