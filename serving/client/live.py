@@ -27,13 +27,14 @@ newest waits here.
 import argparse
 import collections
 import contextlib
+import functools
 import json
 import os
 import queue
 import sys
 import threading
 import time
-from typing import Deque, Iterator, Optional, Tuple
+from typing import Callable, Deque, Iterator, Optional, Tuple
 
 LIVE_HELP = "a rolling verdict on a camera, a stream or a file as it plays"
 FILE_FPS = 30.0  # a file that states no frame rate plays at this one
@@ -198,8 +199,9 @@ def live_analyzer(model_dir: str, settings_overrides: dict, runtime: str):  # no
     return remembering_analyzer(local_video_analyzer(model_dir, settings_overrides, runtime, detector), detector)
 
 
-def local_updates(args: argparse.Namespace, reader: FrameReader) -> Iterator[dict]:
-    """`--local`'s updates; ValueError for a model, runtime or setting it cannot use."""
+def local_updates(args: argparse.Namespace) -> Callable[[FrameReader], Iterator[dict]]:
+    """`--local`'s updates of a reader, the model loaded first (a stream does not wait for it); ValueError for a
+    model, runtime or setting it cannot use."""
     from serving.client.detect import resolve_model_dir, runtime_problem
     from serving.client.runtimes import read_operating_point
 
@@ -208,8 +210,8 @@ def local_updates(args: argparse.Namespace, reader: FrameReader) -> Iterator[dic
     if problem or error:
         raise ValueError(problem or error)
     overrides = {"rule": args.rule, "threshold": args.threshold, "real_threshold": args.real_threshold}
-    analyzer = live_analyzer(model_dir, overrides, args.runtime)
-    return updates(reader, analyzer, read_operating_point(model_dir), args.window, args.sample_fps)
+    analyzer, point = live_analyzer(model_dir, overrides, args.runtime), read_operating_point(model_dir)
+    return lambda reader: updates(reader, analyzer, point, args.window, args.sample_fps)
 
 
 def open_reader(args: argparse.Namespace) -> FrameReader:
@@ -223,6 +225,16 @@ def open_reader(args: argparse.Namespace) -> FrameReader:
 
 def live(args: argparse.Namespace) -> int:
     try:
+        if args.local:
+            stream = local_updates(args)
+        else:
+            stream = functools.partial(
+                service_updates,
+                service=args.service,
+                api_key=args.api_key,
+                window=args.window,
+                sample_fps=args.sample_fps,
+            )
         reader = open_reader(args)
     except ValueError as e:
         print(str(e), file=sys.stderr)
@@ -231,11 +243,7 @@ def live(args: argparse.Namespace) -> int:
     # Ctrl-C ends a live session; the updates so far are printed.
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            if args.local:
-                stream = local_updates(args, reader)
-            else:
-                stream = service_updates(reader, args.service, args.api_key, args.window, args.sample_fps)
-            for update in stream:
+            for update in stream(reader):
                 if args.json:
                     print(json.dumps(update), flush=True)
                 elif _tiers(update) != shown:
@@ -243,7 +251,7 @@ def live(args: argparse.Namespace) -> int:
                 shown = _tiers(update)
                 if args.max_seconds and update["media_time_s"] >= args.max_seconds:
                     break
-        except (ValueError, LiveRouteError) as e:
+        except LiveRouteError as e:
             print(str(e), file=sys.stderr)
             return 2
         finally:
