@@ -25,6 +25,7 @@ another, so only the newest waits and latency does not build up.
 import asyncio
 import collections
 import contextlib
+import logging
 import struct
 import time
 from typing import Any, Deque, Optional, Tuple
@@ -175,4 +176,7 @@ async def _analyse(
             update = e.document()
         except ServingError as e:
             update = FrameError("model_server", model_server_message(e)).document()
+        except Exception:  # noqa: BLE001 - one window's failure is answered; the socket and service go on
+            logging.exception("A live window could not be analysed")
+            update = FrameError("analysis_failed", "this window could not be analysed").document()
         await websocket.send_json(update)
