@@ -29,7 +29,6 @@ import logging
 import struct
 import time
 from typing import Any, Deque, Optional, Tuple
-from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -41,7 +40,7 @@ from deepfake_detection.ingest.sampling import SampledFrame
 from serving.client.tf_serving import ServingError
 from serving.service.analysis import DetectionService, model_server_message
 from serving.service.auth import bearer_key
-from serving.service.http_guard import host_name
+from serving.service.http_guard import site_refusal
 from serving.service.live_window import remembering_analyzer, window_update
 from serving.service.media import KIND_IMAGE, MediaError, check_declared_pixels, classify
 
@@ -94,21 +93,12 @@ def _offered_key(websocket: WebSocket) -> Tuple[str, Optional[str]]:
     return bearer_key(websocket.headers.get("authorization")), None
 
 
-def _foreign(websocket: WebSocket, hosts: frozenset) -> bool:
-    """The site guard's rule on an upgrade: a `Host` it may not answer, or a page of another site."""
-    host = websocket.headers.get("host", "")
-    if "*" not in hosts and host_name(host) not in hosts:
-        return True
-    origin = websocket.headers.get("origin")
-    return origin is not None and urlsplit(origin).netloc.lower() != host.strip().lower()
-
-
 def add_live_route(app: FastAPI, service: DetectionService) -> None:
     hosts = frozenset(service.settings.allowed_hosts)
 
     @app.websocket(LIVE_PATH)
     async def live(websocket: WebSocket, window: int = DEFAULT_WINDOW) -> None:
-        if service.keys is None and _foreign(websocket, hosts):
+        if service.keys is None and site_refusal(hosts, websocket.headers, changes_state=True):
             await websocket.close(POLICY_VIOLATION, "this host name or another site's page may not connect")
             return
         key, subprotocol = _offered_key(websocket)
