@@ -38,6 +38,8 @@ SERVING = [
     "scipy==1.12.0",
     "Jinja2==3.1.6",
     "pillow==12.3.0",
+    # uvicorn's WebSocket protocol (the /v1/live route) and `live --service`'s client.
+    "websockets==16.1.1",
 ]
 # The SavedModel in this process: `detect --local` and the local model server.
 LOCAL = ["tensorflow==2.16.2", "tensorflow-serving-api==2.16.1"]

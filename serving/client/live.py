@@ -13,28 +13,30 @@ and per-person tracks are those `detect` gives for the same frames; a track id
 holds within a window. The text output prints a line when the verdict or a
 person's tier changes; `--json` writes one JSON line per update:
 `{"media_time_s", "latency_s", "verdict", "fake_probability", "persons":
-[{"track_id", "fake_probability", "tier"}]}`, `latency_s` being the wall time
-from reading the newest frame used to the line. `--local` runs the model in
-this process (`--model-dir`, `--runtime` as for `detect`). The detection
-service has no frame route yet, so `--service` says so and exits.
+[{"track_id", "fake_probability", "tier", "box"}]}`, `latency_s` being the
+wall time from reading the newest frame used to the line, `box` the person's
+face `[x, y, w, h]` in the newest frame of the window it was seen in.
+`--local` runs the model in this process (`--model-dir`, `--runtime` as for
+`detect`); otherwise each frame taken goes, as a JPEG, to the detection
+service's `/v1/live` WebSocket route (`--service`, `--api-key`), whose updates
+print the same way. A frame is sent once the previous one's update is back,
+so the service analyses each frame taken and, from a live source, only the
+newest waits here.
 """
 
 import argparse
 import collections
 import contextlib
+import functools
 import json
 import os
 import queue
 import sys
 import threading
 import time
-from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Iterator, Optional, Tuple
 
-LIVE_HELP = "a rolling verdict on a camera, a stream or a file as it plays (--local)"
-NO_FRAME_ROUTE = (
-    "The detection service has no live frame route yet (/v1/live is not built): run `live --local` to analyse "
-    "the frames in this process."
-)
+LIVE_HELP = "a rolling verdict on a camera, a stream or a file as it plays"
 FILE_FPS = 30.0  # a file that states no frame rate plays at this one
 Frame = Tuple[int, float, float, object]  # (index, media time s, wall time read, BGR image)
 
@@ -102,93 +104,68 @@ class FrameReader:
         self.capture.release()
 
 
-class RememberingDetector:
-    """A face detector that detects each frame once: consecutive windows share all but their newest frame, so
-    an update runs the detector on that frame alone and takes the others' faces from memory (frames that left
-    the window are forgotten). Tracks, the person rule and crops still run over the whole window."""
-
-    def __init__(self, detector):  # noqa: ANN001 - a FaceDetector
-        self.detector = detector
-        self.faces: Dict[int, list] = {}
-
-    def detect(self, frames: Sequence, frame_indices: Sequence[int]) -> List[list]:
-        new = [position for position, index in enumerate(frame_indices) if index not in self.faces]
-        found = self.detector.detect([frames[p] for p in new], [frame_indices[p] for p in new])
-        for position, faces in zip(new, found, strict=True):
-            self.faces[frame_indices[position]] = faces
-        self.faces = {index: self.faces[index] for index in frame_indices}
-        return [self.faces[index] for index in frame_indices]
-
-
-class RememberingModel:
-    """A face model that scores each crop once: the faces of the frames consecutive windows share are the same
-    crops (same detections, same bytes), so only the newest frame's faces reach the model. The model is
-    deterministic, so a remembered score is the score it would give again."""
-
-    def __init__(self, model, remembered: int = 256):  # noqa: ANN001 - an InProcessModel or an EdgeModel
-        self.model, self.remembered = model, remembered
-        self.scores: Dict[bytes, float] = collections.OrderedDict()
-        self.version, self.point = None, None
-
-    def predict(self, images: Sequence[bytes]):  # noqa: ANN201 - a tf_serving.Prediction
-        import numpy as np
-
-        from serving.client.tf_serving import Prediction
-
-        new = list(dict.fromkeys(image for image in images if image not in self.scores))
-        if new:
-            prediction = self.model.predict(new)
-            self.version, self.point = prediction.model_version, prediction.operating_point
-            self.scores.update(zip(new, (float(p) for p in prediction.probabilities), strict=True))
-        for image in images:
-            self.scores.move_to_end(image)
-        while len(self.scores) > self.remembered:
-            self.scores.popitem(last=False)
-        return Prediction(np.array([self.scores[image] for image in images]), self.version, self.point)
-
-    def explain(self, images: Sequence[bytes]):  # noqa: ANN201
-        return self.model.explain(images)
-
-
-def person_rows(verdict, point, rule: str) -> List[dict]:  # noqa: ANN001 - a Verdict, an OperatingPoint
-    """Each person of a window's verdict: its calibrated P(fake) and tier at the version's point."""
-    from deepfake_detection.evaluation import video_scores
-    from serving.service.video_analysis import decide
-
-    scores: Dict[int, List[float]] = collections.defaultdict(list)
-    for face in verdict.faces:
-        scores[face.track_id].append(face.fake_probability)
-    rows = []
-    for track_id, values in sorted(scores.items()):
-        tier, probability, _ = decide(video_scores.aggregate(values, rule), point)
-        rows.append({"track_id": track_id, "fake_probability": _rounded(probability), "tier": tier})
-    return rows
-
-
-def _rounded(value: Optional[float]) -> Optional[float]:
-    return None if value is None else round(value, 4)
+def taken(reader: FrameReader, sample_fps: float) -> Iterator[Frame]:
+    """The frames of `reader` taken for analysis: at most `sample_fps` a second of media time."""
+    last_taken = None
+    for frame in reader:
+        if last_taken is not None and frame[1] - last_taken < 1.0 / sample_fps - 1e-6:  # float-safe
+            continue
+        last_taken = frame[1]
+        yield frame
 
 
 def updates(reader: FrameReader, analyzer, point, window: int, sample_fps: float) -> Iterator[dict]:  # noqa: ANN001
     """One update per frame taken: the verdict of the last `window` frames taken, at most `sample_fps` a second
     of media time; persons are read at the hand-set point (`--threshold`), else at the version's `point`."""
     from deepfake_detection.ingest.sampling import SampledFrame
+    from serving.service.live_window import window_update
 
     frames: Deque[SampledFrame] = collections.deque(maxlen=window)
-    newest_read, last_taken = 0.0, None
-    for index, media_time, read_at, image in reader:
-        if last_taken is not None and media_time - last_taken < 1.0 / sample_fps - 1e-6:  # float-safe
-            continue
-        last_taken, newest_read = media_time, read_at
+    for index, media_time, read_at, image in taken(reader, sample_fps):
         frames.append(SampledFrame(index, media_time, image))
-        verdict = analyzer.analyse_frames(list(frames))
-        yield {
-            "media_time_s": round(media_time, 3),
-            "latency_s": round(time.monotonic() - newest_read, 4),
-            "verdict": verdict.verdict,
-            "fake_probability": _rounded(verdict.fake_probability),
-            "persons": person_rows(verdict, analyzer.point or point, analyzer.rule),
-        }
+        yield window_update(analyzer, frames, read_at, point)
+
+
+class LiveRouteError(Exception):
+    """The service closed the live socket or refused it: the message says why (its close code and reason)."""
+
+
+def live_url(service: str, window: int) -> str:
+    """The `/v1/live` WebSocket URL of a service's HTTP(S) base URL."""
+    base = service.rstrip("/")
+    scheme = "wss" if base.startswith("https://") else "ws"
+    return f"{scheme}://{base.split('://', 1)[-1]}/v1/live?window={window}"
+
+
+def service_updates(
+    reader: FrameReader, service: str, api_key: Optional[str], window: int, sample_fps: float
+) -> Iterator[dict]:
+    """The service's update for each frame taken, sent as a JPEG over `/v1/live` once the previous update is
+    back; `latency_s` is measured here, from reading the frame to its update's arrival. A frame the service
+    refuses is reported on stderr and skipped; a closed socket raises LiveRouteError."""
+    import struct
+
+    import cv2
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        with connect(live_url(service, window), additional_headers=headers, max_size=None) as socket:
+            for _, media_time, read_at, image in taken(reader, sample_fps):
+                socket.send(struct.pack(">d", media_time) + cv2.imencode(".jpg", image)[1].tobytes())
+                update = json.loads(socket.recv())
+                if "error" in update:
+                    print(f"{media_time:8.2f} s  refused: {update['error']['message']}", file=sys.stderr)
+                    continue
+                yield {**update, "latency_s": round(time.monotonic() - read_at, 4)}
+    except ConnectionClosed as e:
+        closed = e.rcvd
+        raise LiveRouteError(
+            f"The service closed the live socket: {closed.code} {closed.reason}" if closed else str(e)
+        ) from None
+    except (InvalidStatus, OSError) as e:
+        raise LiveRouteError(f"Cannot open {live_url(service, window)}: {e}") from None
 
 
 def _probability(value: Optional[float]) -> str:
@@ -215,43 +192,58 @@ def live_analyzer(model_dir: str, settings_overrides: dict, runtime: str):  # no
     `RememberingModel`)."""
     from deepfake_detection.ingest.detector import FaceDetector
     from serving.client.detect import local_video_analyzer
+    from serving.service.live_window import remembering_analyzer
     from serving.service.settings import ServiceSettings
 
     detector = FaceDetector.from_config(ServiceSettings(**settings_overrides).ingest_config())
-    analyzer = local_video_analyzer(model_dir, settings_overrides, runtime, RememberingDetector(detector))
-    analyzer.model = RememberingModel(analyzer.model)
-    return analyzer
+    return remembering_analyzer(local_video_analyzer(model_dir, settings_overrides, runtime, detector), detector)
 
 
-def live(args: argparse.Namespace) -> int:
-    if not args.local:
-        print(NO_FRAME_ROUTE, file=sys.stderr)
-        return 2
-    import cv2
-
+def local_updates(args: argparse.Namespace) -> Callable[[FrameReader], Iterator[dict]]:
+    """`--local`'s updates of a reader, the model loaded first (a stream does not wait for it); ValueError for a
+    model, runtime or setting it cannot use."""
     from serving.client.detect import resolve_model_dir, runtime_problem
     from serving.client.runtimes import read_operating_point
 
     problem = runtime_problem(args.runtime, args.local)
     model_dir, error = resolve_model_dir(args.model_dir, args.serving_dir)
     if problem or error:
-        print(problem or error, file=sys.stderr)
-        return 2
+        raise ValueError(problem or error)
     overrides = {"rule": args.rule, "threshold": args.threshold, "real_threshold": args.real_threshold}
+    analyzer, point = live_analyzer(model_dir, overrides, args.runtime), read_operating_point(model_dir)
+    return lambda reader: updates(reader, analyzer, point, args.window, args.sample_fps)
+
+
+def open_reader(args: argparse.Namespace) -> FrameReader:
+    import cv2
+
+    capture = open_source(args.source)
+    is_file = os.path.isfile(args.source)
+    fps = (capture.get(cv2.CAP_PROP_FPS) or FILE_FPS) if is_file else 0.0
+    return FrameReader(capture, live=not is_file or args.realtime, fps=fps, paced=is_file and args.realtime)
+
+
+def live(args: argparse.Namespace) -> int:
     try:
-        analyzer = live_analyzer(model_dir, overrides, args.runtime)
-        capture = open_source(args.source)
+        if args.local:
+            stream = local_updates(args)
+        else:
+            stream = functools.partial(
+                service_updates,
+                service=args.service,
+                api_key=args.api_key,
+                window=args.window,
+                sample_fps=args.sample_fps,
+            )
+        reader = open_reader(args)
     except ValueError as e:
         print(str(e), file=sys.stderr)
         return 2
-    is_file = os.path.isfile(args.source)
-    fps = (capture.get(cv2.CAP_PROP_FPS) or FILE_FPS) if is_file else 0.0
-    reader = FrameReader(capture, live=not is_file or args.realtime, fps=fps, paced=is_file and args.realtime)
     shown = None
     # Ctrl-C ends a live session; the updates so far are printed.
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            for update in updates(reader, analyzer, read_operating_point(model_dir), args.window, args.sample_fps):
+            for update in stream(reader):
                 if args.json:
                     print(json.dumps(update), flush=True)
                 elif _tiers(update) != shown:
@@ -259,6 +251,9 @@ def live(args: argparse.Namespace) -> int:
                 shown = _tiers(update)
                 if args.max_seconds and update["media_time_s"] >= args.max_seconds:
                     break
+        except LiveRouteError as e:
+            print(str(e), file=sys.stderr)
+            return 2
         finally:
             reader.close()
     return 0
@@ -272,6 +267,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     command.add_argument("source", help="a camera index (0), a stream URL, or a video file")
     command.add_argument("--local", action="store_true", help="analyse in this process")
     command.add_argument("--service", default=os.environ.get("DEEPFAKE_SERVICE", DEFAULT_SERVICE))
+    command.add_argument(
+        "--api-key", default=os.environ.get("DEEPFAKE_API_KEY"), help="the service's key (default: $DEEPFAKE_API_KEY)"
+    )
     command.add_argument("--model-dir", help="with --local: the model version to use (default: see --serving-dir)")
     command.add_argument("--serving-dir", default=DEFAULT_SERVING_DIR, help="as for detect")
     add_runtime_argument(command)

@@ -14,6 +14,8 @@ Routes:
     POST /v1/checks/<check_id>/feedback   {"label": "real"|"fake", "note": "..."}: the user's word on a verdict
     GET  /v1/model            the served model: versions, operating point, model card (JSON)
     GET  /v1/model/card       the served version's model card, as a page
+    WS   /v1/live             frames as binary messages (8 bytes of media time, then a JPEG or PNG): a
+                              rolling verdict per analysed window (serving/service/live_route.py)
     GET  /healthz, /readyz    process alive; model server reachable and the model AVAILABLE
     GET  /metrics             Prometheus: requests, latencies, verdicts, errors by kind (with keys: an admin
                               key; or on a port of its own, --metrics-port)
@@ -71,6 +73,7 @@ from serving.service.auth import KeyStore, bearer_key
 from serving.service.feedback import add_feedback_routes
 from serving.service.flags import settings_from_args
 from serving.service.http_guard import SecurityHeaders, SiteGuard, head_timeout_protocol
+from serving.service.live_route import add_live_route
 from serving.service.metrics import RequestMetrics
 from serving.service.routes import add_analysis_routes, add_status_routes, error_response
 from serving.service.settings import ServiceSettings
@@ -90,6 +93,7 @@ def create_app(service: DetectionService) -> FastAPI:
     add_analysis_routes(app, service)
     add_status_routes(app, service)
     add_feedback_routes(app, service)
+    add_live_route(app, service)
     return app
 
 

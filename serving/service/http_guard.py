@@ -101,17 +101,32 @@ class SiteGuard:
         await self.app(scope, receive, send)
 
     def refusal(self, method: str, headers: Headers) -> Optional[JSONResponse]:
-        host = headers.get("host", "")
-        if "*" not in self.hosts and host_name(host) not in self.hosts:
+        refused = site_refusal(self.hosts, headers, changes_state=method not in SAFE_METHODS)
+        if refused == BAD_HOST:
             message = "this service does not answer to that host name (start it with --allowed-hosts to add one)"
-            return _refused("bad_host", message, 400)
-        if method in SAFE_METHODS:
-            return None
-        origin = headers.get("origin")
-        cross_site = headers.get("sec-fetch-site") == "cross-site"
-        if cross_site or (origin is not None and urlsplit(origin).netloc.lower() != host.strip().lower()):
-            return _refused("cross_origin", "a page of another site may not send this request", 403)
+            return _refused(BAD_HOST, message, 400)
+        if refused == CROSS_ORIGIN:
+            return _refused(CROSS_ORIGIN, "a page of another site may not send this request", 403)
         return None
+
+
+BAD_HOST = "bad_host"
+CROSS_ORIGIN = "cross_origin"
+
+
+def site_refusal(hosts: frozenset, headers: Headers, changes_state: bool) -> Optional[str]:
+    """Why the site guard refuses a request without keys: `bad_host` (a `Host` it may not answer), or, for a
+    request that changes state (a WebSocket too), `cross_origin` (a page of another site sent it); else None."""
+    host = headers.get("host", "")
+    if "*" not in hosts and host_name(host) not in hosts:
+        return BAD_HOST
+    if not changes_state:
+        return None
+    origin = headers.get("origin")
+    cross_site = headers.get("sec-fetch-site") == "cross-site"
+    if cross_site or (origin is not None and urlsplit(origin).netloc.lower() != host.strip().lower()):
+        return CROSS_ORIGIN
+    return None
 
 
 def _refused(kind: str, message: str, status: int) -> JSONResponse:

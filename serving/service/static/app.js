@@ -333,6 +333,104 @@ async function loadHistory() {
   }
 }
 
+// Camera mode: the camera's frames go, a few a second, as JPEGs over the /v1/live WebSocket (8 bytes of media
+// time, then the image), one at a time: the next once the previous one's update is back, so nothing queues. Each
+// update's rolling verdict is shown under the video and each person's face box, coloured by tier, over it. A
+// browser cannot set headers on a WebSocket: the key goes as the subprotocols ["bearer", key].
+const CAMERA_FPS = 4;
+const CAMERA_WINDOW = 8;
+const TIER_COLOURS = { fake: "#c62828", uncertain: "#b26a00", real: "#2e7d32" };
+let camera = null;
+
+async function startCamera() {
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
+  } catch (error) {
+    $("camera-status").textContent = `No camera: ${error.message}`;
+    return;
+  }
+  const video = $("camera-video");
+  video.srcObject = stream;
+  await video.play();
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/v1/live?window=${CAMERA_WINDOW}`, key ? ["bearer", key] : []);
+  const grab = document.createElement("canvas");
+  const started = performance.now();
+  camera = { stream, socket, timer: null, waiting: false, updates: 0 };
+  $("camera").hidden = false;
+  $("camera-start").hidden = true;
+  $("camera-stop").hidden = false;
+  $("camera-status").textContent = "Connecting…";
+  const sendFrame = () => {
+    if (camera.waiting || socket.readyState !== WebSocket.OPEN || !video.videoWidth) return;
+    camera.waiting = true;
+    grab.width = video.videoWidth;
+    grab.height = video.videoHeight;
+    grab.getContext("2d").drawImage(video, 0, 0);
+    const header = new DataView(new ArrayBuffer(8));
+    header.setFloat64(0, (performance.now() - started) / 1000);
+    grab.toBlob((jpeg) => socket.send(new Blob([header, jpeg])), "image/jpeg", 0.85);
+  };
+  socket.onopen = () => {
+    $("camera-status").textContent = "Live";
+    camera.timer = setInterval(sendFrame, 1000 / CAMERA_FPS);
+  };
+  socket.onmessage = (event) => {
+    camera.waiting = false;
+    const update = JSON.parse(event.data);
+    if (update.error) $("camera-status").textContent = `Frame refused: ${update.error.message}`;
+    else showLive(update, grab.width, grab.height);
+  };
+  socket.onclose = async (event) => {
+    const refusedKey = event.code === 1008 && event.reason.includes("key");
+    stopCamera(event.reason ? `Closed: ${event.reason}` : "Stopped");
+    if (refusedKey) {
+      sessionStorage.removeItem(KEY_STORAGE);
+      await askForKey(key !== null);
+      startCamera();
+    }
+  };
+}
+
+function showLive(update, width, height) {
+  camera.updates += 1;
+  const line = $("camera-verdict");
+  const probability = update.fake_probability === null ? "" : ` ${update.fake_probability.toFixed(2)}`;
+  line.textContent = `${update.verdict.replace("_", " ")}${probability}`;
+  line.className = `live-verdict verdict-${update.verdict}`;
+  line.dataset.updates = String(camera.updates);
+  const overlay = $("camera-overlay");
+  overlay.width = width;
+  overlay.height = height;
+  const context = overlay.getContext("2d");
+  context.lineWidth = Math.max(2, width / 200);
+  context.font = `${Math.max(12, width / 40)}px system-ui, sans-serif`;
+  for (const person of update.persons) {
+    const [x, y, w, h] = person.box;
+    context.strokeStyle = context.fillStyle = TIER_COLOURS[person.tier] || "#6b7280";
+    context.strokeRect(x, y, w, h);
+    const score = person.fake_probability === null ? "" : ` ${person.fake_probability.toFixed(2)}`;
+    context.fillText(`person ${person.track_id}: ${person.tier}${score}`, x, Math.max(12, y - 4));
+  }
+}
+
+function stopCamera(status) {
+  if (!camera) return;
+  clearInterval(camera.timer);
+  camera.stream.getTracks().forEach((track) => track.stop());
+  if (camera.socket.readyState <= WebSocket.OPEN) camera.socket.close();
+  camera = null;
+  $("camera").hidden = true;
+  $("camera-start").hidden = false;
+  $("camera-stop").hidden = true;
+  $("camera-status").textContent = status;
+}
+
+$("camera-start").addEventListener("click", startCamera);
+$("camera-stop").addEventListener("click", () => stopCamera("Stopped"));
+
 const drop = $("drop");
 drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));

@@ -14,7 +14,6 @@ import pytest
 from deepfake_detection import contract
 from deepfake_detection.ingest.readers import read_dataset
 from pipeline_runner import main
-from serving.client.live import NO_FRAME_ROUTE
 from tests.helpers import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -30,7 +29,7 @@ def _check_update(update: dict) -> None:
     assert set(update) == UPDATE_KEYS and update["latency_s"] >= 0
     assert update["verdict"] in ("fake", "uncertain", "real", "no_face")
     for person in update["persons"]:
-        assert set(person) == {"track_id", "fake_probability", "tier"}
+        assert set(person) == {"track_id", "fake_probability", "tier", "box"} and len(person["box"]) == 4
 
 
 def test_a_file_without_realtime_is_read_whole_at_the_sample_rate(edge_model, video, capsys):
@@ -90,9 +89,63 @@ def test_a_stream_served_by_another_process(edge_model, video, capsys):
     assert times == sorted(times)
 
 
-def test_the_service_and_an_unopenable_source_say_why(edge_model, tmp_path, capsys):
-    assert main(["live", "0"]) == 2
-    assert NO_FRAME_ROUTE in capsys.readouterr().err
+def _taken_times(video: str, sample_fps: float) -> list:
+    capture = cv2.VideoCapture(video)
+    fps, frames = capture.get(cv2.CAP_PROP_FPS), int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    return [round(i / fps, 3) for i in range(0, frames, round(fps / sample_fps))]
+
+
+@pytest.fixture
+def live_service(edge_model, tmp_path):
+    """The detection service on loopback, its model the edge model's ONNX export run in its process."""
+    from serving.client.runtimes import load_model
+    from serving.service.analysis import DetectionService
+    from serving.service.settings import ServiceSettings
+    from tests.serving.helpers import serving_on_loopback
+
+    def start(**overrides):
+        settings = ServiceSettings(history_url=f"sqlite:///{tmp_path}/history.sqlite", **overrides)
+        service = DetectionService(settings, model=load_model(edge_model, contract.RUNTIME_ONNX))
+        return service, serving_on_loopback(service)
+
+    return start
+
+
+def _live(*arguments: str) -> subprocess.CompletedProcess:
+    """`live` in its own process (uvicorn's logging, set up in this one, must not write to pytest's capture)."""
+    command = [sys.executable, "-m", "pipeline_runner", "live", *arguments]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_live_service_prints_the_routes_updates_as_local_does(live_service, video):
+    service, serving = live_service()
+    with serving as url:
+        done = _live("--service", url, "--sample-fps", "5", "--json", video)
+    service.close()
+    assert done.returncode == 0, done.stderr
+    updates = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [u["media_time_s"] for u in updates] == _taken_times(video, 5)
+    for update in updates:
+        _check_update(update)
+    assert any(update["persons"] for update in updates)
+    assert service.admission.admitted == 0
+
+
+def test_live_service_without_a_key_says_the_service_refused(live_service, video):
+    service, serving = live_service(auth="keys")
+    key = service.keys.create("alice")
+    with serving as url:
+        refused = _live("--service", url, "--max-seconds", "0.2", "--json", video)
+        allowed = _live("--service", url, "--api-key", key, "--max-seconds", "0.2", "--json", video)
+    service.close()
+    assert refused.returncode == 2 and "1008" in refused.stderr
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(allowed.stdout.splitlines()[0])["media_time_s"] == 0.0
+
+
+def test_an_unreachable_service_and_an_unopenable_source_say_why(edge_model, video, tmp_path, capsys):
+    assert main(["live", "--service", f"http://127.0.0.1:{free_port()}", video]) == 2
+    assert "Cannot open ws://127.0.0.1" in capsys.readouterr().err
     missing = str(tmp_path / "nothing.mp4")
     assert main(["live", "--local", "--model-dir", edge_model, missing]) == 2
     assert "Cannot open" in capsys.readouterr().err
@@ -101,7 +154,7 @@ def test_the_service_and_an_unopenable_source_say_why(edge_model, tmp_path, caps
 def test_each_frame_is_detected_once_across_the_windows_that_share_it(video):
     from deepfake_detection.ingest.detector import FaceDetector
     from deepfake_detection.ingest.ingest_config import IngestConfig
-    from serving.client.live import RememberingDetector
+    from serving.service.live_window import RememberingDetector
 
     detector = FaceDetector.from_config(IngestConfig())
     seen = []
@@ -125,8 +178,8 @@ def test_each_frame_is_detected_once_across_the_windows_that_share_it(video):
 
 
 def test_each_face_is_scored_once_and_scores_as_the_model_does(edge_model):
-    from serving.client.live import RememberingModel
     from serving.client.runtimes import EdgeModel
+    from serving.service.live_window import RememberingModel
     from tests.helpers import face_crops
 
     model = EdgeModel(edge_model, contract.RUNTIME_TFLITE_FP16)
