@@ -101,7 +101,7 @@ def test_the_readme_is_short_and_shows_the_main_commands():
         text = f.read()
     assert len(text.splitlines()) <= README_MAX_LINES
     for command in (
-        ("pipeline_runner.py", "serve"),
+        ("-m", "pipeline_runner", "serve"),
         ("-m", "pipeline_runner", "service"),
         ("-m", "pipeline_runner", "detect"),
     ):
