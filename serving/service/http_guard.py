@@ -133,10 +133,11 @@ def _refused(kind: str, message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": {"kind": kind, "message": message}}, status_code=status)
 
 
-# The page's policy: its own scripts and styles only, face thumbnails as data: images, no framing by any site.
+# The page's policy: its own scripts and styles only, face thumbnails as data: images, the uploaded file read back
+# by the browser itself as a blob: (the frame under a face's map), no framing by any site.
 PAGE_POLICY = (
-    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
+    "default-src 'self'; img-src 'self' data: blob:; media-src blob:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
 )
 # FastAPI's /docs and /redoc load Swagger UI and ReDoc from jsdelivr and start them with an inline script.
 DOCS_POLICY = (

@@ -65,7 +65,7 @@ def test_page_uploads_a_video_and_shows_verdict_faces_and_timeline(service, samp
             }"""
         )
         assert painted > 20, "the frame itself should be drawn under the map, not a flat fill"
-        page.wait_for_function("document.querySelectorAll('#history tbody tr').length > 0")
+        page.wait_for_selector("#history tbody tr")
         assert os.path.basename(video) in page.inner_text("#history")
         os.makedirs(os.path.dirname(SCREENSHOT), exist_ok=True)
         page.screenshot(path=SCREENSHOT, full_page=True)
@@ -96,9 +96,9 @@ def test_wrong_verdict_control_sends_feedback_shown_in_the_history(service):
         page.check(".result .feedback input[value=fake]")
         page.fill(".result .feedback input[name=note]", "from the page")
         page.click(".result .feedback button")
-        page.wait_for_function("document.querySelector('.result .feedback-status').textContent.length > 0")
+        page.wait_for_selector(".result .feedback-status:not(:empty)")
         assert page.inner_text(".result .feedback-status") == "Thank you: recorded as fake."
-        page.wait_for_function("document.querySelector('#history tbody').innerText.includes('from the page')")
+        page.locator("#history tbody", has_text="from the page").wait_for()
         browser.close()
     [check] = [
         item for item in detection.history.page(50, 0)[0] if (item["feedback"] or {}).get("note") == "from the page"

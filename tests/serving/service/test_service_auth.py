@@ -249,13 +249,13 @@ def test_the_page_asks_for_a_key_keeps_it_in_session_storage_and_never_in_a_url(
         page.wait_for_selector("#key-section:not([hidden])", timeout=30_000)
         page.fill("#key", "dfk_wrong")
         page.click("#key-form button")
-        page.wait_for_function("document.getElementById('key-message').textContent.includes('refused')")
+        page.locator("#key-message", has_text="refused").wait_for()
         page.fill("#key", keys["alice"])
         page.click("#key-form button")
         page.wait_for_selector("#key-section", state="hidden", timeout=30_000)
         page.set_input_files("#picker", str(image))
         page.wait_for_selector(".result .verdict", timeout=120_000)
-        page.wait_for_function("document.querySelector('#history').innerText.includes('page-upload.jpg')")
+        page.locator("#history", has_text="page-upload.jpg").wait_for()
         assert page.evaluate("sessionStorage.getItem('deepfake-api-key')") == keys["alice"]
         assert page.evaluate("localStorage.length") == 0
         browser.close()
