@@ -23,6 +23,7 @@ import logging
 import os
 import pathlib
 import secrets
+import threading
 import unicodedata
 from typing import Any, Callable, Iterator, List, Mapping, Optional, Tuple
 
@@ -139,6 +140,8 @@ class Check:
 
 
 _MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
+# Alembic's migration context is global to the process: one thread at a time runs migrations.
+_MIGRATING = threading.Lock()
 # Key of the PostgreSQL advisory lock that lets one replica at a time run the migrations.
 _MIGRATION_LOCK = 0x6466_6873
 # Revisions that a database made before migrations (by create_all) already holds, by the table each added.
@@ -207,9 +210,11 @@ def migrate(engine: sa.Engine, revision: str = "head") -> None:
     """Brings the database to `revision` in one transaction; on PostgreSQL under an advisory lock.
 
     A database created before migrations existed is stamped with the
-    revisions its tables show, then upgraded, so no history is lost.
+    revisions its tables show, then upgraded, so no history is lost. Alembic's
+    `op` and `context` are one per process, so one thread migrates at a time
+    (a replay thread reconnecting while another history starts).
     """
-    with engine.begin() as connection:
+    with _MIGRATING, engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         alembic_config = _alembic_config(connection)
