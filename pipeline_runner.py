@@ -31,8 +31,8 @@ from serving.client import drift as client_drift
 from serving.client import feedback as client_feedback
 from serving.client import live
 from serving.model_server import cli as model_server_cli
+from serving.service import database
 from serving.service import flags as service_flags
-from serving.service import history
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(commands)
     service_flags.add_parser(commands)
     model_server_cli.add_parser(commands)
-    history.add_parser(commands)
+    database.add_parser(commands)
     client_cli.add_parsers(commands)
     client_feedback.add_parser(commands)
     client_drift.add_parser(commands)

@@ -41,7 +41,8 @@ import _common  # noqa: E402 - first: it puts this checkout's packages ahead of 
 from serving_bench import export_bench_model  # noqa: E402
 
 from serving.model_server import launch, model_config  # noqa: E402
-from serving.service.history import CHECKS, create_engine, engine_url  # noqa: E402
+from serving.service.database import create_engine
+from serving.service.history import CHECKS, engine_url  # noqa: E402
 
 BENCH = _common.Bench(
     "fault_probe",

@@ -26,7 +26,8 @@ from typing import List, Optional, Tuple
 
 import sqlalchemy as sa
 
-from serving.service.history import API_KEYS, create_engine, make_sqlite_folder, migrate
+from serving.service.database import create_engine, make_sqlite_folder, migrate
+from serving.service.history import API_KEYS
 
 KEY_PREFIX = "dfk"
 # Principals' names: what the history records as the owner of a check (64 characters at most, no spaces).

@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 
 import sqlalchemy as sa
 
-from serving.service.history import engine_url
+from serving.service.database import engine_url
 from tests.helpers import free_port
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from serving.service import auth, history
+from serving.service import auth, database, history
 from serving.service.flags import parse_args
 from serving.service.settings import auth_mode
 
@@ -87,8 +87,8 @@ def test_a_name_reused_after_revocation_is_a_new_principal_with_an_empty_history
 def test_keys_made_before_principal_ids_keep_their_history(tmp_path):
     """A database at revision 0003 recorded checks under names: after the migration its keys still own them."""
     url = f"sqlite:///{tmp_path}/history.sqlite"
-    engine = history.create_engine(url)
-    history.migrate(engine, "0003")
+    engine = database.create_engine(url)
+    database.migrate(engine, "0003")
     with engine.begin() as connection:
         connection.execute(
             sa.text(
@@ -97,7 +97,7 @@ def test_keys_made_before_principal_ids_keep_their_history(tmp_path):
             ),
             {"salt": bytes(32), "digest": bytes(32)},
         )
-    history.migrate(engine)
+    database.migrate(engine)
     with engine.connect() as connection:
         assert connection.execute(sa.select(history.API_KEYS.c.principal_id)).scalar_one() == "carol"
     engine.dispose()

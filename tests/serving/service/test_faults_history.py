@@ -15,7 +15,7 @@ import pytest
 import skimage.data
 import sqlalchemy as sa
 
-from serving.service import history, jobs
+from serving.service import database, history, jobs
 from serving.service.analysis import DetectionService
 from serving.service.history import Check, check_row
 from serving.service.settings import ServiceSettings
@@ -32,7 +32,7 @@ DATABASE_DETAILS = ("SELECT", "INSERT", "psycopg", "sqlalchemy", "127.0.0.1", "c
 def cut_off(url: str):
     """The database of `url` refuses connections, and loses the ones it had, for the block."""
     name = url.rsplit("/", 1)[1]
-    admin = sa.create_engine(history.engine_url(url.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(database.engine_url(url.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
         connection.execute(
@@ -56,7 +56,7 @@ def wait_for(condition, timeout_s: float = 30.0) -> bool:
 
 
 def check_ids(url: str) -> list:
-    engine = history.create_engine(url)
+    engine = database.create_engine(url)
     with engine.connect() as connection:
         ids = list(connection.execute(sa.select(history.CHECKS.c.check_id)).scalars())
     engine.dispose()

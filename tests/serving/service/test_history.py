@@ -9,10 +9,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from serving.service import history
+from serving.service import database, history
 
 # The newest revision in serving/service/migrations: what every start migrates to.
-HEAD = ScriptDirectory(str(history._MIGRATIONS)).get_current_head()
+HEAD = ScriptDirectory(str(database._MIGRATIONS)).get_current_head()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -24,10 +24,10 @@ def database_url(request, tmp_path):
 
 def test_migrations_build_the_schema_the_code_queries(database_url):
     store = history.History(database_url)
-    engine = history.create_engine(database_url)
+    engine = database.create_engine(database_url)
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), history.METADATA) == []
-    assert history.current_revision(engine) == HEAD
+    assert database.current_revision(engine) == HEAD
     store.close()
     engine.dispose()
 
@@ -56,7 +56,7 @@ COLUMNS_0001 = (
 
 def test_a_database_from_before_migrations_is_upgraded_and_keeps_its_rows(tmp_path):
     url = f"sqlite:///{tmp_path}/old.sqlite"
-    engine = history.create_engine(url)
+    engine = database.create_engine(url)
     # The checks table as create_all made it before migrations: without the columns later revisions added.
     old_checks = sa.Table(
         "checks", sa.MetaData(), *(c._copy() for c in history.CHECKS.columns if c.name in COLUMNS_0001)
@@ -72,7 +72,7 @@ def test_a_database_from_before_migrations_is_upgraded_and_keeps_its_rows(tmp_pa
     items, total = store.page(limit=10, offset=0)
     assert total == 1 and items[0]["file_name"] == "old.mp4" and len(items[0]["check_id"]) == 32
     store.save_job({"job_id": "new", "state": "queued"})
-    assert history.current_revision(engine) == HEAD
+    assert database.current_revision(engine) == HEAD
     store.close()
     engine.dispose()
 
@@ -94,13 +94,13 @@ def test_replicas_starting_together_migrate_one_at_a_time(postgres):
     for thread in threads:
         thread.join(60)
     assert errors == []
-    assert history.current_revision(history.create_engine(url)) == HEAD
+    assert database.current_revision(database.create_engine(url)) == HEAD
 
 
 def test_managed_database_urls_use_the_psycopg_driver():
-    assert history.engine_url("postgres://u:p@db:5432/h") == "postgresql+psycopg://u:p@db:5432/h"
-    assert history.engine_url("postgresql://db/h") == "postgresql+psycopg://db/h"
-    assert history.engine_url("sqlite:///h.sqlite") == "sqlite:///h.sqlite"
+    assert database.engine_url("postgres://u:p@db:5432/h") == "postgresql+psycopg://u:p@db:5432/h"
+    assert database.engine_url("postgresql://db/h") == "postgresql+psycopg://db/h"
+    assert database.engine_url("sqlite:///h.sqlite") == "sqlite:///h.sqlite"
 
 
 def test_file_names_with_nul_and_control_characters_are_stored_cleaned_on_every_database(database_url):
