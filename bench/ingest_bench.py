@@ -57,7 +57,7 @@ FRAMES_PER_VIDEO = 32
 
 def make_videos(folder: str) -> None:
     """Writes the bench videos as one DFDC part (metadata.json beside them), unless already there."""
-    from deepfake_detection import sample_data
+    from deepfake_detection import sample_data, sample_swaps
 
     if os.path.isfile(os.path.join(folder, "metadata.json")):
         return
@@ -73,8 +73,8 @@ def make_videos(folder: str) -> None:
         frames = scene.film()
         if manipulation:
             donor = faces[portraits[(people[0] + 5) % len(portraits)]]
-            swap = sample_data.draw_swap(manipulation, [donor], rng)
-            frames = [sample_data.manipulate(f, scene.landmarks_at(t), swap) for t, f in enumerate(frames)]
+            swap = sample_swaps.draw_swap(manipulation, [donor], rng)
+            frames = [sample_swaps.manipulate(f, scene.landmarks_at(t), swap) for t, f in enumerate(frames)]
         file_name = f"{name}.{container}"
         sample_data.write_video(os.path.join(folder, file_name), frames, 23, fps=FPS, codec=codec)
         metadata[file_name] = {"label": "FAKE" if manipulation else "REAL", "split": "train", "original": None}

@@ -6,7 +6,7 @@ import os
 import cv2
 import numpy as np
 
-from deepfake_detection import sample_data
+from deepfake_detection import sample_data, sample_swaps
 from deepfake_detection.ingest.readers import detect_layout, read_dataset
 
 
@@ -25,7 +25,7 @@ def test_layout_labels_and_links(sample_dataset):
     reals = {name for name, entry in metadata.items() if entry["label"] == "REAL"}
     assert len(fakes) == 2 and len(reals) == 2
     assert {entry["original"] for entry in fakes.values()} <= reals
-    assert {entry["manipulation"] for entry in fakes.values()} <= set(sample_data.MANIPULATIONS)
+    assert {entry["manipulation"] for entry in fakes.values()} <= set(sample_swaps.MANIPULATIONS)
     records = read_dataset(sample_dataset)
     assert len({r.source_id for r in records}) == 2
 
@@ -85,7 +85,7 @@ def test_same_seed_same_dataset(tmp_path):
 def test_the_changed_mask_covers_every_changed_pixel_of_each_kind_and_little_else():
     videos = sample_data.plan(16, seed=3, seconds=0.2)
     fakes = [v for v in videos if v.swap is not None]
-    assert {v.swap.kind for v in fakes} == set(sample_data.MANIPULATIONS)
+    assert {v.swap.kind for v in fakes} == set(sample_swaps.MANIPULATIONS)
     originals = {v.name: v for v in videos}
     for fake in fakes:
         t = 1
