@@ -84,7 +84,8 @@ def task_resources(args: argparse.Namespace) -> Dict[str, TaskResources]:
     """Resources by component id prefix: every training task (each backbone's Tuner and Trainer, the
     EnsembleTrainer) on GPUs, where Keras picks MirroredStrategy and mixed_float16; the ingest's pod sized for
     its Beam workers (one process per CPU with the direct preset)."""
-    from pipeline.pipeline import ENSEMBLE_TRAINER_ID, VIDEO_EXAMPLE_GEN_ID
+    from pipeline.data_nodes import VIDEO_EXAMPLE_GEN_ID
+    from pipeline.pipeline import ENSEMBLE_TRAINER_ID
 
     if args.trainer_gpus and not args.trainer_gpu_type:
         raise SystemExit("--trainer-gpus needs --trainer-gpu-type (e.g. nvidia-tesla-t4)")
@@ -192,7 +193,7 @@ def _bind_ingest_resources(spec: dict, resources: Dict[str, TaskResources]) -> N
     builds the driver hook and the executor container itself), so they are set on the compiled spec."""
     from google.protobuf import json_format
 
-    from pipeline.pipeline import VIDEO_EXAMPLE_GEN_ID
+    from pipeline.data_nodes import VIDEO_EXAMPLE_GEN_ID
 
     task = spec["root"]["dag"]["tasks"][VIDEO_EXAMPLE_GEN_ID]
     label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
